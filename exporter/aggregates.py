@@ -1,0 +1,155 @@
+"""The session counters as plain data, and the prometheus_client Collector that renders them.
+
+Plain dicts keep ingestion cheap (a dict increment, not a labelled-metric lookup) and let the
+state store persist and restore exactly what is rendered.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from .model import SessionRecord
+
+MAX_LABEL_LENGTH = 64
+OTHER = "other"
+
+
+@dataclass
+class SourceTotals:
+    """Counter values of one source; also used as the increment of one cycle."""
+
+    finished: dict[tuple[str, str], int] = field(default_factory=dict)   # (status, outcome)
+    duration_buckets: dict[str, list[int]] = field(default_factory=dict)  # outcome -> per-bucket counts, +Inf last
+    duration_sum: dict[str, float] = field(default_factory=dict)
+    warnings: float = 0.0
+    errors: int = 0
+    tokens: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)                 # model -> USD
+
+    def is_empty(self) -> bool:
+        return not self.finished
+
+    def add(self, other: SourceTotals) -> None:
+        for key, value in other.finished.items():
+            self.finished[key] = self.finished.get(key, 0) + value
+        for outcome, counts in other.duration_buckets.items():
+            mine = self.duration_buckets.setdefault(outcome, [0] * len(counts))
+            for i, count in enumerate(counts):
+                mine[i] += count
+        for outcome, value in other.duration_sum.items():
+            self.duration_sum[outcome] = self.duration_sum.get(outcome, 0.0) + value
+        self.warnings += other.warnings
+        self.errors += other.errors
+        for kind, value in other.tokens.items():
+            self.tokens[kind] = self.tokens.get(kind, 0.0) + value
+        for model, value in other.cost.items():
+            self.cost[model] = self.cost.get(model, 0.0) + value
+
+
+class LabelLimiter:
+    """Caps the distinct values of one upstream-supplied label; the rest become ``other``."""
+
+    def __init__(self, max_values: int, known: Iterable[str] = ()) -> None:
+        self.max_values = max_values
+        self.values: set[str] = set(known)
+
+    def __call__(self, value: str) -> str:
+        value = value[:MAX_LABEL_LENGTH]
+        if value in self.values:
+            return value
+        if len(self.values) >= self.max_values:
+            return OTHER
+        self.values.add(value)
+        return value
+
+
+class TotalsBuilder:
+    """Turns finished records into the increment of one source cycle."""
+
+    def __init__(self, buckets: tuple[float, ...], status_label: LabelLimiter, model_label: LabelLimiter) -> None:
+        self.buckets = buckets
+        self.status_label = status_label
+        self.model_label = model_label
+        self.totals = SourceTotals()
+
+    def add(self, record: SessionRecord) -> None:
+        assert record.outcome is not None
+        totals = self.totals
+        outcome = record.outcome.value
+        key = (self.status_label(record.status), outcome)
+        totals.finished[key] = totals.finished.get(key, 0) + 1
+        if record.duration_seconds is not None:
+            counts = totals.duration_buckets.setdefault(outcome, [0] * (len(self.buckets) + 1))
+            counts[bisect.bisect_left(self.buckets, record.duration_seconds)] += 1
+            totals.duration_sum[outcome] = totals.duration_sum.get(outcome, 0.0) + record.duration_seconds
+        totals.warnings += record.warnings
+        totals.errors += record.counts_as_error
+        for kind, value in record.tokens.items():
+            totals.tokens[kind] = totals.tokens.get(kind, 0.0) + value
+        if record.cost_usd is not None:
+            model = self.model_label(record.model or "unknown")
+            totals.cost[model] = totals.cost.get(model, 0.0) + record.cost_usd
+
+
+@dataclass
+class SourceView:
+    """What is rendered for one source: its totals and the active gauge."""
+
+    provider: str
+    totals: SourceTotals = field(default_factory=SourceTotals)
+    active: dict[str, int] = field(default_factory=dict)
+
+
+class SessionMetrics(Collector):
+    """Renders every configured source's aggregates at scrape time."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.sources: dict[str, SourceView] = {}
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        base = ["source", "provider"]
+        finished = CounterMetricFamily("agent_sessions_finished", "Sessions first seen in a terminal status, each once.",
+                                       labels=base + ["status", "outcome"])
+        active = GaugeMetricFamily("agent_sessions_active", "Sessions last seen in a non-terminal status.",
+                                   labels=base + ["status"])
+        duration = HistogramMetricFamily("agent_session_duration_seconds", "Duration of finished sessions.",
+                                         labels=base + ["outcome"])
+        warnings = CounterMetricFamily("agent_session_warnings", "Provider-reported warnings of finished sessions.",
+                                       labels=base)
+        errors = CounterMetricFamily("agent_session_errors", "Finished sessions with outcome error or timeout, "
+                                     "or with an error text.", labels=base)
+        tokens = CounterMetricFamily("agent_session_tokens", "Tokens of finished sessions.",
+                                     labels=base + ["token_type"])
+        cost = CounterMetricFamily("agent_session_cost_usd", "Cost of finished sessions in US dollars.",
+                                   labels=base + ["model"])
+        bounds = [floatToGoString(b) for b in self.buckets] + ["+Inf"]
+        for name, view in list(self.sources.items()):
+            labels = [name, view.provider]
+            totals = view.totals
+            for (status, outcome), value in sorted(totals.finished.items()):
+                finished.add_metric(labels + [status, outcome], value)
+            for status, value in sorted(view.active.items()):
+                active.add_metric(labels + [status], value)
+            for outcome, counts in sorted(totals.duration_buckets.items()):
+                cumulative, running = [], 0
+                for bound, count in zip(bounds, counts):
+                    running += count
+                    cumulative.append((bound, running))
+                duration.add_metric(labels + [outcome], cumulative, totals.duration_sum.get(outcome, 0.0))
+            warnings.add_metric(labels, totals.warnings)
+            errors.add_metric(labels, totals.errors)
+            for kind, value in sorted(totals.tokens.items()):
+                tokens.add_metric(labels + [kind], value)
+            for model, value in sorted(totals.cost.items()):
+                cost.add_metric(labels + [model], value)
+        yield from (finished, active, duration, warnings, errors, tokens, cost)

@@ -1,0 +1,111 @@
+"""Command line: ``python -m exporter --config PATH [--listen HOST:PORT] [--once] [--check-config] [--demo]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import AsyncIterator, Sequence
+
+import structlog
+from aiohttp import web
+
+from . import __version__
+from .app import Exporter
+from .config import Config, ConfigError, load_config, parse_listen
+from .demo.runner import demo_config, running_simulators
+from .demo.server import Simulators
+from .logs import configure_logging
+from .server import make_app
+
+log = structlog.get_logger()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="agent-session-exporter",
+                                     description="Prometheus exporter for AI-agent and LLM-workflow session metrics.")
+    parser.add_argument("--config", help="path to the YAML config file")
+    parser.add_argument("--listen", help="HOST:PORT to serve /metrics on (overrides the config's listen)")
+    parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
+    parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", choices=["json", "logfmt"], help="default: json, logfmt on a terminal")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    args = parser.parse_args(argv)
+    if not args.config and not args.demo:
+        parser.error("--config is required (or --demo)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level, None if args.log_format is None else args.log_format == "json")
+    try:
+        config = load_config(args.config) if args.config else None
+        if args.listen:
+            parse_listen(args.listen, "--listen")
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        if config is not None:
+            print(f"config OK: {len(config.sources)} sources ({', '.join(s.name for s in config.sources)})")
+        return 0
+    try:
+        return asyncio.run(_run(args, config))
+    except KeyboardInterrupt:
+        return 0
+
+
+@contextlib.asynccontextmanager
+async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncIterator[Config]:
+    if config is not None:
+        yield config
+        return
+    simulators = Simulators()
+    simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
+    async with running_simulators(simulators, tick_every=1.0) as base_url:
+        log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
+        yield demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5)
+
+
+async def _run(args: argparse.Namespace, config: Config | None) -> int:
+    async with _config_for(args, config) as cfg:
+        exporter = Exporter(cfg)
+        await exporter.open()
+        try:
+            if args.once:
+                results = await exporter.run_once()
+                sys.stdout.buffer.write(exporter.render_metrics())
+                sys.stdout.flush()
+                return 0 if all(results.values()) else 1
+            return await _serve(exporter, args.listen or cfg.listen)
+        finally:
+            await exporter.close()
+
+
+async def _serve(exporter: Exporter, listen: str) -> int:
+    host, port = parse_listen(listen, "listen")
+    runner = web.AppRunner(make_app(exporter), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen", listen=listen, error=exc.strerror)
+        await runner.cleanup()
+        return 1
+    bound = runner.addresses[0]
+    log.info("listening", url=f"http://{bound[0]}:{bound[1]}/metrics", sources=list(exporter.collectors))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    exporter.start()
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    return 0

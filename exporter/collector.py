@@ -1,0 +1,197 @@
+"""Per-source polling loop: window, dedup, pending sessions, one committed delta per cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+import structlog
+
+from .aggregates import LabelLimiter, SourceView, TotalsBuilder
+from .config import SourceConfig
+from .http_client import AuthRefused, UpstreamError
+from .model import Phase, SessionRecord
+from .providers import PendingRef, PollResult, PollWindow, Provider
+from .providers.base import InvalidPage
+from .selfmetrics import SourceSelfMetrics
+from .state import CycleDelta, PendingSession, SourceState, Store
+
+_PHASE_RANK = {Phase.ACTIVE: 0, Phase.SETTLING: 1, Phase.FINISHED: 2}
+SETTLING_STATUS = "running"
+
+
+class SourceCollector:
+    """Polls one source on its interval and keeps its aggregates exact.
+
+    A session is counted once, when first seen in a terminal status: the ids counted inside the
+    overlap window are remembered, and the window's cutoff only moves forward, so an id that
+    falls out of the window can never be read again.
+    """
+
+    def __init__(self, source: SourceConfig, provider: Provider, store: Store, view: SourceView,
+                 metrics: SourceSelfMetrics, buckets: tuple[float, ...],
+                 clock: Callable[[], float] = time.time, on_change: Callable[[], None] = lambda: None) -> None:
+        self.source = source
+        self.provider = provider
+        self.store = store
+        self.metrics = metrics
+        self.buckets = buckets
+        self.clock = clock
+        self.on_change = on_change
+        self.log = structlog.get_logger(source=source.name, provider=source.provider)
+        self.state: SourceState = store.load(source.name)
+        self.view = view
+        view.totals = self.state.totals
+        view.active = self.state.active_by_status()
+        self.status_label = LabelLimiter(source.max_label_values, {s for s, _ in self.state.totals.finished})
+        self.model_label = LabelLimiter(source.max_label_values, self.state.totals.cost)
+        self._unknown_seen: set[str] = set()
+        if (line := provider.describe()):
+            self.log.info(line)
+        self.last_result = "not polled yet"
+        self.last_success: float | None = None
+        self._update_gauges()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Cycle every ``interval`` seconds (measured from cycle start) until ``stop`` is set."""
+        while not stop.is_set():
+            started = time.monotonic()
+            await self.run_cycle()
+            delay = max(0.0, self.source.interval - (time.monotonic() - started))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def run_cycle(self) -> bool:
+        """One poll; on success, commit the delta and only then change the in-memory aggregates."""
+        started = time.monotonic()
+        now = self.clock()
+        state = self.state
+        floor = state.floor if state.floor is not None else now - self.source.initial_lookback
+        cutoff = max(floor, state.watermark - self.source.overlap) if state.watermark is not None else floor
+        stale = tuple(PendingRef(sid, p.key_time) for sid, p in state.pending.items() if p.key_time < cutoff)
+        ok = False
+        try:
+            result = await self.provider.poll(PollWindow(since=cutoff, stale_pending=stale))
+            delta = self._build_delta(result, now, floor, cutoff)
+            self.store.commit(self.source.name, delta)
+        except AuthRefused as exc:
+            self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
+        except InvalidPage as exc:
+            self.metrics.m.invalid_records.labels(*self.metrics.labels, "invalid_page").inc()
+            self._fail("upstream page has the wrong shape", exc)
+        except UpstreamError as exc:
+            self._fail("upstream request failed", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one source's bug must not stop the others
+            self._fail("collection cycle failed", exc, unexpected=True)
+        else:
+            delta.apply_to(state)
+            self._report(result, delta)
+            ok = True
+        finally:
+            self.metrics.m.collect_duration.labels(*self.metrics.labels).observe(time.monotonic() - started)
+            self.on_change()
+        return ok
+
+    def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:
+        self.metrics.m.source_up.labels(*self.metrics.labels).set(0)
+        self.last_result = f"error: {exc}"
+        log = self.log.error if unexpected else self.log.warning
+        log(message, error=str(exc), error_type=type(exc).__name__)
+
+    def _report(self, result: PollResult, delta: CycleDelta) -> None:
+        m, labels = self.metrics.m, self.metrics.labels
+        for reason, count in result.invalid.items():
+            m.invalid_records.labels(*labels, reason).inc(count)
+        m.source_up.labels(*labels).set(1)
+        self.last_success = self.clock()
+        m.last_success.labels(*labels).set(self.last_success)
+        self.view.active = self.state.active_by_status()
+        self._update_gauges()
+        finished = sum(delta.increments.finished.values())
+        self.last_result = f"ok: {len(result.records)} records, {finished} newly finished, {len(self.state.pending)} active"
+        self.log.debug("cycle done", records=len(result.records), finished=finished, pending=len(self.state.pending))
+
+    def _update_gauges(self) -> None:
+        self.metrics.m.pending.labels(*self.metrics.labels).set(len(self.state.pending))
+        self.metrics.m.tracked_ids.labels(*self.metrics.labels).set(len(self.state.counted))
+
+    def _build_delta(self, result: PollResult, now: float, floor: float, cutoff: float) -> CycleDelta:
+        state = self.state
+        builder = TotalsBuilder(self.buckets, self.status_label, self.model_label)
+        delta = CycleDelta(floor=floor, watermark=state.watermark, increments=builder.totals)
+        newest = state.watermark
+        for record in _latest_by_id(result.records):
+            sid = record.session_id
+            if sid in state.counted:
+                continue
+            pending = state.pending.get(sid)
+            if record.key_time < cutoff and pending is None:
+                continue  # outside the window and not ours to track
+            clamped = min(record.key_time, now)
+            newest = clamped if newest is None else max(newest, clamped)
+            if not record.known_status:
+                self._note_unknown_status(record, pending)
+            if record.phase is Phase.SETTLING:
+                reference = (pending.end_seen_at if pending and pending.end_time == record.finished_at
+                             and pending.end_seen_at is not None else min(now, record.finished_at or now))
+                if now - reference < self.source.settle_after:
+                    delta.pending_upsert[sid] = PendingSession(record.key_time, SETTLING_STATUS,
+                                                               pending.first_seen if pending else now,
+                                                               record.finished_at, reference)
+                    continue
+            elif record.phase is Phase.ACTIVE:
+                delta.pending_upsert[sid] = PendingSession(record.key_time, record.status[:64],
+                                                           pending.first_seen if pending else now)
+                continue
+            builder.add(record)
+            delta.counted_add[sid] = record.key_time
+            if pending is not None:
+                delta.pending_remove.append(sid)
+        delta.watermark = newest
+        self._expire_pending(delta, result.gone, now)
+        new_cutoff = max(floor, newest - self.source.overlap) if newest is not None else floor
+        delta.counted_remove = [sid for sid, key_time in state.counted.items() if key_time < new_cutoff]
+        for sid in [sid for sid, key_time in delta.counted_add.items() if key_time < new_cutoff]:
+            del delta.counted_add[sid]
+        return delta
+
+    def _expire_pending(self, delta: CycleDelta, gone: list[str], now: float) -> None:
+        m, labels = self.metrics.m, self.metrics.labels
+        oldest_allowed = now - self.source.max_pending_age
+        for sid in gone:
+            if sid in self.state.pending and sid not in delta.pending_upsert and sid not in delta.counted_add:
+                delta.pending_remove.append(sid)
+                m.pending_dropped.labels(*labels, "gone").inc()
+                self.log.warning("pending session no longer exists upstream; dropped", session_id=sid)
+        for sid, pending in list(self.state.pending.items()) + list(delta.pending_upsert.items()):
+            if pending.key_time < oldest_allowed and sid not in delta.pending_remove:
+                delta.pending_remove.append(sid)
+                delta.pending_upsert.pop(sid, None)
+                m.pending_dropped.labels(*labels, "max_pending_age").inc()
+                self.log.warning("session still active after max_pending_age; dropped", session_id=sid,
+                                 max_pending_age=self.source.max_pending_age)
+
+    def _note_unknown_status(self, record: SessionRecord, pending: PendingSession | None) -> None:
+        if pending is not None and pending.status == record.status[:64] and record.phase is not Phase.FINISHED:
+            return  # already noted for this session
+        status = self.status_label(record.status)
+        self.metrics.m.unknown_status.labels(*self.metrics.labels, status).inc()
+        if status not in self._unknown_seen:
+            self._unknown_seen.add(status)
+            self.log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
+                             status=status)
+
+
+def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
+    """One record per session id: the most advanced phase wins (a page may repeat a session)."""
+    by_id: dict[str, SessionRecord] = {}
+    for record in records:
+        current = by_id.get(record.session_id)
+        if current is None or _PHASE_RANK[record.phase] > _PHASE_RANK[current.phase]:
+            by_id[record.session_id] = record
+    return list(by_id.values())

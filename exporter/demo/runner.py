@@ -1,0 +1,59 @@
+"""``--demo``: the simulators on loopback, and a config that points one source at each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from ..config import Config, parse_config
+from .server import DEMO_KEYS, HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
+
+
+def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
+    def source(name: str, provider: str, **extra: object) -> dict[str, object]:
+        entry: dict[str, object] = {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
+                                    "initial_lookback": "1h", "overlap": "2m", **extra}
+        if provider != "syntropic137":
+            entry["api_key"] = DEMO_KEYS[provider]
+        return entry
+    return parse_config({
+        "listen": listen, "interval": interval,
+        "sources": [
+            source("demo-whatabot", "whatabot"),
+            source("demo-dify", "dify"),
+            source("demo-syntropic", "syntropic137"),
+            source("demo-honeyhive", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s"),
+            source("demo-kapso", "kapso", workflow_ids=list(KAPSO_WORKFLOWS)),
+        ],
+    }, {})
+
+
+@contextlib.asynccontextmanager
+async def running_simulators(simulators: Simulators, tick_every: float | None = 1.0,
+                             host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve the simulators on ``host`` with an OS-chosen port; yield the base URL.
+
+    With ``tick_every`` the sessions evolve on their own; with None only explicit ticks move them.
+    """
+    runner = web.AppRunner(simulators.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+
+    async def ticker() -> None:
+        assert tick_every is not None
+        while True:
+            simulators.tick()
+            await asyncio.sleep(tick_every)
+    task = asyncio.create_task(ticker()) if tick_every else None
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        if task:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()

@@ -1,0 +1,270 @@
+"""The five provider APIs, simulated on one aiohttp app, each under its own prefix and shaped
+exactly like its documentation in shared/seeds (pagination, filters, auth, field names)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..timeparse import parse_timestamp
+from .sessions import SessionFactory, SimSession
+
+DEMO_KEYS = {p: f"demo-{p}-key" for p in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso")}
+PREFIXES = {
+    "whatabot": "/whatabot/api/v1", "dify": "/dify/v1", "syntropic137": "/syntropic137",
+    "honeyhive": "/honeyhive", "kapso": "/kapso/platform/v1",
+}
+HONEYHIVE_PROJECT = "demo-project"
+KAPSO_WORKFLOWS = ("8f14e45f-ceea-467f-a0e6-0a1b2c3d4e5f", "c9f0f895-fb98-4b91-9e6a-112233445566")
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+        raise web.HTTPUnprocessableEntity(text=f'{{"error": "{name} must be {low}..{high}"}}',
+                                          content_type="application/json")
+    return int(raw)
+
+
+def _time_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_timestamp(raw)
+    except ValueError:
+        raise web.HTTPUnprocessableEntity(text=f'{{"error": "{name} is not ISO 8601"}}',
+                                          content_type="application/json") from None
+
+
+class Simulators:
+    """One SessionFactory per provider, served over HTTP. ``requests`` counts what was asked of each."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, seed: int = 7, rate: float = 0.5,
+                 kapso_status_field: bool = False, **factory_options: Any) -> None:
+        self.clock = clock
+        self.factories = {
+            p: SessionFactory(p, clock, seed=seed + i, rate=rate,
+                              workflow_ids=KAPSO_WORKFLOWS if p == "kapso" else ("wf-1",), **factory_options)
+            for i, p in enumerate(PREFIXES)
+        }
+        self.kapso_status_field = kapso_status_field
+        self.requests: Counter[str] = Counter()
+        #: Optional fault hook: provider -> callable(request) returning a Response to send instead.
+        self.faults: dict[str, Callable[[web.Request], web.StreamResponse | None]] = {}
+
+    def tick(self) -> None:
+        for factory in self.factories.values():
+            factory.tick()
+
+    def backfill(self, seconds: float) -> None:
+        for factory in self.factories.values():
+            factory.backfill(seconds)
+
+    def finish_all(self) -> None:
+        for factory in self.factories.values():
+            factory.finish_all()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        p = PREFIXES
+        app.router.add_get(p["whatabot"] + "/sessions/logs", self._guard("whatabot", self.whatabot))
+        app.router.add_get(p["dify"] + "/workflows/logs", self._guard("dify", self.dify))
+        app.router.add_get(p["syntropic137"] + "/sessions", self._guard("syntropic137", self.syntropic_list))
+        app.router.add_get(p["syntropic137"] + "/sessions/{id}", self._guard("syntropic137", self.syntropic_detail))
+        app.router.add_get(p["honeyhive"] + "/session", self._guard("honeyhive", self.honeyhive))
+        app.router.add_get(p["kapso"] + "/workflows/{workflow_id}/executions", self._guard("kapso", self.kapso))
+        return app
+
+    def _guard(self, provider: str, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        key = DEMO_KEYS[provider]
+        expected = {"whatabot": ("X-Api-Key", key), "kapso": ("X-API-Key", key)}.get(
+            provider, ("Authorization", f"Bearer {key}"))
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            self.requests[provider] += 1
+            if provider in self.faults and (response := self.faults[provider](request)) is not None:
+                return response
+            # Syntropic137 has no auth of its own; anything else must send its documented header.
+            if provider != "syntropic137" and request.headers.get(expected[0]) != expected[1]:
+                return _bad("unauthorized", 401)
+            return await handler(request)
+        return guarded
+
+    def _sorted(self, provider: str, newest_first: bool = True) -> list[SimSession]:
+        return sorted(self.factories[provider].sessions.values(), key=lambda s: (s.started_at, s.id),
+                      reverse=newest_first)
+
+    # --- Whatabot: zero-based page, size 1..100, Spring page object --------------------------------
+    async def whatabot(self, request: web.Request) -> web.Response:
+        page = _int_param(request, "page", 0, 0, 10**6)
+        size = _int_param(request, "size", 20, 1, 100)
+        q = request.query
+        if q.get("direction", "ASC") not in ("ASC", "DESC"):
+            return _bad("direction must be ASC or DESC")
+        if q.get("dateRange") not in (None, "today", "last7days", "last15days", "last30days"):
+            return _bad("unknown dateRange")
+        sessions = self._sorted("whatabot", newest_first=q.get("direction", "ASC") == "DESC")
+        if "dateRange" in q:
+            days = {"today": 1, "last7days": 7, "last15days": 15, "last30days": 30}[q["dateRange"]]
+            sessions = [s for s in sessions if s.started_at >= self.clock() - days * 86400]
+        if "sessionId" in q:
+            sessions = [s for s in sessions if s.id == q["sessionId"]]
+        if "status" in q:
+            sessions = [s for s in sessions if s.status == q["status"]]
+        total = len(sessions)
+        chunk = sessions[page * size:(page + 1) * size]
+        pages = (total + size - 1) // size
+        return web.json_response({
+            "content": [{
+                "id": s.id, "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
+                "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": f"contact-{s.id[:4]}",
+                "status": s.status, "warnings": s.warnings, "startedAt": _iso(s.started_at),
+                "expiresAt": _iso(s.started_at + 900), "finishedAt": _iso(s.ended_at),
+            } for s in chunk],
+            "totalElements": total, "totalPages": pages, "size": size, "number": page,
+            "first": page == 0, "last": page >= pages - 1, "empty": not chunk,
+        })
+
+    # --- Dify: one-based page, limit 1..100, has_more; newest created_at first --------------------
+    async def dify(self, request: web.Request) -> web.Response:
+        page = _int_param(request, "page", 1, 1, 99999)
+        limit = _int_param(request, "limit", 20, 1, 100)
+        after, before = _time_param(request, "created_at__after"), _time_param(request, "created_at__before")
+        sessions = [s for s in self._sorted("dify")
+                    if (after is None or int(s.started_at) >= after) and (before is None or int(s.started_at) <= before)
+                    and request.query.get("status") in (None, s.status)]
+        chunk = sessions[(page - 1) * limit:page * limit]
+        return web.json_response({
+            "page": page, "limit": limit, "total": len(sessions), "has_more": len(sessions) > page * limit,
+            "data": [{
+                "id": f"log-{s.id}",
+                "workflow_run": {
+                    "id": s.id, "version": "2025-01-16 12:00:00.000000", "status": s.status, "error": s.error,
+                    "elapsed_time": round((s.ended_at or self.clock()) - s.started_at, 3),
+                    "total_tokens": s.tokens.get("total", 0), "total_steps": 3,
+                    "created_at": int(s.started_at), "finished_at": None if s.ended_at is None else int(s.ended_at),
+                    "exceptions_count": s.warnings, "triggered_from": "app",
+                },
+                "created_from": "service-api", "created_by_role": "end_user", "created_by_account": None,
+                "created_by_end_user": {"id": "f1e2d3c4", "type": "service_api", "is_anonymous": False,
+                                        "session_id": "user_workflow_123"},
+                "created_at": int(s.started_at),
+            } for s in chunk],
+        })
+
+    # --- Syntropic137: limit 1..200, inclusive started_after/before, newest first ---------------
+    def _syntropic_item(self, s: SimSession) -> dict[str, Any]:
+        def text(ts: float | None) -> str | None:  # str(datetime), as the API produces it
+            return None if ts is None else str(datetime.fromtimestamp(ts, timezone.utc))
+        tokens = s.tokens
+        return {
+            "id": s.id, "workflow_id": s.workflow_id, "workflow_name": "demo", "execution_id": f"ex-{s.id[:8]}",
+            "phase_id": "p1", "phase_display": "Phase 1", "status": s.status, "agent_provider": "anthropic",
+            "agent_model": s.model, "agent_model_display": s.model, "repos": [], "repos_display": "",
+            "input_tokens": tokens.get("input", 0), "output_tokens": tokens.get("output", 0),
+            "cache_creation_tokens": tokens.get("cache_creation", 0), "cache_read_tokens": tokens.get("cache_read", 0),
+            "total_tokens": sum(tokens.values()), "total_tokens_display": str(sum(tokens.values())),
+            "total_cost_usd": f"{s.cost:.4f}", "total_cost_display": f"${s.cost:.2f}",
+            "duration_seconds": None if s.ended_at is None else round(s.ended_at - s.started_at, 3),
+            "duration_display": "—", "started_at": text(s.started_at), "completed_at": text(s.ended_at),
+        }
+
+    async def syntropic_list(self, request: web.Request) -> web.Response:
+        limit = _int_param(request, "limit", 50, 1, 200)
+        after, before = _time_param(request, "started_after"), _time_param(request, "started_before")
+        q = request.query
+        statuses = q["statuses"].split(",") if q.get("statuses") else ([q["status"]] if q.get("status") else None)
+        sessions = [s for s in self._sorted("syntropic137")
+                    if (after is None or s.started_at >= after) and (before is None or s.started_at <= before)
+                    and (statuses is None or s.status in statuses)
+                    and q.get("workflow_id") in (None, s.workflow_id)][:limit]
+        return web.json_response({"sessions": [self._syntropic_item(s) for s in sessions], "total": len(sessions)})
+
+    async def syntropic_detail(self, request: web.Request) -> web.Response:
+        prefix = request.match_info["id"]
+        for s in self.factories["syntropic137"].sessions.values():
+            if s.id.startswith(prefix):
+                item = self._syntropic_item(s)
+                item.update({"error_message": s.error, "metadata": {}, "operations": [],
+                             "cost_by_model": {s.model: item["total_cost_usd"]}})
+                return web.json_response(item)
+        return web.json_response({"detail": [{"loc": ["path", "id"], "msg": "not found", "type": "not_found"}]},
+                                 status=404)
+
+    # --- HoneyHive: project, limit; a bare list, ms timestamps -----------------------------------
+    async def honeyhive(self, request: web.Request) -> web.Response:
+        if request.query.get("project") != HONEYHIVE_PROJECT:
+            return web.json_response([])
+        limit = _int_param(request, "limit", 1000, 1, 10**5)
+        out = []
+        for s in self._sorted("honeyhive")[:limit]:
+            end = s.ended_at if s.ended_at is not None else s.last_event_at
+            out.append({
+                "children": [], "config": {}, "duration": round((end - s.started_at) * 1000),
+                "end_time": round(end * 1000) if end > s.started_at or s.ended_at is not None else None,
+                "error": s.error, "event_id": s.id, "event_name": "session", "event_type": "session",
+                "feedback": {}, "inputs": {}, "metrics": {}, "outputs": {}, "project": HONEYHIVE_PROJECT,
+                "metadata": ({"prompt_tokens": s.tokens["input"], "completion_tokens": s.tokens["output"],
+                              "total_tokens": s.tokens["input"] + s.tokens["output"], "cost": s.cost,
+                              "model": s.model} if s.tokens else {"num_events": 1}),
+                "session_id": s.id, "source": "demo", "start_time": round(s.started_at * 1000),
+                "user_properties": {},
+            })
+        return web.json_response(out)
+
+    # --- Kapso: cursor pages (limit 1..100), created_after/before inclusive, status filter ---------
+    async def kapso(self, request: web.Request) -> web.Response:
+        workflow_id = request.match_info["workflow_id"]
+        if workflow_id not in KAPSO_WORKFLOWS:
+            return _bad("workflow not found", 404)
+        limit = _int_param(request, "limit", 20, 1, 100)
+        after, before = _time_param(request, "created_after"), _time_param(request, "created_before")
+        status = request.query.get("status")
+        if status not in (None, "running", "waiting", "ended", "failed", "handoff"):
+            return _bad("unknown status", 422)
+        sessions = [s for s in self._sorted("kapso") if s.workflow_id == workflow_id
+                    and (after is None or s.started_at >= after) and (before is None or s.started_at <= before)
+                    and status in (None, s.status)]
+        if request.query.get("after"):
+            try:
+                position = base64.b64decode(request.query["after"]).decode().split("|")
+                key = (float(position[0]), position[1])
+            except (ValueError, IndexError):
+                return _bad("invalid cursor")
+            sessions = [s for s in sessions if (s.started_at, s.id) < key]
+        chunk = sessions[:limit]
+        more = len(sessions) > limit
+
+        def cursor(s: SimSession) -> str:
+            return base64.b64encode(f"{s.started_at!r}|{s.id}".encode()).decode()
+        paging: dict[str, Any] = {"cursors": {"before": cursor(chunk[0]) if chunk else None,
+                                              "after": cursor(chunk[-1]) if chunk else None},
+                                  "next": f"{request.path}?after={cursor(chunk[-1])}" if more else None,
+                                  "previous": None}
+        data = []
+        for s in chunk:
+            item = {"id": s.id, "started_at": _iso(s.started_at), "last_event_at": _iso(s.last_event_at),
+                    "ended_at": _iso(s.ended_at), "tracking_id": s.id, "whatsapp_conversation_id": s.id,
+                    "workflow": {"id": workflow_id, "name": "Demo flow", "status": "active"},
+                    "current_step": {"id": s.id, "identifier": "step", "stepable_type": "AgentStep",
+                                     "position": {"x": 1, "y": 1}}}
+            if self.kapso_status_field:
+                item["status"] = s.status
+            data.append(item)
+        return web.json_response({"data": data, "paging": paging})

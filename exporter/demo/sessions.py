@@ -1,0 +1,153 @@
+"""Simulated sessions: they arrive, run, and finish with a provider's statuses."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+# provider -> (active statuses, [(terminal status, outcome, weight)])
+PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]]] = {
+    "whatabot": (("running", "active"), [("completed", "success", 80), ("error", "error", 12), ("timeout", "timeout", 8)]),
+    "dify": (("running", "paused"), [("succeeded", "success", 70), ("partial-succeeded", "success", 10),
+                                      ("failed", "error", 14), ("stopped", "cancelled", 6)]),
+    "syntropic137": (("running",), [("completed", "success", 80), ("failed", "error", 14), ("cancelled", "cancelled", 6)]),
+    "honeyhive": (("running",), [("ended", "success", 88), ("ended", "error", 12)]),
+    "kapso": (("running", "waiting"), [("ended", "success", 75), ("failed", "error", 15), ("handoff", "handoff", 10)]),
+}
+MODELS = ("claude-sonnet-4", "claude-haiku-4", "gpt-4.1", "gpt-4.1-mini", "gemini-2.5-pro")
+
+
+@dataclass
+class SimSession:
+    id: str
+    started_at: float
+    planned_end: float
+    status: str
+    outcome: str | None = None
+    ended_at: float | None = None
+    last_event_at: float = 0.0
+    warnings: int = 0
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost: float = 0.0
+    model: str = ""
+    workflow_id: str = ""
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.ended_at is None
+
+
+@dataclass
+class Truth:
+    """What the simulator has finished: the exporter's counters must end up equal to it."""
+
+    finished: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, outcome)
+    warnings: int = 0
+    errors: int = 0
+    tokens: Counter[str] = field(default_factory=Counter)
+    cost: Counter[str] = field(default_factory=Counter)
+    duration_sum: float = 0.0
+
+
+class SessionFactory:
+    """Creates and finishes sessions for one provider, deterministically for a seed."""
+
+    def __init__(self, provider: str, clock: Callable[[], float], seed: int = 1, rate: float = 0.5,
+                 min_duration: float = 2.0, max_duration: float = 40.0, workflow_ids: tuple[str, ...] = ("wf-1",),
+                 error_weight: float = 1.0) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.random = random.Random(seed)
+        self.rate = rate
+        self.min_duration = min_duration
+        self.max_duration = max_duration
+        self.workflow_ids = workflow_ids
+        self.error_weight = error_weight
+        self.sessions: dict[str, SimSession] = {}
+        self.truth = Truth()
+        self._last_tick: float | None = None
+        self._carry = 0.0
+
+    def set_error_weight(self, weight: float) -> None:
+        """Multiply the weight of every non-success outcome (the tests use it to trip alerts)."""
+        self.error_weight = weight
+
+    def tick(self) -> None:
+        """Advance to now: finish sessions whose time has come, start new ones at ``rate`` per second."""
+        now = self.clock()
+        for session in list(self.sessions.values()):
+            if session.running:
+                if session.planned_end <= now:
+                    self._finish(session, session.planned_end)
+                else:
+                    self._progress(session, now)
+        elapsed = 0.0 if self._last_tick is None else max(0.0, now - self._last_tick)
+        self._last_tick = now
+        self._carry += elapsed * self.rate
+        while self._carry >= 1.0:
+            self._carry -= 1.0
+            self.start_session(now - self.random.uniform(0, min(1.0, elapsed)))
+
+    def start_session(self, started_at: float | None = None, duration: float | None = None) -> SimSession:
+        started_at = self.clock() if started_at is None else started_at
+        duration = duration if duration is not None else self.random.uniform(self.min_duration, self.max_duration)
+        active, _ = PROVIDER_STATUSES[self.provider]
+        session = SimSession(id=str(uuid.UUID(int=self.random.getrandbits(128))), started_at=started_at,
+                             planned_end=started_at + duration, status=active[0], last_event_at=started_at,
+                             model=self.random.choice(MODELS), workflow_id=self.random.choice(self.workflow_ids))
+        self.sessions[session.id] = session
+        return session
+
+    def backfill(self, seconds: float) -> None:
+        """Create the sessions of the last ``seconds`` at ``rate``, finishing those whose time has come."""
+        now = self.clock()
+        for _ in range(int(seconds * self.rate)):
+            self.start_session(now - self.random.uniform(0, seconds))
+        self._last_tick = None
+        self.tick()
+
+    def finish_all(self) -> None:
+        """End every running session now (so a frozen simulator has a final truth)."""
+        now = self.clock()
+        for session in self.sessions.values():
+            if session.running:
+                self._finish(session, min(now, max(session.planned_end, session.started_at)))
+
+    def _progress(self, session: SimSession, now: float) -> None:
+        active, _ = PROVIDER_STATUSES[self.provider]
+        session.last_event_at = now
+        if len(active) > 1 and self.random.random() < 0.2:
+            session.status = self.random.choice(active)
+
+    def _finish(self, session: SimSession, ended_at: float) -> None:
+        _, terminal = PROVIDER_STATUSES[self.provider]
+        weights = [w if outcome == "success" else w * self.error_weight for _, outcome, w in terminal]
+        status, outcome, _ = self.random.choices(terminal, weights)[0]
+        session.status, session.outcome = status, outcome
+        session.ended_at = session.last_event_at = ended_at
+        rnd = self.random
+        if self.provider in ("whatabot", "dify"):
+            session.warnings = rnd.choice((0, 0, 0, 1, 2))
+        if self.provider == "dify":
+            session.tokens = {"total": rnd.randint(50, 5000)}
+        elif self.provider == "syntropic137":
+            session.tokens = {"input": rnd.randint(100, 20000), "output": rnd.randint(50, 5000),
+                              "cache_read": rnd.randint(0, 50000), "cache_creation": rnd.randint(0, 5000)}
+            session.cost = round(rnd.uniform(0.001, 2.0), 4)
+        elif self.provider == "honeyhive":
+            session.tokens = {"input": rnd.randint(100, 8000), "output": rnd.randint(20, 2000)}
+            session.cost = round(rnd.uniform(0.0001, 0.5), 4)
+        if outcome == "error" and self.provider in ("dify", "syntropic137", "honeyhive"):
+            session.error = "simulated failure"
+        t = self.truth
+        t.finished[(status, outcome)] += 1
+        t.warnings += session.warnings
+        t.errors += outcome in ("error", "timeout") or bool(session.error)
+        t.tokens.update(session.tokens)
+        if session.cost:
+            t.cost[session.model] += session.cost
+        t.duration_sum += ended_at - session.started_at

@@ -1,0 +1,177 @@
+"""The one place for upstream HTTP: auth headers, timeouts, retries, 429, size caps, JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import aiohttp
+import orjson
+
+from .config import SourceConfig
+
+USER_AGENT = "agent-session-exporter"
+_MAX_BACKOFF = 30.0
+_MAX_RETRY_AFTER = 300.0
+
+
+class RequestObserver(Protocol):
+    def request(self, code: str) -> None: ...
+    def retry(self) -> None: ...
+
+
+class UpstreamError(Exception):
+    """A request that failed for good. ``kind`` is the requests_total code label.
+
+    The message carries the URL path and the status, never headers or credentials.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class AuthRefused(UpstreamError):
+    """401/403: the credentials were refused. Not retried."""
+
+
+class NotFound(UpstreamError):
+    """404 on a detail lookup: the session no longer exists upstream."""
+
+
+@dataclass
+class _Attempt:
+    retryable: bool
+    wait: float | None = None
+
+
+def auth_headers(source: SourceConfig) -> dict[str, str]:
+    """The provider's documented auth header for a source (see shared/seeds)."""
+    if source.api_key is None:
+        return {}
+    if source.provider == "whatabot":
+        return {"X-Api-Key": source.api_key}
+    if source.provider == "kapso":
+        return {"X-API-Key": source.api_key}
+    return {"Authorization": f"Bearer {source.api_key}"}
+
+
+class HttpClient:
+    """Fetches JSON for one source, with its auth, timeout, retry budget and rate limit."""
+
+    def __init__(self, session: aiohttp.ClientSession, source: SourceConfig, observer: RequestObserver,
+                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        self._session = session
+        self._source = source
+        self._observer = observer
+        self._sleep = sleep
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **auth_headers(source)}
+        self._auth = (aiohttp.BasicAuth(source.basic_auth.username, source.basic_auth.password)
+                      if source.basic_auth else None)
+        self._timeout = aiohttp.ClientTimeout(total=source.timeout)
+        self._min_gap = 1.0 / source.max_requests_per_second if source.max_requests_per_second else 0.0
+        self._next_slot = 0.0
+
+    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times."""
+        url = self._source.base_url + path
+        clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            await self._pace()
+            try:
+                return await self._once(url, path, clean)
+            except _Retryable as exc:
+                if attempt >= self._source.retries:
+                    raise exc.error from None
+                attempt += 1
+                self._observer.retry()
+                backoff = min(_MAX_BACKOFF, 0.5 * 2 ** (attempt - 1))
+                await self._sleep(exc.wait if exc.wait is not None else random.uniform(backoff / 2, backoff))
+
+    async def _pace(self) -> None:
+        if not self._min_gap:
+            return
+        now = time.monotonic()
+        wait = self._next_slot - now
+        self._next_slot = max(now, self._next_slot) + self._min_gap
+        if wait > 0:
+            await self._sleep(wait)
+
+    async def _once(self, url: str, path: str, params: dict[str, str]) -> Any:
+        try:
+            async with self._session.get(url, params=params, headers=self._headers, auth=self._auth,
+                                         timeout=self._timeout, allow_redirects=False) as response:
+                code = response.status
+                if code >= 400:
+                    self._observer.request(str(code))
+                    await self._classify_failure(response, path)
+                body = await self._read_capped(response, path)
+        except (asyncio.TimeoutError, TimeoutError):
+            self._observer.request("timeout")
+            raise _Retryable(UpstreamError("timeout", f"GET {path}: timed out after {self._source.timeout:g}s"))
+        except aiohttp.ClientError as exc:
+            self._observer.request("connection")
+            raise _Retryable(UpstreamError("connection", f"GET {path}: {type(exc).__name__}")) from None
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            self._observer.request("invalid_json")
+            raise UpstreamError("invalid_json", f"GET {path}: response is not valid JSON ({len(body)} bytes)") from None
+        self._observer.request(str(code))
+        return data
+
+    async def _classify_failure(self, response: aiohttp.ClientResponse, path: str) -> None:
+        code = response.status
+        message = f"GET {path}: HTTP {code}"
+        if code in (401, 403):
+            raise AuthRefused(str(code), f"{message}: the credentials were refused")
+        if code == 404:
+            raise NotFound(str(code), message)
+        if code == 429:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            raise _Retryable(UpstreamError(str(code), f"{message}: rate limited"), wait)
+        if code >= 500:
+            raise _Retryable(UpstreamError(str(code), message))
+        raise UpstreamError(str(code), message)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, path: str) -> bytes:
+        """Read the body, refusing anything larger than max_response_bytes without buffering it."""
+        limit = self._source.max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            self._observer.request("too_large")
+            raise UpstreamError("too_large", f"GET {path}: response of {response.content_length} bytes exceeds {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                self._observer.request("too_large")
+                raise UpstreamError("too_large", f"GET {path}: response exceeds {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+class _Retryable(Exception):
+    def __init__(self, error: UpstreamError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(0.0, when.timestamp() - time.time()), _MAX_RETRY_AFTER)

@@ -1,0 +1,75 @@
+"""Normalized session records: what every provider turns its API items into."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Outcome(str, enum.Enum):
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    HANDOFF = "handoff"
+    UNKNOWN = "unknown"
+
+
+class Phase(str, enum.Enum):
+    ACTIVE = "active"
+    FINISHED = "finished"
+    #: No status upstream (HoneyHive): finished once ``finished_at`` stops moving.
+    SETTLING = "settling"
+
+
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "total")
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """One session as the exporter understands it, whatever the provider.
+
+    ``key_time`` is the timestamp the provider's list is ordered and filtered by
+    (usually the start); it decides which polling window the session belongs to.
+    """
+
+    session_id: str
+    status: str
+    phase: Phase
+    key_time: float
+    outcome: Outcome | None = None
+    known_status: bool = True
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_seconds: float | None = None
+    warnings: float = 0.0
+    error_text: bool = False
+    tokens: dict[str, float] = field(default_factory=dict)
+    cost_usd: float | None = None
+    model: str | None = None
+
+    @property
+    def counts_as_error(self) -> bool:
+        return self.outcome in (Outcome.ERROR, Outcome.TIMEOUT) or self.error_text
+
+
+class InvalidRecord(ValueError):
+    """An API item that cannot become a record; ``reason`` is a short metric label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def classify(status: str, mapping: dict[str, Outcome | None], finished_at: float | None) -> tuple[Phase, Outcome | None, bool]:
+    """Map a raw status to (phase, outcome, known) with the table of one provider.
+
+    ``None`` in the mapping means an active status. An unknown status stays active
+    while there is no finish time and finishes as ``unknown`` once there is one.
+    """
+    if status in mapping:
+        outcome = mapping[status]
+        return (Phase.ACTIVE, None, True) if outcome is None else (Phase.FINISHED, outcome, True)
+    if finished_at is None:
+        return Phase.ACTIVE, None, False
+    return Phase.FINISHED, Outcome.UNKNOWN, False

@@ -1,0 +1,174 @@
+"""What every provider shares: the poll contract, field readers, and the page-number pager."""
+
+from __future__ import annotations
+
+import abc
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterable
+
+import structlog
+
+from ..config import SourceConfig
+from ..http_client import HttpClient, UpstreamError
+from ..model import InvalidRecord, SessionRecord
+from ..timeparse import parse_timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRef:
+    """A session seen active that the provider must keep reporting until it ends."""
+
+    session_id: str
+    key_time: float
+
+
+@dataclass(frozen=True)
+class PollWindow:
+    """``since``: sessions whose key time is older are not needed, except ``stale_pending``
+    (pending sessions older than ``since``), which the provider re-checks its own way."""
+
+    since: float
+    stale_pending: tuple[PendingRef, ...] = ()
+
+
+@dataclass
+class PollResult:
+    records: list[SessionRecord] = field(default_factory=list)
+    invalid: Counter[str] = field(default_factory=Counter)
+    #: Pending session ids the provider learned no longer exist upstream.
+    gone: list[str] = field(default_factory=list)
+
+
+class InvalidPage(UpstreamError):
+    """A response whose top-level shape is not what the provider documents."""
+
+    def __init__(self, path: str, expected: str) -> None:
+        super().__init__("invalid_shape", f"GET {path}: response is not {expected}")
+
+
+class Provider(abc.ABC):
+    """Turns one API's pages into SessionRecords. Knows nothing of Prometheus."""
+
+    def __init__(self, source: SourceConfig, http: HttpClient) -> None:
+        self.source = source
+        self.http = http
+        self.log = structlog.get_logger(source=source.name, provider=source.provider)
+
+    def describe(self) -> str | None:
+        """A line logged once at start about how this provider reads its API, if any."""
+        return None
+
+    @abc.abstractmethod
+    async def poll(self, window: PollWindow) -> PollResult:
+        """Fetch every session with key time >= ``window.since`` (at least), and the stale pending."""
+
+    @abc.abstractmethod
+    def parse_item(self, item: dict[str, Any]) -> SessionRecord:
+        """One API item to one record; raises InvalidRecord."""
+
+    def parse_items(self, items: Iterable[Any], result: PollResult,
+                    parse: Callable[[dict[str, Any]], SessionRecord] | None = None) -> list[SessionRecord]:
+        """Parse a page's items, skipping (and counting) the bad ones so the rest still count."""
+        parse = parse or self.parse_item
+        records = []
+        for item in items:
+            try:
+                if not isinstance(item, dict):
+                    raise InvalidRecord("not_an_object")
+                records.append(parse(item))
+            except InvalidRecord as exc:
+                result.invalid[exc.reason] += 1
+                self.log.warning("invalid record skipped", reason=exc.reason, detail=str(exc),
+                                 item_id=str(item.get("id"))[:64] if isinstance(item, dict) else None)
+        result.records.extend(records)
+        return records
+
+    async def walk_numbered_pages(self, path: str, params: dict[str, Any], *, page_param: str, first_page: int,
+                                  read_page: Callable[[Any], tuple[list[Any], bool]], since: float,
+                                  result: PollResult) -> None:
+        """Page-number pagination over a newest-first list, stopping at the last page or at the
+        first page that reaches back past ``since`` (older pages hold nothing new)."""
+        page = first_page
+        for _ in range(self.source.max_pages):
+            body = await self.http.get_json(path, {**params, page_param: page})
+            items, last = read_page(body)
+            records = self.parse_items(items, result)
+            if last or not items:
+                return
+            if records and min(r.key_time for r in records) < since:
+                return
+            page += 1
+        self.log.warning("max_pages reached, the rest of the window is read next cycle", max_pages=self.source.max_pages)
+
+
+# --- field readers: each raises InvalidRecord with a short reason -------------------------------
+
+def require_str(item: dict[str, Any], key: str) -> str:
+    value = item.get(key)
+    if value is None or value == "":
+        raise InvalidRecord("missing_field", key)
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InvalidRecord("wrong_type", key)
+    return str(value)
+
+
+def optional_str(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecord("wrong_type", key)
+    return value
+
+
+def optional_number(item: dict[str, Any], key: str) -> float | None:
+    """A non-negative number; numeric strings (decimals serialised as strings) are accepted."""
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidRecord("wrong_type", key)
+    if isinstance(value, str):
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            raise InvalidRecord("wrong_type", key) from None
+    if not isinstance(value, (int, float, Decimal)) or value != value or value < 0 or value == float("inf"):
+        raise InvalidRecord("wrong_type", key)
+    return float(value)
+
+
+def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
+    try:
+        value = parse_timestamp(item.get(key))
+    except (ValueError, OverflowError):
+        raise InvalidRecord("bad_timestamp", key) from None
+    if value is None and required:
+        raise InvalidRecord("missing_field", key)
+    return value
+
+
+def object_field(item: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise InvalidRecord("missing_field", key)
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRecord("wrong_type", key)
+    return value
+
+
+def elapsed(started_at: float | None, finished_at: float | None) -> float | None:
+    if started_at is None or finished_at is None or finished_at < started_at:
+        return None
+    return finished_at - started_at
+
+
+def list_field(body: Any, key: str, path: str) -> list[Any]:
+    """The item list of a documented ``{key: [...]}`` page, or InvalidPage."""
+    if not isinstance(body, dict) or not isinstance(body.get(key), list):
+        raise InvalidPage(path, f"an object with a list '{key}'")
+    return body[key]

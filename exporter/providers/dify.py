@@ -1,0 +1,61 @@
+"""Dify workflow logs: ``GET {base_url}/workflows/logs`` (seeds/001).
+
+``Authorization: Bearer``; one-based ``page``, ``limit`` 1..100, ``has_more`` marks the end.
+Ordered by the log's ``created_at`` descending; ``created_at__after`` (inclusive) bounds the
+window. The run is in ``workflow_run``; ``elapsed_time`` and the timestamps are in seconds.
+There is no run detail endpoint in the documented API, so the window widens to cover the
+oldest pending run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import InvalidRecord, Outcome, SessionRecord, classify
+from ..timeparse import to_iso
+from .base import (PollResult, PollWindow, Provider, elapsed, list_field, object_field, optional_number,
+                   optional_str, require_str, time_field)
+
+PATH = "/workflows/logs"
+STATUSES: dict[str, Outcome | None] = {
+    "running": None, "scheduled": None, "paused": None,
+    "succeeded": Outcome.SUCCESS, "partial-succeeded": Outcome.SUCCESS,
+    "failed": Outcome.ERROR, "stopped": Outcome.CANCELLED,
+}
+
+
+def read_page(body: Any) -> tuple[list[Any], bool]:
+    items = list_field(body, "data", PATH)
+    return items, body.get("has_more") is not True
+
+
+class DifyProvider(Provider):
+    async def poll(self, window: PollWindow) -> PollResult:
+        result = PollResult()
+        since = min([window.since] + [p.key_time for p in window.stale_pending])
+        params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
+        await self.walk_numbered_pages(PATH, params, page_param="page", first_page=1, read_page=read_page,
+                                       since=since, result=result)
+        return result
+
+    def parse_item(self, item: dict[str, Any]) -> SessionRecord:
+        run = object_field(item, "workflow_run", required=True)
+        status = require_str(run, "status")
+        started_at = time_field(run, "created_at")
+        finished_at = time_field(run, "finished_at")
+        key_time = time_field(item, "created_at")
+        key_time = started_at if key_time is None else key_time
+        if key_time is None:
+            raise InvalidRecord("missing_field", "created_at")
+        phase, outcome, known = classify(status, STATUSES, finished_at)
+        duration = optional_number(run, "elapsed_time")
+        total_tokens = optional_number(run, "total_tokens")
+        return SessionRecord(
+            session_id=require_str(run, "id") if run.get("id") else require_str(item, "id"),
+            status=status, phase=phase, outcome=outcome, known_status=known,
+            key_time=key_time, started_at=started_at, finished_at=finished_at,
+            duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
+            warnings=optional_number(run, "exceptions_count") or 0.0,
+            error_text=bool(optional_str(run, "error")),
+            tokens={"total": total_tokens} if total_tokens else {},
+        )

@@ -1,0 +1,72 @@
+"""Whatabot: ``GET {base_url}/sessions/logs`` (seeds/000).
+
+Header ``X-Api-Key``; zero-based ``page``, ``size`` 1..100; a Spring page object whose ``last``
+marks the end. There is no "since" filter, so the list is read newest first
+(``orderBy=startedAt&direction=DESC``; the default direction is ASC) and paging stops once a page
+reaches back past the window. ``dateRange`` narrows the server's work to a preset that surely
+covers the window. Pending sessions older than the window are re-read with the ``sessionId`` filter.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..model import Outcome, SessionRecord, classify
+from .base import PollResult, PollWindow, Provider, elapsed, list_field, optional_number, require_str, time_field
+
+PATH = "/sessions/logs"
+STATUSES: dict[str, Outcome | None] = {
+    "running": None, "active": None,
+    "completed": Outcome.SUCCESS, "error": Outcome.ERROR, "timeout": Outcome.TIMEOUT,
+}
+_DATE_RANGES = ((7, "last7days"), (15, "last15days"), (30, "last30days"))
+
+
+def date_range_for(since: float, now: float) -> str | None:
+    """The smallest preset that covers ``since`` with a day to spare (presets may be calendar days)."""
+    age_days = (now - since) / 86400.0
+    for days, preset in _DATE_RANGES:
+        if age_days + 1 < days:
+            return preset
+    return None
+
+
+def read_page(body: Any) -> tuple[list[Any], bool]:
+    items = list_field(body, "content", PATH)
+    last = body.get("last")
+    if not isinstance(last, bool):
+        number, total = body.get("number"), body.get("totalPages")
+        last = not (isinstance(number, int) and isinstance(total, int) and number + 1 < total)
+    return items, last
+
+
+class WhatabotProvider(Provider):
+    async def poll(self, window: PollWindow) -> PollResult:
+        result = PollResult()
+        params = {
+            "size": self.source.page_size, "orderBy": "startedAt", "direction": "DESC",
+            "workspaceId": self.source.workspace_id, "dateRange": date_range_for(window.since, time.time()),
+        }
+        await self.walk_numbered_pages(PATH, params, page_param="page", first_page=0, read_page=read_page,
+                                       since=window.since, result=result)
+        for pending in window.stale_pending:
+            body = await self.http.get_json(PATH, {"sessionId": pending.session_id, "page": 0, "size": 1,
+                                                   "workspaceId": self.source.workspace_id})
+            items, _ = read_page(body)
+            if not self.parse_items(items, result):
+                result.gone.append(pending.session_id)
+        return result
+
+    def parse_item(self, item: dict[str, Any]) -> SessionRecord:
+        started_at = time_field(item, "startedAt", required=True)
+        finished_at = time_field(item, "finishedAt")
+        status = require_str(item, "status")
+        phase, outcome, known = classify(status, STATUSES, finished_at)
+        assert started_at is not None
+        return SessionRecord(
+            session_id=require_str(item, "id"), status=status, phase=phase, outcome=outcome, known_status=known,
+            key_time=started_at, started_at=started_at, finished_at=finished_at,
+            duration_seconds=elapsed(started_at, finished_at),
+            warnings=optional_number(item, "warnings") or 0.0,
+        )

@@ -1,0 +1,68 @@
+"""The exporter's own health metrics (plain prometheus_client metrics in the app's registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .config import SourceConfig
+
+_LABELS = ("source", "provider")
+
+
+class SelfMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = "agent_session_exporter_"
+        self.source_up = Gauge(p + "source_up", "1 when the source's last collection cycle succeeded.",
+                               _LABELS, registry=registry)
+        self.requests = Counter(p + "requests", "Upstream requests by HTTP status or error kind.",
+                                _LABELS + ("code",), registry=registry)
+        self.retries = Counter(p + "retries", "Upstream requests retried after a transient failure.",
+                               _LABELS, registry=registry)
+        self.last_success = Gauge(p + "last_success_timestamp_seconds",
+                                  "Unix time of the source's last successful collection cycle.",
+                                  _LABELS, registry=registry)
+        self.collect_duration = Histogram(p + "collect_duration_seconds", "Time of one collection cycle.",
+                                          _LABELS, registry=registry,
+                                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.invalid_records = Counter(p + "invalid_records", "Upstream items or pages skipped as invalid.",
+                                       _LABELS + ("reason",), registry=registry)
+        self.unknown_status = Counter(p + "unknown_status", "Records seen with a status the exporter does not know.",
+                                      _LABELS + ("status",), registry=registry)
+        self.pending_dropped = Counter(p + "pending_dropped",
+                                       "Active sessions given up on (older than max_pending_age, or gone upstream).",
+                                       _LABELS + ("reason",), registry=registry)
+        self.pending = Gauge(p + "pending_sessions", "Active sessions tracked until they finish.",
+                             _LABELS, registry=registry)
+        self.tracked_ids = Gauge(p + "tracked_session_ids",
+                                 "Counted session ids kept to deduplicate the overlap window.",
+                                 _LABELS, registry=registry)
+
+    def for_source(self, source: SourceConfig) -> SourceSelfMetrics:
+        return SourceSelfMetrics(self, source.name, source.provider)
+
+    def forget(self, name: str, provider: str) -> None:
+        """Drop every series of a source that left the config."""
+        for metric in (self.source_up, self.retries, self.last_success, self.collect_duration,
+                       self.pending, self.tracked_ids, self.requests, self.invalid_records,
+                       self.unknown_status, self.pending_dropped):
+            for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no public listing
+                if labels[:2] == (name, provider):
+                    metric.remove(*labels)
+
+
+class SourceSelfMetrics:
+    """The self-metrics of one source; also the HttpClient's RequestObserver."""
+
+    def __init__(self, metrics: SelfMetrics, name: str, provider: str) -> None:
+        self.m = metrics
+        self.labels = (name, provider)
+        metrics.source_up.labels(*self.labels).set(0)
+        metrics.retries.labels(*self.labels)
+        metrics.pending.labels(*self.labels)
+        metrics.tracked_ids.labels(*self.labels)
+
+    def request(self, code: str) -> None:
+        self.m.requests.labels(*self.labels, code).inc()
+
+    def retry(self) -> None:
+        self.m.retries.labels(*self.labels).inc()

@@ -1,0 +1,43 @@
+"""The HTTP face: ``/metrics`` (never calls upstream), ``/healthz`` and a ``/`` landing page."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from . import __version__
+from .app import Exporter
+from .logs import redactor
+
+
+def make_app(exporter: Exporter) -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=exporter.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def index(request: web.Request) -> web.Response:
+        rows = []
+        for name, collector in exporter.collectors.items():
+            age = (f"{time.time() - collector.last_success:.0f}s ago" if collector.last_success else "never")
+            rows.append("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                *(html.escape(redactor.redact(str(v))) for v in
+                  (name, collector.source.provider, age, collector.last_result))))
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Agent session exporter</title></head><body>"
+            f"<h1>Agent session exporter {html.escape(__version__)}</h1>"
+            "<p><a href='/metrics'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
+            "<table border='1' cellpadding='4'><tr><th>source</th><th>provider</th><th>last success</th>"
+            f"<th>last result</th></tr>{''.join(rows)}</table></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    return app

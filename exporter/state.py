@@ -1,0 +1,91 @@
+"""Per-source collection state, the change one cycle makes to it, and where it is kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .aggregates import SourceTotals
+
+
+@dataclass(slots=True)
+class PendingSession:
+    """A session last seen active, re-checked every cycle until it finishes."""
+
+    key_time: float
+    status: str
+    first_seen: float
+    #: For settling sessions (no upstream status): the last end time and when it took that value.
+    end_time: float | None = None
+    end_seen_at: float | None = None
+
+
+@dataclass
+class SourceState:
+    #: Cutoff of the source's first cycle: nothing older is ever read.
+    floor: float | None = None
+    #: Newest key time seen; the window reaches back to it minus the overlap.
+    watermark: float | None = None
+    pending: dict[str, PendingSession] = field(default_factory=dict)
+    #: Counted session ids that can still reappear in the window, with their key time.
+    counted: dict[str, float] = field(default_factory=dict)
+    totals: SourceTotals = field(default_factory=SourceTotals)
+
+    def cutoff(self, overlap: float) -> float:
+        assert self.floor is not None
+        if self.watermark is None:
+            return self.floor
+        return max(self.floor, self.watermark - overlap)
+
+    def active_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for pending in self.pending.values():
+            counts[pending.status] = counts.get(pending.status, 0) + 1
+        return counts
+
+
+@dataclass
+class CycleDelta:
+    """Everything one successful cycle changes; committed in one transaction, then applied."""
+
+    floor: float
+    watermark: float | None
+    counted_add: dict[str, float] = field(default_factory=dict)
+    counted_remove: list[str] = field(default_factory=list)
+    pending_upsert: dict[str, PendingSession] = field(default_factory=dict)
+    pending_remove: list[str] = field(default_factory=list)
+    increments: SourceTotals = field(default_factory=SourceTotals)
+
+    def apply_to(self, state: SourceState) -> None:
+        state.floor = self.floor
+        state.watermark = self.watermark
+        state.counted.update(self.counted_add)
+        for session_id in self.counted_remove:
+            state.counted.pop(session_id, None)
+        for session_id in self.pending_remove:
+            state.pending.pop(session_id, None)
+        state.pending.update(self.pending_upsert)
+        state.totals.add(self.increments)
+
+
+class Store(Protocol):
+    def load(self, source: str) -> SourceState: ...
+    def commit(self, source: str, delta: CycleDelta) -> None: ...
+    def retain_only(self, sources: set[str]) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """No persistence: state lives only in the collectors (used when no state_path is set)."""
+
+    def load(self, source: str) -> SourceState:
+        return SourceState()
+
+    def commit(self, source: str, delta: CycleDelta) -> None:
+        return None
+
+    def retain_only(self, sources: set[str]) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        return None
