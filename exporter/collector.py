@@ -74,7 +74,7 @@ class SourceCollector:
         stale = tuple(PendingRef(sid, p.key_time) for sid, p in state.pending.items() if p.key_time < cutoff)
         ok = False
         try:
-            result = await self.provider.poll(PollWindow(since=cutoff, stale_pending=stale))
+            result = await self.provider.poll(PollWindow(since=cutoff, stale_pending=stale, now=now))
             delta = self._build_delta(result, now, floor, cutoff)
             self.store.commit(self.source.name, delta)
         except AuthRefused as exc:

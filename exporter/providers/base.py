@@ -31,6 +31,8 @@ class PollWindow:
 
     since: float
     stale_pending: tuple[PendingRef, ...] = ()
+    #: The collector's clock at the start of the cycle (None: the wall clock).
+    now: float | None = None
 
 
 @dataclass
@@ -105,11 +107,12 @@ class Provider(abc.ABC):
 
 # --- field readers: each raises InvalidRecord with a short reason -------------------------------
 
-def require_str(item: dict[str, Any], key: str) -> str:
+def require_str(item: dict[str, Any], key: str, *, allow_int: bool = False) -> str:
+    """A non-empty string (or, for ids, an integer)."""
     value = item.get(key)
     if value is None or value == "":
         raise InvalidRecord("missing_field", key)
-    if not isinstance(value, (str, int)) or isinstance(value, bool):
+    if not (isinstance(value, str) or (allow_int and isinstance(value, int) and not isinstance(value, bool))):
         raise InvalidRecord("wrong_type", key)
     return str(value)
 

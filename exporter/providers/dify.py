@@ -51,7 +51,7 @@ class DifyProvider(Provider):
         duration = optional_number(run, "elapsed_time")
         total_tokens = optional_number(run, "total_tokens")
         return SessionRecord(
-            session_id=require_str(run, "id") if run.get("id") else require_str(item, "id"),
+            session_id=require_str(run, "id", allow_int=True) if run.get("id") else require_str(item, "id", allow_int=True),
             status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),

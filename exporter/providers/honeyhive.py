@@ -48,7 +48,7 @@ class HoneyhiveProvider(Provider):
             tokens = {kind: value for kind, value in (("input", prompt), ("output", completion)) if value}
         settling = finished_at is not None
         return SessionRecord(
-            session_id=require_str({"id": session_id}, "id"),
+            session_id=require_str({"id": session_id}, "id", allow_int=True),
             status="ended" if settling else "running",
             phase=Phase.SETTLING if settling else Phase.ACTIVE,
             outcome=(Outcome.ERROR if error else Outcome.SUCCESS) if settling else None,

@@ -83,7 +83,7 @@ class KapsoProvider(Provider):
         object_field(item, "workflow")  # type-checked only: its status is the workflow's, not the execution's
         phase, outcome, known = classify(status, STATUSES, finished_at) if status else classify("", {}, None)
         return SessionRecord(
-            session_id=require_str(item, "id"), status=status, phase=phase, outcome=outcome,
+            session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome,
             known_status=known or not status, key_time=started_at, started_at=started_at,
             finished_at=finished_at, duration_seconds=elapsed(started_at, finished_at),
         )

@@ -67,7 +67,7 @@ class Syntropic137Provider(Provider):
         duration = optional_number(item, "duration_seconds")
         tokens = {kind: value for kind, key in TOKEN_FIELDS.items() if (value := optional_number(item, key))}
         return SessionRecord(
-            session_id=require_str(item, "id"), status=status, phase=phase, outcome=outcome, known_status=known,
+            session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration else elapsed(started_at, finished_at),
             error_text=bool(optional_str(item, "error_message")),

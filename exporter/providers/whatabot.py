@@ -46,7 +46,7 @@ class WhatabotProvider(Provider):
         result = PollResult()
         params = {
             "size": self.source.page_size, "orderBy": "startedAt", "direction": "DESC",
-            "workspaceId": self.source.workspace_id, "dateRange": date_range_for(window.since, time.time()),
+            "workspaceId": self.source.workspace_id, "dateRange": date_range_for(window.since, window.now or time.time()),
         }
         await self.walk_numbered_pages(PATH, params, page_param="page", first_page=0, read_page=read_page,
                                        since=window.since, result=result)
@@ -65,7 +65,7 @@ class WhatabotProvider(Provider):
         phase, outcome, known = classify(status, STATUSES, finished_at)
         assert started_at is not None
         return SessionRecord(
-            session_id=require_str(item, "id"), status=status, phase=phase, outcome=outcome, known_status=known,
+            session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=elapsed(started_at, finished_at),
             warnings=optional_number(item, "warnings") or 0.0,

@@ -1,0 +1,47 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+from unittest.mock import Mock
+
+import aioresponses.core
+import pytest
+from aiohttp import ClientResponse
+
+from exporter.logs import configure_logging
+
+# aioresponses 0.7.x builds ClientResponse without the ``stream_writer`` argument that
+# aiohttp 3.14 made required (pnuckowski/aioresponses#289). Give it a default until a fixed
+# release exists, rather than pinning aiohttp below its 3.14 security release.
+if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
+    class _CompatClientResponse(ClientResponse):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("stream_writer", Mock(output_size=0))
+            super().__init__(*args, **kwargs)
+
+    aioresponses.core.ClientResponse = _CompatClientResponse  # type: ignore[misc]
+
+
+@pytest.fixture(autouse=True)
+def _json_logs() -> None:
+    configure_logging("debug", json=True)
+
+
+class FakeClock:
+    """A clock the tests move by hand; shared by simulators and exporter."""
+
+    def __init__(self, start: float = 1_780_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,108 @@
+"""Builders shared by the tests: sources, collectors, and metric readers."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Callable
+
+import aiohttp
+from aioresponses import CallbackResult
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.aggregates import SessionMetrics, SourceView
+from exporter.collector import SourceCollector
+from exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
+from exporter.http_client import HttpClient
+from exporter.providers import make_provider
+from exporter.selfmetrics import SelfMetrics
+from exporter.state import MemoryStore, Store
+
+BASE = "http://api.test"
+KEY = "sk-test-0123456789"
+
+
+def make_source(provider: str, **overrides: Any) -> SourceConfig:
+    entry: dict[str, Any] = {"name": f"{provider}-src", "provider": provider, "base_url": BASE}
+    if provider != "syntropic137":
+        entry["api_key"] = KEY
+    if provider == "honeyhive":
+        entry["project"] = "proj"
+    if provider == "kapso":
+        entry["workflow_ids"] = ["wf-a"]
+    entry.update(overrides)
+    return parse_config({"sources": [entry]}, {}).sources[0]
+
+
+class Harness:
+    """One source's collector wired to a real aiohttp session and a private registry."""
+
+    def __init__(self, source: SourceConfig, session: aiohttp.ClientSession, clock: Callable[[], float],
+                 store: Store | None = None) -> None:
+        self.source = source
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.sessions = SessionMetrics(DEFAULT_BUCKETS)
+        self.registry.register(self.sessions)
+        self.self_metrics = SelfMetrics(self.registry)
+        observer = self.self_metrics.for_source(source)
+        self.http = HttpClient(session, source, observer, sleep=_no_sleep)
+        self.provider = make_provider(source, self.http)
+        view = SourceView(provider=source.provider)
+        self.sessions.sources[source.name] = view
+        self.collector = SourceCollector(source, self.provider, store or MemoryStore(), view, observer,
+                                         DEFAULT_BUCKETS, clock=clock)
+
+    def value(self, name: str, **labels: str) -> float:
+        full = {"source": self.source.name, "provider": self.source.provider, **labels}
+        return self.registry.get_sample_value(name, full) or 0.0
+
+    def finished(self, **labels: str) -> float:
+        """Sum of agent_sessions_finished_total over the series matching ``labels``."""
+        return sum_samples(self.registry, "agent_sessions_finished_total", source=self.source.name, **labels)
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def sum_samples(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def total_of(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items())
+
+
+class Upstream:
+    """An aioresponses callback that serves pages from a function and records each request."""
+
+    def __init__(self, serve: Callable[[str, dict[str, str]], Any], status: int = 200) -> None:
+        self.serve = serve
+        self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        self.status = status
+        self.paths: Counter[str] = Counter()
+
+    def __call__(self, url: Any, **kwargs: Any) -> CallbackResult:
+        params = dict(url.query)
+        headers = dict(kwargs.get("headers") or {})
+        self.calls.append((url.path, params, headers))
+        self.paths[url.path] += 1
+        return CallbackResult(status=self.status, payload=self.serve(url.path, params))
+
+    @staticmethod
+    def pattern() -> re.Pattern[str]:
+        return re.compile(r"^http://api\.test/.*$")

@@ -1,0 +1,388 @@
+"""Each provider against aioresponses payloads shaped exactly like its documentation (shared/seeds)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from exporter.model import Outcome, Phase
+from exporter.providers import PendingRef, PollWindow
+from exporter.timeparse import parse_timestamp
+
+from .helpers import KEY, Harness, Upstream, make_source
+
+NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
+
+
+def iso(ts: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@pytest.fixture
+async def http_session():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+# --- Whatabot ----------------------------------------------------------------------------------
+
+def whatabot_item(n: int, status: str = "completed", started: float = NOW - 100, length: float = 135.0,
+                  warnings: int = 0) -> dict[str, Any]:
+    return {"id": f"a1b2c3d4-0000-0000-0000-{n:012d}", "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
+            "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": "contact-123", "status": status,
+            "warnings": warnings, "startedAt": iso(started), "expiresAt": iso(started + 900),
+            "finishedAt": None if status in ("running", "active") else iso(started + length)}
+
+
+def spring_page(items: list[dict[str, Any]], page: int, size: int, total: int) -> dict[str, Any]:
+    pages = (total + size - 1) // size
+    return {"content": items, "totalElements": total, "totalPages": pages, "size": size, "number": page,
+            "first": page == 0, "last": page >= pages - 1, "empty": not items}
+
+
+async def test_whatabot_pages_to_the_last_page_with_documented_params(http_session, clock):
+    items = [whatabot_item(i, started=NOW - 10 - i) for i in range(150)]
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, size = int(params["page"]), int(params["size"])
+        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
+    upstream = Upstream(serve)
+    h = Harness(make_source("whatabot", workspace_id="ws-1"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 3600, now=NOW))
+    assert [c[1]["page"] for c in upstream.calls] == ["0", "1"]
+    path, params, headers = upstream.calls[0]
+    assert path == "/sessions/logs"
+    assert params["size"] == "100" and params["direction"] == "DESC" and params["orderBy"] == "startedAt"
+    assert params["workspaceId"] == "ws-1" and params["dateRange"] == "last7days"
+    assert headers["X-Api-Key"] == KEY
+    assert len(result.records) == 150
+    first = result.records[0]
+    assert first.phase is Phase.FINISHED and first.outcome is Outcome.SUCCESS
+    assert first.duration_seconds == pytest.approx(135.0)
+
+
+async def test_whatabot_stops_paging_once_a_page_reaches_past_the_window(http_session, clock):
+    items = [whatabot_item(i, started=NOW - 60 * i) for i in range(300)]  # one per minute, newest first
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, size = int(params["page"]), int(params["size"])
+        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
+    upstream = Upstream(serve)
+    h = Harness(make_source("whatabot"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        await h.provider.poll(PollWindow(since=NOW - 30 * 60))
+    assert len(upstream.calls) == 1
+
+
+async def test_whatabot_session_running_then_finished_counts_once(http_session, clock):
+    clock.now = NOW
+    state = {"status": "running"}
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        return spring_page([whatabot_item(1, status=state["status"], started=NOW - 50, warnings=2)], 0, 100, 1)
+    h = Harness(make_source("whatabot"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.collector.run_cycle()
+        assert h.finished() == 0
+        assert h.value("agent_sessions_active", status="running") == 1
+        state["status"] = "timeout"
+        for _ in range(3):
+            clock.advance(30)
+            assert await h.collector.run_cycle()
+    assert h.finished(status="timeout", outcome="timeout") == 1
+    assert h.value("agent_sessions_active", status="running") == 0
+    assert h.value("agent_session_errors_total") == 1
+    assert h.value("agent_session_warnings_total") == 2
+    assert h.value("agent_session_duration_seconds_count", outcome="timeout") == 1
+
+
+async def test_whatabot_rechecks_old_pending_sessions_with_the_session_id_filter(http_session, clock):
+    h = Harness(make_source("whatabot"), http_session, clock)
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        if params.get("sessionId") == whatabot_item(7)["id"]:
+            return spring_page([whatabot_item(7, status="completed", started=NOW - 7200)], 0, 1, 1)
+        return spring_page([], 0, 100, 0)
+    upstream = Upstream(serve)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 600,
+                                                  stale_pending=(PendingRef(whatabot_item(7)["id"], NOW - 7200),)))
+    assert upstream.calls[-1][1]["sessionId"] == whatabot_item(7)["id"]
+    assert [r.outcome for r in result.records] == [Outcome.SUCCESS]
+
+
+# --- Dify --------------------------------------------------------------------------------------
+
+def dify_log(n: int, status: str = "succeeded", created: int = int(NOW) - 100, **run: Any) -> dict[str, Any]:
+    workflow_run = {"id": f"run-{n}", "version": "2025-01-16 12:00:00.000000", "status": status, "error": None,
+                    "elapsed_time": 1.23, "total_tokens": 150, "total_steps": 3, "created_at": created,
+                    "finished_at": None if status == "running" else created + 1, "exceptions_count": 0,
+                    "triggered_from": "app"}
+    workflow_run.update(run)
+    return {"id": f"log-{n}", "workflow_run": workflow_run, "created_from": "service-api",
+            "created_by_role": "end_user", "created_by_account": None,
+            "created_by_end_user": {"id": "f1e2", "type": "service_api", "is_anonymous": False,
+                                    "session_id": "user_workflow_123"},
+            "created_at": created}
+
+
+async def test_dify_pages_with_has_more_and_reads_the_run(http_session, clock):
+    logs = [dify_log(i, created=int(NOW) - i) for i in range(45)]
+    logs[3] = dify_log(3, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 3)
+    logs[4] = dify_log(4, status="failed", error="node crashed", created=int(NOW) - 4)
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, limit = int(params["page"]), int(params["limit"])
+        return {"page": page, "limit": limit, "total": len(logs), "has_more": len(logs) > page * limit,
+                "data": logs[(page - 1) * limit:page * limit]}
+    upstream = Upstream(serve)
+    h = Harness(make_source("dify", page_size=20), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 3600, now=NOW))
+    assert [c[1]["page"] for c in upstream.calls] == ["1", "2", "3"]
+    path, params, headers = upstream.calls[0]
+    assert path == "/workflows/logs" and params["limit"] == "20"
+    assert parse_timestamp(params["created_at__after"]) == NOW - 3600
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    by_id = {r.session_id: r for r in result.records}
+    assert len(by_id) == 45
+    assert by_id["run-3"].outcome is Outcome.SUCCESS and by_id["run-3"].warnings == 2
+    assert by_id["run-4"].outcome is Outcome.ERROR and by_id["run-4"].error_text
+    assert by_id["run-0"].duration_seconds == 1.23 and by_id["run-0"].tokens == {"total": 150}
+
+
+async def test_dify_stopped_is_cancelled_and_running_is_active(http_session, clock):
+    h = Harness(make_source("dify"), http_session, clock)
+    assert h.provider.parse_item(dify_log(1, status="stopped")).outcome is Outcome.CANCELLED
+    running = h.provider.parse_item(dify_log(2, status="running"))
+    assert running.phase is Phase.ACTIVE and running.outcome is None
+
+
+# --- Syntropic137 ------------------------------------------------------------------------------
+
+def syntropic_item(n: int, started: float, status: str = "completed") -> dict[str, Any]:
+    from datetime import datetime, timezone
+    text = lambda ts: str(datetime.fromtimestamp(ts, timezone.utc))  # noqa: E731 - str(datetime), as upstream does
+    return {"id": f"s-{n}", "workflow_id": "wf", "workflow_name": "w", "execution_id": "e", "phase_id": "p",
+            "phase_display": "P", "status": status, "agent_provider": "anthropic", "agent_model": "claude-sonnet-4",
+            "agent_model_display": "Claude", "repos": [], "repos_display": "", "input_tokens": 100,
+            "output_tokens": 20, "cache_creation_tokens": 5, "cache_read_tokens": 300, "total_tokens": 425,
+            "total_tokens_display": "425", "total_cost_usd": "0.1234", "total_cost_display": "$0.12",
+            "duration_seconds": None if status == "running" else 12.5, "duration_display": "12s",
+            "started_at": text(started), "completed_at": None if status == "running" else text(started + 12.5)}
+
+
+async def test_syntropic_pages_backwards_and_the_boundary_item_comes_back(http_session, clock):
+    sessions = [syntropic_item(i, NOW - 10 * i - 0.123456) for i in range(450)]  # newest first
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        after = parse_timestamp(params["started_after"])
+        before = parse_timestamp(params.get("started_before"))
+        chosen = [s for s in sessions if parse_timestamp(s["started_at"]) >= after
+                  and (before is None or parse_timestamp(s["started_at"]) <= before)][:int(params["limit"])]
+        return {"sessions": chosen, "total": len(chosen)}
+    upstream = Upstream(serve)
+    h = Harness(make_source("syntropic137", workflow_id="wf"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 86400))
+    assert len(upstream.calls) == 3
+    assert "started_before" not in upstream.calls[0][1]
+    assert upstream.calls[0][1]["limit"] == "200" and upstream.calls[0][1]["workflow_id"] == "wf"
+    assert "Authorization" not in upstream.calls[0][2]
+    ids = [r.session_id for r in result.records]
+    assert len(ids) == 452 and len(set(ids)) == 450  # two boundary items came back once more
+    record = result.records[0]
+    assert record.tokens == {"input": 100, "output": 20, "cache_read": 300, "cache_creation": 5}
+    assert record.cost_usd == pytest.approx(0.1234) and record.model == "claude-sonnet-4"
+    assert record.duration_seconds == 12.5
+
+
+async def test_syntropic_boundary_duplicates_count_once_and_detail_rechecks_pending(http_session, clock):
+    clock.now = NOW
+    running = syntropic_item(99, NOW - 3 * 3600, status="running")
+    page = [syntropic_item(i, NOW - 10 * i) for i in range(3)]
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        if path == "/sessions/s-99":
+            return running
+        return {"sessions": page + [page[-1]], "total": 4}
+    upstream = Upstream(serve)
+    h = Harness(make_source("syntropic137", api_key="k-123456", initial_lookback="4h", overlap="1m"),
+                http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        page.append(running)
+        assert await h.collector.run_cycle()
+        page.pop()
+        assert h.finished() == 3 and h.value("agent_sessions_active", status="running") == 1
+        running.update(syntropic_item(99, NOW - 3 * 3600, status="failed"), error_message="boom")
+        clock.advance(30)
+        assert await h.collector.run_cycle()
+    assert upstream.paths["/sessions/s-99"] == 1
+    assert upstream.calls[0][2]["Authorization"] == "Bearer k-123456"
+    assert h.finished() == 4 and h.finished(status="failed", outcome="error") == 1
+    assert h.value("agent_session_tokens_total", token_type="cache_read") == 4 * 300
+    assert h.value("agent_session_cost_usd_total", model="claude-sonnet-4") == pytest.approx(4 * 0.1234)
+
+
+async def test_syntropic_detail_404_drops_the_pending_session(http_session, clock):
+    h = Harness(make_source("syntropic137"), http_session, clock)
+    with aioresponses() as m:
+        m.get("http://api.test/sessions/gone-1", status=404, payload={"detail": []})
+        m.get(Upstream.pattern(), payload={"sessions": [], "total": 0}, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW, stale_pending=(PendingRef("gone-1", NOW - 9000),)))
+    assert result.gone == ["gone-1"]
+
+
+# --- HoneyHive ---------------------------------------------------------------------------------
+
+def honeyhive_session(n: int, start_ms: int, end_ms: int | None, error: str | None = None) -> dict[str, Any]:
+    return {"children": [{}], "config": {}, "duration": None if end_ms is None else end_ms - start_ms,
+            "end_time": end_ms, "error": error, "event_id": f"ev-{n}", "event_name": "s", "event_type": "session",
+            "feedback": {}, "inputs": {}, "metadata": {"prompt_tokens": 1000, "completion_tokens": 200,
+                                                       "total_tokens": 1200, "cost": 0.05},
+            "metrics": {}, "outputs": {}, "project": "proj", "session_id": f"hh-{n}", "source": "prod",
+            "start_time": start_ms, "user_properties": {}}
+
+
+async def test_honeyhive_sends_project_and_limit_and_reads_milliseconds(http_session, clock):
+    start = int(NOW * 1000) - 60_000
+    upstream = Upstream(lambda path, params: [honeyhive_session(1, start, start + 4_500)])
+    h = Harness(make_source("honeyhive", page_size=500), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 3600))
+    path, params, headers = upstream.calls[0]
+    assert path == "/session" and params == {"project": "proj", "limit": "500"}
+    assert headers["Authorization"] == f"Bearer {KEY}"
+    record = result.records[0]
+    assert record.started_at == pytest.approx(NOW - 60) and record.duration_seconds == pytest.approx(4.5)
+    assert record.phase is Phase.SETTLING and record.tokens == {"input": 1000, "output": 200}
+
+
+async def test_honeyhive_session_counts_once_its_end_time_stops_moving(http_session, clock):
+    clock.now = NOW
+    start = int(NOW * 1000) - 30_000
+    session = honeyhive_session(1, start, start + 10_000, error="tool failed")
+    h = Harness(make_source("honeyhive", settle_after=60), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: [session]), repeat=True)
+        await h.collector.run_cycle()
+        assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
+        clock.advance(40)
+        session.update(honeyhive_session(1, start, start + 50_000, error="tool failed"))  # still moving
+        await h.collector.run_cycle()
+        clock.advance(30)  # the end time (NOW+20) has not moved for 50 s
+        await h.collector.run_cycle()
+        assert h.finished() == 0
+        clock.advance(15)  # 65 s
+        await h.collector.run_cycle()
+        clock.advance(300)
+        await h.collector.run_cycle()
+    assert h.finished(status="ended", outcome="error") == 1
+    assert h.value("agent_session_errors_total") == 1
+    assert h.value("agent_session_cost_usd_total", model="unknown") == pytest.approx(0.05)
+    assert h.value("agent_session_duration_seconds_sum", outcome="error") == pytest.approx(50.0)
+
+
+# --- Kapso -------------------------------------------------------------------------------------
+
+def kapso_execution(n: int, started: float, ended: float | None, status: str | None = None) -> dict[str, Any]:
+    item = {"id": f"3c90c3cc-0d44-4b50-8888-{n:012d}", "started_at": iso(started), "last_event_at": iso(started),
+            "ended_at": None if ended is None else iso(ended), "tracking_id": "t",
+            "whatsapp_conversation_id": "w",
+            "workflow": {"id": "wf-a", "name": "<string>", "status": "active"},
+            "current_step": {"id": "c", "identifier": "<string>", "stepable_type": "<string>",
+                             "position": {"x": 123, "y": 123}}}
+    if status is not None:
+        item["status"] = status
+    return item
+
+
+def kapso_pages(executions: list[dict[str, Any]], size: int):
+    def serve(path: str, params: dict[str, str]) -> Any:
+        chosen = [e for e in executions if params.get("status") in (None, e["_status"])]
+        start = int(params.get("after", "0"))
+        chunk = chosen[start:start + size]
+        more = start + size < len(chosen)
+        return {"data": [{k: v for k, v in e.items() if k != "_status"} for e in chunk],
+                "paging": {"cursors": {"before": str(start), "after": str(start + size)},
+                           "next": f"{path}?after={start + size}" if more else None, "previous": None}}
+    return serve
+
+
+async def test_kapso_follows_after_cursors_and_reads_the_status_field(http_session, clock):
+    executions = [dict(kapso_execution(i, NOW - 100 - i, NOW - 50, status="ended"), _status="ended") for i in range(250)]
+    upstream = Upstream(kapso_pages(executions, 100))
+    h = Harness(make_source("kapso", workflow_ids=["wf-a", "wf-b"]), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 3600))
+    assert [c[0] for c in upstream.calls] == ["/workflows/wf-a/executions"] * 3 + ["/workflows/wf-b/executions"] * 3
+    assert [c[1].get("after") for c in upstream.calls[:3]] == [None, "100", "200"]
+    assert upstream.calls[0][2]["X-API-Key"] == KEY and upstream.calls[0][1]["limit"] == "100"
+    assert parse_timestamp(upstream.calls[0][1]["created_after"]) == NOW - 3600
+    assert len(result.records) == 500 and all(r.outcome is Outcome.SUCCESS for r in result.records)
+
+
+async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_session, clock):
+    clock.now = NOW
+    statuses = ["ended", "failed", "handoff", "running", "waiting"]
+    executions = [dict(kapso_execution(i, NOW - 100 - i, None if s in ("running", "waiting") else NOW - 10),
+                       _status=s) for i, s in enumerate(statuses)]
+    upstream = Upstream(kapso_pages(executions, 100))
+    h = Harness(make_source("kapso"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.collector.run_cycle()
+        executions[3]["_status"] = "failed"
+        executions[3]["ended_at"] = iso(NOW)
+        clock.advance(30)
+        assert await h.collector.run_cycle()
+    queried = [c[1].get("status") for c in upstream.calls]
+    assert queried[:6] == [None, "running", "waiting", "ended", "failed", "handoff"]
+    assert queried[6:] == ["running", "waiting", "ended", "failed", "handoff"]  # no probe once known
+    assert h.finished(status="ended", outcome="success") == 1
+    assert h.finished(status="handoff", outcome="handoff") == 1
+    assert h.finished(status="failed", outcome="error") == 2
+    assert h.value("agent_sessions_active", status="waiting") == 1
+    assert h.value("agent_sessions_active", status="running") == 0
+
+
+# --- Shared: bad items are skipped, the rest count ---------------------------------------------
+
+async def test_bad_items_are_skipped_and_counted_while_the_rest_of_the_page_counts(http_session, clock):
+    clock.now = NOW
+    good = whatabot_item(1, started=NOW - 50)
+    bad = [None, "text", {**whatabot_item(2), "id": None}, {**whatabot_item(3), "startedAt": "yesterday"},
+           {**whatabot_item(4), "status": 5}, {**whatabot_item(5), "warnings": "many"}]
+    weird = whatabot_item(6, status="paused_by_admin", started=NOW - 40)
+    weird["finishedAt"] = None
+    finished_weird = {**whatabot_item(7, started=NOW - 30), "status": "archived"}
+    h = Harness(make_source("whatabot"), http_session, clock)
+    page = spring_page([good, *bad, weird, finished_weird], 0, 100, 9)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: copy.deepcopy(page)), repeat=True)
+        assert await h.collector.run_cycle()
+        assert await h.collector.run_cycle()
+    assert h.finished(status="completed") == 1
+    assert h.finished(status="archived", outcome="unknown") == 1
+    assert h.value("agent_sessions_active", status="paused_by_admin") == 1
+    assert h.value("agent_session_exporter_invalid_records_total", reason="not_an_object") == 4
+    assert h.value("agent_session_exporter_invalid_records_total", reason="missing_field") == 2
+    assert h.value("agent_session_exporter_invalid_records_total", reason="bad_timestamp") == 2
+    assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 4
+    assert h.value("agent_session_exporter_unknown_status_total", status="archived") == 1
+    assert h.value("agent_session_exporter_unknown_status_total", status="paused_by_admin") == 1
