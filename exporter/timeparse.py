@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import math
+from datetime import datetime, timedelta, timezone
 
 #: Numbers above this are Unix milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _MILLIS_THRESHOLD = 1e11
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_timestamp(value: object) -> float | None:
@@ -48,4 +50,5 @@ def to_iso(seconds: float) -> str:
     Microseconds are truncated, so as a lower bound it never excludes the instant it came from;
     an upper bound must add a microsecond first.
     """
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    moment = _EPOCH + timedelta(microseconds=math.floor(seconds * 1_000_000))
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -1,0 +1,113 @@
+"""The whole exporter against the five simulators on 127.0.0.1: scrape /metrics, check against the truth."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from exporter.app import Exporter
+from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.server import Simulators
+from exporter.server import make_app
+
+from .helpers import parse_exposition, total_of
+
+SETTLE = 10.0
+
+
+async def scrape(url: str) -> tuple[str, str]:
+    async with aiohttp.ClientSession() as client:
+        async with client.get(url) as response:
+            assert response.status == 200
+            return response.headers["Content-Type"], await response.text()
+
+
+@pytest.fixture
+async def stack(clock):
+    """Simulators and exporter on loopback ports chosen by the OS, sharing one fake clock."""
+    simulators = Simulators(clock=clock, rate=0.5)
+    simulators.backfill(900)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        config = demo_config(base_url, listen="127.0.0.1:0")
+        exporter = Exporter(config, clock=clock)
+        await exporter.open()
+        runner = web.AppRunner(make_app(exporter), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            yield simulators, exporter, f"http://{host}:{port}"
+        finally:
+            await runner.cleanup()
+            await exporter.close()
+
+
+async def test_metrics_match_what_the_simulators_served(stack, clock):
+    simulators, exporter, url = stack
+    for _ in range(12):
+        clock.advance(5)
+        simulators.tick()
+        assert all((await exporter.run_once()).values())
+    _, text = await scrape(url + "/metrics")
+    samples = parse_exposition(text)
+    for provider, factory in simulators.factories.items():
+        source = f"demo-{'syntropic' if provider == 'syntropic137' else provider}"
+        running = sum(1 for s in factory.sessions.values() if s.running)
+        if provider != "honeyhive":  # honeyhive sessions also wait settle_after after their end
+            assert total_of(samples, "agent_sessions_active", source=source) == running, provider
+            assert total_of(samples, "agent_sessions_finished_total", source=source) == sum(factory.truth.finished.values())
+
+    # End everything, let HoneyHive's end times settle, and compare every counter exactly.
+    simulators.finish_all()
+    clock.advance(SETTLE + 1)
+    for _ in range(2):
+        assert all((await exporter.run_once()).values())
+    content_type, text = await scrape(url + "/metrics")
+    assert content_type.startswith("text/plain")
+    samples = parse_exposition(text)
+    for provider, factory in simulators.factories.items():
+        truth = factory.truth
+        source = f"demo-{'syntropic' if provider == 'syntropic137' else provider}"
+        assert sum(truth.finished.values()) > 100
+        for (status, outcome), count in truth.finished.items():
+            assert total_of(samples, "agent_sessions_finished_total", source=source, provider=provider,
+                            status=status, outcome=outcome) == count, (provider, status, outcome)
+        assert total_of(samples, "agent_sessions_finished_total", source=source) == sum(truth.finished.values())
+        assert total_of(samples, "agent_sessions_active", source=source) == 0
+        assert total_of(samples, "agent_session_errors_total", source=source) == truth.errors
+        assert total_of(samples, "agent_session_warnings_total", source=source) == truth.warnings
+        for kind, value in truth.tokens.items():
+            assert total_of(samples, "agent_session_tokens_total", source=source, token_type=kind) == value
+        for model, value in truth.cost.items():
+            assert total_of(samples, "agent_session_cost_usd_total", source=source, model=model) == \
+                pytest.approx(value)
+        assert total_of(samples, "agent_session_duration_seconds_count", source=source) == \
+            sum(truth.finished.values())
+        assert total_of(samples, "agent_session_duration_seconds_sum", source=source) == \
+            pytest.approx(truth.duration_sum, rel=0.01)
+        assert total_of(samples, "agent_session_exporter_source_up", source=source) == 1
+
+
+async def test_healthz_and_landing_page(stack):
+    simulators, exporter, url = stack
+    await exporter.run_once()
+    async with aiohttp.ClientSession() as client:
+        async with client.get(url + "/healthz") as response:
+            assert response.status == 200
+        async with client.get(url + "/") as response:
+            page = await response.text()
+    assert "/metrics" in page
+    for name in exporter.collectors:
+        assert name in page
+    assert "ok:" in page
+
+
+async def test_scrape_never_calls_upstream(stack):
+    simulators, exporter, url = stack
+    await exporter.run_once()
+    before = sum(simulators.requests.values())
+    for _ in range(5):
+        await scrape(url + "/metrics")
+    assert sum(simulators.requests.values()) == before
