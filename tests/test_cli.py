@@ -1,0 +1,89 @@
+"""The command line, run as users run it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .helpers import parse_exposition, total_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_check_config_accepts_the_example():
+    env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "SYNTROPIC_PASSWORD")}
+    result = run("--config", "config.example.yaml", "--check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "config OK: 5 sources" in result.stdout
+
+
+def test_check_config_names_the_offending_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources:\n  - {name: a, provider: dify, base_url: 'http://x', api_key: k, page_size: 0}\n")
+    result = run("--config", str(bad), "--check-config")
+    assert result.returncode == 2
+    assert "sources[0].page_size" in result.stderr
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    result = run("--config", str(tmp_path / "nope.yaml"), "--check-config")
+    assert result.returncode == 2 and "cannot read config file" in result.stderr
+
+
+def test_demo_once_prints_an_exposition_with_all_five_providers():
+    result = run("--demo", "--once")
+    assert result.returncode == 0, result.stderr[-2000:]
+    samples = parse_exposition(result.stdout)
+    for provider in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso"):
+        assert total_of(samples, "agent_sessions_finished_total", provider=provider) > 0, provider
+        assert total_of(samples, "agent_session_exporter_source_up", provider=provider) == 1
+
+
+def test_demo_serves_metrics_and_stops_cleanly_on_sigterm():
+    process = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", "--listen", "127.0.0.1:0"], cwd=ROOT,
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            event = json.loads(line)
+            if event["event"] == "listening":
+                url = event["url"]
+        assert url and url.startswith("http://127.0.0.1:")
+        text = ""
+        for _ in range(50):  # bounded: up to ~10 s for the first cycle to land
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            if "agent_sessions_finished_total{" in text:
+                break
+            time.sleep(0.2)
+        assert total_of(parse_exposition(text), "agent_sessions_finished_total") > 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        process.stderr.close()
+
+
+@pytest.mark.parametrize("flag", ["--listen", "--listen=nope"])
+def test_bad_listen_is_refused(flag):
+    args = ["--demo", "--check-config"] + (["--listen", "nope"] if flag == "--listen" else [flag])
+    result = run(*args)
+    assert result.returncode in (2,) and "listen" in result.stderr
