@@ -32,8 +32,12 @@ class SourceTotals:
     tokens: dict[str, float] = field(default_factory=dict)
     cost: dict[str, float] = field(default_factory=dict)                 # model -> USD
 
-    def is_empty(self) -> bool:
-        return not self.finished
+    def plus(self, other: SourceTotals) -> SourceTotals:
+        """A new SourceTotals holding self + other."""
+        result = SourceTotals()
+        result.add(self)
+        result.add(other)
+        return result
 
     def add(self, other: SourceTotals) -> None:
         for key, value in other.finished.items():

@@ -19,6 +19,8 @@ from .demo.runner import demo_config, running_simulators
 from .demo.server import Simulators
 from .logs import configure_logging
 from .server import make_app
+from .sqlite_store import SqliteStore, StateError, reset_state
+from .state import MemoryStore, Store
 
 log = structlog.get_logger()
 
@@ -31,6 +33,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
+    parser.add_argument("--reset-state", action="store_true",
+                        help="delete the state file (state_path) and start counting anew")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", choices=["json", "logfmt"], help="default: json, logfmt on a terminal")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -74,7 +78,13 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
 
 async def _run(args: argparse.Namespace, config: Config | None) -> int:
     async with _config_for(args, config) as cfg:
-        exporter = Exporter(cfg)
+        try:
+            store = open_store(cfg, reset=args.reset_state)
+        except StateError as exc:
+            log.error("state store unusable", error=str(exc))
+            print(f"state error: {exc}", file=sys.stderr)
+            return 3
+        exporter = Exporter(cfg, store)
         await exporter.open()
         try:
             if args.once:
@@ -85,6 +95,15 @@ async def _run(args: argparse.Namespace, config: Config | None) -> int:
             return await _serve(exporter, args.listen or cfg.listen)
         finally:
             await exporter.close()
+
+
+def open_store(config: Config, reset: bool = False) -> Store:
+    if not config.state_path:
+        return MemoryStore()
+    if reset:
+        reset_state(config.state_path)
+        log.warning("state reset: counting starts anew", state_path=config.state_path)
+    return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources})
 
 
 async def _serve(exporter: Exporter, listen: str) -> int:

@@ -74,9 +74,9 @@ class SourceCollector:
         stale = tuple(PendingRef(sid, p.key_time) for sid, p in state.pending.items() if p.key_time < cutoff)
         ok = False
         try:
-            result = await self.provider.poll(PollWindow(since=cutoff, stale_pending=stale, now=now))
+            result = await self.provider.poll(PollWindow(since=cutoff, stale_pending=stale, now=now, known_finished=state.counted.keys()))
             delta = self._build_delta(result, now, floor, cutoff)
-            self.store.commit(self.source.name, delta)
+            self.store.commit(self.source.name, delta, state.totals.plus(delta.increments))
         except AuthRefused as exc:
             self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
         except InvalidPage as exc:

@@ -70,7 +70,7 @@ class CycleDelta:
 
 class Store(Protocol):
     def load(self, source: str) -> SourceState: ...
-    def commit(self, source: str, delta: CycleDelta) -> None: ...
+    def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None: ...
     def retain_only(self, sources: set[str]) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -81,7 +81,7 @@ class MemoryStore:
     def load(self, source: str) -> SourceState:
         return SourceState()
 
-    def commit(self, source: str, delta: CycleDelta) -> None:
+    def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None:
         return None
 
     def retain_only(self, sources: set[str]) -> list[str]:

@@ -351,13 +351,20 @@ async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_
         executions[3]["ended_at"] = iso(NOW)
         clock.advance(30)
         assert await h.collector.run_cycle()
+        assert h.value("agent_sessions_active", status="waiting") == 1
+        executions[4]["_status"] = "ended"
+        executions[4]["ended_at"] = iso(NOW + 30)
+        for _ in range(2):
+            clock.advance(30)
+            assert await h.collector.run_cycle()
     queried = [c[1].get("status") for c in upstream.calls]
-    assert queried[:6] == [None, "running", "waiting", "ended", "failed", "handoff"]
-    assert queried[6:] == ["running", "waiting", "ended", "failed", "handoff"]  # no probe once known
-    assert h.finished(status="ended", outcome="success") == 1
+    every = [None, "running", "waiting", "ended", "failed", "handoff"]
+    # Status is learned while something is new or pending; then one unfiltered request suffices.
+    assert queried == every * 3 + [None]
+    assert h.finished(status="ended", outcome="success") == 2
     assert h.finished(status="handoff", outcome="handoff") == 1
     assert h.finished(status="failed", outcome="error") == 2
-    assert h.value("agent_sessions_active", status="waiting") == 1
+    assert h.value("agent_sessions_active", status="waiting") == 0
     assert h.value("agent_sessions_active", status="running") == 0
 
 

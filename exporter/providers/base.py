@@ -6,7 +6,7 @@ import abc
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Container, Iterable
 
 import structlog
 
@@ -33,6 +33,8 @@ class PollWindow:
     stale_pending: tuple[PendingRef, ...] = ()
     #: The collector's clock at the start of the cycle (None: the wall clock).
     now: float | None = None
+    #: Ids already counted as finished (read-only), for providers that can skip work on them.
+    known_finished: Container[str] = frozenset()
 
 
 @dataclass

@@ -35,18 +35,21 @@ class KapsoProvider(Provider):
         result = PollResult()
         since = min([window.since] + [p.key_time for p in window.stale_pending])
         for workflow_id in self.source.workflow_ids:
+            probe = PollResult()
+            await self._walk(workflow_id, since, None, probe)
+            result.invalid.update(probe.invalid)
             if self.status_in_field is not False:
-                probe = PollResult()
-                await self._walk(workflow_id, since, None, probe)
-                if not probe.records or all(r.status != "" for r in probe.records):
+                if not probe.records or all(r.status for r in probe.records):
                     if probe.records and self.status_in_field is None:
                         self.status_in_field = True
                         self.log.info("kapso executions carry a status field; one query chain per workflow")
-                    _merge(result, probe)
+                    result.records.extend(probe.records)
                     continue
                 self.status_in_field = False
                 self.log.warning("kapso executions carry no status field; learning status with one query per status",
                                  statuses=list(STATUSES))
+            elif all(r.session_id in window.known_finished for r in probe.records):
+                continue  # nothing new or pending in this workflow's window: no status to learn
             for status in STATUSES:
                 await self._walk(workflow_id, since, status, result)
         return result
@@ -87,8 +90,3 @@ class KapsoProvider(Provider):
             known_status=known or not status, key_time=started_at, started_at=started_at,
             finished_at=finished_at, duration_seconds=elapsed(started_at, finished_at),
         )
-
-
-def _merge(into: PollResult, other: PollResult) -> None:
-    into.records.extend(other.records)
-    into.invalid.update(other.invalid)

@@ -1,0 +1,161 @@
+"""The SQLite state store: per source the window, pending sessions, counted ids and counter totals.
+
+One transaction per source cycle, so the counted ids and the counter increments land together:
+after a crash at any instant the exporter restarts from the last committed cycle, and a session
+is neither counted twice nor lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import structlog
+
+from .aggregates import SourceTotals
+from .state import CycleDelta, PendingSession, SourceState
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    name TEXT PRIMARY KEY, provider TEXT NOT NULL, floor REAL, watermark REAL, totals TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counted (
+    source TEXT NOT NULL, id TEXT NOT NULL, key_time REAL NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    source TEXT NOT NULL, id TEXT NOT NULL, key_time REAL NOT NULL, status TEXT NOT NULL, first_seen REAL NOT NULL,
+    end_time REAL, end_seen_at REAL, PRIMARY KEY (source, id)) WITHOUT ROWID;
+"""
+log = structlog.get_logger()
+
+
+class StateError(RuntimeError):
+    """The state file cannot be used; the message names it. Never silently reset."""
+
+
+def reset_state(path: str) -> None:
+    """Delete the state file and its WAL companions (``--reset-state``)."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+class SqliteStore:
+    def __init__(self, path: str, providers: dict[str, str]) -> None:
+        """Open (or create) ``path``; ``providers`` maps the configured source names to their provider."""
+        self.path = path
+        self.providers = providers
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed cycle survives power loss too, so counters never step back.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise StateError(f"{path}: state schema version {row[0]}, this exporter reads {SCHEMA_VERSION};"
+                                 " start with --reset-state to begin anew")
+            check = self.db.execute("PRAGMA quick_check").fetchone()
+            if check[0] != "ok":
+                raise StateError(f"{path}: state file is corrupt ({check[0]}); start with --reset-state to begin anew")
+        except sqlite3.Error as exc:
+            raise StateError(f"{path}: cannot use state file ({exc}); start with --reset-state to begin anew") from None
+
+    def retain_only(self, sources: set[str]) -> list[str]:
+        """Drop the state of sources no longer configured, or whose provider changed."""
+        rows = self.db.execute("SELECT name, provider FROM sources").fetchall()
+        dropped = [name for name, provider in rows if name not in sources or self.providers.get(name) != provider]
+        with self._transaction():
+            for name in dropped:
+                self._delete_source(name)
+        return dropped
+
+    def _delete_source(self, name: str) -> None:
+        for table, column in (("sources", "name"), ("counted", "source"), ("pending", "source")):
+            self.db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
+
+    def load(self, source: str) -> SourceState:
+        try:
+            row = self.db.execute("SELECT floor, watermark, totals FROM sources WHERE name=?", (source,)).fetchone()
+            if row is None:
+                return SourceState()
+            state = SourceState(floor=row[0], watermark=row[1], totals=_totals_from_json(row[2]))
+            state.counted = dict(self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,)))
+            for sid, key_time, status, first_seen, end_time, end_seen_at in self.db.execute(
+                    "SELECT id, key_time, status, first_seen, end_time, end_seen_at FROM pending WHERE source=?",
+                    (source,)):
+                state.pending[sid] = PendingSession(key_time, status, first_seen, end_time, end_seen_at)
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            raise StateError(f"{self.path}: cannot read the state of source {source!r} ({exc});"
+                             " start with --reset-state to begin anew") from None
+        return state
+
+    def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None:
+        """Write one cycle in one transaction; ``totals`` are the source's totals after the delta."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO sources (name, provider, floor, watermark, totals) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, floor=excluded.floor, "
+                "watermark=excluded.watermark, totals=excluded.totals",
+                (source, self.providers.get(source, ""), delta.floor, delta.watermark, _totals_to_json(totals)))
+            if delta.counted_add:
+                self.db.executemany("INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
+                                    [(source, sid, key_time) for sid, key_time in delta.counted_add.items()])
+            if delta.counted_remove:
+                self.db.executemany("DELETE FROM counted WHERE source=? AND id=?",
+                                    [(source, sid) for sid in delta.counted_remove])
+            if delta.pending_remove:
+                self.db.executemany("DELETE FROM pending WHERE source=? AND id=?",
+                                    [(source, sid) for sid in delta.pending_remove])
+            if delta.pending_upsert:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at)
+                     for sid, p in delta.pending_upsert.items()])
+
+    def row_counts(self) -> dict[str, int]:
+        return {table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("sources", "counted", "pending")}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _totals_to_json(totals: SourceTotals) -> str:
+    return json.dumps({
+        "finished": [[status, outcome, count] for (status, outcome), count in totals.finished.items()],
+        "duration_buckets": totals.duration_buckets, "duration_sum": totals.duration_sum,
+        "warnings": totals.warnings, "errors": totals.errors, "tokens": totals.tokens, "cost": totals.cost,
+    }, separators=(",", ":"))
+
+
+def _totals_from_json(text: str) -> SourceTotals:
+    raw = json.loads(text)
+    return SourceTotals(
+        finished={(status, outcome): int(count) for status, outcome, count in raw["finished"]},
+        duration_buckets={k: [int(c) for c in v] for k, v in raw["duration_buckets"].items()},
+        duration_sum={k: float(v) for k, v in raw["duration_sum"].items()},
+        warnings=float(raw["warnings"]), errors=int(raw["errors"]),
+        tokens={k: float(v) for k, v in raw["tokens"].items()}, cost={k: float(v) for k, v in raw["cost"].items()},
+    )
