@@ -58,7 +58,7 @@ class SessionFactory:
 
     def __init__(self, provider: str, clock: Callable[[], float], seed: int = 1, rate: float = 0.5,
                  min_duration: float = 2.0, max_duration: float = 40.0, workflow_ids: tuple[str, ...] = ("wf-1",),
-                 error_weight: float = 1.0) -> None:
+                 error_weight: float = 1.0, retention: float | None = 3600.0) -> None:
         self.provider = provider
         self.clock = clock
         self.random = random.Random(seed)
@@ -67,6 +67,8 @@ class SessionFactory:
         self.max_duration = max_duration
         self.workflow_ids = workflow_ids
         self.error_weight = error_weight
+        #: Finished sessions older than this are forgotten, as a real API's retention would.
+        self.retention = retention
         self.sessions: dict[str, SimSession] = {}
         self.truth = Truth()
         self._last_tick: float | None = None
@@ -85,6 +87,10 @@ class SessionFactory:
                     self._finish(session, session.planned_end)
                 else:
                     self._progress(session, now)
+        if self.retention is not None:
+            horizon = now - self.retention
+            for session in [s for s in self.sessions.values() if s.ended_at is not None and s.ended_at < horizon]:
+                del self.sessions[session.id]
         elapsed = 0.0 if self._last_tick is None else max(0.0, now - self._last_tick)
         self._last_tick = now
         self._carry += elapsed * self.rate

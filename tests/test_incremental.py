@@ -1,0 +1,95 @@
+"""Incremental polling: few requests in steady state, bounded memory and rows, stuck sessions dropped."""
+
+from __future__ import annotations
+
+import aiohttp
+from aioresponses import aioresponses
+
+from exporter.app import Exporter
+from exporter.config import parse_config
+from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.server import Simulators
+from exporter.sqlite_store import SqliteStore
+
+from .helpers import Harness, Upstream, make_source
+from .test_providers import spring_page, whatabot_item
+
+
+async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
+    simulators = Simulators(clock=clock, rate=0.5)
+    simulators.backfill(3 * 3600)  # three hours of history: many pages on the first cycle
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0"), clock=clock)
+        await exporter.open()
+        try:
+            await exporter.run_once()
+            first = dict(simulators.requests)
+            for factory in simulators.factories.values():
+                factory.rate = 0  # nothing new upstream from here on
+            simulators.finish_all()
+            for _ in range(3):
+                clock.advance(15)
+                simulators.tick()
+                await exporter.run_once()
+            simulators.requests.clear()
+            cycles = 5
+            for _ in range(cycles):
+                clock.advance(15)
+                await exporter.run_once()
+        finally:
+            await exporter.close()
+    # 1 h lookback at 0.5 sessions/s is ~1,800 sessions: 18+ pages of 100 on the first cycle.
+    assert first["whatabot"] >= 18 and first["dify"] >= 18
+    per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 1, "kapso": 2}  # 2 workflows
+
+
+async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_path, clock):
+    simulators = Simulators(clock=clock, rate=2.0, retention=600)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        raw_sources = [{"name": f"s-{p}", "provider": p, "base_url": base_url + prefix, "initial_lookback": 0,
+                        "overlap": "2m", **({"api_key": f"demo-{p}-key"} if p != "syntropic137" else {})}
+                       for p, prefix in (("dify", "/dify/v1"), ("syntropic137", "/syntropic137"))]
+        config = parse_config({"state_path": str(tmp_path / "s.db"), "sources": raw_sources}, {})
+        store = SqliteStore(config.state_path, {s.name: s.provider for s in config.sources})
+        exporter = Exporter(config, store, clock=clock)
+        await exporter.open()
+
+        async def flow(minutes: int) -> tuple[int, dict[str, int]]:
+            for _ in range(minutes * 2):
+                clock.advance(30)
+                simulators.tick()
+                assert all((await exporter.run_once()).values())
+            tracked = sum(len(c.state.counted) + len(c.state.pending) for c in exporter.collectors.values())
+            return tracked, store.row_counts()
+        try:
+            tracked_1x, rows_1x = await flow(10)     # ~1,200 sessions per source
+            tracked_10x, rows_10x = await flow(100)  # ~12,000 more per source
+            finished = sum(sum(f.truth.finished.values()) for p, f in simulators.factories.items()
+                           if p in ("dify", "syntropic137"))
+        finally:
+            await exporter.close()
+    assert finished > 20_000
+    assert tracked_1x > 200  # the overlap window really holds ids
+    assert tracked_10x <= tracked_1x * 1.3
+    assert rows_10x["counted"] <= rows_1x["counted"] * 1.3 and rows_10x["pending"] <= rows_1x["pending"] * 1.5 + 20
+
+
+async def test_a_session_stuck_active_beyond_max_pending_age_is_dropped_and_counted(clock):
+    clock.now = 1_780_000_000.0
+    item = whatabot_item(1, status="running", started=clock.now - 10)
+    async with aiohttp.ClientSession() as session:
+        h = Harness(make_source("whatabot", max_pending_age="1h", overlap="1m"), session, clock)
+        with aioresponses() as m:
+            m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(
+                [item] if q.get("sessionId") in (None, item["id"]) else [], 0, 100, 1)), repeat=True)
+            await h.collector.run_cycle()
+            assert h.value("agent_sessions_active", status="running") == 1
+            clock.advance(1800)
+            await h.collector.run_cycle()
+            assert h.value("agent_sessions_active", status="running") == 1
+            clock.advance(1800)
+            await h.collector.run_cycle()
+    assert h.value("agent_sessions_active", status="running") == 0
+    assert h.value("agent_session_exporter_pending_dropped_total", reason="max_pending_age") == 1
+    assert h.finished() == 0

@@ -1,0 +1,120 @@
+"""The SQLite state store: round trips, restarts without double counting, corruption, removed sources."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from exporter.aggregates import SourceTotals
+from exporter.app import Exporter
+from exporter.cli import open_store
+from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.server import Simulators
+from exporter.sqlite_store import SqliteStore, StateError
+from exporter.state import CycleDelta, PendingSession
+
+from .helpers import parse_exposition, total_of
+from .test_cli import run
+
+
+def test_round_trip_of_every_part_of_the_state(tmp_path):
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path, {"a": "dify"})
+    increments = SourceTotals(finished={("failed", "error"): 2}, duration_buckets={"error": [1, 0, 1]},
+                              duration_sum={"error": 7.5}, warnings=3, errors=2, tokens={"total": 40},
+                              cost={"m": 0.25})
+    delta = CycleDelta(floor=100.0, watermark=200.0, counted_add={"s1": 150.0, "s2": 190.0},
+                       pending_upsert={"p1": PendingSession(180.0, "running", 181.0),
+                                       "p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0)},
+                       increments=increments)
+    store.commit("a", delta, increments)
+    store.commit("a", CycleDelta(floor=100.0, watermark=210.0, counted_remove=["s1"], pending_remove=["p1"],
+                                 counted_add={"p1": 180.0}), increments)
+    store.close()
+    state = SqliteStore(path, {"a": "dify"}).load("a")
+    assert (state.floor, state.watermark) == (100.0, 210.0)
+    assert state.counted == {"s2": 190.0, "p1": 180.0}
+    assert state.pending == {"p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0)}
+    assert state.totals == increments
+
+
+def test_removed_or_changed_sources_lose_their_state(tmp_path):
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path, {"a": "dify", "b": "kapso", "c": "whatabot"})
+    for name in "abc":
+        store.commit(name, CycleDelta(floor=1.0, watermark=2.0, counted_add={"x": 2.0}), SourceTotals())
+    store.close()
+    store = SqliteStore(path, {"a": "dify", "c": "honeyhive"})
+    assert sorted(store.retain_only({"a", "c"})) == ["b", "c"]
+    assert store.row_counts() == {"sources": 1, "counted": 1, "pending": 0}
+    assert store.load("a").counted == {"x": 2.0}
+
+
+def test_a_corrupt_state_file_stops_with_a_message_naming_it(tmp_path):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StateError, match=str(path)):
+        SqliteStore(str(path), {})
+
+
+def test_a_damaged_page_is_detected(tmp_path):
+    path = tmp_path / "state.db"
+    store = SqliteStore(str(path), {"a": "dify"})
+    store.commit("a", CycleDelta(floor=1.0, watermark=2.0,
+                                 counted_add={f"id-{i}": 2.0 for i in range(5000)}), SourceTotals())
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=str(path)):
+        store = SqliteStore(str(path), {"a": "dify"})
+        store.load("a")
+
+
+def test_cli_refuses_a_corrupt_state_file_and_reset_state_starts_anew(tmp_path):
+    state = tmp_path / "state.db"
+    state.write_bytes(b"garbage" * 1000)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_path: {state}\nsources:\n  - {{name: s, provider: syntropic137, "
+                      "base_url: 'http://127.0.0.1:9', timeout: 0.5, retries: 0}\n")
+    result = run("--config", str(config), "--once")
+    assert result.returncode == 3 and str(state) in result.stderr and "--reset-state" in result.stderr
+    result = run("--config", str(config), "--once", "--reset-state")
+    assert result.returncode == 1  # the source is unreachable, but the state was recreated
+    assert sqlite3.connect(state).execute("SELECT value FROM meta").fetchone() == ("1",)
+
+
+async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock):
+    simulators = Simulators(clock=clock)
+    simulators.backfill(600)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        base = demo_config(base_url, listen="127.0.0.1:0")
+        config = type(base)(**{**base.__dict__, "state_path": str(tmp_path / "state.db")})
+
+        async def exporter_cycles(cycles: int) -> dict:
+            exporter = Exporter(config, open_store(config), clock=clock)
+            await exporter.open()
+            try:
+                for _ in range(cycles):
+                    clock.advance(5)
+                    simulators.tick()
+                    assert all((await exporter.run_once()).values())
+                return parse_exposition(exporter.render_metrics().decode())
+            finally:
+                await exporter.close()
+
+        first = await exporter_cycles(3)
+        restarted = await exporter_cycles(0)
+        for key, value in first.items():
+            if key[0].startswith("agent_session") and "exporter" not in key[0]:
+                assert restarted.get(key) == value, key
+        await exporter_cycles(4)
+        simulators.finish_all()
+        clock.advance(15)
+        final = await exporter_cycles(2)
+    for provider, factory in simulators.factories.items():
+        assert total_of(final, "agent_sessions_finished_total", provider=provider) == \
+            sum(factory.truth.finished.values()), provider
+        assert total_of(final, "agent_session_errors_total", provider=provider) == factory.truth.errors
