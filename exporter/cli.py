@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from typing import AsyncIterator, Sequence
@@ -118,7 +119,8 @@ async def _serve(exporter: Exporter, listen: str) -> int:
         await runner.cleanup()
         return 1
     bound = runner.addresses[0]
-    log.info("listening", url=f"http://{bound[0]}:{bound[1]}/metrics", sources=list(exporter.collectors))
+    log.info("listening", url=f"http://{bound[0]}:{bound[1]}/metrics", pid=os.getpid(),
+             sources=list(exporter.collectors))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

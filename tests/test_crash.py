@@ -1,0 +1,101 @@
+"""kill -9 at any instant: the exporter restarts on its state file and counts every session exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.server import Simulators
+
+from .helpers import parse_exposition, total_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def start_exporter(config_path: Path, log_path: Path) -> tuple[asyncio.subprocess.Process, str]:
+    log = open(log_path, "a")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", "--config", str(config_path), "--listen", "127.0.0.1:0",
+        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+        urls = [e["url"] for e in lines if e.get("event") == "listening" and e.get("pid") == process.pid]
+        if urls:
+            return process, urls[-1]
+        await asyncio.sleep(0.05)
+    process.kill()
+    await process.wait()
+    raise AssertionError("exporter did not start listening")
+
+
+async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_path):
+    rnd = random.Random(1234)
+    simulators = Simulators(rate=4.0, min_duration=0.2, max_duration=2.5)
+    async with running_simulators(simulators, tick_every=0.05) as base_url:
+        config = demo_config(base_url)
+        raw = {"state_path": str(tmp_path / "state.db"), "interval": 0.25, "sources": []}
+        for source in config.sources:
+            entry = {"name": source.name, "provider": source.provider, "base_url": source.base_url,
+                     "initial_lookback": "1h", "overlap": "30s", "settle_after": 0.5, "timeout": 5}
+            if source.api_key:
+                entry["api_key"] = source.api_key
+            if source.project:
+                entry["project"] = source.project
+            if source.workflow_ids:
+                entry["workflow_ids"] = list(source.workflow_ids)
+            raw["sources"].append(entry)
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(yaml.safe_dump(raw))
+        log_path = tmp_path / "exporter.log"
+
+        for _ in range(4):
+            process, _ = await start_exporter(config_path, log_path)
+            await asyncio.sleep(rnd.uniform(0.6, 1.8))
+            process.send_signal(signal.SIGKILL)
+            assert await asyncio.wait_for(process.wait(), 10) == -signal.SIGKILL
+
+        for factory in simulators.factories.values():
+            factory.rate = 0
+        simulators.finish_all()
+        truth = {p: sum(f.truth.finished.values()) for p, f in simulators.factories.items()}
+        process, url = await start_exporter(config_path, log_path)
+        try:
+            samples: dict = {}
+            async with aiohttp.ClientSession() as client:
+                for _ in range(100):  # bounded: ~20 s
+                    async with client.get(url) as response:
+                        samples = parse_exposition(await response.text())
+                    if all(total_of(samples, "agent_sessions_finished_total", provider=p) >= n
+                           for p, n in truth.items()):
+                        break
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(0.6)  # a few more cycles: nothing may be counted twice
+                async with client.get(url) as response:
+                    samples = parse_exposition(await response.text())
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), 10)
+    assert code == 0
+    for provider, factory in simulators.factories.items():
+        assert sum(factory.truth.finished.values()) > 20, provider
+        for (status, outcome), count in factory.truth.finished.items():
+            assert total_of(samples, "agent_sessions_finished_total", provider=provider, status=status,
+                            outcome=outcome) == count, (provider, status, outcome)
+        assert total_of(samples, "agent_session_errors_total", provider=provider) == factory.truth.errors
+        assert total_of(samples, "agent_session_warnings_total", provider=provider) == factory.truth.warnings
+        for kind, value in factory.truth.tokens.items():
+            assert total_of(samples, "agent_session_tokens_total", provider=provider, token_type=kind) == value
+        assert total_of(samples, "agent_sessions_active", provider=provider) == 0
+    assert os.path.exists(tmp_path / "state.db")
