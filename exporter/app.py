@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Callable
 
@@ -14,7 +15,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from .aggregates import SessionMetrics, SourceView
 from .collector import SourceCollector
-from .config import Config
+from .config import Config, SourceConfig
 from .http_client import HttpClient
 from .logs import redactor
 from .providers import make_provider
@@ -42,10 +43,10 @@ class Exporter:
         self.http_session: aiohttp.ClientSession | None = None
         self._version = 0
         self._rendered: tuple[int, bytes] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stop = asyncio.Event()
+        self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        self._started = False
         redactor.set_secrets(config.secrets)
-        dropped = self.store.retain_only({s.name for s in config.sources})
+        dropped = self.store.retain_only(_providers(config))
         if dropped:
             log.info("dropped state of sources no longer configured", sources=dropped)
 
@@ -53,14 +54,49 @@ class Exporter:
         """Create the HTTP session and one collector per configured source."""
         self.http_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit_per_host=4))
         for source in self.config.sources:
-            metrics = self.self_metrics.for_source(source)
-            http = HttpClient(self.http_session, source, metrics)
-            view = SourceView(provider=source.provider)
-            self.sessions.sources[source.name] = view
-            self.collectors[source.name] = SourceCollector(
-                source, make_provider(source, http), self.store, view, metrics, self.config.duration_buckets,
-                clock=self.clock, on_change=self._changed)
+            self._add_source(source)
         self._changed()
+
+    def _add_source(self, source: SourceConfig) -> None:
+        assert self.http_session is not None
+        metrics = self.self_metrics.for_source(source)
+        http = HttpClient(self.http_session, source, metrics)
+        view = SourceView(provider=source.provider)
+        self.sessions.sources[source.name] = view
+        self.collectors[source.name] = SourceCollector(
+            source, make_provider(source, http), self.store, view, metrics, self.config.duration_buckets,
+            clock=self.clock, on_change=self._changed)
+
+    async def _remove_source(self, name: str, grace: float) -> None:
+        await self._stop_tasks([name], grace)
+        collector = self.collectors.pop(name)
+        self.sessions.sources.pop(name, None)
+        self.self_metrics.forget(name, collector.source.provider)
+
+    async def reload(self, config: Config, grace: float = 5.0) -> None:
+        """Apply a new config: unchanged sources keep running untouched; removed ones stop and lose
+        their series; changed or added ones (re)start from the store."""
+        if config.duration_buckets != self.config.duration_buckets:
+            log.warning("duration_buckets changed: takes effect at the next restart")
+            config = dataclasses.replace(config, duration_buckets=self.config.duration_buckets)
+        if config.listen != self.config.listen or config.state_path != self.config.state_path:
+            log.warning("listen and state_path changes take effect at the next restart")
+        redactor.set_secrets(self.config.secrets + config.secrets)
+        old = {s.name: s for s in self.config.sources}
+        new = {s.name: s for s in config.sources}
+        for name in [n for n in old if old[n] != new.get(n)]:
+            await self._remove_source(name, grace)
+        self.store.retain_only(_providers(config))
+        self.config = config
+        for name, source in new.items():
+            if name not in self.collectors:
+                self._add_source(source)
+                if self._started:
+                    self._start_task(name)
+        self._changed()
+        log.info("config reloaded", sources=list(new),
+                 restarted=sorted(n for n in new if old.get(n) != new[n]),
+                 removed=sorted(set(old) - set(new)))
 
     def _changed(self) -> None:
         self._version += 1
@@ -72,16 +108,29 @@ class Exporter:
 
     def start(self) -> None:
         """Run every source on its own task and interval."""
-        for collector in self.collectors.values():
-            self._tasks.append(asyncio.create_task(collector.run(self._stop), name=f"source:{collector.source.name}"))
+        self._started = True
+        for name in self.collectors:
+            self._start_task(name)
 
-    async def close(self, grace: float = 5.0) -> None:
-        self._stop.set()
-        if self._tasks:
-            _, still_running = await asyncio.wait(self._tasks, timeout=grace)
+    def _start_task(self, name: str) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.collectors[name].run(stop), name=f"source:{name}")
+        self._tasks[name] = (task, stop)
+
+    async def _stop_tasks(self, names: list[str], grace: float) -> None:
+        """Let in-flight cycles finish (their commit included) for ``grace`` seconds, then abandon them."""
+        running = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for _, stop in running:
+            stop.set()
+        tasks = [task for task, _ in running]
+        if tasks:
+            _, still_running = await asyncio.wait(tasks, timeout=grace)
             for task in still_running:
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
+
+    async def close(self, grace: float = 5.0) -> None:
+        await self._stop_tasks(list(self._tasks), grace)
         if self.http_session is not None:
             await self.http_session.close()
         self.store.close()
@@ -92,3 +141,7 @@ class Exporter:
             version = self._version
             self._rendered = (version, generate_latest(self.registry))
         return self._rendered[1] + generate_latest(self.live_registry)
+
+
+def _providers(config: Config) -> dict[str, str]:
+    return {source.name: source.provider for source in config.sources}

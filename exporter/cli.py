@@ -22,6 +22,7 @@ from .logs import configure_logging
 from .server import make_app
 from .sqlite_store import SqliteStore, StateError, reset_state
 from .state import MemoryStore, Store
+from .webconfig import WebConfig, load_web_config
 
 log = structlog.get_logger()
 
@@ -36,6 +37,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
     parser.add_argument("--reset-state", action="store_true",
                         help="delete the state file (state_path) and start counting anew")
+    parser.add_argument("--web.config.file", dest="web_config_file",
+                        help="exporter-toolkit web config: TLS (tls_server_config) and basic auth (basic_auth_users)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", choices=["json", "logfmt"], help="default: json, logfmt on a terminal")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -52,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config) if args.config else None
         if args.listen:
             parse_listen(args.listen, "--listen")
+        web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
@@ -60,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"config OK: {len(config.sources)} sources ({', '.join(s.name for s in config.sources)})")
         return 0
     try:
-        return asyncio.run(_run(args, config))
+        return asyncio.run(_run(args, config, web_config))
     except KeyboardInterrupt:
         return 0
 
@@ -77,7 +81,7 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
         yield demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5)
 
 
-async def _run(args: argparse.Namespace, config: Config | None) -> int:
+async def _run(args: argparse.Namespace, config: Config | None, web_config: WebConfig) -> int:
     async with _config_for(args, config) as cfg:
         try:
             store = open_store(cfg, reset=args.reset_state)
@@ -93,7 +97,7 @@ async def _run(args: argparse.Namespace, config: Config | None) -> int:
                 sys.stdout.buffer.write(exporter.render_metrics())
                 sys.stdout.flush()
                 return 0 if all(results.values()) else 1
-            return await _serve(exporter, args.listen or cfg.listen)
+            return await _serve(exporter, args.listen or cfg.listen, web_config, args.config)
         finally:
             await exporter.close()
 
@@ -107,11 +111,11 @@ def open_store(config: Config, reset: bool = False) -> Store:
     return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources})
 
 
-async def _serve(exporter: Exporter, listen: str) -> int:
+async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_path: str | None) -> int:
     host, port = parse_listen(listen, "listen")
-    runner = web.AppRunner(make_app(exporter), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(exporter, web_config.users), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -119,14 +123,35 @@ async def _serve(exporter: Exporter, listen: str) -> int:
         await runner.cleanup()
         return 1
     bound = runner.addresses[0]
-    log.info("listening", url=f"http://{bound[0]}:{bound[1]}/metrics", pid=os.getpid(),
-             sources=list(exporter.collectors))
+    scheme = "https" if web_config.ssl_context else "http"
+    log.info("listening", url=f"{scheme}://{bound[0]}:{bound[1]}/metrics", pid=os.getpid(),
+             sources=list(exporter.collectors), basic_auth=bool(web_config.users))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(_reload(exporter, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     exporter.start()
     await stop.wait()
-    log.info("shutting down")
+    log.info("shutting down: stopping polls and committing state")
+    await asyncio.gather(*reloads, return_exceptions=True)
     await runner.cleanup()
     return 0
+
+
+async def _reload(exporter: Exporter, config_path: str | None) -> None:
+    if config_path is None:
+        log.info("SIGHUP: no config file to reload (demo mode)")
+        return
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        log.error("config reload refused; the running config stays", error=str(exc))
+        return
+    await exporter.reload(config)

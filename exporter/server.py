@@ -11,9 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from . import __version__
 from .app import Exporter
 from .logs import redactor
+from .webconfig import basic_auth_middleware
 
 
-def make_app(exporter: Exporter) -> web.Application:
+def make_app(exporter: Exporter, users: dict[str, bytes] | None = None) -> web.Application:
+    """The HTTP app; with ``users`` (name -> bcrypt hash) every path but /healthz needs basic auth."""
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=exporter.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -36,7 +38,7 @@ def make_app(exporter: Exporter) -> web.Application:
         )
         return web.Response(text=page, content_type="text/html")
 
-    app = web.Application()
+    app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)

@@ -68,10 +68,11 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StateError(f"{path}: cannot use state file ({exc}); start with --reset-state to begin anew") from None
 
-    def retain_only(self, sources: set[str]) -> list[str]:
-        """Drop the state of sources no longer configured, or whose provider changed."""
+    def retain_only(self, providers: dict[str, str]) -> list[str]:
+        """Drop the state of sources no longer configured, or whose provider changed (name -> provider)."""
+        self.providers = dict(providers)
         rows = self.db.execute("SELECT name, provider FROM sources").fetchall()
-        dropped = [name for name, provider in rows if name not in sources or self.providers.get(name) != provider]
+        dropped = [name for name, provider in rows if providers.get(name) != provider]
         with self._transaction():
             for name in dropped:
                 self._delete_source(name)

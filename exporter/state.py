@@ -71,21 +71,30 @@ class CycleDelta:
 class Store(Protocol):
     def load(self, source: str) -> SourceState: ...
     def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None: ...
-    def retain_only(self, sources: set[str]) -> list[str]: ...
+    def retain_only(self, providers: dict[str, str]) -> list[str]: ...
     def close(self) -> None: ...
 
 
 class MemoryStore:
-    """No persistence: state lives only in the collectors (used when no state_path is set)."""
+    """No persistence (no state_path): the collectors' state objects, kept for config reloads."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, SourceState] = {}
+        self.providers: dict[str, str] = {}
 
     def load(self, source: str) -> SourceState:
-        return SourceState()
+        return self.states.setdefault(source, SourceState())
 
     def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None:
-        return None
+        return None  # the collector applies the delta to the very object load() returned
 
-    def retain_only(self, sources: set[str]) -> list[str]:
-        return []
+    def retain_only(self, providers: dict[str, str]) -> list[str]:
+        """Keep the state of sources still configured with the same provider (name -> provider)."""
+        dropped = [name for name in self.states if self.providers.get(name) != providers.get(name)]
+        for name in dropped:
+            del self.states[name]
+        self.providers = dict(providers)
+        return dropped
 
     def close(self) -> None:
         return None

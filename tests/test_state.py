@@ -46,7 +46,7 @@ def test_removed_or_changed_sources_lose_their_state(tmp_path):
         store.commit(name, CycleDelta(floor=1.0, watermark=2.0, counted_add={"x": 2.0}), SourceTotals())
     store.close()
     store = SqliteStore(path, {"a": "dify", "c": "honeyhive"})
-    assert sorted(store.retain_only({"a", "c"})) == ["b", "c"]
+    assert sorted(store.retain_only({"a": "dify", "c": "honeyhive"})) == ["b", "c"]
     assert store.row_counts() == {"sources": 1, "counted": 1, "pending": 0}
     assert store.load("a").counted == {"x": 2.0}
 

@@ -4,6 +4,8 @@ exactly like its documentation in shared/seeds (pagination, filters, auth, field
 from __future__ import annotations
 
 import base64
+import inspect
+import json
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -56,8 +58,10 @@ class Simulators:
     """One SessionFactory per provider, served over HTTP. ``requests`` counts what was asked of each."""
 
     def __init__(self, clock: Callable[[], float] = time.time, seed: int = 7, rate: float = 0.5,
-                 kapso_status_field: bool = False, **factory_options: Any) -> None:
+                 kapso_status_field: bool = False, keys: dict[str, str] | None = None,
+                 **factory_options: Any) -> None:
         self.clock = clock
+        self.keys = {**DEMO_KEYS, **(keys or {})}
         self.factories = {
             p: SessionFactory(p, clock, seed=seed + i, rate=rate,
                               workflow_ids=KAPSO_WORKFLOWS if p == "kapso" else ("wf-1",), **factory_options)
@@ -65,8 +69,11 @@ class Simulators:
         }
         self.kapso_status_field = kapso_status_field
         self.requests: Counter[str] = Counter()
-        #: Optional fault hook: provider -> callable(request) returning a Response to send instead.
-        self.faults: dict[str, Callable[[web.Request], web.StreamResponse | None]] = {}
+        #: Fault hooks: provider -> callable(request) returning a Response (or an awaitable of one)
+        #: to send instead, or None to answer normally.
+        self.faults: dict[str, Callable[[web.Request], Any]] = {}
+        #: Payload hooks: provider -> callable(payload) returning the payload to send.
+        self.mutators: dict[str, Callable[[Any], Any]] = {}
 
     def tick(self) -> None:
         for factory in self.factories.values():
@@ -92,18 +99,25 @@ class Simulators:
         return app
 
     def _guard(self, provider: str, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-        key = DEMO_KEYS[provider]
-        expected = {"whatabot": ("X-Api-Key", key), "kapso": ("X-API-Key", key)}.get(
-            provider, ("Authorization", f"Bearer {key}"))
-
         async def guarded(request: web.Request) -> web.StreamResponse:
             self.requests[provider] += 1
-            if provider in self.faults and (response := self.faults[provider](request)) is not None:
-                return response
+            if provider in self.faults:
+                response = self.faults[provider](request)
+                if inspect.isawaitable(response):
+                    response = await response
+                if response is not None:
+                    return response
+            key = self.keys[provider]
+            header, expected = {"whatabot": ("X-Api-Key", key), "kapso": ("X-API-Key", key)}.get(
+                provider, ("Authorization", f"Bearer {key}"))
             # Syntropic137 has no auth of its own; anything else must send its documented header.
-            if provider != "syntropic137" and request.headers.get(expected[0]) != expected[1]:
+            if provider != "syntropic137" and request.headers.get(header) != expected:
                 return _bad("unauthorized", 401)
-            return await handler(request)
+            response = await handler(request)
+            if provider in self.mutators:
+                payload = self.mutators[provider](json.loads(response.body))
+                response = web.json_response(payload, status=response.status)
+            return response
         return guarded
 
     def _sorted(self, provider: str, newest_first: bool = True) -> list[SimSession]:
