@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import random
 import time
@@ -50,7 +51,10 @@ class _Attempt:
 
 
 def auth_headers(source: SourceConfig) -> dict[str, str]:
-    """The provider's documented auth header for a source (see shared/seeds)."""
+    """The provider's documented auth header for a source (see shared/seeds), or Basic auth."""
+    if source.basic_auth is not None:
+        token = base64.b64encode(f"{source.basic_auth.username}:{source.basic_auth.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
     if source.api_key is None:
         return {}
     if source.provider == "whatabot":
@@ -70,8 +74,6 @@ class HttpClient:
         self._observer = observer
         self._sleep = sleep
         self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **auth_headers(source)}
-        self._auth = (aiohttp.BasicAuth(source.basic_auth.username, source.basic_auth.password)
-                      if source.basic_auth else None)
         self._timeout = aiohttp.ClientTimeout(total=source.timeout)
         self._min_gap = 1.0 / source.max_requests_per_second if source.max_requests_per_second else 0.0
         self._next_slot = 0.0
@@ -104,8 +106,8 @@ class HttpClient:
 
     async def _once(self, url: str, path: str, params: dict[str, str]) -> Any:
         try:
-            async with self._session.get(url, params=params, headers=self._headers, auth=self._auth,
-                                         timeout=self._timeout, allow_redirects=False) as response:
+            async with self._session.get(url, params=params, headers=self._headers, timeout=self._timeout,
+                                         allow_redirects=False) as response:
                 code = response.status
                 if code >= 400:
                     self._observer.request(str(code))

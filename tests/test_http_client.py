@@ -131,3 +131,14 @@ async def test_rate_limit_spaces_requests(client):
             await http.get_json("/sessions/logs")
     # The first request goes at once; each later one waits its turn (0.25 s apart, less time spent).
     assert len(rec.sleeps) == 4 and all(0.15 < s <= 0.25 * (i + 1) for i, s in enumerate(rec.sleeps))
+
+
+async def test_basic_auth_is_sent_for_a_gateway(client):
+    async with aiohttp.ClientSession() as session:
+        source = make_source("syntropic137", basic_auth={"username": "u", "password": "p@ss"})
+        http = HttpClient(session, source, Recorder())
+        with aioresponses() as m:
+            m.get("http://api.test/sessions", payload={"sessions": []})
+            await http.get_json("/sessions")
+            (call,) = next(iter(m.requests.values()))
+    assert call.kwargs["headers"]["Authorization"] == "Basic dTpwQHNz"
