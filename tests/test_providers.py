@@ -393,3 +393,26 @@ async def test_bad_items_are_skipped_and_counted_while_the_rest_of_the_page_coun
     assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 4
     assert h.value("agent_session_exporter_unknown_status_total", status="archived") == 1
     assert h.value("agent_session_exporter_unknown_status_total", status="paused_by_admin") == 1
+
+
+async def test_a_page_failing_mid_pagination_leaves_the_state_untouched(http_session, clock):
+    clock.now = NOW
+    items = [whatabot_item(i, started=NOW - 10 - i) for i in range(150)]
+    broken = {"page": True}
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, size = int(params["page"]), int(params["size"])
+        if page == 1 and broken["page"]:
+            return {"unexpected": "shape"}
+        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
+    h = Harness(make_source("whatabot"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert not await h.collector.run_cycle()
+        assert h.finished() == 0 and h.collector.state.watermark is None
+        assert h.value("agent_session_exporter_source_up") == 0
+        assert h.value("agent_session_exporter_invalid_records_total", reason="invalid_page") == 1
+        broken["page"] = False
+        clock.advance(30)
+        assert await h.collector.run_cycle()
+    assert h.finished() == 150 and h.value("agent_session_exporter_source_up") == 1

@@ -1,0 +1,31 @@
+import io
+import json
+
+from exporter.logs import REDACTED, configure_logging, redactor
+
+import structlog
+
+
+def test_known_secrets_are_redacted_from_every_field_of_every_line():
+    stream = io.StringIO()
+    configure_logging("debug", json=True, stream=stream)
+    redactor.set_secrets(["sk-live-abcdef123456", "pw-9876"])
+    try:
+        log = structlog.get_logger()
+        log.warning("request failed for sk-live-abcdef123456", url="https://x/?key=sk-live-abcdef123456",
+                    nested={"auth": ["Bearer sk-live-abcdef123456"]}, error=ValueError("pw-9876 rejected"))
+    finally:
+        redactor.set_secrets([])
+    text = stream.getvalue()
+    assert "sk-live-abcdef123456" not in text and "pw-9876" not in text
+    line = json.loads(text)
+    assert line["event"] == f"request failed for {REDACTED}"
+    assert line["nested"] == {"auth": [f"Bearer {REDACTED}"]}
+    assert line["error"] == f"ValueError: {REDACTED} rejected"
+
+
+def test_logfmt_on_request():
+    stream = io.StringIO()
+    configure_logging("info", json=False, stream=stream)
+    structlog.get_logger().info("hello", source="a")
+    assert "event='hello'" in stream.getvalue() and "source='a'" in stream.getvalue()
