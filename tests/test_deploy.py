@@ -1,0 +1,240 @@
+"""deploy/: every file loads, rules pass promtool, manifests hold what operators need, and a real
+Prometheus scraping the exporter evaluates every dashboard query and raises the error alert."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from exporter.app import Exporter
+from exporter.config import DEFAULT_LISTEN, parse_config
+from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.server import Simulators
+from exporter.server import make_app
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "agent-sessions.json"
+EXPORTER_PORT = DEFAULT_LISTEN.rsplit(":", 1)[1]
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} not found: install Debian's 'prometheus' package (.ci/run does)"
+    return path
+
+
+def load(path: Path):
+    return json.loads(path.read_text()) if path.suffix == ".json" else list(yaml.safe_load_all(path.read_text()))
+
+
+def test_every_yaml_and_json_file_in_deploy_loads():
+    files = [p for p in DEPLOY.rglob("*") if p.suffix in (".yml", ".yaml", ".json")]
+    assert len(files) >= 14
+    for path in files:
+        assert load(path), path
+
+
+def test_promtool_checks_and_unit_tests_the_rules():
+    promtool = tool("promtool")
+    for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"],
+                 ["check", "config", "prometheus.yml"]):
+        result = subprocess.run([promtool, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_finds_no_problem_in_the_real_exposition():
+    exposition = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--once"], cwd=ROOT,
+                                capture_output=True, timeout=60, check=True).stdout
+    assert b"agent_sessions_finished_total{" in exposition
+    result = subprocess.run([tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
+
+
+def test_the_prometheus_rule_custom_resource_matches_rules_yml():
+    sys.path.insert(0, str(DEPLOY / "kubernetes"))
+    try:
+        import make_prometheusrule
+    finally:
+        sys.path.pop(0)
+    committed = (DEPLOY / "kubernetes" / "prometheusrule.yaml").read_text()
+    assert committed == make_prometheusrule.render(), "run deploy/kubernetes/make_prometheusrule.py"
+    assert yaml.safe_load(committed)["spec"]["groups"] == yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
+
+
+def test_kubernetes_manifests_hold_probes_limits_and_a_hardened_pod(tmp_path):
+    k8s = DEPLOY / "kubernetes"
+    deployment = load(k8s / "deployment.yaml")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["ports"][0]["containerPort"] == int(EXPORTER_PORT)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "persistentVolumeClaim" in volumes["state"]
+    assert volumes["state"]["persistentVolumeClaim"]["claimName"] == load(k8s / "pvc.yaml")[0]["metadata"]["name"]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+    # The ConfigMap's config is valid, keeps its state on the volume and its keys in the Secret.
+    raw = yaml.safe_load(load(k8s / "configmap.yaml")[0]["data"]["config.yaml"])
+    assert Path(raw["state_path"]).parent == Path(mounts["state"])
+    secret_keys = set(load(k8s / "secret.example.yaml")[0]["stringData"])
+    for source in raw["sources"]:
+        key_file = Path(source["api_key_file"])
+        assert key_file.parent == Path(mounts["secrets"]) and key_file.name in secret_keys
+        (tmp_path / key_file.name).write_text("k")
+        source["api_key_file"] = str(tmp_path / key_file.name)
+    parse_config(raw, {})
+    assert container["args"] == ["--config", f"{mounts['config']}/config.yaml"]
+
+    service = load(k8s / "service.yaml")[0]
+    monitor = load(k8s / "servicemonitor.yaml")[0]
+    assert service["spec"]["ports"][0]["port"] == int(EXPORTER_PORT)
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
+
+
+def test_compose_services_ports_and_mounts_agree_with_the_exporter():
+    compose = load(DEPLOY / "docker-compose.yml")[0]["services"]
+    assert set(compose) == {"exporter", "prometheus", "alertmanager", "grafana"}
+    assert compose["exporter"]["command"] == ["--demo"]
+    assert compose["exporter"]["ports"] == [f"{EXPORTER_PORT}:{EXPORTER_PORT}"]
+    assert (DEPLOY / compose["exporter"]["build"] / "Dockerfile").exists()
+    for name, service in compose.items():
+        for volume in service.get("volumes", []):
+            assert (DEPLOY / volume.split(":")[0]).exists(), (name, volume)
+    prometheus = load(PROMETHEUS_DIR / "prometheus.yml")[0]
+    assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == [f"exporter:{EXPORTER_PORT}"]
+    assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert "9093:9093" in compose["alertmanager"]["ports"]
+    datasource = load(DEPLOY / "grafana/provisioning/datasources/prometheus.yml")[0]["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and "9090:9090" in compose["prometheus"]["ports"]
+    provider = load(DEPLOY / "grafana/provisioning/dashboards/dashboards.yml")[0]["providers"][0]
+    assert any(v.endswith(":" + provider["options"]["path"] + ":ro") for v in compose["grafana"]["volumes"])
+
+
+def test_dockerfile_installs_and_starts_the_way_the_readme_says():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(.+?)\n```", readme)
+    run_command, test_command = commands[0], commands[1]
+    assert "pip install ." in run_command and run_command.endswith("agent-session-exporter --demo")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"RUN pip install --no-cache-dir \.", dockerfile)
+    assert 'ENTRYPOINT ["agent-session-exporter"]' in dockerfile and 'CMD ["--demo"]' in dockerfile
+    assert f"EXPOSE {EXPORTER_PORT}" in dockerfile and "/healthz" in dockerfile
+    assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.M)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    queries = []
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$__rate_interval", "30s")
+            queries.append((panel["title"], re.sub(r"\$(source|provider)\b", ".*", expr)))
+    return queries
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_alert(tmp_path):
+    prometheus_bin = tool("prometheus")
+    simulators = Simulators(rate=3.0, min_duration=0.3, max_duration=2.0, retention=600)
+    async with running_simulators(simulators, tick_every=0.1) as base_url:
+        exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=1))
+        await exporter.open()
+        runner = web.AppRunner(make_app(exporter), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        exporter_port = runner.addresses[0][1]
+        config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+        config["scrape_configs"][0].update(static_configs=[{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                                           scrape_timeout="1s")
+        config["rule_files"] = [str(PROMETHEUS_DIR / "rules.yml")]
+        del config["alerting"]  # no Alertmanager here: alerts are read from Prometheus's API
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        api = f"http://127.0.0.1:{port}/api/v1"
+        log = open(tmp_path / "prometheus.log", "w")
+        prometheus = await asyncio.create_subprocess_exec(
+            prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", stdout=log, stderr=log)
+        exporter.start()
+        try:
+            async with aiohttp.ClientSession() as client:
+                async def query(expr: str) -> dict:
+                    async with client.get(f"{api}/query", params={"query": expr}) as response:
+                        return await response.json()
+
+                async def wait_until(check, seconds: float) -> bool:
+                    for _ in range(int(seconds * 2)):  # bounded
+                        try:
+                            if await check():
+                                return True
+                        except aiohttp.ClientError:
+                            pass
+                        await asyncio.sleep(0.5)
+                    return False
+
+                async def scraped() -> bool:
+                    assert prometheus.returncode is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+                    data = await query('up{job="agent-session-exporter"} == 1')
+                    return bool(data["data"]["result"])
+                assert await wait_until(scraped, 60), (tmp_path / "prometheus.log").read_text()[-2000:]
+
+                results: dict[str, dict] = {}
+
+                async def every_panel_has_data() -> bool:
+                    for title, expr in dashboard_queries():
+                        results[expr] = await query(expr)
+                    return all(r["status"] == "success" and r["data"]["result"] for r in results.values())
+                await wait_until(every_panel_has_data, 60)
+                for title, expr in dashboard_queries():
+                    assert results[expr]["status"] == "success", (title, expr, results[expr])
+                    assert results[expr]["data"]["result"], (title, expr)
+
+                simulators.factories["whatabot"].set_error_weight(100)
+
+                async def error_alert_pending() -> bool:
+                    async with client.get(f"{api}/alerts") as response:
+                        alerts = (await response.json())["data"]["alerts"]
+                    return any(a["labels"]["alertname"] == "AgentSessionsHighErrorRatio"
+                               and a["labels"]["source"] == "demo-whatabot" and a["state"] in ("pending", "firing")
+                               for a in alerts)
+                assert await wait_until(error_alert_pending, 90)
+                async with client.get(f"{api}/alerts") as response:
+                    others = [a["labels"]["source"] for a in (await response.json())["data"]["alerts"]
+                              if a["labels"]["alertname"] == "AgentSessionsHighErrorRatio"]
+                assert others == ["demo-whatabot"]
+        finally:
+            if prometheus.returncode is None:
+                prometheus.terminate()
+            try:
+                await asyncio.wait_for(prometheus.wait(), 15)
+            except asyncio.TimeoutError:
+                prometheus.kill()
+                await prometheus.wait()
+            log.close()
+            await runner.cleanup()
+            await exporter.close()
