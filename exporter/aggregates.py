@@ -14,10 +14,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from .model import SessionRecord
+from .model import Outcome, SessionRecord
 
 MAX_LABEL_LENGTH = 64
 OTHER = "other"
+_OUTCOME_LABEL = {outcome: outcome.value for outcome in Outcome}
 
 
 @dataclass
@@ -81,21 +82,29 @@ class TotalsBuilder:
         self.status_label = status_label
         self.model_label = model_label
         self.totals = SourceTotals()
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # (status, outcome) -> label values
 
     def add(self, record: SessionRecord) -> None:
         assert record.outcome is not None
         totals = self.totals
-        outcome = record.outcome.value
-        key = (self.status_label(record.status), outcome)
-        totals.finished[key] = totals.finished.get(key, 0) + 1
-        if record.duration_seconds is not None:
-            counts = totals.duration_buckets.setdefault(outcome, [0] * (len(self.buckets) + 1))
-            counts[bisect.bisect_left(self.buckets, record.duration_seconds)] += 1
-            totals.duration_sum[outcome] = totals.duration_sum.get(outcome, 0.0) + record.duration_seconds
+        outcome = _OUTCOME_LABEL[record.outcome]
+        key = (record.status, outcome)
+        label_key = self._keys.get(key)
+        if label_key is None:
+            label_key = self._keys[key] = (self.status_label(record.status), outcome)
+        totals.finished[label_key] = totals.finished.get(label_key, 0) + 1
+        duration = record.duration_seconds
+        if duration is not None:
+            counts = totals.duration_buckets.get(outcome)
+            if counts is None:
+                counts = totals.duration_buckets[outcome] = [0] * (len(self.buckets) + 1)
+            counts[bisect.bisect_left(self.buckets, duration)] += 1
+            totals.duration_sum[outcome] = totals.duration_sum.get(outcome, 0.0) + duration
         totals.warnings += record.warnings
         totals.errors += record.counts_as_error
-        for kind, value in record.tokens.items():
-            totals.tokens[kind] = totals.tokens.get(kind, 0.0) + value
+        if record.tokens:
+            for kind, value in record.tokens.items():
+                totals.tokens[kind] = totals.tokens.get(kind, 0.0) + value
         if record.cost_usd is not None:
             model = self.model_label(record.model or "unknown")
             totals.cost[model] = totals.cost.get(model, 0.0) + record.cost_usd

@@ -124,16 +124,18 @@ class SourceCollector:
         state = self.state
         builder = TotalsBuilder(self.buckets, self.status_label, self.model_label)
         delta = CycleDelta(floor=floor, watermark=state.watermark, increments=builder.totals)
-        newest = state.watermark
+        newest = state.watermark if state.watermark is not None else float("-inf")
+        counted, pending_sessions, add_finished = state.counted, state.pending, builder.add
         for record in _latest_by_id(result.records):
             sid = record.session_id
-            if sid in state.counted:
+            if sid in counted:
                 continue
-            pending = state.pending.get(sid)
-            if record.key_time < cutoff and pending is None:
+            pending = pending_sessions.get(sid)
+            key_time = record.key_time
+            if key_time < cutoff and pending is None:
                 continue  # outside the window and not ours to track
-            clamped = min(record.key_time, now)
-            newest = clamped if newest is None else max(newest, clamped)
+            if key_time > newest:
+                newest = key_time if key_time < now else now
             if not record.known_status:
                 self._note_unknown_status(record, pending)
             if record.phase is Phase.SETTLING:
@@ -148,10 +150,11 @@ class SourceCollector:
                 delta.pending_upsert[sid] = PendingSession(record.key_time, record.status[:64],
                                                            pending.first_seen if pending else now)
                 continue
-            builder.add(record)
-            delta.counted_add[sid] = record.key_time
+            add_finished(record)
+            delta.counted_add[sid] = key_time
             if pending is not None:
                 delta.pending_remove.append(sid)
+        newest = None if newest == float("-inf") else newest
         delta.watermark = newest
         self._expire_pending(delta, result.gone, now)
         new_cutoff = max(floor, newest - self.source.overlap) if newest is not None else floor
@@ -191,7 +194,7 @@ def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
     """One record per session id: the most advanced phase wins (a page may repeat a session)."""
     by_id: dict[str, SessionRecord] = {}
     for record in records:
-        current = by_id.get(record.session_id)
-        if current is None or _PHASE_RANK[record.phase] > _PHASE_RANK[current.phase]:
+        current = by_id.setdefault(record.session_id, record)
+        if current is not record and _PHASE_RANK[record.phase] > _PHASE_RANK[current.phase]:
             by_id[record.session_id] = record
     return list(by_id.values())

@@ -144,9 +144,13 @@ class HttpClient:
     async def _read_capped(self, response: aiohttp.ClientResponse, path: str) -> bytes:
         """Read the body, refusing anything larger than max_response_bytes without buffering it."""
         limit = self._source.max_response_bytes
-        if response.content_length is not None and response.content_length > limit:
-            self._observer.request("too_large")
-            raise UpstreamError("too_large", f"GET {path}: response of {response.content_length} bytes exceeds {limit}")
+        if response.content_length is not None:
+            if response.content_length > limit:
+                self._observer.request("too_large")
+                raise UpstreamError("too_large",
+                                    f"GET {path}: response of {response.content_length} bytes exceeds {limit}")
+            if response.headers.get("Content-Encoding") is None:
+                return await response.read()  # the server said how much, and it is within the cap
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(65536):

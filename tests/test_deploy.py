@@ -160,6 +160,8 @@ def free_port() -> int:
 async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_alert(tmp_path):
     prometheus_bin = tool("prometheus")
     simulators = Simulators(rate=3.0, min_duration=0.3, max_duration=2.0, retention=600)
+    for provider in ("dify", "syntropic137", "honeyhive", "kapso"):
+        simulators.factories[provider].set_error_weight(0)  # these must stay silent
     async with running_simulators(simulators, tick_every=0.1) as base_url:
         exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=1))
         await exporter.open()

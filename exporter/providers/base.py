@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -91,23 +92,42 @@ class Provider(abc.ABC):
 
     async def walk_numbered_pages(self, path: str, params: dict[str, Any], *, page_param: str, first_page: int,
                                   read_page: Callable[[Any], tuple[list[Any], bool]], since: float,
-                                  result: PollResult) -> None:
+                                  result: PollResult, prefetch: bool = False) -> None:
         """Page-number pagination over a newest-first list, stopping at the last page or at the
-        first page that reaches back past ``since`` (older pages hold nothing new)."""
+        first page that reaches back past ``since`` (older pages hold nothing new).
+
+        ``prefetch``: the API itself filters by ``since``, so a page that is not the last means the
+        next one is needed: request it while this one is parsed.
+        """
         page = first_page
-        for _ in range(self.source.max_pages):
-            body = await self.http.get_json(path, {**params, page_param: page})
-            items, last = read_page(body)
-            records = self.parse_items(items, result)
-            if last or not items:
-                return
-            if records and min(r.key_time for r in records) < since:
-                return
-            page += 1
-        self.log.warning("max_pages reached, the rest of the window is read next cycle", max_pages=self.source.max_pages)
+        pending: asyncio.Task[Any] | None = None
+        try:
+            for _ in range(self.source.max_pages):
+                if pending is not None:
+                    body, pending = await pending, None
+                else:
+                    body = await self.http.get_json(path, {**params, page_param: page})
+                items, last = read_page(body)
+                if prefetch and not last and items:
+                    pending = asyncio.ensure_future(self.http.get_json(path, {**params, page_param: page + 1}))
+                records = self.parse_items(items, result)
+                if last or not items:
+                    return
+                if records and min(r.key_time for r in records) < since:
+                    return
+                page += 1
+            self.log.warning("max_pages reached, the rest of the window is read next cycle",
+                             max_pages=self.source.max_pages)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
 
 
 # --- field readers: each raises InvalidRecord with a short reason -------------------------------
+
+_INF = float("inf")
+
 
 def require_str(item: dict[str, Any], key: str, *, allow_int: bool = False) -> str:
     """A non-empty string (or, for ids, an integer)."""
@@ -131,6 +151,9 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
 def optional_number(item: dict[str, Any], key: str) -> float | None:
     """A non-negative number; numeric strings (decimals serialised as strings) are accepted."""
     value = item.get(key)
+    kind = type(value)
+    if (kind is int or kind is float) and 0 <= value < _INF:  # the common case, checked cheaply
+        return float(value)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -146,6 +169,10 @@ def optional_number(item: dict[str, Any], key: str) -> float | None:
 
 
 def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
+    value = item.get(key)
+    kind = type(value)
+    if (kind is int or kind is float) and 0 <= value < _INF:  # Unix seconds or ms, checked cheaply
+        return value / 1000.0 if value > 1e11 else float(value)
     try:
         value = parse_timestamp(item.get(key))
     except (ValueError, OverflowError):

@@ -35,11 +35,13 @@ class DifyProvider(Provider):
         since = min([window.since] + [p.key_time for p in window.stale_pending])
         params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
         await self.walk_numbered_pages(PATH, params, page_param="page", first_page=1, read_page=read_page,
-                                       since=since, result=result)
+                                       since=since, result=result, prefetch=True)
         return result
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
-        run = object_field(item, "workflow_run", required=True)
+        run = item.get("workflow_run")
+        if type(run) is not dict:
+            run = object_field(item, "workflow_run", required=True)  # raises the right InvalidRecord
         status = require_str(run, "status")
         started_at = time_field(run, "created_at")
         finished_at = time_field(run, "finished_at")
