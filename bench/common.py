@@ -16,11 +16,25 @@ sys.path.insert(0, str(BENCH.parent))
 @contextlib.contextmanager
 def page_server(sessions: int, spacing: float = 1.0, prerender: bool = False) -> Iterator[str]:
     """Start bench/page_server.py in its own process; yield its base URL; stop it by its PID."""
-    args = [sys.executable, str(BENCH / "page_server.py"), "--sessions", str(sessions), "--spacing", str(spacing)]
-    process = subprocess.Popen(args + (["--prerender"] if prerender else []), stdout=subprocess.PIPE, text=True)
+    args = ["--sessions", str(sessions), "--spacing", str(spacing)] + (["--prerender"] if prerender else [])
+    with child("page_server.py", *args) as first_line:
+        yield f"http://127.0.0.1:{int(first_line)}"
+
+
+@contextlib.contextmanager
+def sim_server(rate: float = 2.0, backfill: float = 1800, freeze: bool = False) -> Iterator[str]:
+    """Start bench/sim_server.py (the five simulators) in its own process; yield its base URL."""
+    args = ["--rate", str(rate), "--backfill", str(backfill)] + (["--freeze"] if freeze else [])
+    with child("sim_server.py", *args) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def child(script: str, *args: str) -> Iterator[str]:
+    """Run a bench script in its own process, yield the first line it prints, stop it by its PID."""
+    process = subprocess.Popen([sys.executable, str(BENCH / script), *args], stdout=subprocess.PIPE, text=True)
     try:
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
+        yield process.stdout.readline().strip()
     finally:
         process.terminate()
         try:

@@ -41,7 +41,7 @@ class SourceConfig:
     page_size: int = 100
     max_pages: int = 1000
     initial_lookback: float = 86400.0
-    overlap: float = 600.0
+    overlap: float = 120.0
     max_pending_age: float = 86400.0
     settle_after: float = 300.0
     max_requests_per_second: float | None = None
@@ -259,7 +259,7 @@ def _parse_source(raw: Any, key: str, default_interval: float) -> SourceConfig:
         page_size=page_size,
         max_pages=number("max_pages", 1000, int, 1),
         initial_lookback=parse_duration(raw.get("initial_lookback", "24h"), f"{key}.initial_lookback"),
-        overlap=parse_duration(raw.get("overlap", "10m"), f"{key}.overlap"),
+        overlap=parse_duration(raw.get("overlap", "2m"), f"{key}.overlap"),
         max_pending_age=parse_duration(raw.get("max_pending_age", "24h"), f"{key}.max_pending_age", positive=True),
         settle_after=parse_duration(raw.get("settle_after", 300), f"{key}.settle_after"),
         max_requests_per_second=float(rate) if rate is not None else None,

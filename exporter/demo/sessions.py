@@ -17,7 +17,8 @@ PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]
     "honeyhive": (("running",), [("ended", "success", 88), ("ended", "error", 12)]),
     "kapso": (("running", "waiting"), [("ended", "success", 75), ("failed", "error", 15), ("handoff", "handoff", 10)]),
 }
-MODELS = ("claude-sonnet-4", "claude-haiku-4", "gpt-4.1", "gpt-4.1-mini", "gemini-2.5-pro")
+MODELS = ("claude-sonnet-4", "claude-haiku-4", "claude-opus-4", "gpt-4.1", "gpt-4.1-mini", "o3",
+          "gemini-2.5-pro", "gemini-2.5-flash", "mistral-large", "llama-4-maverick")
 
 
 @dataclass

@@ -110,6 +110,7 @@ class Provider(abc.ABC):
                 items, last = read_page(body)
                 if prefetch and not last and items:
                     pending = asyncio.ensure_future(self.http.get_json(path, {**params, page_param: page + 1}))
+                    await asyncio.sleep(0)  # let it send the request before this page is parsed
                 records = self.parse_items(items, result)
                 if last or not items:
                     return

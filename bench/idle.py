@@ -1,0 +1,91 @@
+"""Idle cost: the exporter (its own process) polling five simulators that have nothing new.
+Requests per source per cycle, from the exporter's own counters, and CPU seconds per hour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from common import BENCH, cpu_seconds, sim_server
+
+from exporter.demo.runner import demo_config
+from exporter.demo.server import KAPSO_WORKFLOWS
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def _counters(url: str) -> tuple[dict[str, float], dict[str, float]]:
+    requests: dict[str, float] = defaultdict(float)
+    cycles: dict[str, float] = {}
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "agent_session_exporter_requests_total":
+                requests[sample.labels["source"]] += sample.value
+            elif sample.name == "agent_session_exporter_collect_duration_seconds_count":
+                cycles[sample.labels["source"]] = sample.value
+    return requests, cycles
+
+
+def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[str, float]:
+    with sim_server(rate=0.5, backfill=1800, freeze=True) as base_url, tempfile.TemporaryDirectory() as tmp:
+        config = demo_config(base_url, interval=interval)
+        raw = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": []}
+        for source in config.sources:
+            entry = {k: getattr(source, k) for k in ("name", "provider", "base_url")}
+            entry.update({k: v for k, v in (("api_key", source.api_key), ("project", source.project)) if v})
+            if source.workflow_ids:
+                entry["workflow_ids"] = list(source.workflow_ids)
+            raw["sources"].append(entry)
+        Path(tmp, "config.yaml").write_text(yaml.safe_dump(raw))
+        log = open(Path(tmp, "exporter.log"), "w")
+        process = subprocess.Popen([sys.executable, "-m", "exporter", "--config", f"{tmp}/config.yaml",
+                                    "--listen", "127.0.0.1:0", "--log-level", "info"],
+                                   cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            url = None
+            for _ in range(200):  # bounded: 20 s
+                for line in Path(tmp, "exporter.log").read_text().splitlines():
+                    event = json.loads(line)
+                    if event.get("event") == "listening":
+                        url = event["url"]
+                if url:
+                    break
+                time.sleep(0.1)
+            assert url, "exporter did not start"
+            time.sleep(warmup)  # the first cycles read the backlog; idle starts after them
+            requests_0, cycles_0 = _counters(url)
+            cpu_0 = cpu_seconds(process.pid)
+            time.sleep(seconds)
+            cpu_1 = cpu_seconds(process.pid)
+            requests_1, cycles_1 = _counters(url)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            log.close()
+    per_cycle = {}
+    for name, cycles in cycles_1.items():
+        done = cycles - cycles_0.get(name, 0)
+        chains = len(KAPSO_WORKFLOWS) if name == "demo-kapso" else 1
+        per_cycle[name] = (requests_1[name] - requests_0[name]) / max(done, 1) / chains
+    figures = {f"requests_per_cycle[{name}]": value for name, value in sorted(per_cycle.items())}
+    figures["requests_per_cycle_max"] = max(per_cycle.values())
+    figures["cpu_seconds_per_hour"] = (cpu_1 - cpu_0) * 3600 / seconds
+    figures["measured_seconds"] = seconds
+    return figures
+
+
+if __name__ == "__main__":
+    for key, value in run(float(sys.argv[1]) if len(sys.argv) > 1 else 120).items():
+        print(f"{key:40s} {value:,.3f}")

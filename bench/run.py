@@ -1,0 +1,85 @@
+"""Run every benchmark and print one table: figure, target, result.
+
+    python bench/run.py            # full sizes (a few minutes)
+    python bench/run.py --smoke    # tiny sizes, seconds: keeps the scripts from rotting
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+from common import BENCH  # noqa: F401  (puts the project on sys.path)
+
+import idle
+import ingest
+import memory
+import scrape
+import state_store
+from exporter.logs import configure_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
+    args = parser.parse_args()
+    configure_logging("error", json=True)
+    smoke = args.smoke
+    started = time.time()
+    rows: list[tuple[str, str, str, bool | None]] = []
+
+    def row(name: str, value: float, target: str = "", ok: bool | None = None, fmt: str = "{:,.2f}") -> None:
+        rows.append((name, fmt.format(value), target, ok))
+
+    figures = ingest.run(sessions=20_000 if smoke else 200_000, per_cycle=2000)
+    row("1. ingest: ceiling sessions/s (bare client, best of 1/4/8)", figures["ceiling_sessions_per_s"], fmt="{:,.0f}")
+    row("   ceiling concurrency", figures["ceiling_concurrency"], fmt="{:.0f}")
+    row("   exporter sessions/s (provider+collector+state)", figures["exporter_sessions_per_s"], fmt="{:,.0f}")
+    row("   sessions ingested", figures["sessions"], ">= 200,000", figures["sessions"] >= 200_000, "{:,.0f}")
+    row("   ratio exporter/ceiling", figures["ratio"], ">= 0.5", figures["ratio"] >= 0.5)
+
+    figures = scrape.run(scrapes=100 if smoke else 1000, backfill=300 if smoke else 1800)
+    row("2. scrape: series exposed", figures["series"], fmt="{:,.0f}")
+    row("   scrapes during collection", figures["scrapes"], fmt="{:,.0f}")
+    row("   p50 latency ms", figures["p50_ms"])
+    row("   p99 latency ms", figures["p99_ms"], "<= 10", figures["p99_ms"] <= 10)
+    row("   max event-loop lag ms", figures["max_loop_lag_ms"], "<= 50", figures["max_loop_lag_ms"] <= 50)
+    row("   unchanged scrape cost us", figures["unchanged_scrape_us"])
+    row("   full render after a change ms", figures["full_render_ms"])
+
+    figures = memory.run(sessions=50_000 if smoke else 1_000_000)
+    row("3. memory: sessions streamed over a simulated week", figures["sessions"], fmt="{:,.0f}")
+    row("   RSS after first 10 % MB", figures["rss_after_10pct_mb"])
+    row("   RSS at the end MB", figures["rss_end_mb"])
+    row("   RSS growth %", figures["rss_growth_pct"], "<= 20", figures["rss_growth_pct"] <= 20)
+    row("   peak RSS MB", figures["rss_peak_mb"], "<= 150", figures["rss_peak_mb"] <= 150)
+    row("   tracked ids / state rows at the end", figures["tracked_ids_end"], fmt="{:,.0f}")
+
+    figures = idle.run(seconds=6 if smoke else 120, interval=2 if smoke else 15, warmup=4 if smoke else 20)
+    row("4. idle: requests per source per cycle (max)", figures["requests_per_cycle_max"], "<= 1.2",
+        figures["requests_per_cycle_max"] <= 1.2)
+    row("   CPU seconds per hour, 5 sources", figures["cpu_seconds_per_hour"],
+        f"(every {2 if smoke else 15} s)")
+
+    figures = state_store.run(1000, 20 if smoke else 200, 10)
+    row("5. state: commit ms per cycle of 1,000 sessions (median)", figures["commit_median_ms"], "<= 10",
+        figures["commit_median_ms"] <= 10)
+    row("   commit ms p95", figures["commit_p95_ms"])
+    row("   bytes per tracked session", figures["bytes_per_tracked_session"], fmt="{:,.0f}")
+
+    width = max(len(r[0]) for r in rows)
+    print(f"agent-session-exporter benchmarks{' (smoke)' if smoke else ''} - {time.strftime('%Y-%m-%d')}, "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{time.time() - started:.0f} s")
+    print(f"| {'figure':{width}} | {'result':>12} | {'target':>10} | met |")
+    print(f"|{'-' * (width + 2)}|{'-' * 14}|{'-' * 12}|-----|")
+    for name, value, target, ok in rows:
+        mark = "" if ok is None else ("yes" if ok else "NO")
+        print(f"| {name:{width}} | {value:>12} | {target:>10} | {mark:3} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
