@@ -1,0 +1,17 @@
+"""Smoke test: every benchmark runs at tiny size and prints its table (no timing is asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_benchmark_suite_runs_at_smoke_size():
+    result = subprocess.run([sys.executable, "bench/run.py", "--smoke"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for figure in ("1. ingest", "2. scrape", "3. memory", "4. idle", "5. state"):
+        assert any(line.startswith(f"| {figure}") for line in lines), figure
+    assert all(line.count("|") == 5 for line in lines[1:])
