@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from common import BENCH, cpu_seconds, sim_server
+from common import BENCH, cpu_seconds, sim_server, stop
 
 from exporter.demo.runner import demo_config
 from exporter.demo.server import KAPSO_WORKFLOWS
@@ -67,12 +67,7 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
             cpu_1 = cpu_seconds(process.pid)
             requests_1, cycles_1 = _counters(url)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop(process)
             log.close()
     per_cycle = {}
     for name, cycles in cycles_1.items():
