@@ -179,8 +179,8 @@ async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time(
     assert total_of(samples, metric, source="huge", code="too_large") > 0
     assert total_of(samples, metric, source="refused", code="connection") > 0
     # The clean source kept its pace while the others failed, and scrapes stayed fast.
-    assert kapso_cycles >= 0.6 * elapsed / INTERVAL
-    assert max(latencies) < 0.5
+    assert kapso_cycles >= 0.5 * elapsed / INTERVAL
+    assert max(latencies) < 1.0
     # No secret anywhere: logs, metrics, landing page.
     log_text = logs.getvalue()
     assert "credentials refused" in log_text and "unknown session status" in log_text
