@@ -169,6 +169,27 @@ async def test_dify_stopped_is_cancelled_and_running_is_active(http_session, clo
     assert running.phase is Phase.ACTIVE and running.outcome is None
 
 
+async def test_dify_run_listed_while_running_counts_once_when_it_ends(http_session, clock):
+    clock.now = NOW
+    log = dify_log(1, status="running", created=int(NOW) - 30)
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        return {"page": 1, "limit": 100, "total": 1, "has_more": False, "data": [copy.deepcopy(log)]}
+    h = Harness(make_source("dify"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.collector.run_cycle()
+        assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
+        log["workflow_run"].update(status="failed", error="LLM node timed out", finished_at=int(NOW), total_tokens=900)
+        for _ in range(3):
+            clock.advance(30)
+            assert await h.collector.run_cycle()
+    assert h.finished(status="failed", outcome="error") == 1
+    assert h.value("agent_sessions_active", status="running") == 0
+    assert h.value("agent_session_tokens_total", token_type="total") == 900
+    assert h.value("agent_session_errors_total") == 1
+
+
 # --- Syntropic137 ------------------------------------------------------------------------------
 
 def syntropic_item(n: int, started: float, status: str = "completed") -> dict[str, Any]:
