@@ -15,7 +15,7 @@ from .model import Phase, SessionRecord
 from .providers import PendingRef, PollResult, PollWindow, Provider
 from .providers.base import InvalidPage
 from .selfmetrics import SourceSelfMetrics
-from .state import CycleDelta, PendingSession, SourceState, Store
+from .state import CycleDelta, PendingSession, SourceState, Store, window_cutoff
 
 _PHASE_RANK = {Phase.ACTIVE: 0, Phase.SETTLING: 1, Phase.FINISHED: 2}
 SETTLING_STATUS = "running"
@@ -70,11 +70,12 @@ class SourceCollector:
         now = self.clock()
         state = self.state
         floor = state.floor if state.floor is not None else now - self.source.initial_lookback
-        cutoff = max(floor, state.watermark - self.source.overlap) if state.watermark is not None else floor
+        cutoff = window_cutoff(floor, state.watermark, self.source.overlap)
         stale = tuple(PendingRef(sid, p.key_time) for sid, p in state.pending.items() if p.key_time < cutoff)
+        window = PollWindow(since=cutoff, stale_pending=stale, now=now, known_finished=state.counted.keys())
         ok = False
         try:
-            result = await self.provider.poll(PollWindow(since=cutoff, stale_pending=stale, now=now, known_finished=state.counted.keys()))
+            result = await self.provider.poll(window)
             delta = self._build_delta(result, now, floor, cutoff)
             self.store.commit(self.source.name, delta, state.totals.plus(delta.increments))
         except AuthRefused as exc:
@@ -113,7 +114,8 @@ class SourceCollector:
         self.view.active = self.state.active_by_status()
         self._update_gauges()
         finished = sum(delta.increments.finished.values())
-        self.last_result = f"ok: {len(result.records)} records, {finished} newly finished, {len(self.state.pending)} active"
+        self.last_result = (f"ok: {len(result.records)} records, {finished} newly finished, "
+                            f"{len(self.state.pending)} active")
         self.log.debug("cycle done", records=len(result.records), finished=finished, pending=len(self.state.pending))
 
     def _update_gauges(self) -> None:
@@ -157,7 +159,7 @@ class SourceCollector:
         newest = None if newest == float("-inf") else newest
         delta.watermark = newest
         self._expire_pending(delta, result.gone, now)
-        new_cutoff = max(floor, newest - self.source.overlap) if newest is not None else floor
+        new_cutoff = window_cutoff(floor, newest, self.source.overlap)
         delta.counted_remove = [sid for sid, key_time in state.counted.items() if key_time < new_cutoff]
         for sid in [sid for sid, key_time in delta.counted_add.items() if key_time < new_cutoff]:
             del delta.counted_add[sid]

@@ -31,17 +31,16 @@ class SourceState:
     counted: dict[str, float] = field(default_factory=dict)
     totals: SourceTotals = field(default_factory=SourceTotals)
 
-    def cutoff(self, overlap: float) -> float:
-        assert self.floor is not None
-        if self.watermark is None:
-            return self.floor
-        return max(self.floor, self.watermark - overlap)
-
     def active_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for pending in self.pending.values():
             counts[pending.status] = counts.get(pending.status, 0) + 1
         return counts
+
+
+def window_cutoff(floor: float, watermark: float | None, overlap: float) -> float:
+    """The oldest key time a cycle still reads: the watermark minus the overlap, never below the floor."""
+    return floor if watermark is None else max(floor, watermark - overlap)
 
 
 @dataclass
