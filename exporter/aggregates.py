@@ -28,6 +28,8 @@ class SourceTotals:
     finished: dict[tuple[str, str], int] = field(default_factory=dict)   # (status, outcome)
     duration_buckets: dict[str, list[int]] = field(default_factory=dict)  # outcome -> per-bucket counts, +Inf last
     duration_sum: dict[str, float] = field(default_factory=dict)
+    #: The bucket bounds the histogram counts refer to (the config's duration_buckets).
+    bounds: list[float] = field(default_factory=list)
     warnings: float = 0.0
     errors: int = 0
     tokens: dict[str, float] = field(default_factory=dict)
@@ -41,6 +43,8 @@ class SourceTotals:
         return result
 
     def add(self, other: SourceTotals) -> None:
+        if other.bounds:
+            self.bounds = list(other.bounds)
         for key, value in other.finished.items():
             self.finished[key] = self.finished.get(key, 0) + value
         for outcome, counts in other.duration_buckets.items():
@@ -81,7 +85,7 @@ class TotalsBuilder:
         self.buckets = buckets
         self.status_label = status_label
         self.model_label = model_label
-        self.totals = SourceTotals()
+        self.totals = SourceTotals(bounds=list(buckets))
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # (status, outcome) -> label values
 
     def add(self, record: SessionRecord) -> None:
@@ -155,7 +159,7 @@ class SessionMetrics(Collector):
                 active.add_metric(labels + [status], value)
             for outcome, counts in sorted(totals.duration_buckets.items()):
                 cumulative, running = [], 0
-                for bound, count in zip(bounds, counts):
+                for bound, count in zip(bounds, counts, strict=True):
                     running += count
                     cumulative.append((bound, running))
                 duration.add_metric(labels + [outcome], cumulative, totals.duration_sum.get(outcome, 0.0))

@@ -104,7 +104,7 @@ class Exporter:
     async def run_once(self) -> dict[str, bool]:
         """One cycle of every source, concurrently."""
         results = await asyncio.gather(*(c.run_cycle() for c in self.collectors.values()))
-        return dict(zip(self.collectors, results))
+        return dict(zip(self.collectors, results, strict=True))
 
     def start(self) -> None:
         """Run every source on its own task and interval."""

@@ -41,6 +41,7 @@ class SourceCollector:
         self.on_change = on_change
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
         self.state: SourceState = store.load(source.name)
+        self._check_histogram_bounds()
         self.view = view
         view.totals = self.state.totals
         view.active = self.state.active_by_status()
@@ -52,6 +53,18 @@ class SourceCollector:
         self.last_result = "not polled yet"
         self.last_success: float | None = None
         self._update_gauges()
+
+    def _check_histogram_bounds(self) -> None:
+        """Restored histogram counts are only meaningful with the buckets they were counted in."""
+        totals = self.state.totals
+        if totals.bounds == list(self.buckets):
+            return
+        if totals.duration_buckets:
+            self.log.warning("duration_buckets changed since the state was written: this source's duration "
+                             "histogram restarts from zero", was=totals.bounds, now=list(self.buckets))
+        totals.duration_buckets.clear()
+        totals.duration_sum.clear()
+        totals.bounds = list(self.buckets)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle every ``interval`` seconds (measured from cycle start) until ``stop`` is set."""

@@ -115,7 +115,7 @@ class HttpClient:
                 body = await self._read_capped(response, path)
         except (asyncio.TimeoutError, TimeoutError):
             self._observer.request("timeout")
-            raise _Retryable(UpstreamError("timeout", f"GET {path}: timed out after {self._source.timeout:g}s"))
+            raise _Retryable(UpstreamError("timeout", f"GET {path}: timed out after {self._source.timeout:g}s")) from None
         except aiohttp.ClientError as exc:
             self._observer.request("connection")
             raise _Retryable(UpstreamError("connection", f"GET {path}: {type(exc).__name__}")) from None

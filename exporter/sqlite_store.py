@@ -146,7 +146,7 @@ class _Transaction:
 def _totals_to_json(totals: SourceTotals) -> str:
     return json.dumps({
         "finished": [[status, outcome, count] for (status, outcome), count in totals.finished.items()],
-        "duration_buckets": totals.duration_buckets, "duration_sum": totals.duration_sum,
+        "duration_buckets": totals.duration_buckets, "duration_sum": totals.duration_sum, "bounds": totals.bounds,
         "warnings": totals.warnings, "errors": totals.errors, "tokens": totals.tokens, "cost": totals.cost,
     }, separators=(",", ":"))
 
@@ -157,6 +157,7 @@ def _totals_from_json(text: str) -> SourceTotals:
         finished={(status, outcome): int(count) for status, outcome, count in raw["finished"]},
         duration_buckets={k: [int(c) for c in v] for k, v in raw["duration_buckets"].items()},
         duration_sum={k: float(v) for k, v in raw["duration_sum"].items()},
+        bounds=[float(b) for b in raw.get("bounds", [])],
         warnings=float(raw["warnings"]), errors=int(raw["errors"]),
         tokens={k: float(v) for k, v in raw["tokens"].items()}, cost={k: float(v) for k, v in raw["cost"].items()},
     )

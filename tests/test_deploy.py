@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
 import yaml
 from aiohttp import web
 
@@ -208,7 +207,7 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
                 results: dict[str, dict] = {}
 
                 async def every_panel_has_data() -> bool:
-                    for title, expr in dashboard_queries():
+                    for _, expr in dashboard_queries():
                         results[expr] = await query(expr)
                     return all(r["status"] == "success" and r["data"]["result"] for r in results.values())
                 await wait_until(every_panel_has_data, 60)

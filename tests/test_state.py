@@ -118,3 +118,25 @@ async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock
         assert total_of(final, "agent_sessions_finished_total", provider=provider) == \
             sum(factory.truth.finished.values()), provider
         assert total_of(final, "agent_session_errors_total", provider=provider) == factory.truth.errors
+
+
+async def test_changed_duration_buckets_restart_only_the_histogram(tmp_path, clock):
+    simulators = Simulators(clock=clock)
+    simulators.backfill(600)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        base = demo_config(base_url, listen="127.0.0.1:0")
+        config = type(base)(**{**base.__dict__, "state_path": str(tmp_path / "state.db")})
+        exporter = Exporter(config, open_store(config), clock=clock)
+        await exporter.open()
+        await exporter.run_once()
+        before = parse_exposition(exporter.render_metrics().decode())
+        await exporter.close()
+        rebucketed = type(config)(**{**config.__dict__, "duration_buckets": (2.0, 20.0)})
+        exporter = Exporter(rebucketed, open_store(rebucketed), clock=clock)
+        await exporter.open()
+        after = parse_exposition(exporter.render_metrics().decode())
+        await exporter.close()
+    assert total_of(after, "agent_sessions_finished_total") == total_of(before, "agent_sessions_finished_total") > 0
+    assert total_of(before, "agent_session_duration_seconds_count") > 0
+    assert total_of(after, "agent_session_duration_seconds_count") == 0
+    assert not any(n == "agent_session_duration_seconds_bucket" and dict(ls)["le"] == "1.0" for n, ls in after)

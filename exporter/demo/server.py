@@ -26,7 +26,9 @@ KAPSO_WORKFLOWS = ("8f14e45f-ceea-467f-a0e6-0a1b2c3d4e5f", "c9f0f895-fb98-4b91-9
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
