@@ -23,6 +23,7 @@ _MAX_RETRY_AFTER = 300.0
 class RequestObserver(Protocol):
     def request(self, code: str) -> None: ...
     def retry(self) -> None: ...
+    def rate_limit_remaining(self, remaining: float) -> None: ...
 
 
 class UpstreamError(Exception):
@@ -109,6 +110,9 @@ class HttpClient:
             async with self._session.get(url, params=params, headers=self._headers, timeout=self._timeout,
                                          allow_redirects=False) as response:
                 code = response.status
+                remaining = response.headers.get("X-RateLimit-Remaining")
+                if remaining is not None and remaining.isdigit():
+                    self._observer.rate_limit_remaining(float(remaining))
                 if code >= 400:
                     self._observer.request(str(code))
                     await self._classify_failure(response, path)

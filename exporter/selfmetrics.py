@@ -33,6 +33,9 @@ class SelfMetrics:
                                        _LABELS + ("reason",), registry=registry)
         self.pending = Gauge(p + "pending_sessions", "Active sessions tracked until they finish.",
                              _LABELS, registry=registry)
+        self.rate_limit_remaining = Gauge(p + "rate_limit_remaining",
+                                          "Requests left in the provider's rate-limit window (X-RateLimit-Remaining), "
+                                          "where the API reports it.", _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -43,7 +46,7 @@ class SelfMetrics:
     def forget(self, name: str, provider: str) -> None:
         """Drop every series of a source that left the config."""
         for metric in (self.source_up, self.retries, self.last_success, self.collect_duration,
-                       self.pending, self.tracked_ids, self.requests, self.invalid_records,
+                       self.pending, self.tracked_ids, self.rate_limit_remaining, self.requests, self.invalid_records,
                        self.unknown_status, self.pending_dropped):
             for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no public listing
                 if labels[:2] == (name, provider):
@@ -66,3 +69,6 @@ class SourceSelfMetrics:
 
     def retry(self) -> None:
         self.m.retries.labels(*self.labels).inc()
+
+    def rate_limit_remaining(self, remaining: float) -> None:
+        self.m.rate_limit_remaining.labels(*self.labels).set(remaining)

@@ -88,6 +88,8 @@ async def test_metrics_match_what_the_simulators_served(stack, clock):
         assert total_of(samples, "agent_session_duration_seconds_sum", source=source) == \
             pytest.approx(truth.duration_sum, rel=0.01)
         assert total_of(samples, "agent_session_exporter_source_up", source=source) == 1
+    _, used_this_minute = simulators.kapso_minute
+    assert total_of(samples, "agent_session_exporter_rate_limit_remaining", source="demo-kapso") == 1000 - used_this_minute
 
 
 async def test_healthz_and_landing_page(stack):

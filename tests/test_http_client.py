@@ -29,6 +29,9 @@ class Recorder:
     def retry(self) -> None:
         self.retries += 1
 
+    def rate_limit_remaining(self, remaining: float) -> None:
+        self.remaining = remaining
+
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
 
@@ -46,10 +49,11 @@ async def client():
 async def test_429_honours_retry_after_seconds_then_succeeds(client):
     http, rec = client()
     with aioresponses() as m:
-        m.get(URL, status=429, headers={"Retry-After": "7"})
-        m.get(URL, payload={"content": []})
+        m.get(URL, status=429, headers={"Retry-After": "7", "X-RateLimit-Remaining": "0"})
+        m.get(URL, payload={"content": []}, headers={"X-RateLimit-Remaining": "99"})
         assert await http.get_json("/sessions/logs") == {"content": []}
     assert rec.codes == ["429", "200"] and rec.sleeps == [7.0] and rec.retries == 1
+    assert rec.remaining == 99
 
 
 def test_retry_after_http_date_and_cap():

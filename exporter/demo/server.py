@@ -76,6 +76,7 @@ class Simulators:
         self.faults: dict[str, Callable[[web.Request], Any]] = {}
         #: Payload hooks: provider -> callable(payload) returning the payload to send.
         self.mutators: dict[str, Callable[[Any], Any]] = {}
+        self.kapso_minute = [0, 0]  # [minute, requests in it]
 
     def tick(self) -> None:
         for factory in self.factories.values():
@@ -283,4 +284,10 @@ class Simulators:
             if self.kapso_status_field:
                 item["status"] = s.status
             data.append(item)
-        return web.json_response({"data": data, "paging": paging})
+        # Kapso counts requests per API key per fixed minute and reports what is left.
+        minute = int(self.clock() // 60)
+        if self.kapso_minute[0] != minute:
+            self.kapso_minute = [minute, 0]
+        self.kapso_minute[1] += 1
+        headers = {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": str(max(0, 1000 - self.kapso_minute[1]))}
+        return web.json_response({"data": data, "paging": paging}, headers=headers)
