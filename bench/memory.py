@@ -4,6 +4,7 @@ at the end, and the peak. Most sessions fall out of the overlap window, so RSS m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import tempfile
 
@@ -31,7 +32,7 @@ async def stream(sessions: int, cycle_seconds: float) -> dict[str, float]:
                                         "base_url": "http://placeholder", "initial_lookback": cycle_seconds + 1,
                                         "overlap": "10m", "max_pages": 10_000}]}, {}).sources[0]
     with page_server(sessions, spacing=spacing) as base_url, tempfile.TemporaryDirectory() as tmp:
-        source = source.__class__(**{**source.__dict__, "base_url": base_url + "/v1"})
+        source = dataclasses.replace(source, base_url=base_url + "/v1")
         store = SqliteStore(f"{tmp}/state.db", {"mem": "dify"})
         metrics = SelfMetrics(CollectorRegistry()).for_source(source)
         async with aiohttp.ClientSession() as session:

@@ -32,49 +32,48 @@ print(json.dumps(latencies))
 
 
 async def measure(base_url: str, scrapes: int) -> dict[str, float]:
-    if True:
-        exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=0.5))
-        await exporter.open()
-        await exporter.run_once()
-        runner = web.AppRunner(make_app(exporter), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        lags: list[float] = []
-        stop = asyncio.Event()
+    exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=0.5))
+    await exporter.open()
+    await exporter.run_once()
+    runner = web.AppRunner(make_app(exporter), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    lags: list[float] = []
+    stop = asyncio.Event()
 
-        async def lag_monitor() -> None:
-            while not stop.is_set():
-                started = time.perf_counter()
-                await asyncio.sleep(0.005)
-                lags.append((time.perf_counter() - started - 0.005) * 1000)
-        monitor = asyncio.create_task(lag_monitor())
-        cycles_before = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
-                            for c in exporter.collectors.values())
-        exporter.start()
-        try:
-            scraper = await asyncio.create_subprocess_exec(sys.executable, "-c", SCRAPER, host, str(port),
-                                                           str(scrapes), stdout=asyncio.subprocess.PIPE)
-            out, _ = await scraper.communicate()
-            latencies = sorted(json.loads(out))
-            cycles_busy = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
-                              for c in exporter.collectors.values()) - cycles_before
-            stop.set()  # the timing loops below block the loop on purpose: stop measuring its lag first
-            await monitor
-            exposition = exporter.render_metrics().decode()
+    async def lag_monitor() -> None:
+        while not stop.is_set():
             started = time.perf_counter()
-            for _ in range(1000):
-                exporter.render_metrics()
-            unchanged_us = (time.perf_counter() - started) * 1000
-            exporter._changed()  # noqa: SLF001 - force one full render, as after a cycle
-            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append((time.perf_counter() - started - 0.005) * 1000)
+    monitor = asyncio.create_task(lag_monitor())
+    cycles_before = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
+                        for c in exporter.collectors.values())
+    exporter.start()
+    try:
+        scraper = await asyncio.create_subprocess_exec(sys.executable, "-c", SCRAPER, host, str(port),
+                                                       str(scrapes), stdout=asyncio.subprocess.PIPE)
+        out, _ = await scraper.communicate()
+        latencies = sorted(json.loads(out))
+        cycles_busy = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
+                          for c in exporter.collectors.values()) - cycles_before
+        stop.set()  # the timing loops below block the loop on purpose: stop measuring its lag first
+        await monitor
+        exposition = exporter.render_metrics().decode()
+        started = time.perf_counter()
+        for _ in range(1000):
             exporter.render_metrics()
-            full_render_ms = (time.perf_counter() - started) * 1000
-        finally:
-            stop.set()
-            await asyncio.gather(monitor, return_exceptions=True)
-            await runner.cleanup()
-            await exporter.close()
+        unchanged_us = (time.perf_counter() - started) * 1000
+        exporter._changed()  # noqa: SLF001 - force one full render, as after a cycle
+        started = time.perf_counter()
+        exporter.render_metrics()
+        full_render_ms = (time.perf_counter() - started) * 1000
+    finally:
+        stop.set()
+        await asyncio.gather(monitor, return_exceptions=True)
+        await runner.cleanup()
+        await exporter.close()
     series = sum(1 for line in exposition.splitlines() if line and not line.startswith("#"))
     return {
         "series": series, "scrapes": len(latencies),

@@ -7,7 +7,6 @@ import base64
 import email.utils
 import random
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import aiohttp
@@ -43,12 +42,6 @@ class AuthRefused(UpstreamError):
 
 class NotFound(UpstreamError):
     """404 on a detail lookup: the session no longer exists upstream."""
-
-
-@dataclass
-class _Attempt:
-    retryable: bool
-    wait: float | None = None
 
 
 def auth_headers(source: SourceConfig) -> dict[str, str]:

@@ -22,9 +22,6 @@ class Phase(str, enum.Enum):
     SETTLING = "settling"
 
 
-TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "total")
-
-
 @dataclass(slots=True)
 class SessionRecord:
     """One session as the exporter understands it, whatever the provider.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from exporter.aggregates import SourceTotals
 from exporter.app import Exporter
 from exporter.cli import open_store
+from exporter.config import Config
 from exporter.demo.runner import demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore, StateError
@@ -16,6 +18,10 @@ from exporter.state import CycleDelta, PendingSession
 
 from .helpers import parse_exposition, total_of
 from .test_cli import run
+
+
+def demo_config_with_state(base_url: str, tmp_path) -> Config:
+    return dataclasses.replace(demo_config(base_url, listen="127.0.0.1:0"), state_path=str(tmp_path / "state.db"))
 
 
 def test_round_trip_of_every_part_of_the_state(tmp_path):
@@ -90,8 +96,7 @@ async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock
     simulators = Simulators(clock=clock)
     simulators.backfill(600)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        base = demo_config(base_url, listen="127.0.0.1:0")
-        config = type(base)(**{**base.__dict__, "state_path": str(tmp_path / "state.db")})
+        config = demo_config_with_state(base_url, tmp_path)
 
         async def exporter_cycles(cycles: int) -> dict:
             exporter = Exporter(config, open_store(config), clock=clock)
@@ -124,14 +129,13 @@ async def test_changed_duration_buckets_restart_only_the_histogram(tmp_path, clo
     simulators = Simulators(clock=clock)
     simulators.backfill(600)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        base = demo_config(base_url, listen="127.0.0.1:0")
-        config = type(base)(**{**base.__dict__, "state_path": str(tmp_path / "state.db")})
+        config = demo_config_with_state(base_url, tmp_path)
         exporter = Exporter(config, open_store(config), clock=clock)
         await exporter.open()
         await exporter.run_once()
         before = parse_exposition(exporter.render_metrics().decode())
         await exporter.close()
-        rebucketed = type(config)(**{**config.__dict__, "duration_buckets": (2.0, 20.0)})
+        rebucketed = dataclasses.replace(config, duration_buckets=(2.0, 20.0))
         exporter = Exporter(rebucketed, open_store(rebucketed), clock=clock)
         await exporter.open()
         after = parse_exposition(exporter.render_metrics().decode())
