@@ -121,6 +121,8 @@ class SourceView:
     provider: str
     totals: SourceTotals = field(default_factory=SourceTotals)
     active: dict[str, int] = field(default_factory=dict)
+    #: The optional figures the provider supplies; no series is exported for the others.
+    figures: frozenset[str] = frozenset({"warnings", "tokens", "cost"})
 
 
 class SessionMetrics(Collector):
@@ -163,7 +165,8 @@ class SessionMetrics(Collector):
                     running += count
                     cumulative.append((bound, running))
                 duration.add_metric(labels + [outcome], cumulative, totals.duration_sum.get(outcome, 0.0))
-            warnings.add_metric(labels, totals.warnings)
+            if "warnings" in view.figures:
+                warnings.add_metric(labels, totals.warnings)
             errors.add_metric(labels, totals.errors)
             for kind, value in sorted(totals.tokens.items()):
                 tokens.add_metric(labels + [kind], value)

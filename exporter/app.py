@@ -61,10 +61,11 @@ class Exporter:
         assert self.http_session is not None
         metrics = self.self_metrics.for_source(source)
         http = HttpClient(self.http_session, source, metrics)
-        view = SourceView(provider=source.provider)
+        provider = make_provider(source, http)
+        view = SourceView(provider=source.provider, figures=provider.FIGURES)
         self.sessions.sources[source.name] = view
         self.collectors[source.name] = SourceCollector(
-            source, make_provider(source, http), self.store, view, metrics, self.config.duration_buckets,
+            source, provider, self.store, view, metrics, self.config.duration_buckets,
             clock=self.clock, on_change=self._changed)
 
     async def _remove_source(self, name: str, grace: float) -> None:

@@ -52,6 +52,10 @@ class SourceCollector:
             self.log.info(line)
         self.last_result = "not polled yet"
         self.last_success: float | None = None
+        #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
+        self._looked_up: dict[str, int] = {}
+        self._cycles = 0
+        self._order_broken = False
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -84,7 +88,7 @@ class SourceCollector:
         state = self.state
         floor = state.floor if state.floor is not None else now - self.source.initial_lookback
         cutoff = window_cutoff(floor, state.watermark, self.source.overlap)
-        stale = tuple(PendingRef(sid, p.key_time) for sid, p in state.pending.items() if p.key_time < cutoff)
+        stale = self._stale_to_check(cutoff)
         window = PollWindow(since=cutoff, stale_pending=stale, now=now, known_finished=state.counted.keys())
         ok = False
         try:
@@ -111,6 +115,20 @@ class SourceCollector:
             self.on_change()
         return ok
 
+    def _stale_to_check(self, cutoff: float) -> tuple[PendingRef, ...]:
+        """Pending sessions older than the window. A provider that looks them up one by one gets at most
+        ``max_pending_checks`` a cycle, those checked longest ago first, so every one has its turn."""
+        stale = [PendingRef(sid, p.key_time) for sid, p in self.state.pending.items() if p.key_time < cutoff]
+        if self.provider.PENDING_RECHECK != "lookup":
+            return tuple(stale)
+        self._cycles += 1
+        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
+        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))
+        chosen = chosen[:self.source.max_pending_checks]
+        for ref in chosen:
+            self._looked_up[ref.session_id] = self._cycles
+        return tuple(chosen)
+
     def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:
         self.metrics.m.source_up.labels(*self.metrics.labels).set(0)
         self.last_result = f"error: {exc}"
@@ -121,6 +139,14 @@ class SourceCollector:
         m, labels = self.metrics.m, self.metrics.labels
         for reason, count in result.invalid.items():
             m.invalid_records.labels(*labels, reason).inc(count)
+        if result.unordered and not self._order_broken:
+            self._order_broken = True
+            m.order_ok.labels(*labels).set(0)
+            self.log.error("the API ignores the order the exporter asked for; whole windows are read from now on "
+                           "(slower, never wrong)", parameter=result.unordered)
+        if result.unreadable:
+            self.log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
+                             sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))
         m.source_up.labels(*labels).set(1)
         self.last_success = self.clock()
         m.last_success.labels(*labels).set(self.last_success)
@@ -171,28 +197,30 @@ class SourceCollector:
                 delta.pending_remove.append(sid)
         newest = None if newest == float("-inf") else newest
         delta.watermark = newest
-        self._expire_pending(delta, result.gone, now)
+        self._expire_pending(delta, result, now)
         new_cutoff = window_cutoff(floor, newest, self.source.overlap)
         delta.counted_remove = [sid for sid, key_time in state.counted.items() if key_time < new_cutoff]
         for sid in [sid for sid, key_time in delta.counted_add.items() if key_time < new_cutoff]:
             del delta.counted_add[sid]
         return delta
 
-    def _expire_pending(self, delta: CycleDelta, gone: list[str], now: float) -> None:
+    def _expire_pending(self, delta: CycleDelta, result: PollResult, now: float) -> None:
         m, labels = self.metrics.m, self.metrics.labels
         oldest_allowed = now - self.source.max_pending_age
-        for sid in gone:
+        for sid in result.gone:
             if sid in self.state.pending and sid not in delta.pending_upsert and sid not in delta.counted_add:
                 delta.pending_remove.append(sid)
                 m.pending_dropped.labels(*labels, "gone").inc()
                 self.log.warning("pending session no longer exists upstream; dropped", session_id=sid)
         for sid, pending in list(self.state.pending.items()) + list(delta.pending_upsert.items()):
-            if pending.key_time < oldest_allowed and sid not in delta.pending_remove:
+            too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed
+            if too_old and sid not in delta.pending_remove:
                 delta.pending_remove.append(sid)
                 delta.pending_upsert.pop(sid, None)
-                m.pending_dropped.labels(*labels, "max_pending_age").inc()
-                self.log.warning("session still active after max_pending_age; dropped", session_id=sid,
-                                 max_pending_age=self.source.max_pending_age)
+                reason = "unreadable" if sid in result.unreadable else "max_pending_age"
+                m.pending_dropped.labels(*labels, reason).inc()
+                self.log.warning("session still pending after max_pending_age; dropped", session_id=sid[:64],
+                                 reason=reason, max_pending_age=self.source.max_pending_age)
 
     def _note_unknown_status(self, record: SessionRecord, pending: PendingSession | None) -> None:
         if pending is not None and pending.status == record.status[:64] and record.phase is not Phase.FINISHED:

@@ -43,6 +43,7 @@ class SourceConfig:
     initial_lookback: float = 86400.0
     overlap: float = 120.0
     max_pending_age: float = 86400.0
+    max_pending_checks: int = 50
     settle_after: float = 300.0
     max_requests_per_second: float | None = None
     max_response_bytes: int = 32 * 1024 * 1024
@@ -50,6 +51,7 @@ class SourceConfig:
     retries: int = 3
     # provider-specific
     project: str | None = None
+    api: str = "sessions"
     workflow_ids: tuple[str, ...] = ()
     workspace_id: str | None = None
     workflow_id: str | None = None
@@ -78,10 +80,11 @@ class Config:
 _PAGE_LIMITS = {"whatabot": 100, "dify": 100, "syntropic137": 200, "honeyhive": 10000, "kapso": 100}
 _SOURCE_KEYS = {
     "name", "provider", "base_url", "api_key", "api_key_file", "basic_auth", "interval", "timeout",
-    "page_size", "max_pages", "initial_lookback", "overlap", "max_pending_age", "settle_after",
+    "page_size", "max_pages", "initial_lookback", "overlap", "max_pending_age", "max_pending_checks", "settle_after",
     "max_requests_per_second", "max_response_bytes", "max_label_values", "retries",
-    "project", "workflow_ids", "workspace_id", "workflow_id",
+    "project", "api", "workflow_ids", "workspace_id", "workflow_id",
 }
+_HONEYHIVE_APIS = {"sessions": 10000, "events": 7500}  # api -> page_size limit
 _TOP_KEYS = {"listen", "interval", "state_path", "duration_buckets", "sources"}
 
 
@@ -232,9 +235,15 @@ def _parse_source(raw: Any, key: str, default_interval: float) -> SourceConfig:
     if provider != "syntropic137" and not api_key and not basic_auth:
         raise ConfigError(f"{key}.api_key: required for provider {provider} (or api_key_file / basic_auth)")
 
-    page_size = number("page_size", 1000 if provider == "honeyhive" else _PAGE_LIMITS[provider], int, 1)
-    if page_size > _PAGE_LIMITS[provider]:
-        raise ConfigError(f"{key}.page_size: {provider} allows at most {_PAGE_LIMITS[provider]}")
+    api = string("api") or "sessions"
+    if raw.get("api") is not None and provider != "honeyhive":
+        raise ConfigError(f"{key}.api: only for provider honeyhive")
+    if api not in _HONEYHIVE_APIS:
+        raise ConfigError(f"{key}.api: must be one of {', '.join(_HONEYHIVE_APIS)}, got {api!r}")
+    page_limit = _HONEYHIVE_APIS[api] if provider == "honeyhive" else _PAGE_LIMITS[provider]
+    page_size = number("page_size", 1000 if provider == "honeyhive" else page_limit, int, 1)
+    if page_size > page_limit:
+        raise ConfigError(f"{key}.page_size: {provider} allows at most {page_limit}")
     workflow_ids = raw.get("workflow_ids", [])
     if provider == "kapso":
         if (not isinstance(workflow_ids, list) or not workflow_ids
@@ -261,11 +270,12 @@ def _parse_source(raw: Any, key: str, default_interval: float) -> SourceConfig:
         initial_lookback=parse_duration(raw.get("initial_lookback", "24h"), f"{key}.initial_lookback"),
         overlap=parse_duration(raw.get("overlap", "2m"), f"{key}.overlap"),
         max_pending_age=parse_duration(raw.get("max_pending_age", "24h"), f"{key}.max_pending_age", positive=True),
+        max_pending_checks=number("max_pending_checks", 50, int, 1),
         settle_after=parse_duration(raw.get("settle_after", 300), f"{key}.settle_after"),
         max_requests_per_second=float(rate) if rate is not None else None,
         max_response_bytes=number("max_response_bytes", 32 * 1024 * 1024, int, 1024),
         max_label_values=number("max_label_values", 100, int, 1),
         retries=number("retries", 3, int, 0),
-        project=project, workflow_ids=tuple(w.strip() for w in workflow_ids),
+        project=project, api=api, workflow_ids=tuple(w.strip() for w in workflow_ids),
         workspace_id=string("workspace_id"), workflow_id=string("workflow_id"),
     )

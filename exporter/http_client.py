@@ -74,13 +74,21 @@ class HttpClient:
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times."""
+        return await self._request("GET", path, params, None)
+
+    async def post_json(self, path: str, body: Any) -> Any:
+        """POST a JSON body to ``base_url + path`` (a read-only query, such as HoneyHive's events export)
+        and decode the JSON answer, with the same retries, caps and pacing as ``get_json``."""
+        return await self._request("POST", path, None, orjson.dumps(body))
+
+    async def _request(self, method: str, path: str, params: dict[str, Any] | None, body: bytes | None) -> Any:
         url = self._source.base_url + path
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
             await self._pace()
             try:
-                return await self._once(url, path, clean)
+                return await self._once(method, url, path, clean, body)
             except _Retryable as exc:
                 if attempt >= self._source.retries:
                     raise exc.error from None
@@ -98,35 +106,37 @@ class HttpClient:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _once(self, url: str, path: str, params: dict[str, str]) -> Any:
+    async def _once(self, method: str, url: str, path: str, params: dict[str, str], body: bytes | None) -> Any:
+        what = f"{method} {path}"
+        headers = self._headers if body is None else {**self._headers, "Content-Type": "application/json"}
         try:
-            async with self._session.get(url, params=params, headers=self._headers, timeout=self._timeout,
-                                         allow_redirects=False) as response:
+            async with self._session.request(method, url, params=params, data=body, headers=headers,
+                                             timeout=self._timeout, allow_redirects=False) as response:
                 code = response.status
                 remaining = response.headers.get("X-RateLimit-Remaining")
                 if remaining is not None and remaining.isdigit():
                     self._observer.rate_limit_remaining(float(remaining))
                 if code >= 400:
                     self._observer.request(str(code))
-                    await self._classify_failure(response, path)
-                body = await self._read_capped(response, path)
+                    await self._classify_failure(response, what)
+                payload = await self._read_capped(response, what)
         except (asyncio.TimeoutError, TimeoutError):
             self._observer.request("timeout")
-            raise _Retryable(UpstreamError("timeout", f"GET {path}: timed out after {self._source.timeout:g}s")) from None
+            raise _Retryable(UpstreamError("timeout", f"{what}: timed out after {self._source.timeout:g}s")) from None
         except aiohttp.ClientError as exc:
             self._observer.request("connection")
-            raise _Retryable(UpstreamError("connection", f"GET {path}: {type(exc).__name__}")) from None
+            raise _Retryable(UpstreamError("connection", f"{what}: {type(exc).__name__}")) from None
         try:
-            data = orjson.loads(body)
+            data = orjson.loads(payload)
         except orjson.JSONDecodeError:
             self._observer.request("invalid_json")
-            raise UpstreamError("invalid_json", f"GET {path}: response is not valid JSON ({len(body)} bytes)") from None
+            raise UpstreamError("invalid_json", f"{what}: response is not valid JSON ({len(payload)} bytes)") from None
         self._observer.request(str(code))
         return data
 
-    async def _classify_failure(self, response: aiohttp.ClientResponse, path: str) -> None:
+    async def _classify_failure(self, response: aiohttp.ClientResponse, what: str) -> None:
         code = response.status
-        message = f"GET {path}: HTTP {code}"
+        message = f"{what}: HTTP {code}"
         if code in (401, 403):
             raise AuthRefused(str(code), f"{message}: the credentials were refused")
         if code == 404:
@@ -138,14 +148,14 @@ class HttpClient:
             raise _Retryable(UpstreamError(str(code), message))
         raise UpstreamError(str(code), message)
 
-    async def _read_capped(self, response: aiohttp.ClientResponse, path: str) -> bytes:
+    async def _read_capped(self, response: aiohttp.ClientResponse, what: str) -> bytes:
         """Read the body, refusing anything larger than max_response_bytes without buffering it."""
         limit = self._source.max_response_bytes
         if response.content_length is not None:
             if response.content_length > limit:
                 self._observer.request("too_large")
                 raise UpstreamError("too_large",
-                                    f"GET {path}: response of {response.content_length} bytes exceeds {limit}")
+                                    f"{what}: response of {response.content_length} bytes exceeds {limit}")
             if response.headers.get("Content-Encoding") is None:
                 return await response.read()  # the server said how much, and it is within the cap
         chunks: list[bytes] = []
@@ -154,7 +164,7 @@ class HttpClient:
             size += len(chunk)
             if size > limit:
                 self._observer.request("too_large")
-                raise UpstreamError("too_large", f"GET {path}: response exceeds {limit} bytes")
+                raise UpstreamError("too_large", f"{what}: response exceeds {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -11,7 +11,6 @@ class Outcome(str, enum.Enum):
     ERROR = "error"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
-    HANDOFF = "handoff"
     UNKNOWN = "unknown"
 
 
@@ -47,7 +46,12 @@ class SessionRecord:
 
     @property
     def counts_as_error(self) -> bool:
-        return self.outcome in (Outcome.ERROR, Outcome.TIMEOUT) or self.error_text
+        """The one definition of an error (README, rules and dashboard use it): outcome error or
+        timeout, or any other ending but ``cancelled`` that carries an error text (a cancelled
+        session's text is its stop reason, as Dify writes it)."""
+        if self.outcome in (Outcome.ERROR, Outcome.TIMEOUT):
+            return True
+        return self.error_text and self.outcome is not Outcome.CANCELLED
 
 
 class InvalidRecord(ValueError):

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import email.utils
 import math
 from datetime import datetime, timedelta, timezone
 
-#: Numbers above this are Unix milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
-_MILLIS_THRESHOLD = 1e11
+#: A Unix number's unit is told by its magnitude: 1e11 s is the year 5138 while 1e11 ms is 1973, and so
+#: on by factors of 1000. (upper bound, divisor) from seconds to nanoseconds; larger is not a timestamp.
+_UNIT_BY_MAGNITUDE = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def unix_seconds(number: float) -> float:
+    """Unix seconds from a Unix time in seconds, milliseconds, microseconds or nanoseconds."""
+    for bound, divisor in _UNIT_BY_MAGNITUDE:
+        if number < bound:
+            return number / divisor
+    raise ValueError(f"not a timestamp: {number!r}")
+
+
 def parse_timestamp(value: object) -> float | None:
-    """Return Unix seconds for an ISO-8601 string (``T`` or space, ``Z`` or offset,
-    naive taken as UTC), Unix seconds or Unix milliseconds; ``None`` for null/empty.
+    """Return Unix seconds for an ISO-8601 string (``T`` or space, ``Z`` or offset, naive taken
+    as UTC), an RFC 822 date (``Fri, 01 May 2026 12:01:01 -0000``, as one Dify version sends), or a
+    Unix number in seconds, milliseconds, microseconds or nanoseconds; ``None`` for null/empty.
 
     Raises ValueError for anything else.
     """
@@ -32,13 +43,18 @@ def parse_timestamp(value: object) -> float | None:
         raise ValueError(f"not a timestamp: {type(value).__name__}")
     if number != number or number in (float("inf"), float("-inf")) or number < 0:
         raise ValueError(f"not a timestamp: {value!r}")
-    return number / 1000.0 if number > _MILLIS_THRESHOLD else number
+    return unix_seconds(number)
 
 
 def _parse_iso(text: str) -> float:
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        if not text[:1].isalpha():
+            raise
+        parsed = email.utils.parsedate_to_datetime(text)  # RFC 822; raises ValueError when it is not one
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()

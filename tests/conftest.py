@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import io
+import json
 from typing import Any
 from unittest.mock import Mock
 
@@ -27,6 +29,23 @@ if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
 @pytest.fixture(autouse=True)
 def _json_logs() -> None:
     configure_logging("debug", json=True)
+
+
+class LogLines:
+    """The exporter's JSON log lines, written to memory, decoded."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        configure_logging("debug", json=True, stream=self.stream)
+
+    def __call__(self, level: str | None = None) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+        return [line for line in lines if level is None or line.get("level") == level]
+
+
+@pytest.fixture
+def logs() -> LogLines:
+    return LogLines()
 
 
 class FakeClock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any, Callable
@@ -48,7 +49,7 @@ class Harness:
         observer = self.self_metrics.for_source(source)
         self.http = HttpClient(session, source, observer, sleep=_no_sleep)
         self.provider = make_provider(source, self.http)
-        view = SourceView(provider=source.provider)
+        view = SourceView(provider=source.provider, figures=self.provider.FIGURES)
         self.sessions.sources[source.name] = view
         self.collector = SourceCollector(source, self.provider, store or MemoryStore(), view, observer,
                                          DEFAULT_BUCKETS, clock=clock)
@@ -93,12 +94,17 @@ class Upstream:
     def __init__(self, serve: Callable[[str, dict[str, str]], Any], status: int = 200) -> None:
         self.serve = serve
         self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        #: The decoded JSON body of each POST, in order.
+        self.bodies: list[Any] = []
         self.status = status
         self.paths: Counter[str] = Counter()
 
     def __call__(self, url: Any, **kwargs: Any) -> CallbackResult:
         params = dict(url.query)
         headers = dict(kwargs.get("headers") or {})
+        if kwargs.get("data") is not None:
+            self.bodies.append(json.loads(kwargs["data"]))
+            params = {**params, **{k: v for k, v in self.bodies[-1].items() if isinstance(v, (int, str))}}
         self.calls.append((url.path, params, headers))
         self.paths[url.path] += 1
         return CallbackResult(status=self.status, payload=self.serve(url.path, params))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from exporter.demo.runner import DEMO_SOURCES
+
 from .helpers import parse_exposition, total_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +49,9 @@ def test_demo_once_prints_an_exposition_with_all_five_providers():
     result = run("--demo", "--once")
     assert result.returncode == 0, result.stderr[-2000:]
     samples = parse_exposition(result.stdout)
-    for provider in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso"):
-        assert total_of(samples, "agent_sessions_finished_total", provider=provider) > 0, provider
-        assert total_of(samples, "agent_session_exporter_source_up", provider=provider) == 1
+    for source, provider in DEMO_SOURCES.items():
+        assert total_of(samples, "agent_sessions_finished_total", source=source, provider=provider) > 0, source
+        assert total_of(samples, "agent_session_exporter_source_up", source=source) == 1
 
 
 def test_demo_serves_metrics_and_stops_cleanly_on_sigterm():

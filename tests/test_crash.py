@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 
 from .helpers import parse_exposition, total_of
@@ -69,7 +69,7 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
         for factory in simulators.factories.values():
             factory.rate = 0
         simulators.finish_all()
-        truth = {p: sum(f.truth.finished.values()) for p, f in simulators.factories.items()}
+        truth = {source: sum(simulators.factories[p].truth.finished.values()) for source, p in DEMO_SOURCES.items()}
         process, url = await start_exporter(config_path, log_path)
         try:
             samples: dict = {}
@@ -77,8 +77,8 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
                 for _ in range(100):  # bounded: ~20 s
                     async with client.get(url) as response:
                         samples = parse_exposition(await response.text())
-                    if all(total_of(samples, "agent_sessions_finished_total", provider=p) >= n
-                           for p, n in truth.items()):
+                    if all(total_of(samples, "agent_sessions_finished_total", source=source) >= n
+                           for source, n in truth.items()):
                         break
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(0.6)  # a few more cycles: nothing may be counted twice
@@ -88,14 +88,15 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 10)
     assert code == 0
-    for provider, factory in simulators.factories.items():
+    for source, provider in DEMO_SOURCES.items():
+        factory = simulators.factories[provider]
         assert sum(factory.truth.finished.values()) > 20, provider
         for (status, outcome), count in factory.truth.finished.items():
-            assert total_of(samples, "agent_sessions_finished_total", provider=provider, status=status,
-                            outcome=outcome) == count, (provider, status, outcome)
-        assert total_of(samples, "agent_session_errors_total", provider=provider) == factory.truth.errors
-        assert total_of(samples, "agent_session_warnings_total", provider=provider) == factory.truth.warnings
+            assert total_of(samples, "agent_sessions_finished_total", source=source, status=status,
+                            outcome=outcome) == count, (source, status, outcome)
+        assert total_of(samples, "agent_session_errors_total", source=source) == factory.truth.errors
+        assert total_of(samples, "agent_session_warnings_total", source=source) == factory.truth.warnings
         for kind, value in factory.truth.tokens.items():
-            assert total_of(samples, "agent_session_tokens_total", provider=provider, token_type=kind) == value
-        assert total_of(samples, "agent_sessions_active", provider=provider) == 0
+            assert total_of(samples, "agent_session_tokens_total", source=source, token_type=kind) == value
+        assert total_of(samples, "agent_sessions_active", source=source) == 0
     assert os.path.exists(tmp_path / "state.db")

@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 
 from exporter.app import Exporter
-from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.server import make_app
 
@@ -52,12 +52,19 @@ async def test_metrics_match_what_the_simulators_served(stack, clock):
         assert all((await exporter.run_once()).values())
     _, text = await scrape(url + "/metrics")
     samples = parse_exposition(text)
-    for provider, factory in simulators.factories.items():
-        source = f"demo-{'syntropic' if provider == 'syntropic137' else provider}"
+    for source, provider in DEMO_SOURCES.items():
+        factory = simulators.factories[provider]
         running = sum(1 for s in factory.sessions.values() if s.running)
         if provider != "honeyhive":  # honeyhive sessions also wait settle_after after their end
             assert total_of(samples, "agent_sessions_active", source=source) == running, provider
             assert total_of(samples, "agent_sessions_finished_total", source=source) == sum(factory.truth.finished.values())
+
+    # The real behaviours are exercised: Kapso executions that ended after a handoff, stopped Dify
+    # runs with a stop reason, Syntropic137 orphans without a duration.
+    kapso = simulators.factories["kapso"].sessions.values()
+    assert any(s.handed_off and not s.running for s in kapso)
+    assert simulators.factories["dify"].truth.finished[("stopped", "cancelled")] > 0
+    assert any(s.error and s.error.startswith("Orphaned") for s in simulators.factories["syntropic137"].sessions.values())
 
     # End everything, let HoneyHive's end times settle, and compare every counter exactly.
     simulators.finish_all()
@@ -67,9 +74,8 @@ async def test_metrics_match_what_the_simulators_served(stack, clock):
     content_type, text = await scrape(url + "/metrics")
     assert content_type.startswith("text/plain")
     samples = parse_exposition(text)
-    for provider, factory in simulators.factories.items():
-        truth = factory.truth
-        source = f"demo-{'syntropic' if provider == 'syntropic137' else provider}"
+    for source, provider in DEMO_SOURCES.items():
+        truth = simulators.factories[provider].truth
         assert sum(truth.finished.values()) > 100
         for (status, outcome), count in truth.finished.items():
             assert total_of(samples, "agent_sessions_finished_total", source=source, provider=provider,
@@ -83,8 +89,7 @@ async def test_metrics_match_what_the_simulators_served(stack, clock):
         for model, value in truth.cost.items():
             assert total_of(samples, "agent_session_cost_usd_total", source=source, model=model) == \
                 pytest.approx(value)
-        assert total_of(samples, "agent_session_duration_seconds_count", source=source) == \
-            sum(truth.finished.values())
+        assert total_of(samples, "agent_session_duration_seconds_count", source=source) == truth.durations
         assert total_of(samples, "agent_session_duration_seconds_sum", source=source) == \
             pytest.approx(truth.duration_sum, rel=0.01)
         assert total_of(samples, "agent_session_exporter_source_up", source=source) == 1

@@ -41,7 +41,8 @@ async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
     # 1 h lookback at 0.5 sessions/s is ~1,800 sessions: 18+ pages of 100 on the first cycle.
     assert first["whatabot"] >= 18 and first["dify"] >= 18
     per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
-    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 1, "kapso": 2}  # 2 workflows
+    # HoneyHive: two sources (one per API); Kapso: 2 workflows.
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}
 
 
 async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_path, clock):

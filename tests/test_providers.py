@@ -361,7 +361,7 @@ async def test_kapso_follows_after_cursors_and_reads_the_status_field(http_sessi
 async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_session, clock):
     clock.now = NOW
     statuses = ["ended", "failed", "handoff", "running", "waiting"]
-    executions = [dict(kapso_execution(i, NOW - 100 - i, None if s in ("running", "waiting") else NOW - 10),
+    executions = [dict(kapso_execution(i, NOW - 100 - i, NOW - 10 if s in ("ended", "failed") else None),
                        _status=s) for i, s in enumerate(statuses)]
     upstream = Upstream(kapso_pages(executions, 100))
     h = Harness(make_source("kapso"), http_session, clock)
@@ -373,20 +373,23 @@ async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_
         clock.advance(30)
         assert await h.collector.run_cycle()
         assert h.value("agent_sessions_active", status="waiting") == 1
+        assert h.value("agent_sessions_active", status="handoff") == 1
         executions[4]["_status"] = "ended"
         executions[4]["ended_at"] = iso(NOW + 30)
+        executions[2]["_status"] = "ended"  # the human hands it back, and it ends
+        executions[2]["ended_at"] = iso(NOW + 30)
         for _ in range(2):
             clock.advance(30)
             assert await h.collector.run_cycle()
     queried = [c[1].get("status") for c in upstream.calls]
-    every = [None, "running", "waiting", "ended", "failed", "handoff"]
+    every = [None, "running", "waiting", "handoff", "ended", "failed"]
     # Status is learned while something is new or pending; then one unfiltered request suffices.
     assert queried == every * 3 + [None]
-    assert h.finished(status="ended", outcome="success") == 2
-    assert h.finished(status="handoff", outcome="handoff") == 1
+    assert h.finished(status="ended", outcome="success") == 3
     assert h.finished(status="failed", outcome="error") == 2
-    assert h.value("agent_sessions_active", status="waiting") == 0
-    assert h.value("agent_sessions_active", status="running") == 0
+    assert h.finished() == 5
+    for status in ("waiting", "running", "handoff"):
+        assert h.value("agent_sessions_active", status=status) == 0
 
 
 # --- Shared: bad items are skipped, the rest count ---------------------------------------------

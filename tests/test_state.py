@@ -11,7 +11,7 @@ from exporter.aggregates import SourceTotals
 from exporter.app import Exporter
 from exporter.cli import open_store
 from exporter.config import Config
-from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore, StateError
 from exporter.state import CycleDelta, PendingSession
@@ -119,10 +119,11 @@ async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock
         simulators.finish_all()
         clock.advance(15)
         final = await exporter_cycles(2)
-    for provider, factory in simulators.factories.items():
-        assert total_of(final, "agent_sessions_finished_total", provider=provider) == \
-            sum(factory.truth.finished.values()), provider
-        assert total_of(final, "agent_session_errors_total", provider=provider) == factory.truth.errors
+    for source, provider in DEMO_SOURCES.items():
+        factory = simulators.factories[provider]
+        assert total_of(final, "agent_sessions_finished_total", source=source) == \
+            sum(factory.truth.finished.values()), source
+        assert total_of(final, "agent_session_errors_total", source=source) == factory.truth.errors
 
 
 async def test_changed_duration_buckets_restart_only_the_histogram(tmp_path, clock):

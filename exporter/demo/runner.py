@@ -12,6 +12,11 @@ from ..config import Config, parse_config
 from .server import DEMO_KEYS, HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
 
 
+#: The demo's sources and the simulator each polls (two read HoneyHive, through each of its APIs).
+DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",
+                "demo-honeyhive": "honeyhive", "demo-honeyhive-events": "honeyhive", "demo-kapso": "kapso"}
+
+
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
     def source(name: str, provider: str, **extra: object) -> dict[str, object]:
         entry: dict[str, object] = {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
@@ -26,6 +31,7 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
             source("demo-dify", "dify"),
             source("demo-syntropic", "syntropic137"),
             source("demo-honeyhive", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s"),
+            source("demo-honeyhive-events", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s", api="events"),
             source("demo-kapso", "kapso", workflow_ids=list(KAPSO_WORKFLOWS)),
         ],
     }, {})

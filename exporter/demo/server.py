@@ -22,6 +22,7 @@ PREFIXES = {
     "honeyhive": "/honeyhive", "kapso": "/kapso/platform/v1",
 }
 HONEYHIVE_PROJECT = "demo-project"
+KAPSO_STATUSES = ("running", "waiting", "handoff", "ended", "failed")
 KAPSO_WORKFLOWS = ("8f14e45f-ceea-467f-a0e6-0a1b2c3d4e5f", "c9f0f895-fb98-4b91-9e6a-112233445566")
 
 
@@ -60,7 +61,8 @@ class Simulators:
     """One SessionFactory per provider, served over HTTP. ``requests`` counts what was asked of each."""
 
     def __init__(self, clock: Callable[[], float] = time.time, seed: int = 7, rate: float = 0.5,
-                 kapso_status_field: bool = False, keys: dict[str, str] | None = None,
+                 kapso_status_field: bool = True, keys: dict[str, str] | None = None,
+                 whatabot_ignores_order: bool = False, honeyhive_ignores_filters: bool = True,
                  **factory_options: Any) -> None:
         self.clock = clock
         self.keys = {**DEMO_KEYS, **(keys or {})}
@@ -69,7 +71,12 @@ class Simulators:
                               workflow_ids=KAPSO_WORKFLOWS if p == "kapso" else ("wf-1",), **factory_options)
             for i, p in enumerate(PREFIXES)
         }
+        #: As the API reference says, list items carry ``status``; False simulates the docs' example.
         self.kapso_status_field = kapso_status_field
+        #: A Whatabot that ignores ``orderBy``/``direction`` and lists oldest first.
+        self.whatabot_ignores_order = whatabot_ignores_order
+        #: A HoneyHive events export that lets child events through its ``event_type`` filter.
+        self.honeyhive_ignores_filters = honeyhive_ignores_filters
         self.requests: Counter[str] = Counter()
         #: Fault hooks: provider -> callable(request) returning a Response (or an awaitable of one)
         #: to send instead, or None to answer normally.
@@ -98,7 +105,9 @@ class Simulators:
         app.router.add_get(p["syntropic137"] + "/sessions", self._guard("syntropic137", self.syntropic_list))
         app.router.add_get(p["syntropic137"] + "/sessions/{id}", self._guard("syntropic137", self.syntropic_detail))
         app.router.add_get(p["honeyhive"] + "/session", self._guard("honeyhive", self.honeyhive))
+        app.router.add_post(p["honeyhive"] + "/v1/events/export", self._guard("honeyhive", self.honeyhive_events))
         app.router.add_get(p["kapso"] + "/workflows/{workflow_id}/executions", self._guard("kapso", self.kapso))
+        app.router.add_get(p["kapso"] + "/workflow_executions/{id}", self._guard("kapso", self.kapso_detail))
         return app
 
     def _guard(self, provider: str, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
@@ -136,7 +145,8 @@ class Simulators:
             return _bad("direction must be ASC or DESC")
         if q.get("dateRange") not in (None, "today", "last7days", "last15days", "last30days"):
             return _bad("unknown dateRange")
-        sessions = self._sorted("whatabot", newest_first=q.get("direction", "ASC") == "DESC")
+        newest_first = q.get("direction", "ASC") == "DESC" and not self.whatabot_ignores_order
+        sessions = self._sorted("whatabot", newest_first=newest_first)
         if "dateRange" in q:
             days = {"today": 1, "last7days": 7, "last15days": 15, "last30days": 30}[q["dateRange"]]
             sessions = [s for s in sessions if s.started_at >= self.clock() - days * 86400]
@@ -163,27 +173,35 @@ class Simulators:
         page = _int_param(request, "page", 1, 1, 99999)
         limit = _int_param(request, "limit", 20, 1, 100)
         after, before = _time_param(request, "created_at__after"), _time_param(request, "created_at__before")
-        sessions = [s for s in self._sorted("dify")
-                    if (after is None or int(s.started_at) >= after) and (before is None or int(s.started_at) <= before)
-                    and request.query.get("status") in (None, s.status)]
-        chunk = sessions[(page - 1) * limit:page * limit]
+        rows: list[dict[str, Any]] = []
+        for s in self._sorted("dify"):
+            if not ((after is None or int(s.started_at) >= after) and (before is None or int(s.started_at) <= before)
+                    and request.query.get("status") in (None, s.status)):
+                continue
+            rows.append(self._dify_row(s))
+            if request.query.get("status") is None and int(s.id[:2], 16) < 16:
+                # Dify allows a log row whose run is null (allow_null=True): one in sixteen here.
+                rows.append({**self._dify_row(s), "id": f"log-norun-{s.id}", "workflow_run": None})
         return web.json_response({
-            "page": page, "limit": limit, "total": len(sessions), "has_more": len(sessions) > page * limit,
-            "data": [{
-                "id": f"log-{s.id}",
-                "workflow_run": {
-                    "id": s.id, "version": "2025-01-16 12:00:00.000000", "status": s.status, "error": s.error,
-                    "elapsed_time": round((s.ended_at or self.clock()) - s.started_at, 3),
-                    "total_tokens": s.tokens.get("total", 0), "total_steps": 3,
-                    "created_at": int(s.started_at), "finished_at": None if s.ended_at is None else int(s.ended_at),
-                    "exceptions_count": s.warnings, "triggered_from": "app",
-                },
-                "created_from": "service-api", "created_by_role": "end_user", "created_by_account": None,
-                "created_by_end_user": {"id": "f1e2d3c4", "type": "service_api", "is_anonymous": False,
-                                        "session_id": "user_workflow_123"},
-                "created_at": int(s.started_at),
-            } for s in chunk],
+            "page": page, "limit": limit, "total": len(rows), "has_more": len(rows) > page * limit,
+            "data": rows[(page - 1) * limit:page * limit],
         })
+
+    def _dify_row(self, s: SimSession) -> dict[str, Any]:
+        return {
+            "id": f"log-{s.id}",
+            "workflow_run": {
+                "id": s.id, "version": "2025-01-16 12:00:00.000000", "status": s.status, "error": s.error,
+                "elapsed_time": round((s.ended_at or self.clock()) - s.started_at, 3),
+                "total_tokens": s.tokens.get("total", 0), "total_steps": 3,
+                "created_at": int(s.started_at), "finished_at": None if s.ended_at is None else int(s.ended_at),
+                "exceptions_count": s.warnings, "triggered_from": "app",
+            },
+            "created_from": "service-api", "created_by_role": "end_user", "created_by_account": None,
+            "created_by_end_user": {"id": "f1e2d3c4", "type": "service_api", "is_anonymous": False,
+                                    "session_id": "user_workflow_123"},
+            "created_at": int(s.started_at),
+        }
 
     # --- Syntropic137: limit 1..200, inclusive started_after/before, newest first ---------------
     def _syntropic_item(self, s: SimSession) -> dict[str, Any]:
@@ -198,7 +216,8 @@ class Simulators:
             "cache_creation_tokens": tokens.get("cache_creation", 0), "cache_read_tokens": tokens.get("cache_read", 0),
             "total_tokens": sum(tokens.values()), "total_tokens_display": str(sum(tokens.values())),
             "total_cost_usd": f"{s.cost:.4f}", "total_cost_display": f"${s.cost:.2f}",
-            "duration_seconds": None if s.ended_at is None else round(s.ended_at - s.started_at, 3),
+            "duration_seconds": (None if s.ended_at is None or not s.duration_known
+                                 else round(s.ended_at - s.started_at, 3)),
             "duration_display": "—", "started_at": text(s.started_at), "completed_at": text(s.ended_at),
         }
 
@@ -229,21 +248,59 @@ class Simulators:
         if request.query.get("project") != HONEYHIVE_PROJECT:
             return web.json_response([])
         limit = _int_param(request, "limit", 1000, 1, 10**5)
-        out = []
-        for s in self._sorted("honeyhive")[:limit]:
-            end = s.ended_at if s.ended_at is not None else s.last_event_at
-            out.append({
-                "children": [], "config": {}, "duration": round((end - s.started_at) * 1000),
-                "end_time": round(end * 1000) if end > s.started_at or s.ended_at is not None else None,
-                "error": s.error, "event_id": s.id, "event_name": "session", "event_type": "session",
-                "feedback": {}, "inputs": {}, "metrics": {}, "outputs": {}, "project": HONEYHIVE_PROJECT,
-                "metadata": ({"prompt_tokens": s.tokens["input"], "completion_tokens": s.tokens["output"],
-                              "total_tokens": s.tokens["input"] + s.tokens["output"], "cost": s.cost,
-                              "model": s.model} if s.tokens else {"num_events": 1}),
-                "session_id": s.id, "source": "demo", "start_time": round(s.started_at * 1000),
-                "user_properties": {},
-            })
-        return web.json_response(out)
+        return web.json_response([self._honeyhive_session(s) for s in self._sorted("honeyhive")[:limit]])
+
+    def _honeyhive_session(self, s: SimSession) -> dict[str, Any]:
+        end = s.ended_at if s.ended_at is not None else s.last_event_at
+        return {
+            "children": [], "config": {}, "duration": round((end - s.started_at) * 1000),
+            "end_time": round(end * 1000) if end > s.started_at or s.ended_at is not None else None,
+            "error": s.error, "event_id": s.id, "event_name": "session", "event_type": "session",
+            "feedback": {}, "inputs": {}, "metrics": {}, "outputs": {}, "project": HONEYHIVE_PROJECT,
+            "metadata": ({"prompt_tokens": s.tokens["input"], "completion_tokens": s.tokens["output"],
+                          "total_tokens": s.tokens["input"] + s.tokens["output"], "cost": s.cost,
+                          "model": s.model} if s.tokens else {"num_events": 1}),
+            "session_id": s.id, "source": "demo", "start_time": round(s.started_at * 1000),
+            "user_properties": {},
+        }
+
+    def _honeyhive_children(self, s: SimSession) -> list[dict[str, Any]]:
+        """A model call and a tool call under the session, as the events API also stores them."""
+        end = s.ended_at if s.ended_at is not None else s.last_event_at
+        return [{"event_id": f"{s.id[:-4]}{kind[:2]}{n:02d}", "session_id": s.id, "parent_id": s.id,
+                 "event_type": kind, "event_name": f"{kind}-call", "start_time": round(s.started_at * 1000),
+                 "end_time": round(end * 1000), "duration": round((end - s.started_at) * 1000, 4),
+                 "error": "child failure" if kind == "tool" and s.error else None,
+                 "metadata": {"cost": 0.01, "total_tokens": 10}, "children_ids": [], "project": HONEYHIVE_PROJECT}
+                for n, kind in enumerate(("model", "tool"))]
+
+    # --- HoneyHive events export: POST, filters, dateRange {$gte,$lte} (ISO), limit <= 7500, page ----
+    async def honeyhive_events(self, request: web.Request) -> web.Response:
+        try:
+            query = await request.json()
+        except ValueError:
+            return _bad("body must be JSON")
+        if not isinstance(query, dict) or query.get("project") != HONEYHIVE_PROJECT:
+            return _bad("unknown project", 404)
+        limit, page = query.get("limit", 1000), query.get("page", 1)
+        if not isinstance(limit, int) or not 1 <= limit <= 7500 or not isinstance(page, int) or page < 1:
+            return _bad("limit must be 1..7500 and page >= 1")
+        date_range = query.get("dateRange") or {}
+        try:
+            low, high = parse_timestamp(date_range.get("$gte")), parse_timestamp(date_range.get("$lte"))
+        except (AttributeError, ValueError):
+            return _bad("dateRange bounds must be ISO strings")
+        wanted_type = next((f.get("value") for f in query.get("filters") or []
+                            if isinstance(f, dict) and f.get("field") == "event_type" and f.get("operator") == "is"), None)
+        events: list[dict[str, Any]] = []
+        # The export's order is not documented: serve it by id, which is no time order at all.
+        for s in sorted(self.factories["honeyhive"].sessions.values(), key=lambda s: s.id):
+            if (low is not None and s.started_at < low) or (high is not None and s.started_at > high):
+                continue
+            for event in [self._honeyhive_session(s)] + self._honeyhive_children(s):
+                if wanted_type in (None, event["event_type"]) or self.honeyhive_ignores_filters:
+                    events.append(event)
+        return web.json_response({"events": events[(page - 1) * limit:page * limit], "totalEvents": len(events)})
 
     # --- Kapso: cursor pages (limit 1..100), created_after/before inclusive, status filter ---------
     async def kapso(self, request: web.Request) -> web.Response:
@@ -253,7 +310,7 @@ class Simulators:
         limit = _int_param(request, "limit", 20, 1, 100)
         after, before = _time_param(request, "created_after"), _time_param(request, "created_before")
         status = request.query.get("status")
-        if status not in (None, "running", "waiting", "ended", "failed", "handoff"):
+        if status not in (None, *KAPSO_STATUSES):
             return _bad("unknown status", 422)
         sessions = [s for s in self._sorted("kapso") if s.workflow_id == workflow_id
                     and (after is None or s.started_at >= after) and (before is None or s.started_at <= before)
@@ -274,20 +331,32 @@ class Simulators:
                                               "after": cursor(chunk[-1]) if chunk else None},
                                   "next": f"{request.path}?after={cursor(chunk[-1])}" if more else None,
                                   "previous": None}
-        data = []
-        for s in chunk:
-            item = {"id": s.id, "started_at": _iso(s.started_at), "last_event_at": _iso(s.last_event_at),
-                    "ended_at": _iso(s.ended_at), "tracking_id": s.id, "whatsapp_conversation_id": s.id,
-                    "workflow": {"id": workflow_id, "name": "Demo flow", "status": "active"},
-                    "current_step": {"id": s.id, "identifier": "step", "stepable_type": "AgentStep",
-                                     "position": {"x": 1, "y": 1}}}
-            if self.kapso_status_field:
-                item["status"] = s.status
-            data.append(item)
-        # Kapso counts requests per API key per fixed minute and reports what is left.
+        data = [self._kapso_item(s) for s in chunk]
+        return web.json_response({"data": data, "paging": paging}, headers=self._kapso_rate_limit())
+
+    async def kapso_detail(self, request: web.Request) -> web.Response:
+        session = self.factories["kapso"].sessions.get(request.match_info["id"])
+        if session is None:
+            return _bad("execution not found", 404)
+        return web.json_response({"data": self._kapso_item(session)}, headers=self._kapso_rate_limit())
+
+    def _kapso_item(self, s: SimSession) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "id": s.id, "started_at": _iso(s.started_at), "last_event_at": _iso(s.last_event_at),
+            "ended_at": _iso(s.ended_at), "tracking_id": s.id, "whatsapp_conversation_id": s.id,
+            "workflow": {"id": s.workflow_id, "name": "Demo flow", "status": "active"},
+            "current_step": {"id": s.id, "identifier": "step", "stepable_type": "AgentStep",
+                             "position": {"x": 1, "y": 1}}}
+        if self.kapso_status_field:
+            item["status"] = s.status
+        if s.status == "failed":
+            item["error_details"] = {"message": s.error}
+        return item
+
+    def _kapso_rate_limit(self) -> dict[str, str]:
+        """Kapso counts requests per API key per fixed minute and reports what is left."""
         minute = int(self.clock() // 60)
         if self.kapso_minute[0] != minute:
             self.kapso_minute = [minute, 0]
         self.kapso_minute[1] += 1
-        headers = {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": str(max(0, 1000 - self.kapso_minute[1]))}
-        return web.json_response({"data": data, "paging": paging}, headers=headers)
+        return {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": str(max(0, 1000 - self.kapso_minute[1]))}

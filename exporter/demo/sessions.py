@@ -11,12 +11,17 @@ from typing import Callable
 # provider -> (active statuses, [(terminal status, outcome, weight)])
 PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]]] = {
     "whatabot": (("running", "active"), [("completed", "success", 80), ("error", "error", 12), ("timeout", "timeout", 8)]),
-    "dify": (("running", "paused"), [("succeeded", "success", 70), ("partial-succeeded", "success", 10),
+    "dify": (("running", "paused", "suspended"), [("succeeded", "success", 70), ("partial-succeeded", "success", 10),
                                       ("failed", "error", 14), ("stopped", "cancelled", 6)]),
     "syntropic137": (("running",), [("completed", "success", 80), ("failed", "error", 14), ("cancelled", "cancelled", 6)]),
     "honeyhive": (("running",), [("ended", "success", 88), ("ended", "error", 12)]),
-    "kapso": (("running", "waiting"), [("ended", "success", 75), ("failed", "error", 15), ("handoff", "handoff", 10)]),
+    # A handoff is a pause for a human (handoff -> running | ended | failed), never an end.
+    "kapso": (("running", "waiting", "handoff"), [("ended", "success", 82), ("failed", "error", 18)]),
 }
+#: Dify writes a stopped run's stop reason into ``error``; it is not an error.
+DIFY_STOP_REASONS = ("Stopped by user.", "Stopped by output moderation.")
+#: Syntropic137 fails sessions orphaned by a framework restart, with ``completed_at`` = now and no duration.
+ORPHANED = "Orphaned: framework restarted while agent was active"
 MODELS = ("claude-sonnet-4", "claude-haiku-4", "claude-opus-4", "gpt-4.1", "gpt-4.1-mini", "o3",
           "gemini-2.5-pro", "gemini-2.5-flash", "mistral-large", "llama-4-maverick")
 
@@ -36,6 +41,10 @@ class SimSession:
     model: str = ""
     workflow_id: str = ""
     error: str | None = None
+    #: False for a finished session whose API reports no duration (a Syntropic137 orphan).
+    duration_known: bool = True
+    #: True once the session has been in a handoff (Kapso): the tests check some have.
+    handed_off: bool = False
 
     @property
     def running(self) -> bool:
@@ -52,6 +61,8 @@ class Truth:
     tokens: Counter[str] = field(default_factory=Counter)
     cost: Counter[str] = field(default_factory=Counter)
     duration_sum: float = 0.0
+    #: Finished sessions with a known duration (the histogram's count).
+    durations: int = 0
 
 
 class SessionFactory:
@@ -129,6 +140,7 @@ class SessionFactory:
         session.last_event_at = now
         if len(active) > 1 and self.random.random() < 0.2:
             session.status = self.random.choice(active)
+            session.handed_off |= session.status == "handoff"
 
     def _finish(self, session: SimSession, ended_at: float) -> None:
         _, terminal = PROVIDER_STATUSES[self.provider]
@@ -148,13 +160,19 @@ class SessionFactory:
         elif self.provider == "honeyhive":
             session.tokens = {"input": rnd.randint(100, 8000), "output": rnd.randint(20, 2000)}
             session.cost = round(rnd.uniform(0.0001, 0.5), 4)
-        if outcome == "error" and self.provider in ("dify", "syntropic137", "honeyhive"):
+        if outcome == "error" and self.provider in ("dify", "syntropic137", "honeyhive", "kapso"):
             session.error = "simulated failure"
+            if self.provider == "syntropic137" and rnd.random() < 0.2:
+                session.error, session.duration_known = ORPHANED, False
+        if outcome == "cancelled" and self.provider == "dify":
+            session.error = rnd.choice(DIFY_STOP_REASONS)
         t = self.truth
         t.finished[(status, outcome)] += 1
         t.warnings += session.warnings
-        t.errors += outcome in ("error", "timeout") or bool(session.error)
+        t.errors += outcome in ("error", "timeout") or (bool(session.error) and outcome != "cancelled")
         t.tokens.update(session.tokens)
         if session.cost:
             t.cost[session.model] += session.cost
-        t.duration_sum += ended_at - session.started_at
+        if session.duration_known:
+            t.duration_sum += ended_at - session.started_at
+            t.durations += 1

@@ -7,13 +7,13 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Container, Iterable
+from typing import Any, Awaitable, Callable, Container, Iterable
 
 import structlog
 
 from ..config import SourceConfig
-from ..http_client import HttpClient, UpstreamError
-from ..model import InvalidRecord, SessionRecord
+from ..http_client import AuthRefused, HttpClient, NotFound, UpstreamError
+from ..model import InvalidRecord, Outcome, SessionRecord
 from ..timeparse import parse_timestamp
 
 
@@ -44,6 +44,10 @@ class PollResult:
     invalid: Counter[str] = field(default_factory=Counter)
     #: Pending session ids the provider learned no longer exist upstream.
     gone: list[str] = field(default_factory=list)
+    #: Pending session ids whose re-check failed this cycle, with the error kind; only they wait.
+    unreadable: dict[str, str] = field(default_factory=dict)
+    #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
+    unordered: str | None = None
 
 
 class InvalidPage(UpstreamError):
@@ -55,6 +59,16 @@ class InvalidPage(UpstreamError):
 
 class Provider(abc.ABC):
     """Turns one API's pages into SessionRecords. Knows nothing of Prometheus."""
+
+    #: How pending sessions older than the window are re-checked: ``lookup`` (one request each, by a
+    #: detail endpoint or an id filter; the collector caps them per cycle) or ``window`` (the poll
+    #: window widens back to the oldest of them).
+    PENDING_RECHECK = "window"
+    #: The status vocabulary: each raw status and its outcome, None for an active status.
+    STATUSES: dict[str, Outcome | None] = {}
+    #: Which optional figures the API supplies ("warnings", "tokens", "cost"); the others are never
+    #: exported for its sources (no series at 0 for a figure the provider does not have).
+    FIGURES: frozenset[str] = frozenset()
 
     def __init__(self, source: SourceConfig, http: HttpClient) -> None:
         self.source = source
@@ -70,11 +84,12 @@ class Provider(abc.ABC):
         """Fetch every session with key time >= ``window.since`` (at least), and the stale pending."""
 
     @abc.abstractmethod
-    def parse_item(self, item: dict[str, Any]) -> SessionRecord:
-        """One API item to one record; raises InvalidRecord."""
+    def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
+        """One API item to one record, or None for an item that is not a session to count (such as a
+        Dify log row without a run); raises InvalidRecord."""
 
     def parse_items(self, items: Iterable[Any], result: PollResult,
-                    parse: Callable[[dict[str, Any]], SessionRecord] | None = None) -> list[SessionRecord]:
+                    parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None) -> list[SessionRecord]:
         """Parse a page's items, skipping (and counting) the bad ones so the rest still count."""
         parse = parse or self.parse_item
         records = []
@@ -82,7 +97,9 @@ class Provider(abc.ABC):
             try:
                 if not isinstance(item, dict):
                     raise InvalidRecord("not_an_object")
-                records.append(parse(item))
+                record = parse(item)
+                if record is not None:
+                    records.append(record)
             except InvalidRecord as exc:
                 result.invalid[exc.reason] += 1
                 self.log.warning("invalid record skipped", reason=exc.reason, detail=str(exc),
@@ -90,17 +107,62 @@ class Provider(abc.ABC):
         result.records.extend(records)
         return records
 
+    async def recheck_pending(self, pending: Iterable[PendingRef], result: PollResult,
+                              fetch: Callable[[str], Awaitable[list[Any]]]) -> None:
+        """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint or an id filter).
+
+        A session the API no longer has is ``gone``; one whose lookup fails is ``unreadable`` this
+        cycle and nothing else is affected (refused credentials still fail the cycle).
+        """
+        for ref in pending:
+            try:
+                items = await fetch(ref.session_id)
+            except NotFound:
+                result.gone.append(ref.session_id)
+                continue
+            except AuthRefused:
+                raise
+            except UpstreamError as exc:
+                result.unreadable[ref.session_id] = exc.kind
+                continue
+            records = self.parse_items(items, result)
+            if not records:
+                result.gone.append(ref.session_id)
+            elif all(r.session_id != ref.session_id for r in records):
+                result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
+
+    def check_newest_first(self, records: list[SessionRecord], previous: float | None, parameter: str,
+                           result: PollResult) -> float | None:
+        """Verify that a page continues a newest-first order; note ``parameter`` when it does not.
+
+        Returns the page's last key time, the bound the next page must not exceed.
+        """
+        last = previous
+        for record in records:
+            if last is not None and record.key_time > last:
+                result.unordered = parameter
+                self.trust_order = False
+            last = record.key_time
+        return last
+
+    #: False once the API has been seen to break the order it promises; then whole windows are read.
+    trust_order: bool = True
+
     async def walk_numbered_pages(self, path: str, params: dict[str, Any], *, page_param: str, first_page: int,
                                   read_page: Callable[[Any], tuple[list[Any], bool]], since: float,
-                                  result: PollResult, prefetch: bool = False) -> None:
+                                  result: PollResult, order_parameter: str, prefetch: bool = False) -> None:
         """Page-number pagination over a newest-first list, stopping at the last page or at the
         first page that reaches back past ``since`` (older pages hold nothing new).
+
+        The order is verified, never trusted: on a page out of newest-first order, ``order_parameter``
+        is reported and the walk goes on to the last page (slower, never wrong).
 
         ``prefetch``: the API itself filters by ``since``, so a page that is not the last means the
         next one is needed: request it while this one is parsed.
         """
         page = first_page
         pending: asyncio.Task[Any] | None = None
+        bound: float | None = None
         try:
             for _ in range(self.source.max_pages):
                 if pending is not None:
@@ -112,9 +174,10 @@ class Provider(abc.ABC):
                     pending = asyncio.ensure_future(self.http.get_json(path, {**params, page_param: page + 1}))
                     await asyncio.sleep(0)  # let it send the request before this page is parsed
                 records = self.parse_items(items, result)
+                bound = self.check_newest_first(records, bound, order_parameter, result)
                 if last or not items:
                     return
-                if records and min(r.key_time for r in records) < since:
+                if self.trust_order and records and min(r.key_time for r in records) < since:
                     return
                 page += 1
             self.log.warning("max_pages reached, the rest of the window is read next cycle",
@@ -172,10 +235,10 @@ def optional_number(item: dict[str, Any], key: str) -> float | None:
 def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
     value = item.get(key)
     kind = type(value)
-    if (kind is int or kind is float) and 0 <= value < _INF:  # Unix seconds or ms, checked cheaply
-        return value / 1000.0 if value > 1e11 else float(value)
+    if (kind is int or kind is float) and 0 <= value < 1e11:  # Unix seconds, checked cheaply
+        return float(value)
     try:
-        value = parse_timestamp(item.get(key))
+        value = parse_timestamp(value)
     except (ValueError, OverflowError):
         raise InvalidRecord("bad_timestamp", key) from None
     if value is None and required:

@@ -3,8 +3,10 @@
 ``Authorization: Bearer``; one-based ``page``, ``limit`` 1..100, ``has_more`` marks the end.
 Ordered by the log's ``created_at`` descending; ``created_at__after`` (inclusive) bounds the
 window. The run is in ``workflow_run``; ``elapsed_time`` and the timestamps are in seconds.
-There is no run detail endpoint in the documented API, so the window widens to cover the
-oldest pending run.
+A row's ``workflow_run`` may be null (Dify allows it): there is no run to count, and it is skipped
+quietly. A stopped run is ``cancelled``; Dify writes its stop reason ("Stopped by user.") into
+``error``, which therefore never makes it an error. Dify 1.x writes a log row only when the run
+ends, so pending runs are rare; the window widens to cover the oldest of them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .base import (PollResult, PollWindow, Provider, elapsed, list_field, object
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {
-    "running": None, "scheduled": None, "paused": None,
+    "running": None, "scheduled": None, "paused": None, "suspended": None,
     "succeeded": Outcome.SUCCESS, "partial-succeeded": Outcome.SUCCESS,
     "failed": Outcome.ERROR, "stopped": Outcome.CANCELLED,
 }
@@ -30,17 +32,22 @@ def read_page(body: Any) -> tuple[list[Any], bool]:
 
 
 class DifyProvider(Provider):
+    STATUSES = STATUSES
+    FIGURES = frozenset({"warnings", "tokens"})
+
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         since = min([window.since] + [p.key_time for p in window.stale_pending])
         params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
         await self.walk_numbered_pages(PATH, params, page_param="page", first_page=1, read_page=read_page,
-                                       since=since, result=result, prefetch=True)
+                                       since=since, result=result, order_parameter="created_at", prefetch=True)
         return result
 
-    def parse_item(self, item: dict[str, Any]) -> SessionRecord:
+    def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
         run = item.get("workflow_run")
         if type(run) is not dict:
+            if run is None:
+                return None  # a log row without a run: nothing to count
             run = object_field(item, "workflow_run", required=True)  # raises the right InvalidRecord
         status = require_str(run, "status")
         started_at = time_field(run, "created_at")

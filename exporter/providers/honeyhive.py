@@ -1,36 +1,82 @@
-"""HoneyHive: ``GET {base_url}/session`` (seeds/003).
+"""HoneyHive: the legacy ``GET {base_url}/session`` (seeds/003) or the events API (``api: events``).
 
-``Authorization: Bearer``; ``project`` and ``limit``; the answer is a bare list. Sessions have
-no status: a session with an ``end_time`` is *settling* and the collector counts it once the
-``end_time`` has stopped moving for ``settle_after``; ``error`` set means an error outcome.
-``start_time``/``end_time`` are Unix milliseconds and ``duration`` is milliseconds.
-Token and cost rollups are in ``metadata``.
+``Authorization: Bearer``. Sessions have no status: a session with an ``end_time`` is *settling*
+and the collector counts it once the ``end_time`` has stopped moving for ``settle_after``;
+``error`` set means an error outcome. ``start_time``/``end_time`` are Unix milliseconds and
+``duration`` is milliseconds. Token and cost rollups are in ``metadata``.
+
+- ``api: sessions`` (default): ``GET /session`` with ``project`` and ``limit``; a bare list. It is
+  gone from HoneyHive's current OpenAPI: a 404 says to switch to ``api: events``.
+- ``api: events``: ``POST /v1/events/export`` filtered to ``event_type`` = ``session`` with a
+  server-side ``dateRange`` around the poll window, paged by ``page`` (from 1) until a short page or
+  ``page × limit ≥ totalEvents``. Its order is not documented, so the whole window is read every
+  cycle; child events, should the filter let any through, are never counted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
-from .base import (InvalidPage, PollResult, PollWindow, Provider, elapsed, object_field, optional_number,
-                   optional_str, require_str, time_field)
+from ..timeparse import to_iso
+from .base import (InvalidPage, PollResult, PollWindow, Provider, elapsed, list_field, object_field,
+                   optional_number, optional_str, require_str, time_field)
 
-PATH = "/session"
+SESSIONS_PATH = "/session"
+EVENTS_PATH = "/v1/events/export"
+SESSION_FILTER = {"field": "event_type", "operator": "is", "value": "session", "type": "string"}
+#: Sessions whose start lies this far past the exporter's clock are still asked for (clock skew).
+_FUTURE_SLACK = 3600.0
 
 
 class HoneyhiveProvider(Provider):
+    #: No status upstream: a session is "running" until it has an end_time that stops moving, then
+    #: "ended", with outcome error when ``error`` is set.
+    STATUSES = {"running": None, "ended": Outcome.SUCCESS}
+    FIGURES = frozenset({"tokens", "cost"})
+
     async def poll(self, window: PollWindow) -> PollResult:
+        if self.source.api == "events":
+            return await self._poll_events(window)
+        return await self._poll_sessions(window)
+
+    async def _poll_sessions(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        body = await self.http.get_json(PATH, {"project": self.source.project, "limit": self.source.page_size})
+        try:
+            body = await self.http.get_json(SESSIONS_PATH, {"project": self.source.project, "limit": self.source.page_size})
+        except NotFound as exc:
+            raise UpstreamError(exc.kind, f"{exc}: this HoneyHive has no GET /session (it is gone from the "
+                                          "current API); set 'api: events' for this source") from None
         if not isinstance(body, list):
-            raise InvalidPage(PATH, "a list of sessions")
+            raise InvalidPage(SESSIONS_PATH, "a list of sessions")
         records = self.parse_items(body, result)
         if len(body) >= self.source.page_size and all(r.key_time >= window.since for r in records):
             self.log.warning("the answer is full and holds nothing older than the window: sessions may be missed;"
                              " raise page_size or poll more often", page_size=self.source.page_size)
         return result
 
-    def parse_item(self, item: dict[str, Any]) -> SessionRecord:
+    async def _poll_events(self, window: PollWindow) -> PollResult:
+        result = PollResult()
+        since = min([window.since] + [p.key_time for p in window.stale_pending])
+        until = (window.now if window.now is not None else since) + _FUTURE_SLACK
+        limit = self.source.page_size
+        query = {"project": self.source.project, "filters": [SESSION_FILTER],
+                 "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}
+        for page in range(1, self.source.max_pages + 1):
+            body = await self.http.post_json(EVENTS_PATH, {**query, "page": page})
+            events = list_field(body, "events", EVENTS_PATH)
+            self.parse_items(events, result)
+            total = body.get("totalEvents")
+            if len(events) < limit or (isinstance(total, int) and page * limit >= total):
+                return result
+        self.log.warning("max_pages reached, the rest of the window is read next cycle", max_pages=self.source.max_pages)
+        return result
+
+    def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
+        event_type = item.get("event_type")
+        if event_type is not None and event_type != "session":
+            return None  # a child event (model, tool, chain): part of a session, never counted itself
         session_id = item.get("session_id") or item.get("event_id")
         if not session_id:
             raise InvalidRecord("missing_field", "session_id")

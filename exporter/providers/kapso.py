@@ -2,27 +2,35 @@
 
 Header ``X-API-Key``; one request chain per configured workflow, ``limit`` 1..100, following
 ``paging.cursors.after`` until a page is empty or has no next cursor. ``created_after``
-(inclusive, on ``started_at``) bounds the window. The documented execution has no ``status``
-field although the API filters by ``status``: the status is read from the field where present;
-where it is absent, it is learned by querying once per status with the ``status`` filter.
-No documented detail endpoint: the window widens to cover the oldest pending execution.
+(inclusive, on ``started_at``) bounds the window. List items carry ``status`` (the API reference
+says so): then one chain per workflow suffices. Should an API omit it, the status is learned by
+querying once per status with the ``status`` filter. ``handoff`` is a pause for a human
+(``handoff -> running | ended | failed``), so it is active; an execution counts when it ends.
+``error_details`` is the error text. Pending executions older than the window are re-read with
+``GET {base_url}/workflow_executions/{id}``, one request each, instead of widening every workflow's
+window back to them.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from ..model import Outcome, SessionRecord, classify
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider, elapsed, list_field, object_field, require_str, time_field
 
 STATUSES: dict[str, Outcome | None] = {
-    "running": None, "waiting": None,
-    "ended": Outcome.SUCCESS, "failed": Outcome.ERROR, "handoff": Outcome.HANDOFF,
+    "running": None, "waiting": None, "handoff": None,
+    "ended": Outcome.SUCCESS, "failed": Outcome.ERROR,
 }
 
 
 class KapsoProvider(Provider):
+    STATUSES = STATUSES
+    FIGURES: frozenset[str] = frozenset()
+    PENDING_RECHECK = "lookup"
+
     #: None until the API has shown whether executions carry ``status``.
     status_in_field: bool | None = None
 
@@ -33,7 +41,7 @@ class KapsoProvider(Provider):
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        since = min([window.since] + [p.key_time for p in window.stale_pending])
+        since = window.since
         for workflow_id in self.source.workflow_ids:
             probe = PollResult()
             await self._walk(workflow_id, since, None, probe)
@@ -52,7 +60,13 @@ class KapsoProvider(Provider):
                 continue  # nothing new or pending in this workflow's window: no status to learn
             for status in STATUSES:
                 await self._walk(workflow_id, since, status, result)
+        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    async def _fetch_one(self, execution_id: str) -> list[Any]:
+        body = await self.http.get_json(f"/workflow_executions/{quote(execution_id, safe='')}")
+        # The platform API wraps one object in ``data``; accept it bare as well.
+        return [body["data"] if isinstance(body, dict) and isinstance(body.get("data"), dict) else body]
 
     async def _walk(self, workflow_id: str, since: float, status: str | None, result: PollResult) -> None:
         path = f"/workflows/{workflow_id}/executions"
@@ -85,8 +99,10 @@ class KapsoProvider(Provider):
         assert started_at is not None
         object_field(item, "workflow")  # type-checked only: its status is the workflow's, not the execution's
         phase, outcome, known = classify(status, STATUSES, finished_at) if status else classify("", {}, None)
+        details = item.get("error_details")
         return SessionRecord(
             session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome,
             known_status=known or not status, key_time=started_at, started_at=started_at,
             finished_at=finished_at, duration_seconds=elapsed(started_at, finished_at),
+            error_text=bool(details) and not isinstance(details, bool),
         )

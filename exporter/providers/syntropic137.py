@@ -4,19 +4,21 @@ No documented auth (a gateway may ask for Basic auth; Bearer is sent when a key 
 ``limit`` 1..200 and no page number: the list is newest first, so older pages are reached by
 moving the inclusive ``started_before`` bound to the oldest ``started_at`` seen, which brings the
 boundary item back once more (deduplicated by the collector). ``total`` is the page length, not a
-count, so a short page is the end. ``total_cost_usd`` is a decimal string; ``duration_seconds``
-is float seconds or null. Pending sessions older than the window are re-read one by one.
+count, so a short page is the end. The newest-first order is verified on every page: should a full
+page break it, the time range is split in halves until each half fits in a page (slower, never
+wrong). ``total_cost_usd`` is a decimal string; ``duration_seconds`` is float seconds or null, and
+null on a finished session (one orphaned by a framework restart, ``completed_at`` = now) means no
+duration is known: none is invented. Pending sessions older than the window are re-read one by one.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
-from ..http_client import NotFound
 from ..model import Outcome, SessionRecord, classify
 from ..timeparse import to_iso
-from .base import (PollResult, PollWindow, Provider, elapsed, list_field, optional_number, optional_str,
-                   require_str, time_field)
+from .base import PollResult, PollWindow, Provider, list_field, optional_number, optional_str, require_str, time_field
 
 PATH = "/sessions"
 STATUSES: dict[str, Outcome | None] = {
@@ -27,36 +29,55 @@ TOKEN_FIELDS = {"input": "input_tokens", "output": "output_tokens",
                 "cache_read": "cache_read_tokens", "cache_creation": "cache_creation_tokens"}
 
 
+#: The narrowest time range worth splitting further when a full page is out of order.
+_MIN_SPLIT_SECONDS = 1e-3
+_BOUND_SLACK = 2e-6  # inclusive bounds are sent at microsecond precision: overlap halves, never gap
+
+
 class Syntropic137Provider(Provider):
+    STATUSES = STATUSES
+    FIGURES = frozenset({"tokens", "cost"})
+    PENDING_RECHECK = "lookup"
+
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        params: dict[str, Any] = {"limit": self.source.page_size, "started_after": to_iso(window.since),
-                                  "workflow_id": self.source.workflow_id}
-        seen: set[str] = set()
-        for _ in range(self.source.max_pages):
+        now = window.now if window.now is not None else window.since
+        # Ranges still to read, as inclusive (started_after, started_before); None: no upper bound.
+        ranges: list[tuple[float, float | None]] = [(window.since, None)]
+        pages = 0
+        while ranges:
+            if pages >= self.source.max_pages:
+                self.log.warning("max_pages reached, the rest of the window is read next cycle")
+                break
+            low, high = ranges.pop()
+            params = {"limit": self.source.page_size, "started_after": to_iso(low),
+                      "started_before": None if high is None else to_iso(high), "workflow_id": self.source.workflow_id}
             body = await self.http.get_json(PATH, params)
+            pages += 1
             items = list_field(body, "sessions", PATH)
             records = self.parse_items(items, result)
-            fresh = [r for r in records if r.session_id not in seen]
-            seen.update(r.session_id for r in records)
-            if len(items) < self.source.page_size or not fresh:
-                break
-            # Inclusive bound, rounded up: the boundary item comes back once more, nothing is skipped.
-            before = to_iso(min(r.key_time for r in records) + 1e-6)
-            if params.get("started_before") == before:
-                self.log.warning("a full page shares one started_at; cannot page further", started_at=before)
-                break
-            params = {**params, "started_before": before}
-        else:
-            self.log.warning("max_pages reached, the rest of the window is read next cycle")
-        for pending in window.stale_pending:
-            try:
-                body = await self.http.get_json(f"{PATH}/{pending.session_id}")
-            except NotFound:
-                result.gone.append(pending.session_id)
+            if len(items) < self.source.page_size or not records:
+                continue  # this range is complete
+            self.check_newest_first(records, None, "started_at order", result)
+            oldest = min(r.key_time for r in records)
+            if self.trust_order:
+                # Inclusive bound, rounded up: the boundary item comes back once more, nothing is skipped.
+                if high is not None and oldest + 1e-6 >= high:
+                    self.log.warning("a full page shares one started_at; cannot page further", started_at=to_iso(high))
+                    continue
+                ranges.append((low, oldest + 1e-6))
                 continue
-            self.parse_items([body], result)
+            top = high if high is not None else max(now, max(r.key_time for r in records)) + 1.0
+            if top - low < _MIN_SPLIT_SECONDS:
+                self.log.warning("a full page shares one started_at; cannot page further", started_at=to_iso(low))
+                continue
+            middle = (low + top) / 2
+            ranges += [(low, middle + _BOUND_SLACK), (middle - _BOUND_SLACK, high)]
+        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    async def _fetch_one(self, session_id: str) -> list[Any]:
+        return [await self.http.get_json(f"{PATH}/{quote(session_id, safe='')}")]
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         status = require_str(item, "status")
@@ -69,7 +90,7 @@ class Syntropic137Provider(Provider):
         return SessionRecord(
             session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
-            duration_seconds=duration if duration else elapsed(started_at, finished_at),
+            duration_seconds=duration,
             error_text=bool(optional_str(item, "error_message")),
             tokens=tokens, cost_usd=optional_number(item, "total_cost_usd"),
             model=optional_str(item, "agent_model"),

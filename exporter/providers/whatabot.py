@@ -3,8 +3,10 @@
 Header ``X-Api-Key``; zero-based ``page``, ``size`` 1..100; a Spring page object whose ``last``
 marks the end. There is no "since" filter, so the list is read newest first
 (``orderBy=startedAt&direction=DESC``; the default direction is ASC) and paging stops once a page
-reaches back past the window. ``dateRange`` narrows the server's work to a preset that surely
-covers the window. Pending sessions older than the window are re-read with the ``sessionId`` filter.
+reaches back past the window. The sort column ``startedAt`` is not documented, so the order is
+verified on every page: an API that ignores it is read to its last page instead. ``dateRange``
+narrows the server's work to a preset that surely covers the window. Pending sessions older than
+the window are re-read with the ``sessionId`` filter.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def read_page(body: Any) -> tuple[list[Any], bool]:
 
 
 class WhatabotProvider(Provider):
+    STATUSES = STATUSES
+    FIGURES = frozenset({"warnings"})
+    PENDING_RECHECK = "lookup"
+
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         params = {
@@ -49,14 +55,14 @@ class WhatabotProvider(Provider):
             "workspaceId": self.source.workspace_id, "dateRange": date_range_for(window.since, window.now or time.time()),
         }
         await self.walk_numbered_pages(PATH, params, page_param="page", first_page=0, read_page=read_page,
-                                       since=window.since, result=result)
-        for pending in window.stale_pending:
-            body = await self.http.get_json(PATH, {"sessionId": pending.session_id, "page": 0, "size": 1,
-                                                   "workspaceId": self.source.workspace_id})
-            items, _ = read_page(body)
-            if not self.parse_items(items, result):
-                result.gone.append(pending.session_id)
+                                       since=window.since, result=result, order_parameter="orderBy")
+        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    async def _fetch_one(self, session_id: str) -> list[Any]:
+        body = await self.http.get_json(PATH, {"sessionId": session_id, "page": 0, "size": 1,
+                                               "workspaceId": self.source.workspace_id})
+        return read_page(body)[0]
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         started_at = time_field(item, "startedAt", required=True)
