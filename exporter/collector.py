@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Callable
 
 import structlog
 
 from .aggregates import LabelLimiter, SourceView, TotalsBuilder
 from .config import SourceConfig
-from .http_client import AuthRefused, UpstreamError
-from .model import Phase, SessionRecord
+from .cycle import CyclePlan, CycleSettings, plan_cycle
+from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .providers import PendingRef, PollResult, PollWindow, Provider
 from .providers.base import InvalidPage
 from .selfmetrics import SourceSelfMetrics
-from .state import CycleDelta, PendingSession, SourceState, Store, window_cutoff
+from .state import SourceState, Store, window_cutoff
 
-_PHASE_RANK = {Phase.ACTIVE: 0, Phase.SETTLING: 1, Phase.FINISHED: 2}
-SETTLING_STATUS = "running"
+#: Invalid items remembered by id, so each is counted and logged once.
+_INVALID_IDS_KEPT = 10_000
 
 
 class SourceCollector:
@@ -44,10 +45,13 @@ class SourceCollector:
         self._check_histogram_bounds()
         self.view = view
         view.totals = self.state.totals
-        view.active = self.state.active_by_status()
         self.status_label = LabelLimiter(source.max_label_values, {s for s, _ in self.state.totals.finished})
+        view.active = self.state.active_by_status(self.status_label)
         self.model_label = LabelLimiter(source.max_label_values, self.state.totals.cost)
         self._unknown_seen: set[str] = set()
+        self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
+                                      max_pending_age=source.max_pending_age)
         if (line := provider.describe()):
             self.log.info(line)
         self.last_result = "not polled yet"
@@ -82,38 +86,73 @@ class SourceCollector:
                 pass
 
     async def run_cycle(self) -> bool:
-        """One poll; on success, commit the delta and only then change the in-memory aggregates."""
+        """One poll; commit the planned delta and only then change the in-memory model and report.
+
+        Whatever the poll's fate, pending sessions past ``max_pending_age`` are given up on.
+        """
         started = time.monotonic()
-        now = self.clock()
-        state = self.state
-        floor = state.floor if state.floor is not None else now - self.source.initial_lookback
-        cutoff = window_cutoff(floor, state.watermark, self.source.overlap)
-        stale = self._stale_to_check(cutoff)
-        window = PollWindow(since=cutoff, stale_pending=stale, now=now, known_finished=state.counted.keys())
         ok = False
         try:
-            result = await self.provider.poll(window)
-            delta = self._build_delta(result, now, floor, cutoff)
-            self.store.commit(self.source.name, delta, state.totals.plus(delta.increments))
-        except AuthRefused as exc:
-            self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
-        except InvalidPage as exc:
-            self.metrics.m.invalid_records.labels(*self.metrics.labels, "invalid_page").inc()
-            self._fail("upstream page has the wrong shape", exc)
-        except UpstreamError as exc:
-            self._fail("upstream request failed", exc)
+            now = self.clock()
+            state = self.state
+            floor = state.floor if state.floor is not None else now - self.source.initial_lookback
+            cutoff = window_cutoff(floor, state.watermark, self.source.overlap)
+            window = PollWindow(since=cutoff, stale_pending=self._stale_to_check(cutoff), now=now,
+                                known_finished=state.counted.keys())
+            result = await self._poll(window)
+            if result is not None:
+                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, self._builder())
+                self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
+                plan.delta.apply_to(state)
+                self._report(result, plan)
+                ok = True
+            else:
+                self._expire_after_failure(now, floor, cutoff)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - one source's bug must not stop the others
+        except Exception as exc:  # noqa: BLE001 - one source's bug (or its state's) must not stop the others
             self._fail("collection cycle failed", exc, unexpected=True)
-        else:
-            delta.apply_to(state)
-            self._report(result, delta)
-            ok = True
         finally:
             self.metrics.m.collect_duration.labels(*self.metrics.labels).observe(time.monotonic() - started)
             self.on_change()
         return ok
+
+    async def _poll(self, window: PollWindow) -> PollResult | None:
+        """The provider's poll within the cycle's request budget and deadline; None when it failed."""
+        m, labels = self.metrics.m, self.metrics.labels
+        self.provider.http.start_cycle(self.source.max_requests_per_cycle)
+        try:
+            async with asyncio.timeout(self.source.cycle_timeout):
+                return await self.provider.poll(window)
+        except AuthRefused as exc:
+            self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
+        except BudgetExhausted as exc:
+            m.cycle_limit_reached.labels(*labels, "requests").inc()
+            self._fail("the cycle used its request budget (max_requests_per_cycle) and was abandoned; raise it or "
+                       "shorten initial_lookback if the source is this busy", exc)
+        except InvalidPage as exc:
+            m.invalid_records.labels(*labels, "invalid_page").inc()
+            self._fail("upstream page has the wrong shape", exc)
+        except UpstreamError as exc:
+            self._fail("upstream request failed", exc)
+        except TimeoutError as exc:
+            m.cycle_limit_reached.labels(*labels, "deadline").inc()
+            self._fail(f"the cycle ran past its deadline (cycle_timeout {self.source.cycle_timeout:g}s) and was "
+                       "abandoned", exc)
+        return None
+
+    def _expire_after_failure(self, now: float, floor: float, cutoff: float) -> None:
+        plan = plan_cycle(self.state, None, now, floor, cutoff, self.settings, self._builder())
+        if not plan.delta.pending_remove:
+            return
+        self.store.commit(self.source.name, plan.delta, self.state.totals)
+        plan.delta.apply_to(self.state)
+        self._report_dropped(plan)
+        self.view.active = self.state.active_by_status(self.status_label)
+        self._update_gauges()
+
+    def _builder(self) -> TotalsBuilder:
+        return TotalsBuilder(self.buckets, self.status_label, self.model_label)
 
     def _stale_to_check(self, cutoff: float) -> tuple[PendingRef, ...]:
         """Pending sessions older than the window. A provider that looks them up one by one gets at most
@@ -131,14 +170,27 @@ class SourceCollector:
 
     def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:
         self.metrics.m.source_up.labels(*self.metrics.labels).set(0)
-        self.last_result = f"error: {exc}"
+        text = str(exc) or type(exc).__name__
+        self.last_result = f"error: {text}"
         log = self.log.error if unexpected else self.log.warning
-        log(message, error=str(exc), error_type=type(exc).__name__)
+        log(message, error=text, error_type=type(exc).__name__)
 
-    def _report(self, result: PollResult, delta: CycleDelta) -> None:
+    def _report(self, result: PollResult, plan: CyclePlan) -> None:
+        """Self-metrics and logs of a committed cycle (never before: a failed commit must not count twice)."""
         m, labels = self.metrics.m, self.metrics.labels
-        for reason, count in result.invalid.items():
-            m.invalid_records.labels(*labels, reason).inc(count)
+        self._report_invalid(plan.invalid)
+        if plan.dropped_figures:
+            m.invalid_records.labels(*labels, "bad_figure").inc(plan.dropped_figures)
+            self.log.warning("sessions counted without figures whose values were unusable",
+                             sessions=plan.dropped_figures)
+        for status in plan.unknown_statuses:
+            label = self.status_label(status)
+            m.unknown_status.labels(*labels, label).inc()
+            if label not in self._unknown_seen:
+                self._unknown_seen.add(label)
+                self.log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
+                                 status=label)
+        self._report_dropped(plan)
         if result.unordered and not self._order_broken:
             self._order_broken = True
             m.order_ok.labels(*labels).set(0)
@@ -150,94 +202,37 @@ class SourceCollector:
         m.source_up.labels(*labels).set(1)
         self.last_success = self.clock()
         m.last_success.labels(*labels).set(self.last_success)
-        self.view.active = self.state.active_by_status()
+        self.view.active = self.state.active_by_status(self.status_label)
         self._update_gauges()
-        finished = sum(delta.increments.finished.values())
-        self.last_result = (f"ok: {len(result.records)} records, {finished} newly finished, "
+        self.last_result = (f"ok: {len(result.records)} records, {plan.finished} newly finished, "
                             f"{len(self.state.pending)} active")
-        self.log.debug("cycle done", records=len(result.records), finished=finished, pending=len(self.state.pending))
+        self.log.debug("cycle done", records=len(result.records), finished=plan.finished, pending=len(self.state.pending))
+
+    def _report_invalid(self, invalid: list[tuple[str, str | None]]) -> None:
+        """Count and log each bad item once (by id where it has one): one line per reason and cycle."""
+        by_reason: dict[str, list[str | None]] = {}
+        seen = self._invalid_seen
+        for reason, item_id in invalid:
+            if item_id is not None:
+                if (reason, item_id) in seen:
+                    continue
+                seen[(reason, item_id)] = None
+                if len(seen) > _INVALID_IDS_KEPT:
+                    seen.popitem(last=False)
+            by_reason.setdefault(reason, []).append(item_id)
+        m, labels = self.metrics.m, self.metrics.labels
+        for reason, ids in by_reason.items():
+            m.invalid_records.labels(*labels, reason).inc(len(ids))
+            self.log.warning("invalid upstream items skipped", reason=reason, items=len(ids),
+                             example_id=next((i[:64] for i in ids if i), None))
+
+    def _report_dropped(self, plan: CyclePlan) -> None:
+        m, labels = self.metrics.m, self.metrics.labels
+        for sid, reason in plan.dropped:
+            m.pending_dropped.labels(*labels, reason).inc()
+            self.log.warning("pending session given up on; dropped", session_id=sid[:64], reason=reason,
+                             max_pending_age=self.source.max_pending_age)
 
     def _update_gauges(self) -> None:
         self.metrics.m.pending.labels(*self.metrics.labels).set(len(self.state.pending))
         self.metrics.m.tracked_ids.labels(*self.metrics.labels).set(len(self.state.counted))
-
-    def _build_delta(self, result: PollResult, now: float, floor: float, cutoff: float) -> CycleDelta:
-        state = self.state
-        builder = TotalsBuilder(self.buckets, self.status_label, self.model_label)
-        delta = CycleDelta(floor=floor, watermark=state.watermark, increments=builder.totals)
-        newest = state.watermark if state.watermark is not None else float("-inf")
-        counted, pending_sessions, add_finished = state.counted, state.pending, builder.add
-        for record in _latest_by_id(result.records):
-            sid = record.session_id
-            if sid in counted:
-                continue
-            pending = pending_sessions.get(sid)
-            key_time = record.key_time
-            if key_time < cutoff and pending is None:
-                continue  # outside the window and not ours to track
-            if key_time > newest:
-                newest = key_time if key_time < now else now
-            if not record.known_status:
-                self._note_unknown_status(record, pending)
-            if record.phase is Phase.SETTLING:
-                reference = (pending.end_seen_at if pending and pending.end_time == record.finished_at
-                             and pending.end_seen_at is not None else min(now, record.finished_at or now))
-                if now - reference < self.source.settle_after:
-                    delta.pending_upsert[sid] = PendingSession(record.key_time, SETTLING_STATUS,
-                                                               pending.first_seen if pending else now,
-                                                               record.finished_at, reference)
-                    continue
-            elif record.phase is Phase.ACTIVE:
-                delta.pending_upsert[sid] = PendingSession(record.key_time, record.status[:64],
-                                                           pending.first_seen if pending else now)
-                continue
-            add_finished(record)
-            delta.counted_add[sid] = key_time
-            if pending is not None:
-                delta.pending_remove.append(sid)
-        newest = None if newest == float("-inf") else newest
-        delta.watermark = newest
-        self._expire_pending(delta, result, now)
-        new_cutoff = window_cutoff(floor, newest, self.source.overlap)
-        delta.counted_remove = [sid for sid, key_time in state.counted.items() if key_time < new_cutoff]
-        for sid in [sid for sid, key_time in delta.counted_add.items() if key_time < new_cutoff]:
-            del delta.counted_add[sid]
-        return delta
-
-    def _expire_pending(self, delta: CycleDelta, result: PollResult, now: float) -> None:
-        m, labels = self.metrics.m, self.metrics.labels
-        oldest_allowed = now - self.source.max_pending_age
-        for sid in result.gone:
-            if sid in self.state.pending and sid not in delta.pending_upsert and sid not in delta.counted_add:
-                delta.pending_remove.append(sid)
-                m.pending_dropped.labels(*labels, "gone").inc()
-                self.log.warning("pending session no longer exists upstream; dropped", session_id=sid)
-        for sid, pending in list(self.state.pending.items()) + list(delta.pending_upsert.items()):
-            too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed
-            if too_old and sid not in delta.pending_remove:
-                delta.pending_remove.append(sid)
-                delta.pending_upsert.pop(sid, None)
-                reason = "unreadable" if sid in result.unreadable else "max_pending_age"
-                m.pending_dropped.labels(*labels, reason).inc()
-                self.log.warning("session still pending after max_pending_age; dropped", session_id=sid[:64],
-                                 reason=reason, max_pending_age=self.source.max_pending_age)
-
-    def _note_unknown_status(self, record: SessionRecord, pending: PendingSession | None) -> None:
-        if pending is not None and pending.status == record.status[:64] and record.phase is not Phase.FINISHED:
-            return  # already noted for this session
-        status = self.status_label(record.status)
-        self.metrics.m.unknown_status.labels(*self.metrics.labels, status).inc()
-        if status not in self._unknown_seen:
-            self._unknown_seen.add(status)
-            self.log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
-                             status=status)
-
-
-def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
-    """One record per session id: the most advanced phase wins (a page may repeat a session)."""
-    by_id: dict[str, SessionRecord] = {}
-    for record in records:
-        current = by_id.setdefault(record.session_id, record)
-        if current is not record and _PHASE_RANK[record.phase] > _PHASE_RANK[current.phase]:
-            by_id[record.session_id] = record
-    return list(by_id.values())

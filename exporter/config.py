@@ -44,6 +44,8 @@ class SourceConfig:
     overlap: float = 120.0
     max_pending_age: float = 86400.0
     max_pending_checks: int = 50
+    max_requests_per_cycle: int = 2000
+    cycle_timeout: float = 300.0
     settle_after: float = 300.0
     max_requests_per_second: float | None = None
     max_response_bytes: int = 32 * 1024 * 1024
@@ -81,6 +83,7 @@ _PAGE_LIMITS = {"whatabot": 100, "dify": 100, "syntropic137": 200, "honeyhive": 
 _SOURCE_KEYS = {
     "name", "provider", "base_url", "api_key", "api_key_file", "basic_auth", "interval", "timeout",
     "page_size", "max_pages", "initial_lookback", "overlap", "max_pending_age", "max_pending_checks", "settle_after",
+    "max_requests_per_cycle", "cycle_timeout",
     "max_requests_per_second", "max_response_bytes", "max_label_values", "retries",
     "project", "api", "workflow_ids", "workspace_id", "workflow_id",
 }
@@ -271,6 +274,8 @@ def _parse_source(raw: Any, key: str, default_interval: float) -> SourceConfig:
         overlap=parse_duration(raw.get("overlap", "2m"), f"{key}.overlap"),
         max_pending_age=parse_duration(raw.get("max_pending_age", "24h"), f"{key}.max_pending_age", positive=True),
         max_pending_checks=number("max_pending_checks", 50, int, 1),
+        max_requests_per_cycle=number("max_requests_per_cycle", 2000, int, 1),
+        cycle_timeout=parse_duration(raw.get("cycle_timeout", "5m"), f"{key}.cycle_timeout", positive=True),
         settle_after=parse_duration(raw.get("settle_after", 300), f"{key}.settle_after"),
         max_requests_per_second=float(rate) if rate is not None else None,
         max_response_bytes=number("max_response_bytes", 32 * 1024 * 1024, int, 1024),

@@ -44,6 +44,10 @@ class NotFound(UpstreamError):
     """404 on a detail lookup: the session no longer exists upstream."""
 
 
+class BudgetExhausted(UpstreamError):
+    """The cycle's request budget is spent: a looping or endless upstream costs no more than that."""
+
+
 def auth_headers(source: SourceConfig) -> dict[str, str]:
     """The provider's documented auth header for a source (see shared/seeds), or Basic auth."""
     if source.basic_auth is not None:
@@ -71,6 +75,11 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=source.timeout)
         self._min_gap = 1.0 / source.max_requests_per_second if source.max_requests_per_second else 0.0
         self._next_slot = 0.0
+        self._budget: int | None = None
+
+    def start_cycle(self, max_requests: int) -> None:
+        """Allow ``max_requests`` requests (retries included) until the next call."""
+        self._budget = max_requests
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times."""
@@ -86,6 +95,10 @@ class HttpClient:
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         attempt = 0
         while True:
+            if self._budget is not None:
+                if self._budget <= 0:
+                    raise BudgetExhausted("budget", f"{method} {_short(path)}: the cycle's request budget is spent")
+                self._budget -= 1
             await self._pace()
             try:
                 return await self._once(method, url, path, clean, body)
@@ -107,7 +120,7 @@ class HttpClient:
             await self._sleep(wait)
 
     async def _once(self, method: str, url: str, path: str, params: dict[str, str], body: bytes | None) -> Any:
-        what = f"{method} {path}"
+        what = f"{method} {_short(path)}"
         headers = self._headers if body is None else {**self._headers, "Content-Type": "application/json"}
         try:
             async with self._session.request(method, url, params=params, data=body, headers=headers,
@@ -167,6 +180,11 @@ class HttpClient:
                 raise UpstreamError("too_large", f"{what}: response exceeds {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _short(path: str) -> str:
+    """A path as messages show it: cut short, so a 20 KB id does not make a 20 KB log line."""
+    return path if len(path) <= 120 else path[:120] + "..."
 
 
 class _Retryable(Exception):

@@ -43,6 +43,8 @@ class SessionRecord:
     tokens: dict[str, float] = field(default_factory=dict)
     cost_usd: float | None = None
     model: str | None = None
+    #: Keys of optional figures whose values were unusable and left out (the session still counts).
+    dropped_figures: tuple[str, ...] = ()
 
     @property
     def counts_as_error(self) -> bool:

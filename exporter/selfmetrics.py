@@ -36,6 +36,9 @@ class SelfMetrics:
         self.rate_limit_remaining = Gauge(p + "rate_limit_remaining",
                                           "Requests left in the provider's rate-limit window (X-RateLimit-Remaining), "
                                           "where the API reports it.", _LABELS, registry=registry)
+        self.cycle_limit_reached = Counter(p + "cycle_limit_reached",
+                                           "Cycles abandoned at their request budget (max_requests_per_cycle) or "
+                                           "deadline (cycle_timeout).", _LABELS + ("limit",), registry=registry)
         self.order_ok = Gauge(p + "upstream_order_ok",
                               "1 while the source's pages come in the order the exporter asks for; 0 once they broke "
                               "it (whole windows are read from then on).", _LABELS, registry=registry)
@@ -49,7 +52,7 @@ class SelfMetrics:
     def forget(self, name: str, provider: str) -> None:
         """Drop every series of a source that left the config."""
         for metric in (self.source_up, self.retries, self.last_success, self.collect_duration,
-                       self.pending, self.tracked_ids, self.order_ok, self.rate_limit_remaining, self.requests, self.invalid_records,
+                       self.pending, self.tracked_ids, self.order_ok, self.cycle_limit_reached, self.rate_limit_remaining, self.requests, self.invalid_records,
                        self.unknown_status, self.pending_dropped):
             for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no public listing
                 if labels[:2] == (name, provider):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from .aggregates import SourceTotals
 
@@ -31,10 +31,12 @@ class SourceState:
     counted: dict[str, float] = field(default_factory=dict)
     totals: SourceTotals = field(default_factory=SourceTotals)
 
-    def active_by_status(self) -> dict[str, int]:
+    def active_by_status(self, label: Callable[[str], str] = str) -> dict[str, int]:
+        """Pending sessions by status, each status through ``label`` (the label cap)."""
         counts: dict[str, int] = {}
         for pending in self.pending.values():
-            counts[pending.status] = counts.get(pending.status, 0) + 1
+            status = label(pending.status)
+            counts[status] = counts.get(status, 0) + 1
         return counts
 
 
@@ -45,9 +47,9 @@ def window_cutoff(floor: float, watermark: float | None, overlap: float) -> floa
 
 @dataclass
 class CycleDelta:
-    """Everything one successful cycle changes; committed in one transaction, then applied."""
+    """Everything one cycle changes; committed in one transaction, then applied."""
 
-    floor: float
+    floor: float | None
     watermark: float | None
     counted_add: dict[str, float] = field(default_factory=dict)
     counted_remove: list[str] = field(default_factory=list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections import Counter
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Awaitable, Callable, Container, Iterable
@@ -41,7 +41,8 @@ class PollWindow:
 @dataclass
 class PollResult:
     records: list[SessionRecord] = field(default_factory=list)
-    invalid: Counter[str] = field(default_factory=Counter)
+    #: Items skipped as invalid: (reason, the item's id where it has one).
+    invalid: list[tuple[str, str | None]] = field(default_factory=list)
     #: Pending session ids the provider learned no longer exist upstream.
     gone: list[str] = field(default_factory=list)
     #: Pending session ids whose re-check failed this cycle, with the error kind; only they wait.
@@ -90,20 +91,32 @@ class Provider(abc.ABC):
 
     def parse_items(self, items: Iterable[Any], result: PollResult,
                     parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None) -> list[SessionRecord]:
-        """Parse a page's items, skipping (and counting) the bad ones so the rest still count."""
+        """Parse a page's items, skipping (and noting) the bad ones so the rest still count.
+
+        A page is read up to the ``page_size`` asked for: an API that sends more gets the surplus
+        ignored and noted once (``oversized_page``), so a page of a million items costs no more.
+        """
         parse = parse or self.parse_item
+        if not isinstance(items, list):
+            items = list(items)
+        if len(items) > self.source.page_size:
+            result.invalid.append(("oversized_page", None))
+            items = items[:self.source.page_size]
         records = []
+        dropped = _dropped
         for item in items:
+            dropped.clear()
             try:
                 if not isinstance(item, dict):
                     raise InvalidRecord("not_an_object")
                 record = parse(item)
-                if record is not None:
-                    records.append(record)
             except InvalidRecord as exc:
-                result.invalid[exc.reason] += 1
-                self.log.warning("invalid record skipped", reason=exc.reason, detail=str(exc),
-                                 item_id=str(item.get("id"))[:64] if isinstance(item, dict) else None)
+                result.invalid.append((exc.reason, _item_id(item)))
+                continue
+            if record is not None:
+                if dropped:
+                    record.dropped_figures = tuple(dropped)
+                records.append(record)
         result.records.extend(records)
         return records
 
@@ -190,8 +203,6 @@ class Provider(abc.ABC):
 
 # --- field readers: each raises InvalidRecord with a short reason -------------------------------
 
-_INF = float("inf")
-
 
 def require_str(item: dict[str, Any], key: str, *, allow_int: bool = False) -> str:
     """A non-empty string (or, for ids, an integer)."""
@@ -212,24 +223,51 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def optional_number(item: dict[str, Any], key: str) -> float | None:
-    """A non-negative number; numeric strings (decimals serialised as strings) are accepted."""
+#: Bounds past which one session's figure is not believed: a year, a trillion tokens, a million
+#: dollars, a million warnings. They keep every counter finite (``1e400`` or two ``1e308`` would
+#: make it +Inf for good).
+MAX_SECONDS = 366 * 86400.0
+MAX_MILLISECONDS = MAX_SECONDS * 1000.0
+MAX_TOKENS = 1e12
+MAX_COST_USD = 1e6
+MAX_WARNINGS = 1e6
+
+#: Keys of the figures dropped from the item being parsed (parsing is synchronous: one list serves).
+_dropped: list[str] = []
+
+
+def figure(item: dict[str, Any], key: str, maximum: float) -> float | None:
+    """An optional figure: a number (or a numeric string, as decimals are serialised) from 0 to
+    ``maximum``. Anything else drops this figure only: the session still counts, and the drop is
+    noted on its record (``SessionRecord.dropped_figures``). Never raises."""
     value = item.get(key)
     kind = type(value)
-    if (kind is int or kind is float) and 0 <= value < _INF:  # the common case, checked cheaply
+    if (kind is int or kind is float) and 0 <= value <= maximum:  # the common case, checked cheaply
         return float(value)
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise InvalidRecord("wrong_type", key)
-    if isinstance(value, str):
-        try:
-            value = Decimal(value)
-        except InvalidOperation:
-            raise InvalidRecord("wrong_type", key) from None
-    if not isinstance(value, (int, float, Decimal)) or value != value or value < 0 or value == float("inf"):
-        raise InvalidRecord("wrong_type", key)
-    return float(value)
+    number = _finite_number(value)
+    if number is None or not 0 <= number <= maximum:
+        _dropped.append(key)
+        return None
+    return number
+
+
+def _finite_number(value: Any) -> float | None:
+    try:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, str):
+            decimal = Decimal(value.strip())
+            if not decimal.is_finite():  # NaN, sNaN, Infinity: no comparison may even be tried on them
+                return None
+            value = decimal
+        if not isinstance(value, (int, float, Decimal)):
+            return None
+        number = float(value)
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
@@ -258,9 +296,17 @@ def object_field(item: dict[str, Any], key: str, *, required: bool = False) -> d
 
 
 def elapsed(started_at: float | None, finished_at: float | None) -> float | None:
-    if started_at is None or finished_at is None or finished_at < started_at:
+    if started_at is None or finished_at is None or not 0 <= finished_at - started_at <= MAX_SECONDS:
         return None
     return finished_at - started_at
+
+
+def _item_id(item: Any) -> str | None:
+    """The id of an invalid item, cut short, to count and log it once; None where it has none."""
+    if not isinstance(item, dict):
+        return None
+    value = item.get("id") or item.get("session_id") or item.get("event_id")
+    return str(value)[:128] if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def list_field(body: Any, key: str, path: str) -> list[Any]:

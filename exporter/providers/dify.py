@@ -15,7 +15,7 @@ from typing import Any
 
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..timeparse import to_iso
-from .base import (PollResult, PollWindow, Provider, elapsed, list_field, object_field, optional_number,
+from .base import (PollResult, PollWindow, Provider, elapsed, list_field, object_field, figure, MAX_SECONDS, MAX_TOKENS, MAX_WARNINGS,
                    optional_str, require_str, time_field)
 
 PATH = "/workflows/logs"
@@ -57,14 +57,14 @@ class DifyProvider(Provider):
         if key_time is None:
             raise InvalidRecord("missing_field", "created_at")
         phase, outcome, known = classify(status, STATUSES, finished_at)
-        duration = optional_number(run, "elapsed_time")
-        total_tokens = optional_number(run, "total_tokens")
+        duration = figure(run, "elapsed_time", MAX_SECONDS)
+        total_tokens = figure(run, "total_tokens", MAX_TOKENS)
         return SessionRecord(
             session_id=require_str(run, "id", allow_int=True) if run.get("id") else require_str(item, "id", allow_int=True),
             status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
-            warnings=optional_number(run, "exceptions_count") or 0.0,
+            warnings=figure(run, "exceptions_count", MAX_WARNINGS) or 0.0,
             error_text=bool(optional_str(run, "error")),
             tokens={"total": total_tokens} if total_tokens else {},
         )

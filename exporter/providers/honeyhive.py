@@ -21,7 +21,7 @@ from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
 from ..timeparse import to_iso
 from .base import (InvalidPage, PollResult, PollWindow, Provider, elapsed, list_field, object_field,
-                   optional_number, optional_str, require_str, time_field)
+                   figure, MAX_COST_USD, MAX_MILLISECONDS, MAX_TOKENS, optional_str, require_str, time_field)
 
 SESSIONS_PATH = "/session"
 EVENTS_PATH = "/v1/events/export"
@@ -85,10 +85,10 @@ class HoneyhiveProvider(Provider):
         assert started_at is not None
         error = bool(optional_str(item, "error"))
         metadata = object_field(item, "metadata")
-        duration_ms = optional_number(item, "duration")
-        prompt, completion = optional_number(metadata, "prompt_tokens"), optional_number(metadata, "completion_tokens")
+        duration_ms = figure(item, "duration", MAX_MILLISECONDS)
+        prompt, completion = figure(metadata, "prompt_tokens", MAX_TOKENS), figure(metadata, "completion_tokens", MAX_TOKENS)
         if prompt is None and completion is None:
-            total = optional_number(metadata, "total_tokens")
+            total = figure(metadata, "total_tokens", MAX_TOKENS)
             tokens = {"total": total} if total else {}
         else:
             tokens = {kind: value for kind, value in (("input", prompt), ("output", completion)) if value}
@@ -100,6 +100,6 @@ class HoneyhiveProvider(Provider):
             outcome=(Outcome.ERROR if error else Outcome.SUCCESS) if settling else None,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration_ms / 1000.0 if duration_ms else elapsed(started_at, finished_at),
-            error_text=error, tokens=tokens, cost_usd=optional_number(metadata, "cost"),
+            error_text=error, tokens=tokens, cost_usd=figure(metadata, "cost", MAX_COST_USD),
             model=metadata.get("model") if isinstance(metadata.get("model"), str) else None,
         )

@@ -45,7 +45,7 @@ class KapsoProvider(Provider):
         for workflow_id in self.source.workflow_ids:
             probe = PollResult()
             await self._walk(workflow_id, since, None, probe)
-            result.invalid.update(probe.invalid)
+            result.invalid.extend(probe.invalid)
             if self.status_in_field is not False:
                 if not probe.records or all(r.status for r in probe.records):
                     if probe.records and self.status_in_field is None:

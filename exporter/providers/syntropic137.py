@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from ..model import Outcome, SessionRecord, classify
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider, list_field, optional_number, optional_str, require_str, time_field
+from .base import PollResult, PollWindow, Provider, list_field, figure, MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, optional_str, require_str, time_field
 
 PATH = "/sessions"
 STATUSES: dict[str, Outcome | None] = {
@@ -85,13 +85,13 @@ class Syntropic137Provider(Provider):
         finished_at = time_field(item, "completed_at")
         assert started_at is not None
         phase, outcome, known = classify(status, STATUSES, finished_at)
-        duration = optional_number(item, "duration_seconds")
-        tokens = {kind: value for kind, key in TOKEN_FIELDS.items() if (value := optional_number(item, key))}
+        duration = figure(item, "duration_seconds", MAX_SECONDS)
+        tokens = {kind: value for kind, key in TOKEN_FIELDS.items() if (value := figure(item, key, MAX_TOKENS))}
         return SessionRecord(
             session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration,
             error_text=bool(optional_str(item, "error_message")),
-            tokens=tokens, cost_usd=optional_number(item, "total_cost_usd"),
+            tokens=tokens, cost_usd=figure(item, "total_cost_usd", MAX_COST_USD),
             model=optional_str(item, "agent_model"),
         )

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ..model import Outcome, SessionRecord, classify
-from .base import PollResult, PollWindow, Provider, elapsed, list_field, optional_number, require_str, time_field
+from .base import PollResult, PollWindow, Provider, elapsed, list_field, figure, MAX_WARNINGS, require_str, time_field
 
 PATH = "/sessions/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -74,5 +74,5 @@ class WhatabotProvider(Provider):
             session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=elapsed(started_at, finished_at),
-            warnings=optional_number(item, "warnings") or 0.0,
+            warnings=figure(item, "warnings", MAX_WARNINGS) or 0.0,
         )

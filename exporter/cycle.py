@@ -1,0 +1,131 @@
+"""Planning one cycle of a source: what a poll result changes in its state.
+
+A pure step: a function of (state, poll result, now, settings) with no I/O, no metrics and no
+logs. The collector commits the plan's delta, and only then applies it and reports its notes, so
+a cycle whose commit fails changes and counts nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .aggregates import TotalsBuilder
+from .model import Phase, SessionRecord
+from .providers.base import PollResult
+from .state import CycleDelta, PendingSession, SourceState, window_cutoff
+
+#: A key time further than this ahead of the exporter's clock is not believed (a unit mistaken,
+#: microseconds read as milliseconds): such an item would never leave the window nor expire.
+MAX_FUTURE_SECONDS = 86400.0
+#: The status a settling session (no upstream status) is shown with while its end time may move.
+SETTLING_STATUS = "running"
+_PHASE_RANK = {Phase.ACTIVE: 0, Phase.SETTLING: 1, Phase.FINISHED: 2}
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    overlap: float
+    settle_after: float
+    max_pending_age: float
+
+
+@dataclass
+class CyclePlan:
+    """The delta to commit and what to report once it is committed."""
+
+    delta: CycleDelta
+    #: Items skipped as invalid: (reason, item id or None).
+    invalid: list[tuple[str, str | None]] = field(default_factory=list)
+    #: Raw statuses the provider does not know, once per session that newly shows one.
+    unknown_statuses: list[str] = field(default_factory=list)
+    #: Pending sessions given up on: (session id, reason).
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    #: Newly counted sessions with optional figures left out as unusable.
+    dropped_figures: int = 0
+
+    @property
+    def finished(self) -> int:
+        return sum(self.delta.increments.finished.values())
+
+
+def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
+               settings: CycleSettings, totals: TotalsBuilder) -> CyclePlan:
+    """The plan of one cycle. ``result`` None: the poll failed, and only expiry runs (a session
+    that cannot be read is still given up on after ``max_pending_age``)."""
+    if result is None:
+        plan = CyclePlan(CycleDelta(floor=state.floor, watermark=state.watermark, increments=totals.totals))
+        unread = PollResult(unreadable={sid: "poll_failed" for sid in state.pending})
+        _expire_pending(state, plan, unread, now, settings)
+        return plan
+    plan = CyclePlan(CycleDelta(floor=floor, watermark=state.watermark, increments=totals.totals),
+                     invalid=list(result.invalid))
+    delta = plan.delta
+    newest = state.watermark if state.watermark is not None else float("-inf")
+    latest_future = now + MAX_FUTURE_SECONDS
+    counted, pending_sessions, add_finished = state.counted, state.pending, totals.add
+    for record in _latest_by_id(result.records):
+        sid = record.session_id
+        if sid in counted:
+            continue
+        pending = pending_sessions.get(sid)
+        key_time = record.key_time
+        if key_time < cutoff and pending is None:
+            continue  # outside the window and not ours to track
+        if key_time > latest_future:
+            plan.invalid.append(("future_timestamp", sid[:128]))
+            continue
+        if key_time > newest:
+            newest = key_time if key_time < now else now
+        if not record.known_status and (pending is None or pending.status != record.status[:64]
+                                        or record.phase is Phase.FINISHED):
+            plan.unknown_statuses.append(record.status)
+        if record.phase is Phase.SETTLING:
+            reference = (pending.end_seen_at if pending and pending.end_time == record.finished_at
+                         and pending.end_seen_at is not None else min(now, record.finished_at or now))
+            if now - reference < settings.settle_after:
+                delta.pending_upsert[sid] = PendingSession(key_time, SETTLING_STATUS,
+                                                           pending.first_seen if pending else now,
+                                                           record.finished_at, reference)
+                continue
+        elif record.phase is Phase.ACTIVE:
+            delta.pending_upsert[sid] = PendingSession(key_time, record.status[:64],
+                                                       pending.first_seen if pending else now)
+            continue
+        add_finished(record)
+        plan.dropped_figures += bool(record.dropped_figures)
+        delta.counted_add[sid] = key_time
+        if pending is not None:
+            delta.pending_remove.append(sid)
+    delta.watermark = None if newest == float("-inf") else newest
+    _expire_pending(state, plan, result, now, settings)
+    new_cutoff = window_cutoff(floor, delta.watermark, settings.overlap)
+    delta.counted_remove = [sid for sid, key_time in state.counted.items() if key_time < new_cutoff]
+    for sid in [sid for sid, key_time in delta.counted_add.items() if key_time < new_cutoff]:
+        del delta.counted_add[sid]
+    return plan
+
+
+def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now: float,
+                    settings: CycleSettings) -> None:
+    delta = plan.delta
+    for sid in result.gone:
+        if sid in state.pending and sid not in delta.pending_upsert and sid not in delta.counted_add:
+            delta.pending_remove.append(sid)
+            plan.dropped.append((sid, "gone"))
+    oldest_allowed = now - settings.max_pending_age
+    for sid, pending in list(state.pending.items()) + list(delta.pending_upsert.items()):
+        too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed
+        if too_old and sid not in delta.pending_remove:
+            delta.pending_remove.append(sid)
+            delta.pending_upsert.pop(sid, None)
+            plan.dropped.append((sid, "unreadable" if sid in result.unreadable else "max_pending_age"))
+
+
+def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
+    """One record per session id: the most advanced phase wins (a page may repeat a session)."""
+    by_id: dict[str, SessionRecord] = {}
+    for record in records:
+        current = by_id.setdefault(record.session_id, record)
+        if current is not record and _PHASE_RANK[record.phase] > _PHASE_RANK[current.phase]:
+            by_id[record.session_id] = record
+    return list(by_id.values())
