@@ -7,6 +7,7 @@ state store persist and restore exactly what is rendered.
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -59,6 +60,22 @@ class SourceTotals:
             self.tokens[kind] = self.tokens.get(kind, 0.0) + value
         for model, value in other.cost.items():
             self.cost[model] = self.cost.get(model, 0.0) + value
+
+
+    def drop_non_finite(self) -> list[str]:
+        """Reset to zero any figure that is infinite or NaN (an older version could persist one);
+        return the names of those reset."""
+        reset = []
+        for name in ("warnings",):
+            if not math.isfinite(getattr(self, name)):
+                setattr(self, name, 0.0)
+                reset.append(name)
+        for name in ("duration_sum", "tokens", "cost"):
+            values: dict[str, float] = getattr(self, name)
+            for key in [k for k, v in values.items() if not math.isfinite(v)]:
+                del values[key]
+                reset.append(f"{name}[{key}]")
+        return reset
 
 
 class LabelLimiter:

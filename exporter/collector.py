@@ -173,7 +173,7 @@ class SourceCollector:
         text = str(exc) or type(exc).__name__
         self.last_result = f"error: {text}"
         log = self.log.error if unexpected else self.log.warning
-        log(message, error=text, error_type=type(exc).__name__)
+        log(message, error=text, error_type=type(exc).__name__, exc_info=exc if unexpected else None)
 
     def _report(self, result: PollResult, plan: CyclePlan) -> None:
         """Self-metrics and logs of a committed cycle (never before: a failed commit must not count twice)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import json
 import random
 import time
 from typing import Any, Callable, Protocol
@@ -140,8 +141,8 @@ class HttpClient:
             self._observer.request("connection")
             raise _Retryable(UpstreamError("connection", f"{what}: {type(exc).__name__}")) from None
         try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            data = _decode_json(payload)
+        except ValueError:
             self._observer.request("invalid_json")
             raise UpstreamError("invalid_json", f"{what}: response is not valid JSON ({len(payload)} bytes)") from None
         self._observer.request(str(code))
@@ -180,6 +181,15 @@ class HttpClient:
                 raise UpstreamError("too_large", f"{what}: response exceeds {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _decode_json(payload: bytes) -> Any:
+    """orjson, fast; the standard library where orjson refuses valid JSON (an integer past 64 bits),
+    so one such number costs its own figure, not the whole page."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json.loads(payload)
 
 
 def _short(path: str) -> str:

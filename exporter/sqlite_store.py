@@ -8,6 +8,7 @@ is neither counted twice nor lost.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -87,13 +88,18 @@ class SqliteStore:
             row = self.db.execute("SELECT floor, watermark, totals FROM sources WHERE name=?", (source,)).fetchone()
             if row is None:
                 return SourceState()
-            state = SourceState(floor=row[0], watermark=row[1], totals=_totals_from_json(row[2]))
+            state = SourceState(floor=_time_or_none(row[0]), watermark=_time_or_none(row[1]),
+                                totals=_totals_from_json(row[2]))
+            reset = state.totals.drop_non_finite()
+            if reset:
+                log.error("state held counters that are not finite numbers; they restart from zero",
+                          state_path=self.path, source=source, counters=reset)
             state.counted = dict(self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,)))
             for sid, key_time, status, first_seen, end_time, end_seen_at in self.db.execute(
                     "SELECT id, key_time, status, first_seen, end_time, end_seen_at FROM pending WHERE source=?",
                     (source,)):
                 state.pending[sid] = PendingSession(key_time, status, first_seen, end_time, end_seen_at)
-        except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+        except (sqlite3.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"{self.path}: cannot read the state of source {source!r} ({exc});"
                              " start with --reset-state to begin anew") from None
         return state
@@ -141,6 +147,15 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _time_or_none(value: object) -> float | None:
+    """A stored floor or watermark; anything but a finite number is a corrupt row."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"not a time: {value!r}")
+    return float(value)
 
 
 def _totals_to_json(totals: SourceTotals) -> str:

@@ -96,6 +96,8 @@ class Upstream:
         self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []
         #: The decoded JSON body of each POST, in order.
         self.bodies: list[Any] = []
+        #: Each request's path as sent on the wire (percent-encoding kept).
+        self.raw_paths: list[str] = []
         self.status = status
         self.paths: Counter[str] = Counter()
 
@@ -106,6 +108,7 @@ class Upstream:
             self.bodies.append(json.loads(kwargs["data"]))
             params = {**params, **{k: v for k, v in self.bodies[-1].items() if isinstance(v, (int, str))}}
         self.calls.append((url.path, params, headers))
+        self.raw_paths.append(url.raw_path)
         self.paths[url.path] += 1
         return CallbackResult(status=self.status, payload=self.serve(url.path, params))
 

@@ -139,8 +139,10 @@ class Provider(abc.ABC):
                 result.unreadable[ref.session_id] = exc.kind
                 continue
             records = self.parse_items(items, result)
-            if not records:
+            if not items:
                 result.gone.append(ref.session_id)
+            elif not records:
+                result.unreadable[ref.session_id] = "invalid"
             elif all(r.session_id != ref.session_id for r in records):
                 result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
 
