@@ -46,6 +46,8 @@ class Exporter:
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._started = False
         redactor.set_secrets(config.secrets)
+        self.store.attach(lambda: {name: c.state for name, c in self.collectors.items()},
+                          self.self_metrics.state_recreated.inc)
         dropped = self.store.retain_only(_providers(config))
         if dropped:
             log.info("dropped state of sources no longer configured", sources=dropped)
@@ -98,6 +100,11 @@ class Exporter:
         log.info("config reloaded", sources=list(new),
                  restarted=sorted(n for n in new if old.get(n) != new[n]),
                  removed=sorted(set(old) - set(new)))
+
+    def note_reload(self, ok: bool) -> None:
+        """Record a configuration reload's result in the self-metrics."""
+        self.self_metrics.reload_result(ok)
+        self._changed()
 
     def _changed(self) -> None:
         self._version += 1

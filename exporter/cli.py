@@ -20,7 +20,7 @@ from .demo.runner import demo_config, running_simulators
 from .demo.server import Simulators
 from .logs import configure_logging
 from .server import make_app
-from .sqlite_store import SqliteStore, StateError, reset_state
+from .sqlite_store import SqliteStore, StateError
 from .state import MemoryStore, Store
 from .webconfig import WebConfig, load_web_config
 
@@ -86,11 +86,13 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
         try:
             store = open_store(cfg, reset=args.reset_state)
         except StateError as exc:
-            log.error("state store unusable", error=str(exc))
-            print(f"state error: {exc}", file=sys.stderr)
-            return 3
+            return _state_error(exc)
         exporter = Exporter(cfg, store)
-        await exporter.open()
+        try:
+            await exporter.open()
+        except StateError as exc:
+            await exporter.close()
+            return _state_error(exc)
         try:
             if args.once:
                 results = await exporter.run_once()
@@ -102,13 +104,16 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
             await exporter.close()
 
 
+def _state_error(exc: StateError) -> int:
+    log.error("state store unusable", error=str(exc))
+    print(f"state error: {exc}", file=sys.stderr)
+    return 3
+
+
 def open_store(config: Config, reset: bool = False) -> Store:
     if not config.state_path:
         return MemoryStore()
-    if reset:
-        reset_state(config.state_path)
-        log.warning("state reset: counting starts anew", state_path=config.state_path)
-    return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources})
+    return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources}, reset=reset)
 
 
 async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_path: str | None) -> int:
@@ -131,9 +136,14 @@ async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
+    reload_lock = asyncio.Lock()  # one reload at a time: two SIGHUPs in a row must not orphan a task
+
+    async def serialised_reload() -> None:
+        async with reload_lock:
+            await _reload(exporter, config_path)
 
     def on_sighup() -> None:
-        task = asyncio.create_task(_reload(exporter, config_path))
+        task = asyncio.create_task(serialised_reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
@@ -153,5 +163,7 @@ async def _reload(exporter: Exporter, config_path: str | None) -> None:
         config = load_config(config_path)
     except ConfigError as exc:
         log.error("config reload refused; the running config stays", error=str(exc))
+        exporter.note_reload(False)
         return
     await exporter.reload(config)
+    exporter.note_reload(True)

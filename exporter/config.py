@@ -100,8 +100,16 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     return parse_config(raw, os.environ if environ is None else environ)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, never the text around it: that line may hold a key or a password."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
 
 
 def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str]) -> Config:

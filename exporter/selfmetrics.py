@@ -46,6 +46,21 @@ class SelfMetrics:
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
 
+        self.state_recreated = Counter(p + "state_recreated",
+                                       "Times the state file was found deleted or replaced while running and was "
+                                       "recreated from memory.", registry=registry)
+        self.reload_ok = Gauge(p + "config_last_reload_successful",
+                               "1 when the last configuration reload succeeded (as Prometheus exports it).",
+                               registry=registry)
+        self.reload_time = Gauge(p + "config_last_reload_success_timestamp_seconds",
+                                 "Unix time of the last successful configuration load or reload.", registry=registry)
+        self.reload_result(True)
+
+    def reload_result(self, ok: bool) -> None:
+        self.reload_ok.set(1 if ok else 0)
+        if ok:
+            self.reload_time.set_to_current_time()
+
     def for_source(self, source: SourceConfig) -> SourceSelfMetrics:
         return SourceSelfMetrics(self, source.name, source.provider)
 

@@ -7,11 +7,13 @@ is neither counted twice nor lost.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import sqlite3
 from pathlib import Path
+from typing import IO, Callable
 
 import structlog
 
@@ -43,14 +45,35 @@ def reset_state(path: str) -> None:
             os.remove(path + suffix)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            raise StateError(f"{path + suffix}: cannot delete the state file for --reset-state: {exc.strerror}") from None
 
 
 class SqliteStore:
-    def __init__(self, path: str, providers: dict[str, str]) -> None:
-        """Open (or create) ``path``; ``providers`` maps the configured source names to their provider."""
+    def __init__(self, path: str, providers: dict[str, str], reset: bool = False) -> None:
+        """Open (or create) ``path``; ``providers`` maps the configured source names to their provider.
+
+        ``path`` is locked for this process: a second exporter on the same file (or a
+        ``--reset-state`` of it) exits with a clear message. ``reset`` deletes the file first.
+        """
         self.path = path
         self.providers = providers
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._snapshot: Callable[[], dict[str, SourceState]] = dict
+        self._on_recreate: Callable[[], None] = lambda: None
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"{path}: cannot create the state directory: {exc.strerror}") from None
+        self._lock = _lock(path)
+        if reset:
+            reset_state(path)
+            log.warning("state reset: counting starts anew", state_path=path)
+        if os.path.exists(path) and os.path.getsize(path) == 0:
+            log.warning("the state file is empty: starting a new state", state_path=path)
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -68,6 +91,46 @@ class SqliteStore:
                 raise StateError(f"{path}: state file is corrupt ({check[0]}); start with --reset-state to begin anew")
         except sqlite3.Error as exc:
             raise StateError(f"{path}: cannot use state file ({exc}); start with --reset-state to begin anew") from None
+        self._identity = _identity(path)
+
+    def attach(self, snapshot: Callable[[], dict[str, SourceState]], on_recreate: Callable[[], None]) -> None:
+        """``snapshot`` gives every source's state in memory: should the file be deleted or replaced
+        while running, it is recreated from that, and ``on_recreate`` is called."""
+        self._snapshot = snapshot
+        self._on_recreate = on_recreate
+
+    def _check_identity(self) -> None:
+        """The file deleted or replaced under a running exporter: say so, and recreate it from memory."""
+        if _identity(self.path) == self._identity:
+            return
+        log.error("the state file was deleted or replaced while running; recreating it from memory",
+                  state_path=self.path)
+        self._on_recreate()
+        self.db.close()
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.remove(self.path + suffix)  # the old file's companions must not be applied to the new one
+            except OSError:
+                pass
+        self._open()
+        with self._transaction():
+            for name, state in self._snapshot().items():
+                self._write_whole(name, state)
+
+    def _write_whole(self, source: str, state: SourceState) -> None:
+        self._write_source(source, state.floor, state.watermark, state.totals)
+        self.db.executemany("INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
+                            [(source, sid, key_time) for sid, key_time in state.counted.items()])
+        self.db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at)
+                             for sid, p in state.pending.items()])
+
+    def _write_source(self, source: str, floor: float | None, watermark: float | None, totals: SourceTotals) -> None:
+        self.db.execute(
+            "INSERT INTO sources (name, provider, floor, watermark, totals) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, floor=excluded.floor, "
+            "watermark=excluded.watermark, totals=excluded.totals",
+            (source, self.providers.get(source, ""), floor, watermark, _totals_to_json(totals)))
 
     def retain_only(self, providers: dict[str, str]) -> list[str]:
         """Drop the state of sources no longer configured, or whose provider changed (name -> provider)."""
@@ -94,11 +157,15 @@ class SqliteStore:
             if reset:
                 log.error("state held counters that are not finite numbers; they restart from zero",
                           state_path=self.path, source=source, counters=reset)
-            state.counted = dict(self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,)))
+            state.counted = {str(sid): _time(key_time) for sid, key_time in
+                             self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,))}
             for sid, key_time, status, first_seen, end_time, end_seen_at in self.db.execute(
                     "SELECT id, key_time, status, first_seen, end_time, end_seen_at FROM pending WHERE source=?",
                     (source,)):
-                state.pending[sid] = PendingSession(key_time, status, first_seen, end_time, end_seen_at)
+                if not isinstance(status, str):
+                    raise ValueError(f"pending status {status!r}")
+                state.pending[str(sid)] = PendingSession(_time(key_time), status, _time(first_seen),
+                                                         _time_or_none(end_time), _time_or_none(end_seen_at))
         except (sqlite3.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"{self.path}: cannot read the state of source {source!r} ({exc});"
                              " start with --reset-state to begin anew") from None
@@ -106,12 +173,9 @@ class SqliteStore:
 
     def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None:
         """Write one cycle in one transaction; ``totals`` are the source's totals after the delta."""
+        self._check_identity()
         with self._transaction():
-            self.db.execute(
-                "INSERT INTO sources (name, provider, floor, watermark, totals) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, floor=excluded.floor, "
-                "watermark=excluded.watermark, totals=excluded.totals",
-                (source, self.providers.get(source, ""), delta.floor, delta.watermark, _totals_to_json(totals)))
+            self._write_source(source, delta.floor, delta.watermark, totals)
             if delta.counted_add:
                 self.db.executemany("INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
                                     [(source, sid, key_time) for sid, key_time in delta.counted_add.items()])
@@ -133,6 +197,7 @@ class SqliteStore:
 
     def close(self) -> None:
         self.db.close()
+        self._lock.close()
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.db)
@@ -149,13 +214,45 @@ class _Transaction:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
-def _time_or_none(value: object) -> float | None:
-    """A stored floor or watermark; anything but a finite number is a corrupt row."""
-    if value is None:
-        return None
+def _time(value: object) -> float:
+    """A stored time; anything but a finite number is a corrupt row."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"not a time: {value!r}")
     return float(value)
+
+
+def _time_or_none(value: object) -> float | None:
+    return None if value is None else _time(value)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _lock(path: str) -> IO[str]:
+    """An exclusive lock beside the state file, held while the process lives."""
+    lock_path = path + ".lock"
+    try:
+        handle = open(lock_path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise StateError(f"{lock_path}: cannot open the state lock file: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateError(f"{path}: the state file is in use by another exporter process (pid {owner}); "
+                         "give each exporter its own state_path") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def _totals_to_json(totals: SourceTotals) -> str:

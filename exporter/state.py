@@ -70,6 +70,7 @@ class CycleDelta:
 
 
 class Store(Protocol):
+    def attach(self, snapshot: Callable[[], dict[str, SourceState]], on_recreate: Callable[[], None]) -> None: ...
     def load(self, source: str) -> SourceState: ...
     def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None: ...
     def retain_only(self, providers: dict[str, str]) -> list[str]: ...
@@ -82,6 +83,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self.states: dict[str, SourceState] = {}
         self.providers: dict[str, str] = {}
+
+    def attach(self, snapshot: Callable[[], dict[str, SourceState]], on_recreate: Callable[[], None]) -> None:
+        return None  # nothing on disk to lose
 
     def load(self, source: str) -> SourceState:
         return self.states.setdefault(source, SourceState())

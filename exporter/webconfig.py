@@ -25,7 +25,7 @@ import bcrypt
 import yaml
 from aiohttp import web
 
-from .config import ConfigError
+from .config import ConfigError, yaml_problem
 
 #: Paths answered without credentials, so liveness probes need no secret.
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
@@ -43,7 +43,7 @@ def load_web_config(path: str) -> WebConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read web config file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): must be a mapping")
     unknown = set(raw) - {"tls_server_config", "basic_auth_users", "http_server_config"}

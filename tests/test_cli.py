@@ -65,7 +65,7 @@ def test_demo_serves_metrics_and_stops_cleanly_on_sigterm():
             if not line:
                 break
             event = json.loads(line)
-            if event["event"] == "listening":
+            if event["msg"] == "listening":
                 url = event["url"]
         assert url and url.startswith("http://127.0.0.1:")
         text = ""

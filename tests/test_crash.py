@@ -31,7 +31,7 @@ async def start_exporter(config_path: Path, log_path: Path) -> tuple[asyncio.sub
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         lines = [json.loads(line) for line in log_path.read_text().splitlines()]
-        urls = [e["url"] for e in lines if e.get("event") == "listening" and e.get("pid") == process.pid]
+        urls = [e["url"] for e in lines if e.get("msg") == "listening" and e.get("pid") == process.pid]
         if urls:
             return process, urls[-1]
         await asyncio.sleep(0.05)

@@ -174,7 +174,7 @@ async def test_a_page_of_many_empty_items_costs_one_line_per_reason_and_is_cappe
         assert await h.collector.run_cycle()
     assert h.value("agent_session_exporter_invalid_records_total", reason="missing_field") == 50
     assert h.value("agent_session_exporter_invalid_records_total", reason="oversized_page") == 1
-    assert len([line for line in logs("warning") if line["event"] == "invalid upstream items skipped"]) == 2
+    assert len([line for line in logs("warning") if line["msg"] == "invalid upstream items skipped"]) == 2
 
 
 # 7 -------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ async def test_dify_stopped_runs_are_cancelled_and_never_errors(http_session, cl
     assert h.finished() == 5
     # The row without a run is no invalid record and no warning, on any cycle.
     assert h.value("agent_session_exporter_invalid_records_total", reason="missing_field") == 0
-    assert [line["event"] for line in logs()].count("cycle done") == 2  # the log was written to, twice
+    assert [line["msg"] for line in logs()].count("cycle done") == 2  # the log was written to, twice
     assert not logs("warning")
 
 

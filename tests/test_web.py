@@ -41,7 +41,7 @@ class Exporter:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for entry in self.events():
-                if entry["event"] == event:
+                if entry["msg"] == event:
                     return entry
             if self.process.poll() is not None:
                 raise AssertionError(f"exporter exited: {self.log_path.read_text()[-2000:]}")
