@@ -40,7 +40,9 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
         raw = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": []}
         for source in config.sources:
             entry = {k: getattr(source, k) for k in ("name", "provider", "base_url")}
-            entry.update({k: v for k, v in (("api_key", source.api_key), ("project", source.project), ("api", source.api if source.provider == "honeyhive" else None)) if v})
+            options = (("api_key", source.api_key), ("project", source.project),
+                       ("api", source.api if source.provider == "honeyhive" else None))
+            entry.update({k: v for k, v in options if v})
             if source.workflow_ids:
                 entry["workflow_ids"] = list(source.workflow_ids)
             raw["sources"].append(entry)

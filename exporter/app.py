@@ -45,6 +45,7 @@ class Exporter:
         self._rendered: tuple[int, bytes] | None = None
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._started = False
+        self._reload_lock = asyncio.Lock()
         redactor.set_secrets(config.secrets)
         self.store.attach(lambda: {name: c.state for name, c in self.collectors.items()},
                           self.self_metrics.state_recreated.inc)
@@ -78,7 +79,12 @@ class Exporter:
 
     async def reload(self, config: Config, grace: float = 5.0) -> None:
         """Apply a new config: unchanged sources keep running untouched; removed ones stop and lose
-        their series; changed or added ones (re)start from the store."""
+        their series; changed or added ones (re)start from the store. One reload at a time: two in a
+        row (two SIGHUPs 50 ms apart) must not orphan a polling task."""
+        async with self._reload_lock:
+            await self._reload(config, grace)
+
+    async def _reload(self, config: Config, grace: float) -> None:
         if config.duration_buckets != self.config.duration_buckets:
             log.warning("duration_buckets changed: takes effect at the next restart")
             config = dataclasses.replace(config, duration_buckets=self.config.duration_buckets)

@@ -19,6 +19,8 @@ from .config import Config, ConfigError, load_config, parse_listen
 from .demo.runner import demo_config, running_simulators
 from .demo.server import Simulators
 from .logs import configure_logging
+from .listener import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, ConnectionGuard
+from .listener import listen as listen_on
 from .server import make_app
 from .sqlite_store import SqliteStore, StateError
 from .state import MemoryStore, Store
@@ -39,6 +41,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="delete the state file (state_path) and start counting anew")
     parser.add_argument("--web.config.file", dest="web_config_file",
                         help="exporter-toolkit web config: TLS (tls_server_config) and basic auth (basic_auth_users)")
+    parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        help="connections served at once; more are closed at once "
+                             f"(default {DEFAULT_MAX_CONNECTIONS})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log-format", choices=["json", "logfmt"], help="default: json, logfmt on a terminal")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -99,7 +104,7 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
                 sys.stdout.buffer.write(exporter.render_metrics())
                 sys.stdout.flush()
                 return 0 if all(results.values()) else 1
-            return await _serve(exporter, args.listen or cfg.listen, web_config, args.config)
+            return await _serve(exporter, args.listen or cfg.listen, web_config, args.config, args.max_connections)
         finally:
             await exporter.close()
 
@@ -116,18 +121,19 @@ def open_store(config: Config, reset: bool = False) -> Store:
     return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources}, reset=reset)
 
 
-async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_path: str | None) -> int:
+async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_path: str | None,
+                 max_connections: int) -> int:
     host, port = parse_listen(listen, "listen")
-    runner = web.AppRunner(make_app(exporter, web_config.users), access_log=None, handle_signals=False)
+    guard = ConnectionGuard(max_connections, on_refused=exporter.self_metrics.connection_refused)
+    runner = web.AppRunner(make_app(exporter, web_config.users, guard), access_log=None, handle_signals=False,
+                           keepalive_timeout=KEEPALIVE_TIMEOUT)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context)
     try:
-        await site.start()
+        server, bound = await listen_on(runner, guard, host, port, web_config.ssl_context)
     except OSError as exc:
         log.error("cannot listen", listen=listen, error=exc.strerror)
         await runner.cleanup()
         return 1
-    bound = runner.addresses[0]
     scheme = "https" if web_config.ssl_context else "http"
     log.info("listening", url=f"{scheme}://{bound[0]}:{bound[1]}/metrics", pid=os.getpid(),
              sources=list(exporter.collectors), basic_auth=bool(web_config.users))
@@ -136,14 +142,9 @@ async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
-    reload_lock = asyncio.Lock()  # one reload at a time: two SIGHUPs in a row must not orphan a task
-
-    async def serialised_reload() -> None:
-        async with reload_lock:
-            await _reload(exporter, config_path)
 
     def on_sighup() -> None:
-        task = asyncio.create_task(serialised_reload())
+        task = asyncio.create_task(_reload(exporter, config_path))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
@@ -151,6 +152,7 @@ async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_
     await stop.wait()
     log.info("shutting down: stopping polls and committing state")
     await asyncio.gather(*reloads, return_exceptions=True)
+    server.close()
     await runner.cleanup()
     return 0
 

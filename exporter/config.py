@@ -255,7 +255,7 @@ def _parse_source(raw: Any, key: str, default_interval: float) -> SourceConfig:
     page_size = number("page_size", 1000 if provider == "honeyhive" else page_limit, int, 1)
     if page_size > page_limit:
         raise ConfigError(f"{key}.page_size: {provider} allows at most {page_limit}")
-    workflow_ids = raw.get("workflow_ids", [])
+    workflow_ids = raw.get("workflow_ids") or []
     if provider == "kapso":
         if (not isinstance(workflow_ids, list) or not workflow_ids
                 or not all(isinstance(w, str) and w.strip() for w in workflow_ids)):

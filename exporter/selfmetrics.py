@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from .config import SourceConfig
 
@@ -49,12 +50,21 @@ class SelfMetrics:
         self.state_recreated = Counter(p + "state_recreated",
                                        "Times the state file was found deleted or replaced while running and was "
                                        "recreated from memory.", registry=registry)
+        self.connections_refused = Counter(p + "web_connections_refused",
+                                           "Connections to the exporter's HTTP port closed unserved: past "
+                                           "--web.max-connections, or no request within the header timeout.",
+                                           ("reason",), registry=registry)
+        for reason in ("max_connections", "header_timeout"):
+            self.connections_refused.labels(reason)
         self.reload_ok = Gauge(p + "config_last_reload_successful",
                                "1 when the last configuration reload succeeded (as Prometheus exports it).",
                                registry=registry)
         self.reload_time = Gauge(p + "config_last_reload_success_timestamp_seconds",
                                  "Unix time of the last successful configuration load or reload.", registry=registry)
         self.reload_result(True)
+
+    def connection_refused(self, reason: str) -> None:
+        self.connections_refused.labels(reason).inc()
 
     def reload_result(self, ok: bool) -> None:
         self.reload_ok.set(1 if ok else 0)
@@ -66,9 +76,9 @@ class SelfMetrics:
 
     def forget(self, name: str, provider: str) -> None:
         """Drop every series of a source that left the config."""
-        for metric in (self.source_up, self.retries, self.last_success, self.collect_duration,
-                       self.pending, self.tracked_ids, self.order_ok, self.cycle_limit_reached, self.rate_limit_remaining, self.requests, self.invalid_records,
-                       self.unknown_status, self.pending_dropped):
+        per_source = [m for m in vars(self).values()
+                      if isinstance(m, MetricWrapperBase) and m._labelnames[:2] == _LABELS]  # noqa: SLF001
+        for metric in per_source:
             for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no public listing
                 if labels[:2] == (name, provider):
                     metric.remove(*labels)

@@ -10,12 +10,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import __version__
 from .app import Exporter
+from .listener import ConnectionGuard
 from .logs import redactor
 from .webconfig import basic_auth_middleware
 
 
-def make_app(exporter: Exporter, users: dict[str, bytes] | None = None) -> web.Application:
-    """The HTTP app; with ``users`` (name -> bcrypt hash) every path but /healthz needs basic auth."""
+def make_app(exporter: Exporter, users: dict[str, bytes] | None = None,
+             guard: ConnectionGuard | None = None) -> web.Application:
+    """The HTTP app; with ``users`` (name -> bcrypt hash) every path but /healthz needs basic auth;
+    ``guard`` (the listener's connection limits) sees every request first."""
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=exporter.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -38,7 +41,8 @@ def make_app(exporter: Exporter, users: dict[str, bytes] | None = None) -> web.A
         )
         return web.Response(text=page, content_type="text/html")
 
-    app = web.Application(middlewares=[basic_auth_middleware(users)] if users else [])
+    middlewares = ([guard.middleware] if guard else []) + ([basic_auth_middleware(users)] if users else [])
+    app = web.Application(middlewares=middlewares)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)

@@ -12,7 +12,9 @@ basic_auth_users:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import binascii
 import hashlib
 import hmac
@@ -85,36 +87,54 @@ def _users(raw: Any, path: str) -> dict[str, bytes]:
 
 
 def basic_auth_middleware(users: dict[str, bytes]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Require one of ``users`` on every path but /healthz. Verified passwords are remembered
-    (as a keyed digest, never in clear) so a scrape does not pay bcrypt's cost each time."""
+    """Require one of ``users`` on every path but /healthz.
+
+    bcrypt runs on a worker thread (never on the event loop, so wrong passwords cannot stall
+    scrapes or collection), costs the same for an unknown user as for a known one, and verified
+    credentials are remembered (as a keyed digest, never in clear) as exporter-toolkit does, so a
+    scrape pays bcrypt's cost once.
+    """
     verified: set[bytes] = set()
     cache_key = hashlib.sha256(b"".join(users.values())).digest()
+    # A hash of the same cost as the configured ones, checked for unknown users.
+    cost = next((h.split(b"$")[2] for h in users.values()), b"10")
+    decoy = bcrypt.hashpw(b"decoy", b"$2b$" + cost + b"$" + b"." * 22)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="bcrypt")
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                          ) -> web.StreamResponse:
-        if request.path in UNAUTHENTICATED_PATHS or _authorized(request.headers.get("Authorization", "")):
+        if request.path in UNAUTHENTICATED_PATHS or await _authorized(request.headers.get("Authorization", "")):
             return await handler(request)
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="agent-session-exporter"'})
 
-    def _authorized(header: str) -> bool:
+    async def _authorized(header: str) -> bool:
         scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic" or not encoded:
+        if scheme.lower() != "basic" or not encoded or len(encoded) > 4096:
             return False
         try:
             user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        hashed = users.get(user)
-        if not sep or hashed is None:
+        if not sep:
             return False
         digest = hmac.new(cache_key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
         if digest in verified:
             return True
-        if bcrypt.checkpw(password.encode(), hashed):
+        hashed = users.get(user)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(pool, _check, password.encode()[:72], hashed if hashed else decoy)
+        if ok and hashed is not None:
             if len(verified) < 1000:
                 verified.add(digest)
             return True
         return False
 
     return middleware
+
+
+def _check(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:
+        return False

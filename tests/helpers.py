@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import aiohttp
@@ -20,6 +25,7 @@ from exporter.providers import make_provider
 from exporter.selfmetrics import SelfMetrics
 from exporter.state import MemoryStore, Store
 
+ROOT = Path(__file__).resolve().parent.parent
 BASE = "http://api.test"
 KEY = "sk-test-0123456789"
 
@@ -115,3 +121,30 @@ class Upstream:
     @staticmethod
     def pattern() -> re.Pattern[str]:
         return re.compile(r"^http://api\.test/.*$")
+
+
+def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The exporter's command line, run as users run it: a subprocess."""
+    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def iso_ms(ts: float) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as Whatabot and Kapso write times."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def spring_page(items: list[dict[str, Any]], page: int, size: int, total: int) -> dict[str, Any]:
+    """A Whatabot (Spring Data) page object."""
+    pages = (total + size - 1) // size
+    return {"content": items, "totalElements": total, "totalPages": pages, "size": size, "number": page,
+            "first": page == 0, "last": page >= pages - 1, "empty": not items}
+
+
+def whatabot_item(n: int, status: str = "completed", started: float = 1_780_000_000.0 - 100, length: float = 135.0,
+                  warnings: int = 0) -> dict[str, Any]:
+    """A Whatabot session log item shaped like its documentation."""
+    return {"id": f"a1b2c3d4-0000-0000-0000-{n:012d}", "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
+            "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": "contact-123", "status": status,
+            "warnings": warnings, "startedAt": iso_ms(started), "expiresAt": iso_ms(started + 900),
+            "finishedAt": None if status in ("running", "active") else iso_ms(started + length)}

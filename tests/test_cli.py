@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from exporter.demo.runner import DEMO_SOURCES
 
-from .helpers import parse_exposition, total_of
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-
+from .helpers import ROOT, parse_exposition, run, total_of
 
 def test_check_config_accepts_the_example():
     env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "SYNTROPIC_PASSWORD")}

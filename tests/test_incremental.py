@@ -11,8 +11,7 @@ from exporter.demo.runner import demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore
 
-from .helpers import Harness, Upstream, make_source
-from .test_providers import spring_page, whatabot_item
+from .helpers import Harness, Upstream, make_source, spring_page, whatabot_item
 
 
 async def test_steady_state_costs_one_request_per_source_per_cycle(clock):

@@ -13,7 +13,7 @@ from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
 from exporter.timeparse import parse_timestamp
 
-from .helpers import KEY, Harness, Upstream, make_source
+from .helpers import KEY, Harness, Upstream, make_source, spring_page, whatabot_item
 
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 
@@ -30,20 +30,6 @@ async def http_session():
 
 
 # --- Whatabot ----------------------------------------------------------------------------------
-
-def whatabot_item(n: int, status: str = "completed", started: float = NOW - 100, length: float = 135.0,
-                  warnings: int = 0) -> dict[str, Any]:
-    return {"id": f"a1b2c3d4-0000-0000-0000-{n:012d}", "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
-            "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": "contact-123", "status": status,
-            "warnings": warnings, "startedAt": iso(started), "expiresAt": iso(started + 900),
-            "finishedAt": None if status in ("running", "active") else iso(started + length)}
-
-
-def spring_page(items: list[dict[str, Any]], page: int, size: int, total: int) -> dict[str, Any]:
-    pages = (total + size - 1) // size
-    return {"content": items, "totalElements": total, "totalPages": pages, "size": size, "number": page,
-            "first": page == 0, "last": page >= pages - 1, "empty": not items}
-
 
 async def test_whatabot_pages_to_the_last_page_with_documented_params(http_session, clock):
     items = [whatabot_item(i, started=NOW - 10 - i) for i in range(150)]

@@ -16,8 +16,7 @@ from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore, StateError
 from exporter.state import CycleDelta, PendingSession
 
-from .helpers import parse_exposition, total_of
-from .test_cli import run
+from .helpers import parse_exposition, run, total_of
 
 
 def demo_config_with_state(base_url: str, tmp_path) -> Config:

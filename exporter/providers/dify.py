@@ -15,8 +15,8 @@ from typing import Any
 
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..timeparse import to_iso
-from .base import (PollResult, PollWindow, Provider, elapsed, list_field, object_field, figure, MAX_SECONDS, MAX_TOKENS, MAX_WARNINGS,
-                   optional_str, require_str, time_field)
+from .base import (MAX_SECONDS, MAX_TOKENS, MAX_WARNINGS, PollResult, PollWindow, Provider, elapsed, figure,
+                   list_field, object_field, optional_str, require_str, time_field)
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {

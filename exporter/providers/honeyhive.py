@@ -20,8 +20,8 @@ from typing import Any
 from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
 from ..timeparse import to_iso
-from .base import (InvalidPage, PollResult, PollWindow, Provider, elapsed, list_field, object_field,
-                   figure, MAX_COST_USD, MAX_MILLISECONDS, MAX_TOKENS, optional_str, require_str, time_field)
+from .base import (MAX_COST_USD, MAX_MILLISECONDS, MAX_TOKENS, InvalidPage, PollResult, PollWindow, Provider, elapsed,
+                   figure, list_field, object_field, optional_str, require_str, time_field)
 
 SESSIONS_PATH = "/session"
 EVENTS_PATH = "/v1/events/export"

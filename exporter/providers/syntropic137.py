@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 from ..model import Outcome, SessionRecord, classify
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider, list_field, figure, MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, optional_str, require_str, time_field
+from .base import (MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, PollResult, PollWindow, Provider, figure, list_field,
+                   optional_str, require_str, time_field)
 
 PATH = "/sessions"
 STATUSES: dict[str, Outcome | None] = {

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ..model import Outcome, SessionRecord, classify
-from .base import PollResult, PollWindow, Provider, elapsed, list_field, figure, MAX_WARNINGS, require_str, time_field
+from .base import MAX_WARNINGS, PollResult, PollWindow, Provider, elapsed, figure, list_field, require_str, time_field
 
 PATH = "/sessions/logs"
 STATUSES: dict[str, Outcome | None] = {

@@ -1,0 +1,167 @@
+"""Hostile clients, signals and config (issue #10, defects 9-13): the HTTP port stays answerable,
+reloads stay serial, and no secret is echoed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import threading
+
+import aiohttp
+import bcrypt
+import pytest
+from aiohttp import web
+
+from exporter import webconfig
+from exporter.app import Exporter
+from exporter.config import ConfigError, load_config, parse_config
+from exporter.listener import ConnectionGuard, listen
+from exporter.logs import configure_logging
+from exporter.webconfig import basic_auth_middleware
+
+from .helpers import run
+
+
+async def serve(app: web.Application, guard: ConnectionGuard):
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=30)
+    await runner.setup()
+    server, address = await listen(runner, guard, "127.0.0.1", 0, None)
+    return runner, server, f"http://127.0.0.1:{address[1]}"
+
+
+def hello_app(*middlewares) -> web.Application:
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+    app = web.Application(middlewares=list(middlewares))
+    app.router.add_get("/healthz", ok)
+    app.router.add_get("/metrics", ok)
+    return app
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# 9 -------------------------------------------------------------------------------------------
+
+async def test_bcrypt_runs_off_the_event_loop_costs_the_same_for_unknown_users_and_is_cached(monkeypatch):
+    checks: list[tuple[bytes, str]] = []
+    real_check = bcrypt.checkpw
+
+    def recording_check(password: bytes, hashed: bytes) -> bool:
+        checks.append((hashed, threading.current_thread().name))
+        return real_check(password, hashed)
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", recording_check)
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4))
+    guard = ConnectionGuard()
+    runner, server, url = await serve(hello_app(guard.middleware, basic_auth_middleware({"prom": hashed})), guard)
+    try:
+        async with aiohttp.ClientSession() as client:
+            statuses = await asyncio.gather(*(client.get(url + "/metrics", headers=basic("prom", "wrong"))
+                                              for _ in range(8)))
+            assert [r.status for r in statuses] == [401] * 8
+            async with client.get(url + "/metrics", headers=basic("nobody", "x")) as response:
+                assert response.status == 401
+            for _ in range(3):
+                async with client.get(url + "/metrics", headers=basic("prom", "right")) as response:
+                    assert response.status == 200
+            async with client.get(url + "/healthz") as response:
+                assert response.status == 200
+    finally:
+        server.close()
+        await runner.cleanup()
+    threads = {name for _, name in checks}
+    assert threads and all(name.startswith("bcrypt") for name in threads)  # never the event loop's thread
+    # 8 wrong + 1 unknown user (checked against a decoy hash of the same cost) + 1 right, then cached.
+    assert len(checks) == 10
+    decoy = [h for h, _ in checks if h != hashed]
+    assert len(decoy) == 1 and decoy[0].split(b"$")[2] == hashed.split(b"$")[2]
+
+
+# 10 ------------------------------------------------------------------------------------------
+
+async def test_idle_connections_are_closed_and_past_the_limit_refused():
+    refused: list[str] = []
+    guard = ConnectionGuard(max_connections=4, header_timeout=0.5, on_refused=refused.append)
+    runner, server, url = await serve(hello_app(guard.middleware), guard)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+        extra_reader, _ = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(extra_reader.read(), 5) == b""  # refused at once
+        for reader, _ in idle:  # never sent a request: closed after the header timeout
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        async with aiohttp.ClientSession() as client:
+            async with client.get(url + "/healthz") as response:
+                assert response.status == 200
+            await asyncio.sleep(0.8)  # a served keep-alive connection outlives the header timeout
+            async with client.get(url + "/healthz") as response:
+                assert response.status == 200
+        for _, writer in idle:
+            writer.close()
+    finally:
+        server.close()
+        await runner.cleanup()
+    assert refused.count("max_connections") == 1 and refused.count("header_timeout") == 4
+
+
+# 11 ------------------------------------------------------------------------------------------
+
+async def test_library_loggers_go_through_the_redacting_json_pipeline():
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    guard = ConnectionGuard()
+    runner, server, url = await serve(hello_app(guard.middleware), guard)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic c2VjcmV0OnB3ZDEyMw==\x00\r\n\r\n")
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.0 400")
+        writer.close()
+    finally:
+        server.close()
+        await runner.cleanup()
+        configure_logging("debug", json=True)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert any(line.get("logger") == "aiohttp.server" for line in lines)  # the library's line is there
+    assert "c2VjcmV0OnB3ZDEyMw" not in stream.getvalue()
+
+
+# 12 ------------------------------------------------------------------------------------------
+
+async def test_two_reloads_at_once_leave_exactly_the_configured_tasks():
+    def config(*names: str):
+        return parse_config({"interval": 3600, "sources": [
+            {"name": n, "provider": "syntropic137", "base_url": "http://127.0.0.1:9", "retries": 0, "timeout": 0.2}
+            for n in names]}, {})
+    exporter = Exporter(config("a", "b"))
+    await exporter.open()
+    exporter.start()
+    try:
+        await asyncio.gather(exporter.reload(config("a", "c")), exporter.reload(config("a", "d")))
+        polling = sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("source:"))
+        assert polling == ["source:a", "source:d"]
+        assert sorted(exporter.collectors) == ["a", "d"]
+    finally:
+        await exporter.close(grace=0.1)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("source:")]
+
+
+# 13 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "sources:\n  - name: a\n    provider: dify\n    api_key: sk-live-SECRET123 : oops\n",
+    "sources:\n  - {name: a, provider: dify, api_key: \"sk-live-SECRET123}\n",
+    "sources:\n  - name: a\n    basic_auth: {username: u, password: sk-live-SECRET123\n",
+])
+def test_config_errors_never_echo_a_secret(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "sk-live-SECRET123" not in str(caught.value) and "line" in str(caught.value)
+    result = run("--config", str(path), "--check-config")
+    assert result.returncode == 2 and "sk-live-SECRET123" not in result.stderr + result.stdout

@@ -1,0 +1,124 @@
+"""The state file under hostile conditions (issue #10, defects 14-16): locked, refused with exit 3
+and a message naming it, and recreated from memory when deleted under a running exporter."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+
+from exporter.aggregates import SourceTotals
+from exporter.app import Exporter
+from exporter.config import parse_config
+from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.server import Simulators
+from exporter.sqlite_store import SqliteStore, StateError
+from exporter.state import CycleDelta
+
+from .helpers import parse_exposition, run
+
+
+def config_file(tmp_path, state_path) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"state_path: {state_path}\nsources:\n  - {{name: s, provider: syntropic137, "
+                    "base_url: 'http://127.0.0.1:9', timeout: 0.5, retries: 0}\n")
+    return str(path)
+
+
+# 14 ------------------------------------------------------------------------------------------
+
+def test_a_second_process_on_the_same_state_file_is_refused(tmp_path):
+    path = str(tmp_path / "state.db")
+    first = SqliteStore(path, {"s": "syntropic137"})
+    try:
+        with pytest.raises(StateError, match="in use by another exporter process"):
+            SqliteStore(path, {"other": "dify"})
+        result = run("--config", config_file(tmp_path, path), "--once")
+        assert result.returncode == 3 and path in result.stderr and f"pid {os.getpid()}" in result.stderr
+        result = run("--config", config_file(tmp_path, path), "--once", "--reset-state")
+        assert result.returncode == 3 and os.path.exists(path)  # --reset-state respects the lock too
+    finally:
+        first.close()
+    second = SqliteStore(path, {"s": "syntropic137"})  # free again once the first closed
+    second.close()
+
+
+# 15 ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("corrupt", [
+    "UPDATE sources SET totals='{not json'",
+    "UPDATE sources SET watermark='yesterday'",
+    "UPDATE counted SET key_time='soon'",
+    "UPDATE pending SET first_seen=NULL",
+])
+def test_a_corrupt_row_exits_3_naming_the_file(tmp_path, corrupt):
+    path = str(tmp_path / "state.db")
+    store = SqliteStore(path, {"s": "syntropic137"})
+    store.commit("s", CycleDelta(floor=1.0, watermark=2.0, counted_add={"x": 2.0}), SourceTotals())
+    store.db.execute("INSERT INTO pending VALUES ('s', 'p', 1.0, 'running', 1.0, NULL, NULL)")
+    store.db.execute("PRAGMA ignore_check_constraints=ON")
+    store.db.execute(corrupt.replace("first_seen=NULL", "first_seen='x'"))
+    store.close()
+    result = run("--config", config_file(tmp_path, path), "--once")
+    assert result.returncode == 3, result.stderr[-1000:]
+    assert path in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unusable_state_paths_exit_3_naming_the_path(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    state_path = str(blocker / "sub" / "state.db")
+    for args in (("--once",), ("--once", "--reset-state")):
+        result = run("--config", config_file(tmp_path, state_path), *args)
+        assert result.returncode == 3 and state_path in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_empty_state_file_is_said_to_start_anew(tmp_path):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"")
+    result = run("--config", config_file(tmp_path, str(path)), "--once")
+    assert "the state file is empty: starting a new state" in result.stderr
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("1",)
+
+
+# 16 ------------------------------------------------------------------------------------------
+
+async def test_a_state_file_deleted_while_running_is_recreated_from_memory(tmp_path, clock, logs):
+    simulators = Simulators(clock=clock, rate=1.0)
+    simulators.backfill(300)
+    path = str(tmp_path / "state.db")
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        config = demo_config(base_url, listen="127.0.0.1:0")
+        config = parse_config({"state_path": path, "sources": [
+            {"name": s.name, "provider": s.provider, "base_url": s.base_url, "api_key": s.api_key,
+             **({"workflow_ids": list(s.workflow_ids)} if s.workflow_ids else {})}
+            for s in config.sources if s.provider in ("dify", "kapso")]}, {})
+        exporter = Exporter(config, SqliteStore(path, {s.name: s.provider for s in config.sources}), clock=clock)
+        await exporter.open()
+        for _ in range(3):
+            clock.advance(5)
+            simulators.tick()
+            assert all((await exporter.run_once()).values())
+        before = parse_exposition(exporter.render_metrics().decode())
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        clock.advance(5)
+        simulators.tick()
+        assert all((await exporter.run_once()).values())
+        during = parse_exposition(exporter.render_metrics().decode())
+        await exporter.close()
+        assert os.path.exists(path)
+        assert [line["msg"] for line in logs("error")] == [
+            "the state file was deleted or replaced while running; recreating it from memory"]
+        assert during[("agent_session_exporter_state_recreated_total", frozenset())] == 1
+        restarted = Exporter(config, SqliteStore(path, {s.name: s.provider for s in config.sources}), clock=clock)
+        await restarted.open()
+        after = parse_exposition(restarted.render_metrics().decode())
+        await restarted.close()
+    for key, value in before.items():
+        if key[0] == "agent_sessions_finished_total":
+            assert after[key] >= value > 0, key  # counters never fall back after the restart
+    finished = [k for k in during if k[0] == "agent_sessions_finished_total"]
+    assert all(after[k] == during[k] for k in finished)
