@@ -13,12 +13,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
-
 from common import BENCH, cpu_seconds, sim_server, stop
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.demo.runner import demo_config
 from exporter.demo.server import KAPSO_WORKFLOWS
-from prometheus_client.parser import text_string_to_metric_families
 
 
 def _counters(url: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -39,13 +38,7 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
         config = demo_config(base_url, interval=interval)
         raw = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": []}
         for source in config.sources:
-            entry = {k: getattr(source, k) for k in ("name", "provider", "base_url")}
-            options = (("api_key", source.api_key), ("project", source.project),
-                       ("api", source.api if source.provider == "honeyhive" else None))
-            entry.update({k: v for k, v in options if v})
-            if source.workflow_ids:
-                entry["workflow_ids"] = list(source.workflow_ids)
-            raw["sources"].append(entry)
+            raw["sources"].append(source.model_dump(mode="json", exclude_defaults=True, exclude={"interval"}))
         Path(tmp, "config.yaml").write_text(yaml.safe_dump(raw))
         log = open(Path(tmp, "exporter.log"), "w")
         process = subprocess.Popen([sys.executable, "-m", "exporter", "--config", f"{tmp}/config.yaml",

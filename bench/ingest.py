@@ -9,17 +9,13 @@ import time
 
 import aiohttp
 import orjson
-
 from common import page_server
+from prometheus_client import CollectorRegistry
 
-from exporter.aggregates import SourceView
-from exporter.collector import SourceCollector
+from exporter.collector import build_collector
 from exporter.config import DEFAULT_BUCKETS, parse_config
-from exporter.http_client import HttpClient
-from exporter.providers import make_provider
 from exporter.selfmetrics import SelfMetrics
 from exporter.sqlite_store import SqliteStore
-from prometheus_client import CollectorRegistry
 
 PAGE = 100
 T0 = 1_780_000_000
@@ -53,10 +49,8 @@ async def exporter_path(base_url: str, sessions: int, per_cycle: int) -> tuple[f
                                         "overlap": 60, "max_pages": 10_000}]}, {}).sources[0]
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(f"{tmp}/state.db", {"bench": "dify"})
-        metrics = SelfMetrics(CollectorRegistry()).for_source(source)
         async with aiohttp.ClientSession() as session:
-            provider = make_provider(source, HttpClient(session, source, metrics))
-            collector = SourceCollector(source, provider, store, SourceView("dify"), metrics, DEFAULT_BUCKETS,
+            collector = build_collector(source, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
                                         clock=lambda: clock["now"])
             busy = 0.0
             for horizon in range(T0 + per_cycle - 1, T0 + sessions - 1 + per_cycle, per_cycle):

@@ -4,20 +4,15 @@ at the end, and the peak. Most sessions fall out of the overlap window, so RSS m
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import tempfile
 
 import aiohttp
+from common import page_server, rss_mb
 from prometheus_client import CollectorRegistry
 
-from common import page_server, rss_mb
-
-from exporter.aggregates import SourceView
-from exporter.collector import SourceCollector
+from exporter.collector import build_collector
 from exporter.config import DEFAULT_BUCKETS, parse_config
-from exporter.http_client import HttpClient
-from exporter.providers import make_provider
 from exporter.selfmetrics import SelfMetrics
 from exporter.sqlite_store import SqliteStore
 
@@ -32,12 +27,11 @@ async def stream(sessions: int, cycle_seconds: float) -> dict[str, float]:
                                         "base_url": "http://placeholder", "initial_lookback": cycle_seconds + 1,
                                         "overlap": "10m", "max_pages": 10_000}]}, {}).sources[0]
     with page_server(sessions, spacing=spacing) as base_url, tempfile.TemporaryDirectory() as tmp:
-        source = dataclasses.replace(source, base_url=base_url + "/v1")
+        source = source.model_copy(update={"base_url": base_url + "/v1"})
         store = SqliteStore(f"{tmp}/state.db", {"mem": "dify"})
-        metrics = SelfMetrics(CollectorRegistry()).for_source(source)
         async with aiohttp.ClientSession() as session:
-            collector = SourceCollector(source, make_provider(source, HttpClient(session, source, metrics)), store,
-                                        SourceView("dify"), metrics, DEFAULT_BUCKETS, clock=lambda: clock["now"])
+            collector = build_collector(source, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
+                                        clock=lambda: clock["now"])
             rss_at_tenth = None
             horizon = float(T0)
             while horizon < T0 + WEEK:

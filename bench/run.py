@@ -11,13 +11,13 @@ import os
 import platform
 import time
 
-from common import BENCH  # noqa: F401  (puts the project on sys.path)
-
 import idle
 import ingest
 import memory
 import scrape
 import state_store
+from common import BENCH  # noqa: F401  (puts the project on sys.path)
+
 from exporter.logs import configure_logging
 
 

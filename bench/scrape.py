@@ -10,7 +10,6 @@ import sys
 import time
 
 from aiohttp import web
-
 from common import sim_server
 
 from exporter.app import Exporter
@@ -32,7 +31,7 @@ print(json.dumps(latencies))
 
 
 async def measure(base_url: str, scrapes: int) -> dict[str, float]:
-    exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=0.5))
+    exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=1))
     await exporter.open()
     await exporter.run_once()
     runner = web.AppRunner(make_app(exporter), access_log=None)

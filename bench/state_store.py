@@ -18,9 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.aggregates import SourceTotals  # noqa: E402
 from exporter.sqlite_store import SqliteStore  # noqa: E402
-from exporter.state import CycleDelta, PendingSession  # noqa: E402
+from exporter.state import (  # noqa: E402
+    CycleDelta,
+    PendingSession,
+    SourceTotals,  # noqa: E402
+)
 
 
 def run(sessions_per_cycle: int, cycles: int, window_cycles: int) -> dict[str, float]:

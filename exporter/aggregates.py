@@ -7,75 +7,19 @@ state store persist and restore exactly what is rendered.
 from __future__ import annotations
 
 import bisect
-import math
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .model import Outcome, SessionRecord
+from .state import SourceTotals
 
 MAX_LABEL_LENGTH = 64
 OTHER = "other"
 _OUTCOME_LABEL = {outcome: outcome.value for outcome in Outcome}
-
-
-@dataclass
-class SourceTotals:
-    """Counter values of one source; also used as the increment of one cycle."""
-
-    finished: dict[tuple[str, str], int] = field(default_factory=dict)   # (status, outcome)
-    duration_buckets: dict[str, list[int]] = field(default_factory=dict)  # outcome -> per-bucket counts, +Inf last
-    duration_sum: dict[str, float] = field(default_factory=dict)
-    #: The bucket bounds the histogram counts refer to (the config's duration_buckets).
-    bounds: list[float] = field(default_factory=list)
-    warnings: float = 0.0
-    errors: int = 0
-    tokens: dict[str, float] = field(default_factory=dict)
-    cost: dict[str, float] = field(default_factory=dict)                 # model -> USD
-
-    def plus(self, other: SourceTotals) -> SourceTotals:
-        """A new SourceTotals holding self + other."""
-        result = SourceTotals()
-        result.add(self)
-        result.add(other)
-        return result
-
-    def add(self, other: SourceTotals) -> None:
-        if other.bounds:
-            self.bounds = list(other.bounds)
-        for key, value in other.finished.items():
-            self.finished[key] = self.finished.get(key, 0) + value
-        for outcome, counts in other.duration_buckets.items():
-            mine = self.duration_buckets.setdefault(outcome, [0] * len(counts))
-            for i, count in enumerate(counts):
-                mine[i] += count
-        for outcome, value in other.duration_sum.items():
-            self.duration_sum[outcome] = self.duration_sum.get(outcome, 0.0) + value
-        self.warnings += other.warnings
-        self.errors += other.errors
-        for kind, value in other.tokens.items():
-            self.tokens[kind] = self.tokens.get(kind, 0.0) + value
-        for model, value in other.cost.items():
-            self.cost[model] = self.cost.get(model, 0.0) + value
-
-
-    def drop_non_finite(self) -> list[str]:
-        """Reset to zero any figure that is infinite or NaN (an older version could persist one);
-        return the names of those reset."""
-        reset = []
-        for name in ("warnings",):
-            if not math.isfinite(getattr(self, name)):
-                setattr(self, name, 0.0)
-                reset.append(name)
-        for name in ("duration_sum", "tokens", "cost"):
-            values: dict[str, float] = getattr(self, name)
-            for key in [k for k, v in values.items() if not math.isfinite(v)]:
-                del values[key]
-                reset.append(f"{name}[{key}]")
-        return reset
 
 
 class LabelLimiter:
@@ -143,11 +87,12 @@ class SourceView:
 
 
 class SessionMetrics(Collector):
-    """Renders every configured source's aggregates at scrape time."""
+    """Renders every configured source's aggregates at scrape time, from the snapshots ``views``
+    hands it (source name -> SourceView)."""
 
-    def __init__(self, buckets: tuple[float, ...]) -> None:
+    def __init__(self, buckets: tuple[float, ...], views: Callable[[], dict[str, SourceView]]) -> None:
         self.buckets = buckets
-        self.sources: dict[str, SourceView] = {}
+        self.views = views
 
     def describe(self) -> list[Metric]:
         return []
@@ -169,7 +114,7 @@ class SessionMetrics(Collector):
         cost = CounterMetricFamily("agent_session_cost_usd", "Cost of finished sessions in US dollars.",
                                    labels=base + ["model"])
         bounds = [floatToGoString(b) for b in self.buckets] + ["+Inf"]
-        for name, view in list(self.sources.items()):
+        for name, view in self.views().items():
             labels = [name, view.provider]
             totals = view.totals
             for (status, outcome), value in sorted(totals.finished.items()):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from typing import Callable
 
@@ -13,12 +12,10 @@ from prometheus_client import CollectorRegistry, disable_created_metrics, genera
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .aggregates import SessionMetrics, SourceView
-from .collector import SourceCollector
+from .aggregates import SessionMetrics
+from .collector import SourceCollector, build_collector
 from .config import Config, SourceConfig
-from .http_client import HttpClient
 from .logs import redactor
-from .providers import make_provider
 from .selfmetrics import SelfMetrics
 from .state import MemoryStore, Store
 
@@ -33,7 +30,8 @@ class Exporter:
         self.clock = clock
         self.store: Store = store or MemoryStore()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.sessions = SessionMetrics(config.duration_buckets)
+        self.sessions = SessionMetrics(config.duration_buckets,
+                                       lambda: {name: c.snapshot() for name, c in self.collectors.items()})
         self.registry.register(self.sessions)
         self.self_metrics = SelfMetrics(self.registry)
         self.live_registry = CollectorRegistry(auto_describe=False)
@@ -62,19 +60,13 @@ class Exporter:
 
     def _add_source(self, source: SourceConfig) -> None:
         assert self.http_session is not None
-        metrics = self.self_metrics.for_source(source)
-        http = HttpClient(self.http_session, source, metrics)
-        provider = make_provider(source, http)
-        view = SourceView(provider=source.provider, figures=provider.FIGURES)
-        self.sessions.sources[source.name] = view
-        self.collectors[source.name] = SourceCollector(
-            source, provider, self.store, view, metrics, self.config.duration_buckets,
+        self.collectors[source.name] = build_collector(
+            source, self.http_session, self.store, self.self_metrics, self.config.duration_buckets,
             clock=self.clock, on_change=self._changed)
 
     async def _remove_source(self, name: str, grace: float) -> None:
         await self._stop_tasks([name], grace)
         collector = self.collectors.pop(name)
-        self.sessions.sources.pop(name, None)
         self.self_metrics.forget(name, collector.source.provider)
 
     async def reload(self, config: Config, grace: float = 5.0) -> None:
@@ -87,7 +79,7 @@ class Exporter:
     async def _reload(self, config: Config, grace: float) -> None:
         if config.duration_buckets != self.config.duration_buckets:
             log.warning("duration_buckets changed: takes effect at the next restart")
-            config = dataclasses.replace(config, duration_buckets=self.config.duration_buckets)
+            config = config.model_copy(update={"duration_buckets": self.config.duration_buckets})
         if config.listen != self.config.listen or config.state_path != self.config.state_path:
             log.warning("listen and state_path changes take effect at the next restart")
         redactor.set_secrets(self.config.secrets + config.secrets)

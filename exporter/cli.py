@@ -18,9 +18,9 @@ from .app import Exporter
 from .config import Config, ConfigError, load_config, parse_listen
 from .demo.runner import demo_config, running_simulators
 from .demo.server import Simulators
-from .logs import configure_logging
 from .listener import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, ConnectionGuard
 from .listener import listen as listen_on
+from .logs import configure_logging
 from .server import make_app
 from .sqlite_store import SqliteStore, StateError
 from .state import MemoryStore, Store
@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parse_listen(args.listen, "--listen")
         web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"config error: {line}", file=sys.stderr)
         return 2
     if args.check_config:
         if config is not None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
 
+import aiohttp
 import structlog
 
 from .aggregates import LabelLimiter, SourceView, TotalsBuilder
-from .config import SourceConfig
 from .cycle import CyclePlan, CycleSettings, plan_cycle
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
-from .providers import PendingRef, PollResult, PollWindow, Provider
+from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
 from .providers.base import InvalidPage
-from .selfmetrics import SourceSelfMetrics
+from .selfmetrics import SelfMetrics, SourceSelfMetrics
+from .sourceconfig import SourceBase as SourceConfig
 from .state import SourceState, Store, window_cutoff
 
 #: Invalid items remembered by id, so each is counted and logged once.
@@ -30,9 +31,9 @@ class SourceCollector:
     falls out of the window can never be read again.
     """
 
-    def __init__(self, source: SourceConfig, provider: Provider, store: Store, view: SourceView,
-                 metrics: SourceSelfMetrics, buckets: tuple[float, ...],
-                 clock: Callable[[], float] = time.time, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, source: SourceConfig, provider: Provider, store: Store, metrics: SourceSelfMetrics,
+                 buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.source = source
         self.provider = provider
         self.store = store
@@ -43,10 +44,8 @@ class SourceCollector:
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
         self.state: SourceState = store.load(source.name)
         self._check_histogram_bounds()
-        self.view = view
-        view.totals = self.state.totals
         self.status_label = LabelLimiter(source.max_label_values, {s for s, _ in self.state.totals.finished})
-        view.active = self.state.active_by_status(self.status_label)
+        self._active = self.state.active_by_status(self.status_label)
         self.model_label = LabelLimiter(source.max_label_values, self.state.totals.cost)
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -113,13 +112,13 @@ class SourceCollector:
         except Exception as exc:  # noqa: BLE001 - one source's bug (or its state's) must not stop the others
             self._fail("collection cycle failed", exc, unexpected=True)
         finally:
-            self.metrics.m.collect_duration.labels(*self.metrics.labels).observe(time.monotonic() - started)
+            self.metrics.cycle_took(time.monotonic() - started)
             self.on_change()
         return ok
 
     async def _poll(self, window: PollWindow) -> PollResult | None:
         """The provider's poll within the cycle's request budget and deadline; None when it failed."""
-        m, labels = self.metrics.m, self.metrics.labels
+        m = self.metrics
         self.provider.http.start_cycle(self.source.max_requests_per_cycle)
         try:
             async with asyncio.timeout(self.source.cycle_timeout):
@@ -127,16 +126,16 @@ class SourceCollector:
         except AuthRefused as exc:
             self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
         except BudgetExhausted as exc:
-            m.cycle_limit_reached.labels(*labels, "requests").inc()
+            m.cycle_limit_reached("requests")
             self._fail("the cycle used its request budget (max_requests_per_cycle) and was abandoned; raise it or "
                        "shorten initial_lookback if the source is this busy", exc)
         except InvalidPage as exc:
-            m.invalid_records.labels(*labels, "invalid_page").inc()
+            m.invalid("invalid_page")
             self._fail("upstream page has the wrong shape", exc)
         except UpstreamError as exc:
             self._fail("upstream request failed", exc)
         except TimeoutError as exc:
-            m.cycle_limit_reached.labels(*labels, "deadline").inc()
+            m.cycle_limit_reached("deadline")
             self._fail(f"the cycle ran past its deadline (cycle_timeout {self.source.cycle_timeout:g}s) and was "
                        "abandoned", exc)
         return None
@@ -148,8 +147,13 @@ class SourceCollector:
         self.store.commit(self.source.name, plan.delta, self.state.totals)
         plan.delta.apply_to(self.state)
         self._report_dropped(plan)
-        self.view.active = self.state.active_by_status(self.status_label)
+        self._active = self.state.active_by_status(self.status_label)
         self._update_gauges()
+
+    def snapshot(self) -> SourceView:
+        """What the renderer draws for this source, handed to it at scrape time."""
+        return SourceView(provider=self.source.provider, totals=self.state.totals, active=self._active,
+                          figures=self.provider.FIGURES)
 
     def _builder(self) -> TotalsBuilder:
         return TotalsBuilder(self.buckets, self.status_label, self.model_label)
@@ -169,7 +173,7 @@ class SourceCollector:
         return tuple(chosen)
 
     def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:
-        self.metrics.m.source_up.labels(*self.metrics.labels).set(0)
+        self.metrics.up(False)
         text = str(exc) or type(exc).__name__
         self.last_result = f"error: {text}"
         log = self.log.error if unexpected else self.log.warning
@@ -177,15 +181,15 @@ class SourceCollector:
 
     def _report(self, result: PollResult, plan: CyclePlan) -> None:
         """Self-metrics and logs of a committed cycle (never before: a failed commit must not count twice)."""
-        m, labels = self.metrics.m, self.metrics.labels
+        m = self.metrics
         self._report_invalid(plan.invalid)
         if plan.dropped_figures:
-            m.invalid_records.labels(*labels, "bad_figure").inc(plan.dropped_figures)
+            m.invalid("bad_figure", plan.dropped_figures)
             self.log.warning("sessions counted without figures whose values were unusable",
                              sessions=plan.dropped_figures)
         for status in plan.unknown_statuses:
             label = self.status_label(status)
-            m.unknown_status.labels(*labels, label).inc()
+            m.unknown_status(label)
             if label not in self._unknown_seen:
                 self._unknown_seen.add(label)
                 self.log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
@@ -193,16 +197,15 @@ class SourceCollector:
         self._report_dropped(plan)
         if result.unordered and not self._order_broken:
             self._order_broken = True
-            m.order_ok.labels(*labels).set(0)
+            m.order_broken()
             self.log.error("the API ignores the order the exporter asked for; whole windows are read from now on "
                            "(slower, never wrong)", parameter=result.unordered)
         if result.unreadable:
             self.log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
                              sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))
-        m.source_up.labels(*labels).set(1)
         self.last_success = self.clock()
-        m.last_success.labels(*labels).set(self.last_success)
-        self.view.active = self.state.active_by_status(self.status_label)
+        m.up(True, self.last_success)
+        self._active = self.state.active_by_status(self.status_label)
         self._update_gauges()
         self.last_result = (f"ok: {len(result.records)} records, {plan.finished} newly finished, "
                             f"{len(self.state.pending)} active")
@@ -220,19 +223,26 @@ class SourceCollector:
                 if len(seen) > _INVALID_IDS_KEPT:
                     seen.popitem(last=False)
             by_reason.setdefault(reason, []).append(item_id)
-        m, labels = self.metrics.m, self.metrics.labels
         for reason, ids in by_reason.items():
-            m.invalid_records.labels(*labels, reason).inc(len(ids))
+            self.metrics.invalid(reason, len(ids))
             self.log.warning("invalid upstream items skipped", reason=reason, items=len(ids),
                              example_id=next((i[:64] for i in ids if i), None))
 
     def _report_dropped(self, plan: CyclePlan) -> None:
-        m, labels = self.metrics.m, self.metrics.labels
         for sid, reason in plan.dropped:
-            m.pending_dropped.labels(*labels, reason).inc()
+            self.metrics.pending_dropped(reason)
             self.log.warning("pending session given up on; dropped", session_id=sid[:64], reason=reason,
                              max_pending_age=self.source.max_pending_age)
 
     def _update_gauges(self) -> None:
-        self.metrics.m.pending.labels(*self.metrics.labels).set(len(self.state.pending))
-        self.metrics.m.tracked_ids.labels(*self.metrics.labels).set(len(self.state.counted))
+        self.metrics.tracked(len(self.state.pending), len(self.state.counted))
+
+
+def build_collector(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
+                    buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
+                    on_change: Callable[[], None] = lambda: None,
+                    sleep: Callable[[float], Any] = asyncio.sleep) -> SourceCollector:
+    """The one way a source's collector is built (the app, the tests and the benchmarks use it)."""
+    metrics = self_metrics.for_source(source)
+    provider = make_provider(source, session, metrics, sleep=sleep)
+    return SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

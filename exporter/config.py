@@ -1,94 +1,87 @@
-"""YAML configuration: ``${VAR}`` expansion, validation into dataclasses, errors naming the key."""
+"""The configuration: YAML with ``${VAR}`` expansion, validated into one typed model (pydantic).
+
+Each provider module declares its own source model; the ``sources`` list is a union of them told
+apart by ``provider``. Every error is reported in one run, each naming the source and the key
+(``source 'wb': page_size: ...``), and never a value: a config line may hold a key.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-PROVIDERS = ("whatabot", "dify", "syntropic137", "honeyhive", "kapso")
+from .providers import PROVIDER_CLASSES
+from .sourceconfig import BasicAuth, Duration, SourceBase, StrictModel, to_seconds
+
+PROVIDERS = tuple(PROVIDER_CLASSES)
 DEFAULT_LISTEN = "0.0.0.0:9817"
 DEFAULT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+#: A configured source: the model of its provider.
+SourceConfig = SourceBase
+AnySource = Annotated[Union[tuple(cls.Config for cls in PROVIDER_CLASSES.values())],  # type: ignore[misc]
+                      Field(discriminator="provider")]
+
+__all__ = ["BasicAuth", "Config", "ConfigError", "SourceConfig", "load_config", "parse_config", "parse_listen",
+           "config_schema"]
 
 
 class ConfigError(ValueError):
-    """Invalid configuration; the message starts with the offending key."""
+    """Invalid configuration; each line names the source (or top-level key) and the key."""
 
 
-@dataclass(frozen=True)
-class BasicAuth:
-    username: str
-    password: str = field(repr=False)
+class Config(StrictModel):
+    listen: str = Field(DEFAULT_LISTEN, description="HOST:PORT to serve /metrics on")
+    interval: Duration = Field(30.0, ge=1, description="default poll period of every source")
+    state_path: str | None = Field(None, description="SQLite file holding windows, pending sessions and totals")
+    duration_buckets: tuple[float, ...] = Field(DEFAULT_BUCKETS, min_length=1,
+                                                description="histogram bucket bounds, seconds, strictly increasing")
+    sources: tuple[AnySource, ...] = Field(description="one entry per polled API (an app, a project, a workflow set)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _source_interval_defaults_to_top_level(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("sources"), list) and _is_duration(raw.get("interval")):
+            raw = {**raw, "sources": [{"interval": raw["interval"], **s} if isinstance(s, dict) else s
+                                      for s in raw["sources"]]}
+        return raw
 
-@dataclass(frozen=True)
-class SourceConfig:
-    name: str
-    provider: str
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    basic_auth: BasicAuth | None = field(default=None, repr=False)
-    interval: float = 30.0
-    timeout: float = 10.0
-    page_size: int = 100
-    max_pages: int = 1000
-    initial_lookback: float = 86400.0
-    overlap: float = 120.0
-    max_pending_age: float = 86400.0
-    max_pending_checks: int = 50
-    max_requests_per_cycle: int = 2000
-    cycle_timeout: float = 300.0
-    settle_after: float = 300.0
-    max_requests_per_second: float | None = None
-    max_response_bytes: int = 32 * 1024 * 1024
-    max_label_values: int = 100
-    retries: int = 3
-    # provider-specific
-    project: str | None = None
-    api: str = "sessions"
-    workflow_ids: tuple[str, ...] = ()
-    workspace_id: str | None = None
-    workflow_id: str | None = None
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise ValueError("must be a non-empty list")
+        names = [entry.get("name") for entry in value if isinstance(entry, dict)]
+        duplicates = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate source name {duplicates[0]!r}")
+        return tuple(value)
 
-    @property
-    def secrets(self) -> list[str]:
-        values = [self.api_key] if self.api_key else []
-        if self.basic_auth:
-            values.append(self.basic_auth.password)
-        return values
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value, "listen")
+        return value
 
-
-@dataclass(frozen=True)
-class Config:
-    sources: tuple[SourceConfig, ...]
-    listen: str = DEFAULT_LISTEN
-    interval: float = 30.0
-    state_path: str | None = None
-    duration_buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    @field_validator("duration_buckets", mode="before")
+    @classmethod
+    def _buckets(cls, value: Any) -> Any:
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in value)
+                or sorted(set(value)) != list(value)):
+            raise ValueError("must be a strictly increasing list of positive numbers")
+        return tuple(float(b) for b in value)
 
     @property
     def secrets(self) -> list[str]:
         return [secret for source in self.sources for secret in source.secrets]
-
-
-_PAGE_LIMITS = {"whatabot": 100, "dify": 100, "syntropic137": 200, "honeyhive": 10000, "kapso": 100}
-_SOURCE_KEYS = {
-    "name", "provider", "base_url", "api_key", "api_key_file", "basic_auth", "interval", "timeout",
-    "page_size", "max_pages", "initial_lookback", "overlap", "max_pending_age", "max_pending_checks", "settle_after",
-    "max_requests_per_cycle", "cycle_timeout",
-    "max_requests_per_second", "max_response_bytes", "max_label_values", "retries",
-    "project", "api", "workflow_ids", "workspace_id", "workflow_id",
-}
-_HONEYHIVE_APIS = {"sessions": 10000, "events": 7500}  # api -> page_size limit
-_TOP_KEYS = {"listen", "interval", "state_path", "duration_buckets", "sources"}
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
@@ -104,56 +97,71 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
     return parse_config(raw, os.environ if environ is None else environ)
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong and where, never the text around it: that line may hold a key or a password."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}{problem}"
-
-
 def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str]) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError("(top level): must be a mapping")
-    raw = _expand(raw, environ, "")
-    _reject_unknown(raw, _TOP_KEYS, "")
-    interval = parse_duration(raw.get("interval", 30), "interval", positive=True)
-    buckets = raw.get("duration_buckets", list(DEFAULT_BUCKETS))
-    if (not isinstance(buckets, list) or not buckets
-            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in buckets)
-            or sorted(set(buckets)) != buckets):
-        raise ConfigError("duration_buckets: must be a strictly increasing list of positive numbers")
-    sources_raw = raw.get("sources")
-    if not isinstance(sources_raw, list) or not sources_raw:
-        raise ConfigError("sources: must be a non-empty list")
-    sources = tuple(_parse_source(item, f"sources[{i}]", interval) for i, item in enumerate(sources_raw))
-    seen: set[str] = set()
-    for i, source in enumerate(sources):
-        if source.name in seen:
-            raise ConfigError(f"sources[{i}].name: duplicate source name {source.name!r}")
-        seen.add(source.name)
-    listen = raw.get("listen", DEFAULT_LISTEN)
-    parse_listen(listen, "listen")
-    state_path = raw.get("state_path")
-    if state_path is not None and not isinstance(state_path, str):
-        raise ConfigError("state_path: must be a string")
-    return Config(sources=sources, listen=listen, interval=interval, state_path=state_path,
-                  duration_buckets=tuple(float(b) for b in buckets))
+    errors: list[str] = []
+    raw = _expand(raw, environ, "", errors)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(error, raw) for error in exc.errors())) from None
 
 
-def parse_duration(value: Any, key: str, *, positive: bool = False) -> float:
-    """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: must be a duration such as 30s, 10m or 24h")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION_PATTERN.match(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    else:
-        raise ConfigError(f"{key}: must be a duration such as 30s, 10m or 24h, got {value!r}")
-    if seconds < 0 or (positive and seconds == 0):
-        raise ConfigError(f"{key}: must be {'positive' if positive else 'zero or more'}")
-    return seconds
+def _describe(error: Any, raw: dict[str, Any]) -> str:
+    """One error as ``source 'NAME': key: message`` (or ``key: message`` at the top level)."""
+    loc = list(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required"
+    elif error["type"] == "union_tag_invalid":
+        message = f"must be one of {', '.join(PROVIDERS)}"
+        loc.append("provider")
+    elif error["type"] == "union_tag_not_found":
+        message = "required"
+        loc.append("provider")
+    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+        index = loc[1]
+        entry = raw["sources"][index] if isinstance(raw.get("sources"), list) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where = f"source {name!r}" if isinstance(name, str) else f"sources[{index}]"
+        rest = [str(part) for part in loc[2:] if part not in PROVIDERS]
+        if rest and ":" in message.split(" ")[0]:
+            rest = []  # the message names its own key (a check across keys)
+        return f"{where}: {'.'.join(rest) + ': ' if rest else ''}{message}"
+    return f"{'.'.join(str(p) for p in loc) or '(top level)'}: {message}"
+
+
+def config_schema() -> dict[str, Any]:
+    """The config file's JSON Schema, for editors (``--config.schema``)."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "agent-session-exporter configuration"
+    return schema
+
+
+def config_schema_text() -> str:
+    return json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _is_duration(value: Any) -> bool:
+    try:
+        to_seconds(value)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """Seconds from ``90``, ``30s``, ``10m``, ``24h`` or ``7d``; ConfigError naming ``key`` otherwise."""
+    try:
+        return to_seconds(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def parse_listen(value: Any, key: str) -> tuple[str, int]:
@@ -166,129 +174,26 @@ def parse_listen(value: Any, key: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
-def _expand(value: Any, environ: Any, key: str) -> Any:
-    """Replace ``${VAR}`` in every string value; a missing variable is an error naming the key."""
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, never the text around it: that line may hold a key or a password."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def _expand(value: Any, environ: Any, key: str, errors: list[str]) -> Any:
+    """Replace ``${VAR}`` in every string value; each missing variable is an error naming its key."""
     if isinstance(value, dict):
-        return {k: _expand(v, environ, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {k: _expand(v, environ, f"{key}.{k}" if key else str(k), errors) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, environ, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, environ, f"{key}[{i}]", errors) for i, v in enumerate(value)]
     if isinstance(value, str):
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in environ:
-                raise ConfigError(f"{key}: environment variable {name} is not set")
+                errors.append(f"{key}: environment variable {name} is not set")
+                return ""
             return environ[name]
         return _ENV_PATTERN.sub(substitute, value)
     return value
-
-
-def _reject_unknown(raw: dict[str, Any], allowed: set[str], prefix: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{prefix}{key}: unknown key")
-
-
-def _parse_source(raw: Any, key: str, default_interval: float) -> SourceConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{key}: must be a mapping")
-    _reject_unknown(raw, _SOURCE_KEYS, f"{key}.")
-
-    def string(name: str, required: bool = False) -> str | None:
-        value = raw.get(name)
-        if value is None:
-            if required:
-                raise ConfigError(f"{key}.{name}: required")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{key}.{name}: must be a non-empty string")
-        return value.strip()
-
-    def number(name: str, default: float, cast: type = float, minimum: float = 0) -> Any:
-        value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            raise ConfigError(f"{key}.{name}: must be a number of at least {minimum}")
-        if cast is int and value != int(value):
-            raise ConfigError(f"{key}.{name}: must be a whole number")
-        return cast(value)
-
-    name = string("name", required=True)
-    assert name is not None
-    if not _NAME_PATTERN.match(name):
-        raise ConfigError(f"{key}.name: use 1-64 letters, digits, '_', '-', '.', ':'")
-    provider = string("provider", required=True)
-    if provider not in PROVIDERS:
-        raise ConfigError(f"{key}.provider: must be one of {', '.join(PROVIDERS)}, got {provider!r}")
-    base_url = string("base_url", required=True)
-    assert base_url is not None
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{key}.base_url: must start with http:// or https://")
-
-    api_key = string("api_key")
-    key_file = string("api_key_file")
-    if api_key and key_file:
-        raise ConfigError(f"{key}.api_key_file: give api_key or api_key_file, not both")
-    if key_file:
-        try:
-            api_key = Path(key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{key}.api_key_file: cannot read {key_file}: {exc.strerror}") from None
-        if not api_key:
-            raise ConfigError(f"{key}.api_key_file: {key_file} is empty")
-    basic_auth = None
-    if raw.get("basic_auth") is not None:
-        auth = raw["basic_auth"]
-        if (not isinstance(auth, dict) or set(auth) != {"username", "password"}
-                or not all(isinstance(v, str) for v in auth.values())):
-            raise ConfigError(f"{key}.basic_auth: must be a mapping with username and password strings")
-        if api_key:
-            raise ConfigError(f"{key}.basic_auth: give api_key or basic_auth, not both")
-        basic_auth = BasicAuth(auth["username"], auth["password"])
-    if provider != "syntropic137" and not api_key and not basic_auth:
-        raise ConfigError(f"{key}.api_key: required for provider {provider} (or api_key_file / basic_auth)")
-
-    api = string("api") or "sessions"
-    if raw.get("api") is not None and provider != "honeyhive":
-        raise ConfigError(f"{key}.api: only for provider honeyhive")
-    if api not in _HONEYHIVE_APIS:
-        raise ConfigError(f"{key}.api: must be one of {', '.join(_HONEYHIVE_APIS)}, got {api!r}")
-    page_limit = _HONEYHIVE_APIS[api] if provider == "honeyhive" else _PAGE_LIMITS[provider]
-    page_size = number("page_size", 1000 if provider == "honeyhive" else page_limit, int, 1)
-    if page_size > page_limit:
-        raise ConfigError(f"{key}.page_size: {provider} allows at most {page_limit}")
-    workflow_ids = raw.get("workflow_ids") or []
-    if provider == "kapso":
-        if (not isinstance(workflow_ids, list) or not workflow_ids
-                or not all(isinstance(w, str) and w.strip() for w in workflow_ids)):
-            raise ConfigError(f"{key}.workflow_ids: required for provider kapso, a list of workflow ids")
-        if len(set(workflow_ids)) != len(workflow_ids):
-            raise ConfigError(f"{key}.workflow_ids: duplicate workflow id")
-    elif workflow_ids:
-        raise ConfigError(f"{key}.workflow_ids: only for provider kapso")
-    project = string("project", required=provider == "honeyhive")
-    for option, owner in (("project", "honeyhive"), ("workspace_id", "whatabot"), ("workflow_id", "syntropic137")):
-        if raw.get(option) is not None and provider != owner:
-            raise ConfigError(f"{key}.{option}: only for provider {owner}")
-    rate = raw.get("max_requests_per_second")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
-        raise ConfigError(f"{key}.max_requests_per_second: must be a positive number")
-
-    return SourceConfig(
-        name=name, provider=provider, base_url=base_url.rstrip("/"), api_key=api_key, basic_auth=basic_auth,
-        interval=parse_duration(raw.get("interval", default_interval), f"{key}.interval", positive=True),
-        timeout=parse_duration(raw.get("timeout", 10), f"{key}.timeout", positive=True),
-        page_size=page_size,
-        max_pages=number("max_pages", 1000, int, 1),
-        initial_lookback=parse_duration(raw.get("initial_lookback", "24h"), f"{key}.initial_lookback"),
-        overlap=parse_duration(raw.get("overlap", "2m"), f"{key}.overlap"),
-        max_pending_age=parse_duration(raw.get("max_pending_age", "24h"), f"{key}.max_pending_age", positive=True),
-        max_pending_checks=number("max_pending_checks", 50, int, 1),
-        max_requests_per_cycle=number("max_requests_per_cycle", 2000, int, 1),
-        cycle_timeout=parse_duration(raw.get("cycle_timeout", "5m"), f"{key}.cycle_timeout", positive=True),
-        settle_after=parse_duration(raw.get("settle_after", 300), f"{key}.settle_after"),
-        max_requests_per_second=float(rate) if rate is not None else None,
-        max_response_bytes=number("max_response_bytes", 32 * 1024 * 1024, int, 1024),
-        max_label_values=number("max_label_values", 100, int, 1),
-        retries=number("retries", 3, int, 0),
-        project=project, api=api, workflow_ids=tuple(w.strip() for w in workflow_ids),
-        workspace_id=string("workspace_id"), workflow_id=string("workflow_id"),
-    )

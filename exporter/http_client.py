@@ -8,12 +8,13 @@ import email.utils
 import json
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import aiohttp
 import orjson
 
-from .config import SourceConfig
+from .sourceconfig import SourceBase as SourceConfig
 
 USER_AGENT = "agent-session-exporter"
 _MAX_BACKOFF = 30.0
@@ -49,30 +50,34 @@ class BudgetExhausted(UpstreamError):
     """The cycle's request budget is spent: a looping or endless upstream costs no more than that."""
 
 
-def auth_headers(source: SourceConfig) -> dict[str, str]:
-    """The provider's documented auth header for a source (see shared/seeds), or Basic auth."""
-    if source.basic_auth is not None:
-        token = base64.b64encode(f"{source.basic_auth.username}:{source.basic_auth.password}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-    if source.api_key is None:
-        return {}
-    if source.provider == "whatabot":
-        return {"X-Api-Key": source.api_key}
-    if source.provider == "kapso":
-        return {"X-API-Key": source.api_key}
-    return {"Authorization": f"Bearer {source.api_key}"}
+@dataclass(frozen=True)
+class HeaderAuth:
+    """How an API takes its key: a header and what goes before the key (a provider declares it)."""
+
+    header: str = "Authorization"
+    prefix: str = "Bearer "
+
+    def headers(self, source: SourceConfig) -> dict[str, str]:
+        """The source's credential headers: Basic auth when configured, else the key in this header."""
+        if source.basic_auth is not None:
+            token = base64.b64encode(f"{source.basic_auth.username}:{source.basic_auth.password}".encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        return {} if source.api_key is None else {self.header: self.prefix + source.api_key}
+
+
+BEARER = HeaderAuth()
 
 
 class HttpClient:
     """Fetches JSON for one source, with its auth, timeout, retry budget and rate limit."""
 
     def __init__(self, session: aiohttp.ClientSession, source: SourceConfig, observer: RequestObserver,
-                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+                 auth: HeaderAuth = BEARER, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self._session = session
         self._source = source
         self._observer = observer
         self._sleep = sleep
-        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **auth_headers(source)}
+        self._headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **auth.headers(source)}
         self._timeout = aiohttp.ClientTimeout(total=source.timeout)
         self._min_gap = 1.0 / source.max_requests_per_second if source.max_requests_per_second else 0.0
         self._next_slot = 0.0

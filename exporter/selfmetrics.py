@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from .config import SourceConfig
+from .sourceconfig import SourceBase as SourceConfig
 
 _LABELS = ("source", "provider")
 
@@ -74,6 +74,7 @@ class SelfMetrics:
     def for_source(self, source: SourceConfig) -> SourceSelfMetrics:
         return SourceSelfMetrics(self, source.name, source.provider)
 
+
     def forget(self, name: str, provider: str) -> None:
         """Drop every series of a source that left the config."""
         per_source = [m for m in vars(self).values()
@@ -85,17 +86,25 @@ class SelfMetrics:
 
 
 class SourceSelfMetrics:
-    """The self-metrics of one source; also the HttpClient's RequestObserver."""
+    """The self-metrics of one source, as the collector reports them; also the HttpClient's
+    RequestObserver. Series of known label values exist from the start, at 0."""
 
     def __init__(self, metrics: SelfMetrics, name: str, provider: str) -> None:
         self.m = metrics
-        self.labels = (name, provider)
-        metrics.source_up.labels(*self.labels).set(0)
-        metrics.retries.labels(*self.labels)
-        metrics.pending.labels(*self.labels)
-        metrics.tracked_ids.labels(*self.labels)
-        metrics.order_ok.labels(*self.labels).set(1)
+        self.labels = labels = (name, provider)
+        metrics.source_up.labels(*labels).set(0)
+        metrics.retries.labels(*labels)
+        metrics.pending.labels(*labels)
+        metrics.tracked_ids.labels(*labels)
+        metrics.order_ok.labels(*labels).set(1)
+        for reason in INVALID_REASONS:
+            metrics.invalid_records.labels(*labels, reason)
+        for reason in DROP_REASONS:
+            metrics.pending_dropped.labels(*labels, reason)
+        for limit in ("requests", "deadline"):
+            metrics.cycle_limit_reached.labels(*labels, limit)
 
+    # --- RequestObserver ---
     def request(self, code: str) -> None:
         self.m.requests.labels(*self.labels, code).inc()
 
@@ -104,3 +113,38 @@ class SourceSelfMetrics:
 
     def rate_limit_remaining(self, remaining: float) -> None:
         self.m.rate_limit_remaining.labels(*self.labels).set(remaining)
+
+    # --- the collector's reports ---
+    def cycle_took(self, seconds: float) -> None:
+        self.m.collect_duration.labels(*self.labels).observe(seconds)
+
+    def up(self, ok: bool, when: float | None = None) -> None:
+        self.m.source_up.labels(*self.labels).set(1 if ok else 0)
+        if ok and when is not None:
+            self.m.last_success.labels(*self.labels).set(when)
+
+    def invalid(self, reason: str, count: int = 1) -> None:
+        self.m.invalid_records.labels(*self.labels, reason).inc(count)
+
+    def unknown_status(self, status: str) -> None:
+        self.m.unknown_status.labels(*self.labels, status).inc()
+
+    def pending_dropped(self, reason: str) -> None:
+        self.m.pending_dropped.labels(*self.labels, reason).inc()
+
+    def cycle_limit_reached(self, limit: str) -> None:
+        self.m.cycle_limit_reached.labels(*self.labels, limit).inc()
+
+    def order_broken(self) -> None:
+        self.m.order_ok.labels(*self.labels).set(0)
+
+    def tracked(self, pending: int, counted_ids: int) -> None:
+        self.m.pending.labels(*self.labels).set(pending)
+        self.m.tracked_ids.labels(*self.labels).set(counted_ids)
+
+
+#: Every reason an upstream item or page is counted as invalid.
+INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_object", "future_timestamp",
+                   "invalid_page", "oversized_page", "bad_figure")
+#: Every reason a pending session is given up on.
+DROP_REASONS = ("max_pending_age", "gone", "unreadable")

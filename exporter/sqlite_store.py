@@ -8,7 +8,6 @@ is neither counted twice nor lost.
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import sqlite3
@@ -17,8 +16,7 @@ from typing import IO, Callable
 
 import structlog
 
-from .aggregates import SourceTotals
-from .state import CycleDelta, PendingSession, SourceState
+from .state import CycleDelta, PendingSession, SourceState, SourceTotals
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -130,7 +128,7 @@ class SqliteStore:
             "INSERT INTO sources (name, provider, floor, watermark, totals) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, floor=excluded.floor, "
             "watermark=excluded.watermark, totals=excluded.totals",
-            (source, self.providers.get(source, ""), floor, watermark, _totals_to_json(totals)))
+            (source, self.providers.get(source, ""), floor, watermark, totals.to_json()))
 
     def retain_only(self, providers: dict[str, str]) -> list[str]:
         """Drop the state of sources no longer configured, or whose provider changed (name -> provider)."""
@@ -152,7 +150,7 @@ class SqliteStore:
             if row is None:
                 return SourceState()
             state = SourceState(floor=_time_or_none(row[0]), watermark=_time_or_none(row[1]),
-                                totals=_totals_from_json(row[2]))
+                                totals=SourceTotals.from_json(row[2]))
             reset = state.totals.drop_non_finite()
             if reset:
                 log.error("state held counters that are not finite numbers; they restart from zero",
@@ -253,23 +251,3 @@ def _lock(path: str) -> IO[str]:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
-
-
-def _totals_to_json(totals: SourceTotals) -> str:
-    return json.dumps({
-        "finished": [[status, outcome, count] for (status, outcome), count in totals.finished.items()],
-        "duration_buckets": totals.duration_buckets, "duration_sum": totals.duration_sum, "bounds": totals.bounds,
-        "warnings": totals.warnings, "errors": totals.errors, "tokens": totals.tokens, "cost": totals.cost,
-    }, separators=(",", ":"))
-
-
-def _totals_from_json(text: str) -> SourceTotals:
-    raw = json.loads(text)
-    return SourceTotals(
-        finished={(status, outcome): int(count) for status, outcome, count in raw["finished"]},
-        duration_buckets={k: [int(c) for c in v] for k, v in raw["duration_buckets"].items()},
-        duration_sum={k: float(v) for k, v in raw["duration_sum"].items()},
-        bounds=[float(b) for b in raw.get("bounds", [])],
-        warnings=float(raw["warnings"]), errors=int(raw["errors"]),
-        tokens={k: float(v) for k, v in raw["tokens"].items()}, cost={k: float(v) for k, v in raw["cost"].items()},
-    )

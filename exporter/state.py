@@ -2,10 +2,126 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Protocol, get_args, get_origin, get_type_hints
 
-from .aggregates import SourceTotals
+
+@dataclass
+class SourceTotals:
+    """Counter values of one source; also used as the increment of one cycle."""
+
+    finished: dict[tuple[str, str], int] = field(default_factory=dict)   # (status, outcome)
+    duration_buckets: dict[str, list[int]] = field(default_factory=dict)  # outcome -> per-bucket counts, +Inf last
+    duration_sum: dict[str, float] = field(default_factory=dict)
+    #: The bucket bounds the histogram counts refer to (the config's duration_buckets).
+    bounds: list[float] = field(default_factory=list)
+    warnings: float = 0.0
+    errors: int = 0
+    tokens: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)                 # model -> USD
+
+    def plus(self, other: SourceTotals) -> SourceTotals:
+        """A new SourceTotals holding self + other."""
+        result = SourceTotals()
+        result.add(self)
+        result.add(other)
+        return result
+
+    def add(self, other: SourceTotals) -> None:
+        if other.bounds:
+            self.bounds = list(other.bounds)
+        for key, value in other.finished.items():
+            self.finished[key] = self.finished.get(key, 0) + value
+        for outcome, counts in other.duration_buckets.items():
+            mine = self.duration_buckets.setdefault(outcome, [0] * len(counts))
+            for i, count in enumerate(counts):
+                mine[i] += count
+        for outcome, value in other.duration_sum.items():
+            self.duration_sum[outcome] = self.duration_sum.get(outcome, 0.0) + value
+        self.warnings += other.warnings
+        self.errors += other.errors
+        for kind, value in other.tokens.items():
+            self.tokens[kind] = self.tokens.get(kind, 0.0) + value
+        for model, value in other.cost.items():
+            self.cost[model] = self.cost.get(model, 0.0) + value
+
+
+    def to_json(self) -> str:
+        """The persisted form, derived from the fields: dicts keyed by tuples become lists of rows."""
+        data: dict[str, Any] = {}
+        hints = get_type_hints(type(self))
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if _keyed_by_tuples(hints[spec.name]):
+                value = [[*key, count] for key, count in value.items()]
+            data[spec.name] = value
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> SourceTotals:
+        """The inverse of ``to_json``, checking each value against its field's type; ValueError,
+        KeyError or TypeError on anything else."""
+        raw = json.loads(text)
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name in raw:
+                values[spec.name] = _typed(raw[spec.name], hints[spec.name], spec.name)
+            elif spec.name != "bounds":
+                raise KeyError(spec.name)
+        return cls(**values)
+
+    def drop_non_finite(self) -> list[str]:
+        """Reset to zero any figure that is infinite or NaN (an older version could persist one);
+        return the names of those reset."""
+        reset = []
+        for name in ("warnings",):
+            if not math.isfinite(getattr(self, name)):
+                setattr(self, name, 0.0)
+                reset.append(name)
+        for name in ("duration_sum", "tokens", "cost"):
+            values: dict[str, float] = getattr(self, name)
+            for key in [k for k, v in values.items() if not math.isfinite(v)]:
+                del values[key]
+                reset.append(f"{name}[{key}]")
+        return reset
+
+
+def _keyed_by_tuples(hint: Any) -> bool:
+    return get_origin(hint) is dict and get_origin(get_args(hint)[0]) is tuple
+
+
+def _typed(value: Any, hint: Any, name: str) -> Any:
+    """``value`` read from JSON as the type ``hint`` (float, int, str, list[...], dict[...], tuples as rows)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name}: {value!r} is not a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name}: {value!r} is not an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{name}: {value!r} is not a string")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError(f"{name}: not a list")
+        return [_typed(v, args[0], name) for v in value]
+    if _keyed_by_tuples(hint):
+        width = len(get_args(args[0]))
+        if not isinstance(value, list) or not all(isinstance(row, list) and len(row) == width + 1 for row in value):
+            raise TypeError(f"{name}: not a list of rows")
+        return {tuple(_typed(k, str, name) for k in row[:width]): _typed(row[width], args[1], name) for row in value}
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"{name}: not a mapping")
+        return {_typed(k, args[0], name): _typed(v, args[1], name) for k, v in value.items()}
+    raise TypeError(f"{name}: unsupported type {hint!r}")
 
 
 @dataclass(slots=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import binascii
+import concurrent.futures
 import hashlib
 import hmac
 import ssl

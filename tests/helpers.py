@@ -17,11 +17,9 @@ from aioresponses import CallbackResult
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.aggregates import SessionMetrics, SourceView
-from exporter.collector import SourceCollector
+from exporter.aggregates import SessionMetrics
+from exporter.collector import build_collector
 from exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
-from exporter.http_client import HttpClient
-from exporter.providers import make_provider
 from exporter.selfmetrics import SelfMetrics
 from exporter.state import MemoryStore, Store
 
@@ -49,16 +47,12 @@ class Harness:
                  store: Store | None = None) -> None:
         self.source = source
         self.registry = CollectorRegistry(auto_describe=False)
-        self.sessions = SessionMetrics(DEFAULT_BUCKETS)
-        self.registry.register(self.sessions)
         self.self_metrics = SelfMetrics(self.registry)
-        observer = self.self_metrics.for_source(source)
-        self.http = HttpClient(session, source, observer, sleep=_no_sleep)
-        self.provider = make_provider(source, self.http)
-        view = SourceView(provider=source.provider, figures=self.provider.FIGURES)
-        self.sessions.sources[source.name] = view
-        self.collector = SourceCollector(source, self.provider, store or MemoryStore(), view, observer,
-                                         DEFAULT_BUCKETS, clock=clock)
+        self.collector = build_collector(source, session, store or MemoryStore(), self.self_metrics, DEFAULT_BUCKETS,
+                                         clock=clock, sleep=_no_sleep)
+        self.provider = self.collector.provider
+        self.http = self.provider.http
+        self.registry.register(SessionMetrics(DEFAULT_BUCKETS, lambda: {source.name: self.collector.snapshot()}))
 
     def value(self, name: str, **labels: str) -> float:
         full = {"source": self.source.name, "provider": self.source.provider, **labels}
@@ -148,3 +142,8 @@ def whatabot_item(n: int, status: str = "completed", started: float = 1_780_000_
             "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": "contact-123", "status": status,
             "warnings": warnings, "startedAt": iso_ms(started), "expiresAt": iso_ms(started + 900),
             "finishedAt": None if status in ("running", "active") else iso_ms(started + length)}
+
+
+def source_entry(source: SourceConfig) -> dict[str, Any]:
+    """A configured source back as its config-file entry (what differs from the defaults)."""
+    return source.model_dump(mode="json", exclude_defaults=True, exclude={"interval"})

@@ -15,6 +15,7 @@ from exporter.demo.runner import DEMO_SOURCES
 
 from .helpers import ROOT, parse_exposition, run, total_of
 
+
 def test_check_config_accepts_the_example():
     env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "SYNTROPIC_PASSWORD")}
     result = run("--config", "config.example.yaml", "--check-config", env=env)
@@ -27,7 +28,7 @@ def test_check_config_names_the_offending_key(tmp_path):
     bad.write_text("sources:\n  - {name: a, provider: dify, base_url: 'http://x', api_key: k, page_size: 0}\n")
     result = run("--config", str(bad), "--check-config")
     assert result.returncode == 2
-    assert "sources[0].page_size" in result.stderr
+    assert "source 'a': page_size:" in result.stderr
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

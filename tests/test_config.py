@@ -29,30 +29,53 @@ def test_missing_environment_variable_names_the_key():
 
 
 @pytest.mark.parametrize("change, key", [
-    ({"provider": "bogus"}, r"sources\[0\]\.provider"),
-    ({"base_url": "ftp://x"}, r"sources\[0\]\.base_url"),
-    ({"page_size": 500}, r"sources\[0\]\.page_size"),
-    ({"interval": "soon"}, r"sources\[0\]\.interval"),
-    ({"timeout": 0}, r"sources\[0\]\.timeout"),
-    ({"api_key": None}, r"sources\[0\]\.api_key"),
-    ({"surprise": 1}, r"sources\[0\]\.surprise: unknown key"),
-    ({"provider": "honeyhive"}, r"sources\[0\]\.project: required"),
-    ({"api": "events"}, r"sources\[0\]\.api: only for provider honeyhive"),
-    ({"provider": "honeyhive", "project": "p", "api": "graphql"}, r"sources\[0\]\.api: must be one of"),
-    ({"provider": "honeyhive", "project": "p", "api": "events", "page_size": 8000}, r"sources\[0\]\.page_size"),
-    ({"provider": "kapso"}, r"sources\[0\]\.workflow_ids: required"),
-    ({"project": "p"}, r"sources\[0\]\.project: only for provider honeyhive"),
-    ({"basic_auth": {"username": "u"}}, r"sources\[0\]\.basic_auth"),
+    ({"provider": "bogus"}, r"source 'wb': provider: must be one of whatabot, dify"),
+    ({"base_url": "ftp://x"}, r"source 'wb': base_url: must be an http:// or https:// URL"),
+    ({"page_size": 500}, r"source 'wb': page_size: .*less than or equal to 100"),
+    ({"page_size": 50.0}, r"source 'wb': page_size"),
+    ({"interval": "soon"}, r"source 'wb': interval: must be a duration"),
+    ({"interval": 0.5}, r"source 'wb': interval: .*greater than or equal to 1"),
+    ({"timeout": 0}, r"source 'wb': timeout"),
+    ({"api_key": None}, r"source 'wb': api_key: required for provider whatabot"),
+    ({"surprise": 1}, r"source 'wb': surprise: unknown key"),
+    ({"provider": "honeyhive"}, r"source 'wb': project: required"),
+    ({"api": "events"}, r"source 'wb': api: unknown key"),
+    ({"provider": "honeyhive", "project": "p", "api": "graphql"}, r"source 'wb': api: Input should be 'sessions'"),
+    ({"provider": "honeyhive", "project": "p", "api": "events", "page_size": 8000},
+     r"source 'wb': page_size: the events API allows at most 7500"),
+    ({"provider": "kapso"}, r"source 'wb': workflow_ids: required"),
+    ({"provider": "kapso", "workflow_ids": "wf-1"}, r"source 'wb': workflow_ids: must be a list"),
+    ({"provider": "kapso", "workflow_ids": ["a", "a"]}, r"source 'wb': workflow_ids: duplicate"),
+    ({"project": "p"}, r"source 'wb': project: unknown key"),
+    ({"basic_auth": {"username": "u"}}, r"source 'wb': basic_auth.password: required"),
+    ({"name": "has space"}, r"source 'has space': name"),
 ])
-def test_invalid_values_name_the_offending_key(change, key):
+def test_invalid_values_name_the_source_and_the_key(change, key):
     with pytest.raises(ConfigError, match=key):
         parse_config(minimal(**change), {})
+
+
+def test_every_error_is_reported_in_one_run():
+    raw = {"interval": "never", "sources": [
+        {"name": "wb", "provider": "whatabot", "base_url": "https://x", "api_key": "k", "page_size": 0},
+        {"name": "dy", "provider": "dify", "base_url": "gopher://x", "api_key": "k", "retries": -1},
+        {"provider": "kapso", "base_url": "https://x", "api_key": "k"}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, {})
+    assert str(caught.value).splitlines() == [
+        "interval: must be a duration such as 30s, 10m or 24h, got 'never'",
+        "source 'wb': page_size: Input should be greater than or equal to 1",
+        "source 'dy': base_url: must be an http:// or https:// URL",
+        "source 'dy': retries: Input should be greater than or equal to 0",
+        "sources[2]: name: required",
+        "sources[2]: workflow_ids: required",
+    ]
 
 
 def test_duplicate_source_names_are_refused():
     raw = minimal()
     raw["sources"].append(dict(raw["sources"][0]))
-    with pytest.raises(ConfigError, match=r"sources\[1\]\.name: duplicate"):
+    with pytest.raises(ConfigError, match=r"sources: duplicate source name 'wb'"):
         parse_config(raw, {})
 
 
@@ -68,7 +91,7 @@ def test_api_key_file(tmp_path):
     key_file.write_text("from-file\n")
     config = parse_config(minimal(api_key=None, api_key_file=str(key_file)), {})
     assert config.sources[0].api_key == "from-file"
-    with pytest.raises(ConfigError, match=r"sources\[0\]\.api_key_file: cannot read"):
+    with pytest.raises(ConfigError, match=r"source 'wb': api_key_file: cannot read"):
         parse_config(minimal(api_key=None, api_key_file=str(tmp_path / "missing")), {})
 
 

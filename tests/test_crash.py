@@ -17,7 +17,7 @@ import yaml
 from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 
-from .helpers import parse_exposition, total_of
+from .helpers import parse_exposition, source_entry, total_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,17 +45,10 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
     simulators = Simulators(rate=4.0, min_duration=0.2, max_duration=2.5)
     async with running_simulators(simulators, tick_every=0.05) as base_url:
         config = demo_config(base_url)
-        raw = {"state_path": str(tmp_path / "state.db"), "interval": 0.25, "sources": []}
+        raw = {"state_path": str(tmp_path / "state.db"), "interval": 1, "sources": []}
         for source in config.sources:
-            entry = {"name": source.name, "provider": source.provider, "base_url": source.base_url,
-                     "initial_lookback": "1h", "overlap": "30s", "settle_after": 0.5, "timeout": 5}
-            if source.api_key:
-                entry["api_key"] = source.api_key
-            if source.project:
-                entry["project"] = source.project
-            if source.workflow_ids:
-                entry["workflow_ids"] = list(source.workflow_ids)
-            raw["sources"].append(entry)
+            raw["sources"].append({**source_entry(source), "initial_lookback": "1h", "overlap": "30s",
+                                   "settle_after": 0.5, "timeout": 5})
         config_path = tmp_path / "config.yaml"
         config_path.write_text(yaml.safe_dump(raw))
         log_path = tmp_path / "exporter.log"

@@ -1,9 +1,9 @@
 import io
 import json
 
-from exporter.logs import REDACTED, configure_logging, redactor
-
 import structlog
+
+from exporter.logs import REDACTED, configure_logging, redactor
 
 
 def test_known_secrets_are_redacted_from_every_field_of_every_line():

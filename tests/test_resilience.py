@@ -28,7 +28,7 @@ SECRETS = {
 WRONG_KEY = "wh_SECRET_wrong_77aa"
 HUGE_KEY = "app-SECRET_huge_5521"
 SYNTROPIC_PASSWORD = "SECRET_gateway_pw_1234"
-INTERVAL = 0.3
+INTERVAL = 1.0
 
 
 def every(n: int):

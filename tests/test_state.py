@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
 import pytest
 
-from exporter.aggregates import SourceTotals
 from exporter.app import Exporter
 from exporter.cli import open_store
 from exporter.config import Config
 from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore, StateError
-from exporter.state import CycleDelta, PendingSession
+from exporter.state import CycleDelta, PendingSession, SourceTotals
 
 from .helpers import parse_exposition, run, total_of
 
 
 def demo_config_with_state(base_url: str, tmp_path) -> Config:
-    return dataclasses.replace(demo_config(base_url, listen="127.0.0.1:0"), state_path=str(tmp_path / "state.db"))
+    return demo_config(base_url, listen="127.0.0.1:0").model_copy(update={"state_path": str(tmp_path / "state.db")})
 
 
 def test_round_trip_of_every_part_of_the_state(tmp_path):
@@ -135,7 +133,7 @@ async def test_changed_duration_buckets_restart_only_the_histogram(tmp_path, clo
         await exporter.run_once()
         before = parse_exposition(exporter.render_metrics().decode())
         await exporter.close()
-        rebucketed = dataclasses.replace(config, duration_buckets=(2.0, 20.0))
+        rebucketed = config.model_copy(update={"duration_buckets": (2.0, 20.0)})
         exporter = Exporter(rebucketed, open_store(rebucketed), clock=clock)
         await exporter.open()
         after = parse_exposition(exporter.render_metrics().decode())

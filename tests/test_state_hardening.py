@@ -8,15 +8,14 @@ import sqlite3
 
 import pytest
 
-from exporter.aggregates import SourceTotals
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.demo.runner import demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore, StateError
-from exporter.state import CycleDelta
+from exporter.state import CycleDelta, SourceTotals
 
-from .helpers import parse_exposition, run
+from .helpers import parse_exposition, run, source_entry
 
 
 def config_file(tmp_path, state_path) -> str:
@@ -91,9 +90,7 @@ async def test_a_state_file_deleted_while_running_is_recreated_from_memory(tmp_p
     async with running_simulators(simulators, tick_every=None) as base_url:
         config = demo_config(base_url, listen="127.0.0.1:0")
         config = parse_config({"state_path": path, "sources": [
-            {"name": s.name, "provider": s.provider, "base_url": s.base_url, "api_key": s.api_key,
-             **({"workflow_ids": list(s.workflow_ids)} if s.workflow_ids else {})}
-            for s in config.sources if s.provider in ("dify", "kapso")]}, {})
+            source_entry(s) for s in config.sources if s.provider in ("dify", "kapso")]}, {})
         exporter = Exporter(config, SqliteStore(path, {s.name: s.provider for s in config.sources}), clock=clock)
         await exporter.open()
         for _ in range(3):

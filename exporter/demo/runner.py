@@ -11,7 +11,6 @@ from aiohttp import web
 from ..config import Config, parse_config
 from .server import DEMO_KEYS, HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
 
-
 #: The demo's sources and the simulator each polls (two read HoneyHive, through each of its APIs).
 DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",
                 "demo-honeyhive": "honeyhive", "demo-honeyhive-events": "honeyhive", "demo-kapso": "kapso"}

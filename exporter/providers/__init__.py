@@ -1,9 +1,14 @@
-"""One module per provider API; each turns pages into SessionRecords."""
+"""One module per provider API; each turns pages into SessionRecords and declares what it is."""
 
 from __future__ import annotations
 
-from ..config import SourceConfig
-from ..http_client import HttpClient
+import asyncio
+from typing import Any, Callable
+
+import aiohttp
+
+from ..http_client import HttpClient, RequestObserver
+from ..sourceconfig import SourceBase
 from .base import PendingRef, PollResult, PollWindow, Provider
 from .dify import DifyProvider
 from .honeyhive import HoneyhiveProvider
@@ -20,8 +25,11 @@ PROVIDER_CLASSES: dict[str, type[Provider]] = {
 }
 
 
-def make_provider(source: SourceConfig, http: HttpClient) -> Provider:
-    return PROVIDER_CLASSES[source.provider](source, http)
+def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: RequestObserver,
+                  sleep: Callable[[float], Any] = asyncio.sleep) -> Provider:
+    """The source's provider, with an HTTP client that authenticates as that provider declares."""
+    cls = PROVIDER_CLASSES[source.provider]
+    return cls(source, HttpClient(session, source, observer, cls.AUTH, sleep=sleep))
 
 
 __all__ = ["PROVIDER_CLASSES", "PendingRef", "PollResult", "PollWindow", "Provider", "make_provider"]

@@ -11,9 +11,9 @@ from typing import Any, Awaitable, Callable, Container, Iterable
 
 import structlog
 
-from ..config import SourceConfig
-from ..http_client import AuthRefused, HttpClient, NotFound, UpstreamError
+from ..http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, SessionRecord
+from ..sourceconfig import SourceBase as SourceConfig
 from ..timeparse import parse_timestamp
 
 
@@ -61,6 +61,10 @@ class InvalidPage(UpstreamError):
 class Provider(abc.ABC):
     """Turns one API's pages into SessionRecords. Knows nothing of Prometheus."""
 
+    #: The source's own config model (options, defaults, page limit).
+    Config: type[SourceConfig] = SourceConfig
+    #: How the API takes its key.
+    AUTH: HeaderAuth = BEARER
     #: How pending sessions older than the window are re-checked: ``lookup`` (one request each, by a
     #: detail endpoint or an id filter; the collector caps them per cycle) or ``window`` (the poll
     #: window widens back to the oldest of them).

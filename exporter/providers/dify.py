@@ -11,12 +11,28 @@ ends, so pending runs are rare; the window widens to cover the oldest of them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import (MAX_SECONDS, MAX_TOKENS, MAX_WARNINGS, PollResult, PollWindow, Provider, elapsed, figure,
-                   list_field, object_field, optional_str, require_str, time_field)
+from .base import (
+    MAX_SECONDS,
+    MAX_TOKENS,
+    MAX_WARNINGS,
+    PollResult,
+    PollWindow,
+    Provider,
+    elapsed,
+    figure,
+    list_field,
+    object_field,
+    optional_str,
+    require_str,
+    time_field,
+)
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -31,7 +47,13 @@ def read_page(body: Any) -> tuple[list[Any], bool]:
     return items, body.get("has_more") is not True
 
 
+class DifySource(SourceBase):
+    provider: Literal["dify"]
+    page_size: int = Field(100, ge=1, le=100)
+
+
 class DifyProvider(Provider):
+    Config = DifySource
     STATUSES = STATUSES
     FIGURES = frozenset({"warnings", "tokens"})
 

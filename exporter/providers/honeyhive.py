@@ -15,22 +15,55 @@ and the collector counts it once the ``end_time`` has stopped moving for ``settl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import (MAX_COST_USD, MAX_MILLISECONDS, MAX_TOKENS, InvalidPage, PollResult, PollWindow, Provider, elapsed,
-                   figure, list_field, object_field, optional_str, require_str, time_field)
+from .base import (
+    MAX_COST_USD,
+    MAX_MILLISECONDS,
+    MAX_TOKENS,
+    InvalidPage,
+    PollResult,
+    PollWindow,
+    Provider,
+    elapsed,
+    figure,
+    list_field,
+    object_field,
+    optional_str,
+    require_str,
+    time_field,
+)
 
 SESSIONS_PATH = "/session"
 EVENTS_PATH = "/v1/events/export"
+EVENTS_MAX_LIMIT = 7500
 SESSION_FILTER = {"field": "event_type", "operator": "is", "value": "session", "type": "string"}
 #: Sessions whose start lies this far past the exporter's clock are still asked for (clock skew).
 _FUTURE_SLACK = 3600.0
 
 
+class HoneyhiveSource(SourceBase):
+    provider: Literal["honeyhive"]
+    project: str = Field(min_length=1)
+    api: Literal["sessions", "events"] = Field(
+        "sessions", description="sessions: GET /session (gone from the current API); events: POST /v1/events/export")
+    page_size: int = Field(1000, ge=1, le=10000, description="at most 7500 with api: events")
+
+    @model_validator(mode="after")
+    def _events_limit(self) -> HoneyhiveSource:
+        if self.api == "events" and self.page_size > EVENTS_MAX_LIMIT:
+            raise ValueError(f"page_size: the events API allows at most {EVENTS_MAX_LIMIT}")
+        return self
+
+
 class HoneyhiveProvider(Provider):
+    Config = HoneyhiveSource
     #: No status upstream: a session is "running" until it has an end_time that stops moving, then
     #: "ended", with outcome error when ``error`` is set.
     STATUSES = {"running": None, "ended": Outcome.SUCCESS}

@@ -13,10 +13,14 @@ window back to them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
+from pydantic import Field, field_validator
+
+from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider, elapsed, list_field, object_field, require_str, time_field
 
@@ -26,7 +30,24 @@ STATUSES: dict[str, Outcome | None] = {
 }
 
 
+class KapsoSource(SourceBase):
+    provider: Literal["kapso"]
+    page_size: int = Field(100, ge=1, le=100)
+    workflow_ids: tuple[str, ...] = Field(min_length=1, description="one request chain per workflow")
+
+    @field_validator("workflow_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+            raise ValueError("must be a list of workflow ids")
+        if len(set(value)) != len(value):
+            raise ValueError("duplicate workflow id")
+        return tuple(w.strip() for w in value)
+
+
 class KapsoProvider(Provider):
+    AUTH = HeaderAuth("X-API-Key", "")
+    Config = KapsoSource
     STATUSES = STATUSES
     FIGURES: frozenset[str] = frozenset()
     PENDING_RECHECK = "lookup"

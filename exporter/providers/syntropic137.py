@@ -13,13 +13,27 @@ duration is known: none is invented. Pending sessions older than the window are 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
+from pydantic import Field
+
 from ..model import Outcome, SessionRecord, classify
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import (MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, PollResult, PollWindow, Provider, figure, list_field,
-                   optional_str, require_str, time_field)
+from .base import (
+    MAX_COST_USD,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    PollResult,
+    PollWindow,
+    Provider,
+    figure,
+    list_field,
+    optional_str,
+    require_str,
+    time_field,
+)
 
 PATH = "/sessions"
 STATUSES: dict[str, Outcome | None] = {
@@ -35,7 +49,15 @@ _MIN_SPLIT_SECONDS = 1e-3
 _BOUND_SLACK = 2e-6  # inclusive bounds are sent at microsecond precision: overlap halves, never gap
 
 
+class Syntropic137Source(SourceBase):
+    CREDENTIAL_REQUIRED: ClassVar[bool] = False  # no auth of its own; a gateway may want Basic auth
+    provider: Literal["syntropic137"]
+    page_size: int = Field(200, ge=1, le=200)
+    workflow_id: str | None = Field(None, description="only this workflow's sessions")
+
+
 class Syntropic137Provider(Provider):
+    Config = Syntropic137Source
     STATUSES = STATUSES
     FIGURES = frozenset({"tokens", "cost"})
     PENDING_RECHECK = "lookup"

@@ -12,9 +12,13 @@ the window are re-read with the ``sessionId`` filter.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
+from ..sourceconfig import SourceBase
 from .base import MAX_WARNINGS, PollResult, PollWindow, Provider, elapsed, figure, list_field, require_str, time_field
 
 PATH = "/sessions/logs"
@@ -43,7 +47,15 @@ def read_page(body: Any) -> tuple[list[Any], bool]:
     return items, last
 
 
+class WhatabotSource(SourceBase):
+    provider: Literal["whatabot"]
+    page_size: int = Field(100, ge=1, le=100)
+    workspace_id: str | None = Field(None, description="only this workspace's sessions")
+
+
 class WhatabotProvider(Provider):
+    AUTH = HeaderAuth("X-Api-Key", "")
+    Config = WhatabotSource
     STATUSES = STATUSES
     FIGURES = frozenset({"warnings"})
     PENDING_RECHECK = "lookup"

@@ -1,0 +1,112 @@
+"""What every source's configuration has, as one typed (pydantic) model; each provider module
+subclasses it with its own options, defaults and page limit.
+
+Durations (``30s``, ``10m``, ``24h``, or plain seconds) are one type, ``Duration``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+
+_DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+DURATION_EXAMPLES = "such as 30s, 10m or 24h"
+
+
+def to_seconds(value: Any) -> Any:
+    """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a duration {DURATION_EXAMPLES}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and (match := _DURATION_PATTERN.match(value)):
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    raise ValueError(f"must be a duration {DURATION_EXAMPLES}, got {value!r}")
+
+
+_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
+                              {"type": "string", "pattern": _DURATION_PATTERN.pattern}],
+                    "description": f"seconds, or a duration {DURATION_EXAMPLES}"}
+#: A duration in seconds, given as a number or with a unit.
+Duration = Annotated[float, BeforeValidator(to_seconds), WithJsonSchema(_DURATION_SCHEMA)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; values are checked, never coerced from another type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
+
+
+class BasicAuth(StrictModel):
+    username: str
+    password: str = Field(repr=False)
+
+
+class SourceBase(StrictModel):
+    """Options every source has. Provider modules subclass it (``provider`` as a literal)."""
+
+    #: Whether the provider's API needs a credential (Syntropic137's has none of its own).
+    CREDENTIAL_REQUIRED: ClassVar[bool] = True
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="unique; the `source` label")
+    provider: str
+    base_url: str = Field(description="API root, http:// or https://")
+    api_key: str | None = Field(None, repr=False, min_length=1)
+    api_key_file: str | None = Field(None, description="read the key from this file (a mounted secret)")
+    basic_auth: BasicAuth | None = Field(None, repr=False)
+    interval: Duration = Field(30.0, ge=1, description="poll period (default: the top-level interval)")
+    timeout: Duration = Field(10.0, gt=0, description="per request")
+    page_size: int = Field(100, ge=1)
+    max_pages: int = Field(1000, ge=1, description="bound on pages per request chain and cycle")
+    initial_lookback: Duration = Field(86400.0, ge=0, description="how far back the first cycle reads")
+    overlap: Duration = Field(120.0, ge=0, description="re-read behind the newest session seen, for late writes")
+    max_pending_age: Duration = Field(86400.0, gt=0, description="give up on a session pending this long")
+    max_pending_checks: int = Field(50, ge=1, description="pending sessions looked up one by one per cycle")
+    settle_after: Duration = Field(300.0, ge=0, description="HoneyHive: a session ends once end_time stops moving")
+    max_requests_per_second: float | None = Field(None, gt=0)
+    max_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_label_values: int = Field(100, ge=1, description="distinct values per upstream label; the rest: other")
+    retries: int = Field(3, ge=0)
+    max_requests_per_cycle: int = Field(2000, ge=1, description="a cycle needing more is abandoned")
+    cycle_timeout: Duration = Field(300.0, gt=0, description="a cycle running longer is abandoned")
+
+    @field_validator("max_requests_per_second", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SourceBase:
+        if self.api_key and self.api_key_file:
+            raise ValueError("give api_key or api_key_file, not both")
+        if self.basic_auth and (self.api_key or self.api_key_file):
+            raise ValueError("give api_key or basic_auth, not both")
+        if self.api_key_file:
+            try:
+                key = Path(self.api_key_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"api_key_file: cannot read {self.api_key_file}: {exc.strerror}") from None
+            if not key:
+                raise ValueError(f"api_key_file: {self.api_key_file} is empty")
+            object.__setattr__(self, "api_key", key)
+        if self.CREDENTIAL_REQUIRED and not self.api_key and not self.basic_auth:
+            raise ValueError(f"api_key: required for provider {self.provider} (or api_key_file / basic_auth)")
+        return self
+
+    @property
+    def secrets(self) -> list[str]:
+        values = [self.api_key] if self.api_key else []
+        if self.basic_auth:
+            values.append(self.basic_auth.password)
+        return values
