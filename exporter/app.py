@@ -9,6 +9,7 @@ from typing import Callable
 import aiohttp
 import structlog
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -40,7 +41,7 @@ class Exporter:
         self.collectors: dict[str, SourceCollector] = {}
         self.http_session: aiohttp.ClientSession | None = None
         self._version = 0
-        self._rendered: tuple[int, bytes] | None = None
+        self._rendered: dict[bool, tuple[int, bytes]] = {}  # openmetrics? -> (version, body)
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._started = False
         self._reload_lock = asyncio.Lock()
@@ -141,12 +142,15 @@ class Exporter:
             await self.http_session.close()
         self.store.close()
 
-    def render_metrics(self) -> bytes:
-        """The exposition: session and self-metrics re-rendered only after a change, process metrics live."""
-        if self._rendered is None or self._rendered[0] != self._version:
-            version = self._version
-            self._rendered = (version, generate_latest(self.registry))
-        return self._rendered[1] + generate_latest(self.live_registry)
+    def render_metrics(self, openmetrics: bool = False) -> bytes:
+        """The exposition (classic text, or OpenMetrics): session and self-metrics re-rendered only
+        after a change, process metrics live."""
+        generate = generate_openmetrics if openmetrics else generate_latest
+        cached = self._rendered.get(openmetrics)
+        if cached is None or cached[0] != self._version:
+            body = generate(self.registry)
+            cached = self._rendered[openmetrics] = (self._version, body.removesuffix(b"# EOF\n"))
+        return cached[1] + generate(self.live_registry)
 
 
 def _providers(config: Config) -> dict[str, str]:

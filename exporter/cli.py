@@ -1,4 +1,4 @@
-"""Command line: ``python -m exporter --config PATH [--listen HOST:PORT] [--once] [--check-config] [--demo]``."""
+"""Command line: ``agent-session-exporter --config.file PATH [--web.listen-address HOST:PORT] ...``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import platform
 import signal
 import sys
 from typing import AsyncIterator, Sequence
@@ -15,9 +16,7 @@ from aiohttp import web
 
 from . import __version__
 from .app import Exporter
-from .config import Config, ConfigError, load_config, parse_listen
-from .demo.runner import demo_config, running_simulators
-from .demo.server import Simulators
+from .config import DEFAULT_LISTEN, Config, ConfigError, config_schema_text, load_config, parse_listen
 from .listener import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, ConnectionGuard
 from .listener import listen as listen_on
 from .logs import configure_logging
@@ -30,44 +29,65 @@ log = structlog.get_logger()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Flags in the Prometheus style; the earlier spellings stay as aliases."""
     parser = argparse.ArgumentParser(prog="agent-session-exporter",
                                      description="Prometheus exporter for AI-agent and LLM-workflow session metrics.")
-    parser.add_argument("--config", help="path to the YAML config file")
-    parser.add_argument("--listen", help="HOST:PORT to serve /metrics on (overrides the config's listen)")
+    parser.add_argument("--config.file", "--config", dest="config", metavar="PATH", help="the YAML config file")
+    parser.add_argument("--web.listen-address", "--listen", dest="listen", metavar="HOST:PORT",
+                        help=f"where to serve (default: the config's listen, else {DEFAULT_LISTEN})")
+    parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
+                        help="the path of the metrics (default /metrics)")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
+                        help="exporter-toolkit web config: TLS (tls_server_config) and basic auth (basic_auth_users)")
+    parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        help=f"connections served at once; more are closed at once (default {DEFAULT_MAX_CONNECTIONS})")
+    parser.add_argument("--log.level", "--log-level", dest="log_level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log.format", "--log-format", dest="log_format", choices=["logfmt", "json"],
+                        help="default: json, logfmt on a terminal")
+    parser.add_argument("--check-config", nargs="?", const=True, default=False, metavar="PATH",
+                        help="validate the config (--config.file, this PATH, or with --demo the demo's) and exit")
+    parser.add_argument("--config.schema", dest="config_schema", action="store_true",
+                        help="print the config file's JSON Schema (for editors) and exit")
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
-    parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
     parser.add_argument("--reset-state", action="store_true",
                         help="delete the state file (state_path) and start counting anew")
-    parser.add_argument("--web.config.file", dest="web_config_file",
-                        help="exporter-toolkit web config: TLS (tls_server_config) and basic auth (basic_auth_users)")
-    parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
-                        help="connections served at once; more are closed at once "
-                             f"(default {DEFAULT_MAX_CONNECTIONS})")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-format", choices=["json", "logfmt"], help="default: json, logfmt on a terminal")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__} (Python {platform.python_version()})")
     args = parser.parse_args(argv)
-    if not args.config and not args.demo:
-        parser.error("--config is required (or --demo)")
+    if isinstance(args.check_config, str):
+        if args.config and args.config != args.check_config:
+            parser.error("--check-config PATH and --config.file name different files")
+        args.config = args.check_config
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz"):
+        parser.error("--web.telemetry-path must start with / and not be / or /healthz")
+    if not args.config and not args.demo and not args.config_schema:
+        parser.error("--config.file is required (or --demo)")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.config_schema:
+        sys.stdout.write(config_schema_text())
+        return 0
     configure_logging(args.log_level, None if args.log_format is None else args.log_format == "json")
     try:
         config = load_config(args.config) if args.config else None
+        if config is None and args.check_config:
+            from .demo.runner import demo_config
+            config = demo_config("http://127.0.0.1:1")
         if args.listen:
-            parse_listen(args.listen, "--listen")
+            parse_listen(args.listen, "--web.listen-address")
         web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"config error: {line}", file=sys.stderr)
         return 2
     if args.check_config:
-        if config is not None:
-            print(f"config OK: {len(config.sources)} sources ({', '.join(s.name for s in config.sources)})")
+        assert config is not None
+        print(f"config OK: {len(config.sources)} sources ({', '.join(s.name for s in config.sources)})")
         return 0
     try:
         return asyncio.run(_run(args, config, web_config))
@@ -80,6 +100,8 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
     if config is not None:
         yield config
         return
+    from .demo.runner import demo_config, running_simulators  # the simulators load only for --demo
+    from .demo.server import Simulators
     simulators = Simulators()
     simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
     async with running_simulators(simulators, tick_every=1.0) as base_url:
@@ -105,9 +127,16 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
                 sys.stdout.buffer.write(exporter.render_metrics())
                 sys.stdout.flush()
                 return 0 if all(results.values()) else 1
-            return await _serve(exporter, args.listen or cfg.listen, web_config, args.config, args.max_connections)
+            return await _serve(exporter, args, args.listen or cfg.listen, web_config)
         finally:
             await exporter.close()
+
+
+def _openable(host: str) -> str:
+    """A host one can open in a browser: a wildcard address becomes localhost; IPv6 gets brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _state_error(exc: StateError) -> int:
@@ -122,12 +151,12 @@ def open_store(config: Config, reset: bool = False) -> Store:
     return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources}, reset=reset)
 
 
-async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_path: str | None,
-                 max_connections: int) -> int:
+async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig) -> int:
+    config_path: str | None = args.config
     host, port = parse_listen(listen, "listen")
-    guard = ConnectionGuard(max_connections, on_refused=exporter.self_metrics.connection_refused)
-    runner = web.AppRunner(make_app(exporter, web_config.users, guard), access_log=None, handle_signals=False,
-                           keepalive_timeout=KEEPALIVE_TIMEOUT)
+    guard = ConnectionGuard(args.max_connections, on_refused=exporter.self_metrics.connection_refused)
+    app = make_app(exporter, web_config.users, guard, telemetry_path=args.telemetry_path)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT)
     await runner.setup()
     try:
         server, bound = await listen_on(runner, guard, host, port, web_config.ssl_context)
@@ -136,7 +165,7 @@ async def _serve(exporter: Exporter, listen: str, web_config: WebConfig, config_
         await runner.cleanup()
         return 1
     scheme = "https" if web_config.ssl_context else "http"
-    log.info("listening", url=f"{scheme}://{bound[0]}:{bound[1]}/metrics", pid=os.getpid(),
+    log.info("listening", url=f"{scheme}://{_openable(bound[0])}:{bound[1]}{args.telemetry_path}", pid=os.getpid(),
              sources=list(exporter.collectors), basic_auth=bool(web_config.users))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

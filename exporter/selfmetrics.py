@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from . import __version__
 from .sourceconfig import SourceBase as SourceConfig
 
 _LABELS = ("source", "provider")
@@ -56,6 +59,9 @@ class SelfMetrics:
                                            ("reason",), registry=registry)
         for reason in ("max_connections", "header_timeout"):
             self.connections_refused.labels(reason)
+        self.build_info = Gauge(p + "build_info", "Always 1: the exporter's version and the Python it runs on.",
+                                ("version", "python_version", "python_implementation"), registry=registry)
+        self.build_info.labels(__version__, platform.python_version(), platform.python_implementation()).set(1)
         self.reload_ok = Gauge(p + "config_last_reload_successful",
                                "1 when the last configuration reload succeeded (as Prometheus exports it).",
                                registry=registry)
