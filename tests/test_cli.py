@@ -80,3 +80,13 @@ def test_bad_listen_is_refused(flag):
     args = ["--demo", "--check-config"] + (["--listen", "nope"] if flag == "--listen" else [flag])
     result = run(*args)
     assert result.returncode in (2,) and "listen" in result.stderr
+
+
+def test_production_start_never_loads_the_simulators(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("sources:\n  - {name: s, provider: syntropic137, base_url: 'http://127.0.0.1:9'}\n")
+    probe = ("import sys; from exporter.cli import main; main(['--config.file', sys.argv[1], '--check-config']); "
+             "print(sorted(m for m in sys.modules if m.startswith('exporter.demo')))")
+    result = subprocess.run([sys.executable, "-c", probe, str(config)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.splitlines()[-1] == "[]", result.stderr

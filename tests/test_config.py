@@ -104,3 +104,23 @@ def test_durations(text, seconds):
 def test_buckets_must_increase():
     with pytest.raises(ConfigError, match="duration_buckets"):
         parse_config({**minimal(), "duration_buckets": [5, 1]}, {})
+
+
+def test_the_published_schema_accepts_the_example_and_is_current():
+    import json
+
+    import jsonschema
+    import yaml
+
+    from exporter.config import config_schema, config_schema_text
+
+    published = EXAMPLE.parent / "config.schema.json"
+    assert published.read_text() == config_schema_text(), "regenerate: agent-session-exporter --config.schema"
+    assert EXAMPLE.read_text().startswith("# yaml-language-server: $schema=./config.schema.json")
+    schema = config_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load(EXAMPLE.read_text()), schema)
+    with __import__("pytest").raises(jsonschema.ValidationError):
+        jsonschema.validate({"sources": [{"name": "a", "provider": "kapso", "base_url": "https://x",
+                                          "api_key": "k", "page_size": 500, "workflow_ids": ["w"]}]}, schema)
+    assert json.loads(config_schema_text())["title"] == "agent-session-exporter configuration"

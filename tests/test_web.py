@@ -17,8 +17,6 @@ import pytest
 import trustme
 import yaml
 
-from exporter.aggregates import LabelLimiter
-
 from .helpers import parse_exposition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,9 +135,3 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(tmp_path):
         assert not any(dict(labels).get("source") == "one" for _, labels in samples)
     finally:
         assert exporter.stop() == 0
-
-
-def test_label_values_are_capped_and_truncated():
-    limit = LabelLimiter(3)
-    assert [limit(v) for v in ("a", "b", "c", "d", "a", "e")] == ["a", "b", "c", "other", "a", "other"]
-    assert LabelLimiter(5)("x" * 500) == "x" * 64

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import abc
-import asyncio
+import contextlib
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable, Container, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Container, Iterable
 
 import structlog
 
@@ -36,6 +36,11 @@ class PollWindow:
     now: float | None = None
     #: Ids already counted as finished (read-only), for providers that can skip work on them.
     known_finished: Container[str] = frozenset()
+
+    @property
+    def since_with_stale(self) -> float:
+        """``since`` widened back to the oldest stale pending session (for APIs without a lookup)."""
+        return min([self.since] + [p.key_time for p in self.stale_pending])
 
 
 @dataclass
@@ -150,61 +155,41 @@ class Provider(abc.ABC):
             elif all(r.session_id != ref.session_id for r in records):
                 result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
 
-    def check_newest_first(self, records: list[SessionRecord], previous: float | None, parameter: str,
+    def check_newest_first(self, key_times: Iterable[float], previous: float | None, parameter: str,
                            result: PollResult) -> float | None:
-        """Verify that a page continues a newest-first order; note ``parameter`` when it does not.
-
-        Returns the page's last key time, the bound the next page must not exceed.
-        """
+        """Verify that a page's key times continue a newest-first order; note ``parameter`` (and
+        never trust the order again) when they do not. Returns the page's last key time, the
+        bound the next page must not exceed."""
         last = previous
-        for record in records:
-            if last is not None and record.key_time > last:
+        for key_time in key_times:
+            if last is not None and key_time > last:
                 result.unordered = parameter
                 self.trust_order = False
-            last = record.key_time
+            last = key_time
         return last
 
     #: False once the API has been seen to break the order it promises; then whole windows are read.
     trust_order: bool = True
 
-    async def walk_numbered_pages(self, path: str, params: dict[str, Any], *, page_param: str, first_page: int,
-                                  read_page: Callable[[Any], tuple[list[Any], bool]], since: float,
-                                  result: PollResult, order_parameter: str, prefetch: bool = False) -> None:
-        """Page-number pagination over a newest-first list, stopping at the last page or at the
-        first page that reaches back past ``since`` (older pages hold nothing new).
+    async def read_newest_first(self, pages: AsyncIterator[list[Any]], since: float, result: PollResult,
+                                order_parameter: str) -> None:
+        """Read a newest-first list from a pager, stopping at the first page that reaches back past
+        ``since`` (older pages hold nothing new).
 
-        The order is verified, never trusted: on a page out of newest-first order, ``order_parameter``
-        is reported and the walk goes on to the last page (slower, never wrong).
-
-        ``prefetch``: the API itself filters by ``since``, so a page that is not the last means the
-        next one is needed: request it while this one is parsed.
+        The order is verified, never trusted: on a page out of newest-first order,
+        ``order_parameter`` is reported and the list is read to its end (slower, never wrong).
         """
-        page = first_page
-        pending: asyncio.Task[Any] | None = None
         bound: float | None = None
-        try:
-            for _ in range(self.source.max_pages):
-                if pending is not None:
-                    body, pending = await pending, None
-                else:
-                    body = await self.http.get_json(path, {**params, page_param: page})
-                items, last = read_page(body)
-                if prefetch and not last and items:
-                    pending = asyncio.ensure_future(self.http.get_json(path, {**params, page_param: page + 1}))
-                    await asyncio.sleep(0)  # let it send the request before this page is parsed
+        async with contextlib.aclosing(pages):
+            async for items in pages:
                 records = self.parse_items(items, result)
-                bound = self.check_newest_first(records, bound, order_parameter, result)
-                if last or not items:
-                    return
+                bound = self.check_newest_first((r.key_time for r in records), bound, order_parameter, result)
                 if self.trust_order and records and min(r.key_time for r in records) < since:
                     return
-                page += 1
-            self.log.warning("max_pages reached, the rest of the window is read next cycle",
-                             max_pages=self.source.max_pages)
-        finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
+
+    def max_pages_reached(self, **context: Any) -> None:
+        self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages,
+                         **context)
 
 
 # --- field readers: each raises InvalidRecord with a short reason -------------------------------

@@ -33,6 +33,7 @@ from .base import (
     require_str,
     time_field,
 )
+from .pagers import numbered_pages
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -59,10 +60,11 @@ class DifyProvider(Provider):
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        since = min([window.since] + [p.key_time for p in window.stale_pending])
+        since = window.since_with_stale
         params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
-        await self.walk_numbered_pages(PATH, params, page_param="page", first_page=1, read_page=read_page,
-                                       since=since, result=result, order_parameter="created_at", prefetch=True)
+        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=1,
+                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached, prefetch=True)
+        await self.read_newest_first(pages, since, result, "created_at")
         return result
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:

@@ -39,6 +39,7 @@ from .base import (
     require_str,
     time_field,
 )
+from .pagers import numbered_pages
 
 SESSIONS_PATH = "/session"
 EVENTS_PATH = "/v1/events/export"
@@ -91,19 +92,25 @@ class HoneyhiveProvider(Provider):
 
     async def _poll_events(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        since = min([window.since] + [p.key_time for p in window.stale_pending])
+        since = window.since_with_stale
         until = (window.now if window.now is not None else since) + _FUTURE_SLACK
         limit = self.source.page_size
         query = {"project": self.source.project, "filters": [SESSION_FILTER],
                  "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}
-        for page in range(1, self.source.max_pages + 1):
-            body = await self.http.post_json(EVENTS_PATH, {**query, "page": page})
+        fetched = {"page": 0}
+
+        async def fetch(page: int) -> Any:
+            fetched["page"] = page
+            return await self.http.post_json(EVENTS_PATH, {**query, "page": page})
+
+        def read(body: Any) -> tuple[list[Any], bool]:
             events = list_field(body, "events", EVENTS_PATH)
-            self.parse_items(events, result)
             total = body.get("totalEvents")
-            if len(events) < limit or (isinstance(total, int) and page * limit >= total):
-                return result
-        self.log.warning("max_pages reached, the rest of the window is read next cycle", max_pages=self.source.max_pages)
+            return events, len(events) < limit or (isinstance(total, int) and fetched["page"] * limit >= total)
+
+        async for events in numbered_pages(fetch, read, first=1, max_pages=self.source.max_pages,
+                                           on_limit=self.max_pages_reached):
+            self.parse_items(events, result)
         return result
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:

@@ -23,6 +23,7 @@ from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider, elapsed, list_field, object_field, require_str, time_field
+from .pagers import cursor_pages
 
 STATUSES: dict[str, Outcome | None] = {
     "running": None, "waiting": None, "handoff": None,
@@ -90,23 +91,23 @@ class KapsoProvider(Provider):
         return [body["data"] if isinstance(body, dict) and isinstance(body.get("data"), dict) else body]
 
     async def _walk(self, workflow_id: str, since: float, status: str | None, result: PollResult) -> None:
-        path = f"/workflows/{workflow_id}/executions"
+        path = f"/workflows/{quote(workflow_id, safe='')}/executions"
         params: dict[str, Any] = {"limit": self.source.page_size, "created_after": to_iso(since), "status": status}
-        seen_cursors: set[str] = set()
         parse = self.parse_item if status is None else (lambda item: self._parse(item, status))
-        for _ in range(self.source.max_pages):
-            body = await self.http.get_json(path, params)
+
+        def read(body: Any) -> tuple[list[Any], str | None]:
             items = list_field(body, "data", path)
-            self.parse_items(items, result, parse)
             paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
             cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
             after = cursors.get("after")
-            if not items or not isinstance(after, str) or not after or after in seen_cursors \
-                    or ("next" in paging and not paging["next"]):
-                return
-            seen_cursors.add(after)
-            params = {**params, "after": after}
-        self.log.warning("max_pages reached, the rest of the window is read next cycle", workflow_id=workflow_id)
+            if not isinstance(after, str) or ("next" in paging and not paging["next"]):
+                after = None
+            return items, after
+
+        async for items in cursor_pages(lambda after: self.http.get_json(path, {**params, "after": after}), read,
+                                        max_pages=self.source.max_pages,
+                                        on_limit=lambda: self.max_pages_reached(workflow_id=workflow_id)):
+            self.parse_items(items, result, parse)
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         status = item.get("status")

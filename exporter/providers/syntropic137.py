@@ -13,7 +13,7 @@ duration is known: none is invented. Pending sessions older than the window are 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Sequence
 from urllib.parse import quote
 
 from pydantic import Field
@@ -34,6 +34,7 @@ from .base import (
     require_str,
     time_field,
 )
+from .pagers import time_ranges
 
 PATH = "/sessions"
 STATUSES: dict[str, Outcome | None] = {
@@ -42,11 +43,6 @@ STATUSES: dict[str, Outcome | None] = {
 }
 TOKEN_FIELDS = {"input": "input_tokens", "output": "output_tokens",
                 "cache_read": "cache_read_tokens", "cache_creation": "cache_creation_tokens"}
-
-
-#: The narrowest time range worth splitting further when a full page is out of order.
-_MIN_SPLIT_SECONDS = 1e-3
-_BOUND_SLACK = 2e-6  # inclusive bounds are sent at microsecond precision: overlap halves, never gap
 
 
 class Syntropic137Source(SourceBase):
@@ -64,40 +60,25 @@ class Syntropic137Provider(Provider):
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        now = window.now if window.now is not None else window.since
-        # Ranges still to read, as inclusive (started_after, started_before); None: no upper bound.
-        ranges: list[tuple[float, float | None]] = [(window.since, None)]
-        pages = 0
-        while ranges:
-            if pages >= self.source.max_pages:
-                self.log.warning("max_pages reached, the rest of the window is read next cycle")
-                break
-            low, high = ranges.pop()
+
+        async def read(low: float, high: float | None) -> tuple[int, list[float]]:
             params = {"limit": self.source.page_size, "started_after": to_iso(low),
                       "started_before": None if high is None else to_iso(high), "workflow_id": self.source.workflow_id}
-            body = await self.http.get_json(PATH, params)
-            pages += 1
-            items = list_field(body, "sessions", PATH)
-            records = self.parse_items(items, result)
-            if len(items) < self.source.page_size or not records:
-                continue  # this range is complete
-            self.check_newest_first(records, None, "started_at order", result)
-            oldest = min(r.key_time for r in records)
-            if self.trust_order:
-                # Inclusive bound, rounded up: the boundary item comes back once more, nothing is skipped.
-                if high is not None and oldest + 1e-6 >= high:
-                    self.log.warning("a full page shares one started_at; cannot page further", started_at=to_iso(high))
-                    continue
-                ranges.append((low, oldest + 1e-6))
-                continue
-            top = high if high is not None else max(now, max(r.key_time for r in records)) + 1.0
-            if top - low < _MIN_SPLIT_SECONDS:
-                self.log.warning("a full page shares one started_at; cannot page further", started_at=to_iso(low))
-                continue
-            middle = (low + top) / 2
-            ranges += [(low, middle + _BOUND_SLACK), (middle - _BOUND_SLACK, high)]
+            items = list_field(await self.http.get_json(PATH, params), "sessions", PATH)
+            return len(items), [r.key_time for r in self.parse_items(items, result)]
+
+        await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,
+                          page_size=self.source.page_size, max_pages=self.source.max_pages,
+                          newest_first=lambda keys: self._in_order(keys, result), on_limit=self.max_pages_reached,
+                          on_stuck=lambda at: self.log.warning("a full page shares one started_at; cannot page "
+                                                               "further", started_at=to_iso(at)))
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    def _in_order(self, keys: Sequence[float], result: PollResult) -> bool:
+        """Whether a full page keeps the promised newest-first order (once broken, never trusted)."""
+        self.check_newest_first(keys, None, "started_at order", result)
+        return self.trust_order
 
     async def _fetch_one(self, session_id: str) -> list[Any]:
         return [await self.http.get_json(f"{PATH}/{quote(session_id, safe='')}")]

@@ -20,6 +20,7 @@ from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from .base import MAX_WARNINGS, PollResult, PollWindow, Provider, elapsed, figure, list_field, require_str, time_field
+from .pagers import numbered_pages
 
 PATH = "/sessions/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -66,8 +67,9 @@ class WhatabotProvider(Provider):
             "size": self.source.page_size, "orderBy": "startedAt", "direction": "DESC",
             "workspaceId": self.source.workspace_id, "dateRange": date_range_for(window.since, window.now or time.time()),
         }
-        await self.walk_numbered_pages(PATH, params, page_param="page", first_page=0, read_page=read_page,
-                                       since=window.since, result=result, order_parameter="orderBy")
+        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=0,
+                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached)
+        await self.read_newest_first(pages, window.since, result, "orderBy")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
 

@@ -1,0 +1,68 @@
+"""Planning one cycle, directly: a pure function of (state, poll result, now, settings)."""
+
+from __future__ import annotations
+
+from exporter.aggregates import LabelLimiter, TotalsBuilder
+from exporter.cycle import CycleSettings, plan_cycle
+from exporter.model import Outcome, Phase, SessionRecord
+from exporter.providers.base import PollResult
+from exporter.state import PendingSession, SourceState
+
+NOW = 1_000_000.0
+SETTINGS = CycleSettings(overlap=60.0, settle_after=30.0, max_pending_age=3600.0)
+
+
+def builder() -> TotalsBuilder:
+    return TotalsBuilder((10.0,), LabelLimiter(10), LabelLimiter(10))
+
+
+def finished(sid: str, key_time: float) -> SessionRecord:
+    return SessionRecord(session_id=sid, status="completed", phase=Phase.FINISHED, key_time=key_time,
+                         outcome=Outcome.SUCCESS, duration_seconds=1.0)
+
+
+def active(sid: str, key_time: float, status: str = "running") -> SessionRecord:
+    return SessionRecord(session_id=sid, status=status, phase=Phase.ACTIVE, key_time=key_time)
+
+
+def test_a_session_counts_once_when_first_seen_finished():
+    state = SourceState()
+    result = PollResult(records=[finished("a", NOW - 10), finished("a", NOW - 10), active("b", NOW - 5)])
+    plan = plan_cycle(state, result, NOW, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert plan.finished == 1 and set(plan.delta.counted_add) == {"a"} and set(plan.delta.pending_upsert) == {"b"}
+    plan.delta.apply_to(state)
+    again = plan_cycle(state, PollResult(records=[finished("a", NOW - 10), finished("b", NOW - 5)]), NOW + 30,
+                       NOW - 600, NOW - 600, SETTINGS, builder())
+    assert again.finished == 1 and list(again.delta.counted_add) == ["b"] and again.delta.pending_remove == ["b"]
+
+
+def test_the_plan_changes_nothing_itself_and_notes_what_to_report():
+    state = SourceState(pending={"p": PendingSession(NOW - 7200, "running", NOW - 7200)})
+    result = PollResult(records=[active("x", NOW + 3 * 86400), SessionRecord(
+        session_id="u", status="weird", phase=Phase.ACTIVE, key_time=NOW - 1, known_status=False)],
+        invalid=[("missing_field", None)], unreadable={"p": "500"})
+    plan = plan_cycle(state, result, NOW, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert state.pending.keys() == {"p"}  # untouched until the delta is applied
+    assert ("future_timestamp", "x") in plan.invalid and ("missing_field", None) in plan.invalid
+    assert plan.unknown_statuses == ["weird"]
+    assert plan.dropped == [("p", "unreadable")]
+
+
+def test_a_failed_poll_still_expires_pending_sessions():
+    state = SourceState(floor=NOW - 600, watermark=NOW - 100,
+                        pending={"old": PendingSession(NOW - 10, "running", NOW - 4000),
+                                 "new": PendingSession(NOW - 10, "running", NOW - 10)})
+    plan = plan_cycle(state, None, NOW, NOW - 600, NOW - 160, SETTINGS, builder())
+    assert plan.dropped == [("old", "unreadable")] and plan.delta.pending_remove == ["old"]
+    assert plan.delta.watermark == state.watermark and plan.finished == 0
+
+
+def test_settling_sessions_count_once_their_end_stops_moving():
+    record = SessionRecord(session_id="h", status="ended", phase=Phase.SETTLING, key_time=NOW - 100,
+                           outcome=Outcome.SUCCESS, finished_at=NOW - 5)
+    state = SourceState()
+    plan = plan_cycle(state, PollResult(records=[record]), NOW, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert plan.finished == 0 and "h" in plan.delta.pending_upsert
+    plan.delta.apply_to(state)
+    plan = plan_cycle(state, PollResult(records=[record]), NOW + 40, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert plan.finished == 1
