@@ -8,6 +8,7 @@ import json
 from typing import Any
 from unittest.mock import Mock
 
+import aiohttp
 import aioresponses.core
 import pytest
 from aiohttp import ClientResponse
@@ -64,3 +65,10 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def http_session():
+    """A real aiohttp client session (aioresponses intercepts it in the provider tests)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

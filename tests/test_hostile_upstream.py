@@ -8,7 +8,6 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
@@ -30,11 +29,6 @@ def syntropic(sid: str, started: float, status: str = "completed", **extra: Any)
             "duration_seconds": None if status == "running" else 5.0, "total_cost_usd": "0.5",
             "input_tokens": 10, "output_tokens": 5, **extra}
 
-
-@pytest.fixture
-async def http_session():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 class StatusUpstream(Upstream):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 
@@ -13,20 +12,11 @@ from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
 from exporter.timeparse import parse_timestamp
 
-from .helpers import KEY, Harness, Upstream, make_source, spring_page, whatabot_item
+from .helpers import iso_ms as iso, KEY, Harness, Upstream, make_source, spring_page, whatabot_item
 
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 
 
-def iso(ts: float) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@pytest.fixture
-async def http_session():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- Whatabot ----------------------------------------------------------------------------------

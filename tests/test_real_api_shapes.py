@@ -6,26 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 
 from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
 
-from .helpers import Harness, Upstream, make_source
+from .helpers import iso_ms as iso, Harness, Upstream, make_source
 
 NOW = 1_780_000_000.0
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@pytest.fixture
-async def http_session():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 # --- Kapso: handoff is a pause; error_details; stale executions by the detail endpoint ----------
