@@ -14,7 +14,7 @@ from .aggregates import LabelLimiter, SourceView, TotalsBuilder
 from .cycle import CyclePlan, CycleSettings, plan_cycle
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
-from .providers.base import InvalidPage
+from .providers.fields import InvalidPage
 from .selfmetrics import SelfMetrics, SourceSelfMetrics
 from .sourceconfig import SourceBase as SourceConfig
 from .state import SourceState, Store, window_cutoff

@@ -12,7 +12,8 @@ from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
 from exporter.timeparse import parse_timestamp
 
-from .helpers import iso_ms as iso, KEY, Harness, Upstream, make_source, spring_page, whatabot_item
+from .helpers import KEY, Harness, Upstream, make_source, spring_page, whatabot_item
+from .helpers import iso_ms as iso
 
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 

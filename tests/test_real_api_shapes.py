@@ -12,7 +12,8 @@ from aioresponses import aioresponses
 from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
 
-from .helpers import iso_ms as iso, Harness, Upstream, make_source
+from .helpers import Harness, Upstream, make_source
+from .helpers import iso_ms as iso
 
 NOW = 1_780_000_000.0
 

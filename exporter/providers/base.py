@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import math
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, AsyncIterator, Awaitable, Callable, Container, Iterable
 
 import structlog
@@ -14,7 +12,7 @@ import structlog
 from ..http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, SessionRecord
 from ..sourceconfig import SourceBase as SourceConfig
-from ..timeparse import parse_timestamp
+from .fields import dropped_figures, item_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +53,6 @@ class PollResult:
     #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
     unordered: str | None = None
 
-
-class InvalidPage(UpstreamError):
-    """A response whose top-level shape is not what the provider documents."""
-
-    def __init__(self, path: str, expected: str) -> None:
-        super().__init__("invalid_shape", f"GET {path}: response is not {expected}")
 
 
 class Provider(abc.ABC):
@@ -112,7 +104,7 @@ class Provider(abc.ABC):
             result.invalid.append(("oversized_page", None))
             items = items[:self.source.page_size]
         records = []
-        dropped = _dropped
+        dropped = dropped_figures
         for item in items:
             dropped.clear()
             try:
@@ -120,7 +112,7 @@ class Provider(abc.ABC):
                     raise InvalidRecord("not_an_object")
                 record = parse(item)
             except InvalidRecord as exc:
-                result.invalid.append((exc.reason, _item_id(item)))
+                result.invalid.append((exc.reason, item_id(item)))
                 continue
             if record is not None:
                 if dropped:
@@ -190,118 +182,3 @@ class Provider(abc.ABC):
     def max_pages_reached(self, **context: Any) -> None:
         self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages,
                          **context)
-
-
-# --- field readers: each raises InvalidRecord with a short reason -------------------------------
-
-
-def require_str(item: dict[str, Any], key: str, *, allow_int: bool = False) -> str:
-    """A non-empty string (or, for ids, an integer)."""
-    value = item.get(key)
-    if value is None or value == "":
-        raise InvalidRecord("missing_field", key)
-    if not (isinstance(value, str) or (allow_int and isinstance(value, int) and not isinstance(value, bool))):
-        raise InvalidRecord("wrong_type", key)
-    return str(value)
-
-
-def optional_str(item: dict[str, Any], key: str) -> str | None:
-    value = item.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidRecord("wrong_type", key)
-    return value
-
-
-#: Bounds past which one session's figure is not believed: a year, a trillion tokens, a million
-#: dollars, a million warnings. They keep every counter finite (``1e400`` or two ``1e308`` would
-#: make it +Inf for good).
-MAX_SECONDS = 366 * 86400.0
-MAX_MILLISECONDS = MAX_SECONDS * 1000.0
-MAX_TOKENS = 1e12
-MAX_COST_USD = 1e6
-MAX_WARNINGS = 1e6
-
-#: Keys of the figures dropped from the item being parsed (parsing is synchronous: one list serves).
-_dropped: list[str] = []
-
-
-def figure(item: dict[str, Any], key: str, maximum: float) -> float | None:
-    """An optional figure: a number (or a numeric string, as decimals are serialised) from 0 to
-    ``maximum``. Anything else drops this figure only: the session still counts, and the drop is
-    noted on its record (``SessionRecord.dropped_figures``). Never raises."""
-    value = item.get(key)
-    kind = type(value)
-    if (kind is int or kind is float) and 0 <= value <= maximum:  # the common case, checked cheaply
-        return float(value)
-    if value is None or value == "":
-        return None
-    number = _finite_number(value)
-    if number is None or not 0 <= number <= maximum:
-        _dropped.append(key)
-        return None
-    return number
-
-
-def _finite_number(value: Any) -> float | None:
-    try:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, str):
-            decimal = Decimal(value.strip())
-            if not decimal.is_finite():  # NaN, sNaN, Infinity: no comparison may even be tried on them
-                return None
-            value = decimal
-        if not isinstance(value, (int, float, Decimal)):
-            return None
-        number = float(value)
-    except (InvalidOperation, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
-    value = item.get(key)
-    kind = type(value)
-    if (kind is int or kind is float) and 0 <= value < 1e11:  # Unix seconds, checked cheaply
-        return float(value)
-    try:
-        value = parse_timestamp(value)
-    except (ValueError, OverflowError):
-        raise InvalidRecord("bad_timestamp", key) from None
-    if value is None and required:
-        raise InvalidRecord("missing_field", key)
-    return value
-
-
-def object_field(item: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
-    value = item.get(key)
-    if value is None:
-        if required:
-            raise InvalidRecord("missing_field", key)
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRecord("wrong_type", key)
-    return value
-
-
-def elapsed(started_at: float | None, finished_at: float | None) -> float | None:
-    if started_at is None or finished_at is None or not 0 <= finished_at - started_at <= MAX_SECONDS:
-        return None
-    return finished_at - started_at
-
-
-def _item_id(item: Any) -> str | None:
-    """The id of an invalid item, cut short, to count and log it once; None where it has none."""
-    if not isinstance(item, dict):
-        return None
-    value = item.get("id") or item.get("session_id") or item.get("event_id")
-    return str(value)[:128] if isinstance(value, (str, int)) and not isinstance(value, bool) else None
-
-
-def list_field(body: Any, key: str, path: str) -> list[Any]:
-    """The item list of a documented ``{key: [...]}`` page, or InvalidPage."""
-    if not isinstance(body, dict) or not isinstance(body.get(key), list):
-        raise InvalidPage(path, f"an object with a list '{key}'")
-    return body[key]

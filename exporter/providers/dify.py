@@ -18,13 +18,11 @@ from pydantic import Field
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import (
+from .base import PollResult, PollWindow, Provider
+from .fields import (
     MAX_SECONDS,
     MAX_TOKENS,
     MAX_WARNINGS,
-    PollResult,
-    PollWindow,
-    Provider,
     elapsed,
     figure,
     list_field,

@@ -23,14 +23,12 @@ from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import (
+from .base import PollResult, PollWindow, Provider
+from .fields import (
     MAX_COST_USD,
     MAX_MILLISECONDS,
     MAX_TOKENS,
     InvalidPage,
-    PollResult,
-    PollWindow,
-    Provider,
     elapsed,
     figure,
     list_field,

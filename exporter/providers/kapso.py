@@ -22,7 +22,8 @@ from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider, elapsed, list_field, object_field, require_str, time_field
+from .base import PollResult, PollWindow, Provider
+from .fields import elapsed, list_field, object_field, require_str, time_field
 from .pagers import cursor_pages
 
 STATUSES: dict[str, Outcome | None] = {

@@ -21,19 +21,8 @@ from pydantic import Field
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import (
-    MAX_COST_USD,
-    MAX_SECONDS,
-    MAX_TOKENS,
-    PollResult,
-    PollWindow,
-    Provider,
-    figure,
-    list_field,
-    optional_str,
-    require_str,
-    time_field,
-)
+from .base import PollResult, PollWindow, Provider
+from .fields import MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, list_field, optional_str, require_str, time_field
 from .pagers import time_ranges
 
 PATH = "/sessions"

@@ -19,7 +19,8 @@ from pydantic import Field
 from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
-from .base import MAX_WARNINGS, PollResult, PollWindow, Provider, elapsed, figure, list_field, require_str, time_field
+from .base import PollResult, PollWindow, Provider
+from .fields import MAX_WARNINGS, elapsed, figure, list_field, require_str, time_field
 from .pagers import numbered_pages
 
 PATH = "/sessions/logs"

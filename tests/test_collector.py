@@ -1,4 +1,4 @@
-"""Incremental polling: few requests in steady state, bounded memory and rows, stuck sessions dropped."""
+"""The collector: incremental polling, its request cost, pending sessions and pruning, against the simulators."""
 
 from __future__ import annotations
 
