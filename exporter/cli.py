@@ -8,7 +8,11 @@ import contextlib
 import os
 import platform
 import signal
+import ssl
 import sys
+import tempfile
+import urllib.request
+from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import structlog
@@ -49,6 +53,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="validate the config (--config.file, this PATH, or with --demo the demo's) and exit")
     parser.add_argument("--config.schema", dest="config_schema", action="store_true",
                         help="print the config file's JSON Schema (for editors) and exit")
+    parser.add_argument("--healthcheck", action="store_true",
+                        help="ask the running exporter's /healthz (at the address it started on) and exit 0 if it "
+                             "answers 200: a container HEALTHCHECK that follows the configured address")
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
     parser.add_argument("--reset-state", action="store_true",
@@ -62,7 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.config = args.check_config
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz"):
         parser.error("--web.telemetry-path must start with / and not be / or /healthz")
-    if not args.config and not args.demo and not args.config_schema:
+    if not args.config and not args.demo and not args.config_schema and not args.healthcheck:
         parser.error("--config.file is required (or --demo)")
     return args
 
@@ -72,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config_schema:
         sys.stdout.write(config_schema_text())
         return 0
+    if args.healthcheck:
+        return healthcheck()
     configure_logging(args.log_level, None if args.log_format is None else args.log_format == "json")
     try:
         config = load_config(args.config) if args.config else None
@@ -132,6 +141,34 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
             await exporter.close()
 
 
+def _health_url_file() -> Path:
+    return Path(tempfile.gettempdir()) / f"agent-session-exporter-{os.getuid()}.healthz"
+
+
+def _note_health_url(url: str) -> None:
+    """Where ``--healthcheck`` will look: the address this exporter really listens on."""
+    try:
+        _health_url_file().write_text(url.replace("://localhost:", "://127.0.0.1:"))
+    except OSError as exc:
+        log.warning("cannot note the health URL for --healthcheck", error=exc.strerror)
+
+
+def healthcheck() -> int:
+    """0 when the exporter started by this user answers /healthz with 200, else 1."""
+    try:
+        url = _health_url_file().read_text().strip()
+    except OSError:
+        url = "http://127.0.0.1:" + DEFAULT_LISTEN.rsplit(":", 1)[1] + "/healthz"
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # a probe of ourselves, not a trust decision
+    try:
+        with urllib.request.urlopen(url, timeout=4, context=context if url.startswith("https") else None) as response:
+            return 0 if response.status == 200 else 1
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _openable(host: str) -> str:
     """A host one can open in a browser: a wildcard address becomes localhost; IPv6 gets brackets."""
     if host in ("0.0.0.0", "::", ""):
@@ -165,8 +202,10 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         await runner.cleanup()
         return 1
     scheme = "https" if web_config.ssl_context else "http"
-    log.info("listening", url=f"{scheme}://{_openable(bound[0])}:{bound[1]}{args.telemetry_path}", pid=os.getpid(),
+    base = f"{scheme}://{_openable(bound[0])}:{bound[1]}"
+    log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
              sources=list(exporter.collectors), basic_auth=bool(web_config.users))
+    _note_health_url(base + "/healthz")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

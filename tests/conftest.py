@@ -15,6 +15,8 @@ from aiohttp import ClientResponse
 
 from exporter.logs import configure_logging
 
+from .helpers import FakeClock
+
 # aioresponses 0.7.x builds ClientResponse without the ``stream_writer`` argument that
 # aiohttp 3.14 made required (pnuckowski/aioresponses#289). Give it a default until a fixed
 # release exists, rather than pinning aiohttp below its 3.14 security release.
@@ -47,19 +49,6 @@ class LogLines:
 @pytest.fixture
 def logs() -> LogLines:
     return LogLines()
-
-
-class FakeClock:
-    """A clock the tests move by hand; shared by simulators and exporter."""
-
-    def __init__(self, start: float = 1_780_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

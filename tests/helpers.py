@@ -147,3 +147,16 @@ def whatabot_item(n: int, status: str = "completed", started: float = 1_780_000_
 def source_entry(source: SourceConfig) -> dict[str, Any]:
     """A configured source back as its config-file entry (what differs from the defaults)."""
     return source.model_dump(mode="json", exclude_defaults=True, exclude={"interval"})
+
+
+class FakeClock:
+    """A clock the tests move by hand; shared by simulators and exporter."""
+
+    def __init__(self, start: float = 1_780_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

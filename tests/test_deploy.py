@@ -100,13 +100,21 @@ def test_kubernetes_manifests_hold_probes_limits_and_a_hardened_pod(tmp_path):
         (tmp_path / key_file.name).write_text("k")
         source["api_key_file"] = str(tmp_path / key_file.name)
     parse_config(raw, {})
-    assert container["args"] == ["--config", f"{mounts['config']}/config.yaml"]
+    assert container["args"] == ["--config.file", f"{mounts['config']}/config.yaml"]
+    # The secrets are not mounted inside the ConfigMap's mount (nor the other way round).
+    assert not Path(mounts["secrets"]).is_relative_to(mounts["config"])
+    assert not Path(mounts["config"]).is_relative_to(mounts["secrets"])
+    assert pod["automountServiceAccountToken"] is False
 
     service = load(k8s / "service.yaml")[0]
     monitor = load(k8s / "servicemonitor.yaml")[0]
     assert service["spec"]["ports"][0]["port"] == int(EXPORTER_PORT)
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
     assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
+    # The selector label the Operator matches, on both custom resources, as the README documents it.
+    rule = load(k8s / "prometheusrule.yaml")[0]
+    assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"] == "prometheus"
+    assert "`release: prometheus`" in (ROOT / "README.md").read_text()
 
 
 def test_compose_services_ports_and_mounts_agree_with_the_exporter():
@@ -136,7 +144,9 @@ def test_dockerfile_installs_and_starts_the_way_the_readme_says():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"RUN pip install --no-cache-dir \.", dockerfile)
     assert 'ENTRYPOINT ["agent-session-exporter"]' in dockerfile and 'CMD ["--demo"]' in dockerfile
-    assert f"EXPOSE {EXPORTER_PORT}" in dockerfile and "/healthz" in dockerfile
+    assert f"EXPOSE {EXPORTER_PORT}" in dockerfile
+    assert 'HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["agent-session-exporter", "--healthcheck"]' \
+        in dockerfile
     assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.M)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
 

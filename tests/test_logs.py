@@ -29,3 +29,29 @@ def test_logfmt_on_request():
     configure_logging("info", json=False, stream=stream)
     structlog.get_logger().info("hello", source="a")
     assert stream.getvalue().split(" ", 1)[1] == "level=info msg=hello source=a\n"
+
+
+def test_logfmt_is_real_logfmt_with_time_level_msg_first():
+    import logfmtkv
+
+    stream = io.StringIO()
+    configure_logging("info", json=False, stream=stream)
+    redactor.set_secrets(["sk-live-abcdef123456"])
+    try:
+        structlog.get_logger().warning("cycle failed: 2 pages", source="my source", errors=["a b", 'quote "x"'],
+                                       detail={"k": "v w"}, count=3, key="sk-live-abcdef123456")
+    finally:
+        redactor.set_secrets([])
+    line = stream.getvalue().strip()
+    parsed = logfmtkv.parse(line)
+    assert list(parsed)[:3] == ["time", "level", "msg"]
+    assert parsed["msg"] == "cycle failed: 2 pages" and parsed["source"] == "my source" and parsed["count"] == "3"
+    assert json.loads(parsed["errors"]) == ["a b", 'quote "x"'] and json.loads(parsed["detail"]) == {"k": "v w"}
+    assert parsed["key"] == REDACTED and "'" not in line  # no Python reprs
+
+
+def test_json_lines_start_with_time_level_msg():
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    structlog.get_logger().info("hello", source="a")
+    assert list(json.loads(stream.getvalue()))[:3] == ["time", "level", "msg"]

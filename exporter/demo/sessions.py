@@ -10,13 +10,15 @@ from typing import Callable
 
 # provider -> (active statuses, [(terminal status, outcome, weight)])
 PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]]] = {
-    "whatabot": (("running", "active"), [("completed", "success", 80), ("error", "error", 12), ("timeout", "timeout", 8)]),
-    "dify": (("running", "paused", "suspended"), [("succeeded", "success", 70), ("partial-succeeded", "success", 10),
-                                      ("failed", "error", 14), ("stopped", "cancelled", 6)]),
-    "syntropic137": (("running",), [("completed", "success", 80), ("failed", "error", 14), ("cancelled", "cancelled", 6)]),
-    "honeyhive": (("running",), [("ended", "success", 88), ("ended", "error", 12)]),
+# The demo's failure rates stay below the shipped alerts' thresholds (a demo that pages is a broken
+# demo; tests/test_demo.py holds them to it); the tests raise them with set_error_weight.
+    "whatabot": (("running", "active"), [("completed", "success", 90), ("error", "error", 6), ("timeout", "timeout", 4)]),
+    "dify": (("running", "paused", "suspended"), [("succeeded", "success", 78), ("partial-succeeded", "success", 8),
+                                                   ("failed", "error", 7), ("stopped", "cancelled", 7)]),
+    "syntropic137": (("running",), [("completed", "success", 86), ("failed", "error", 8), ("cancelled", "cancelled", 6)]),
+    "honeyhive": (("running",), [("ended", "success", 92), ("ended", "error", 8)]),
     # A handoff is a pause for a human (handoff -> running | ended | failed), never an end.
-    "kapso": (("running", "waiting", "handoff"), [("ended", "success", 82), ("failed", "error", 18)]),
+    "kapso": (("running", "waiting", "handoff"), [("ended", "success", 92), ("failed", "error", 8)]),
 }
 #: Dify writes a stopped run's stop reason into ``error``; it is not an error.
 DIFY_STOP_REASONS = ("Stopped by user.", "Stopped by output moderation.")
@@ -156,10 +158,10 @@ class SessionFactory:
         elif self.provider == "syntropic137":
             session.tokens = {"input": rnd.randint(100, 20000), "output": rnd.randint(50, 5000),
                               "cache_read": rnd.randint(0, 50000), "cache_creation": rnd.randint(0, 5000)}
-            session.cost = round(rnd.uniform(0.001, 2.0), 4)
+            session.cost = round(rnd.uniform(0.001, 0.03), 4)
         elif self.provider == "honeyhive":
             session.tokens = {"input": rnd.randint(100, 8000), "output": rnd.randint(20, 2000)}
-            session.cost = round(rnd.uniform(0.0001, 0.5), 4)
+            session.cost = round(rnd.uniform(0.0001, 0.02), 4)
         if outcome == "error" and self.provider in ("dify", "syntropic137", "honeyhive", "kapso"):
             session.error = "simulated failure"
             if self.provider == "syntropic137" and rnd.random() < 0.2:
