@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 
 import aiohttp
 import orjson
+import yarl
 
 from .sourceconfig import SourceBase as SourceConfig
 
@@ -144,7 +145,7 @@ class HttpClient:
             raise _Retryable(UpstreamError("timeout", f"{what}: timed out after {self._source.timeout:g}s")) from None
         except aiohttp.ClientError as exc:
             self._observer.request("connection")
-            raise _Retryable(UpstreamError("connection", f"{what}: {type(exc).__name__}")) from None
+            raise _Retryable(UpstreamError("connection", f"{what}: {_connection_problem(exc, url)}")) from None
         try:
             data = _decode_json(payload)
         except ValueError:
@@ -195,6 +196,16 @@ def _decode_json(payload: bytes) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError:
         return json.loads(payload)
+
+
+def _connection_problem(exc: aiohttp.ClientError, url: str) -> str:
+    """Host, port and reason of a failed connection; never a header, never a key."""
+    parsed = yarl.URL(url)
+    host, port = getattr(exc, "host", None) or parsed.host, getattr(exc, "port", None) or parsed.port
+    os_error = getattr(exc, "os_error", None)
+    reason = (os_error.strerror if isinstance(os_error, OSError) and os_error.strerror
+              else type(exc).__name__)
+    return f"cannot connect to {host}:{port}: {reason}"
 
 
 def _short(path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -160,3 +161,21 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+async def scrape_after_more_cycles(client: Any, url: str, samples: dict[Any, float], cycles: int = 2,
+                                   attempts: int = 150) -> dict[Any, float]:
+    """Scrape until every source has completed ``cycles`` more collection cycles than in ``samples``
+    (bounded: ``attempts`` scrapes 0.1 s apart), so a check after it knows cycles really ran."""
+    def counts(snapshot: dict[Any, float]) -> dict[str, float]:
+        return {dict(labels)["source"]: value for (name, labels), value in snapshot.items()
+                if name == "agent_session_exporter_collect_duration_seconds_count"}
+    before = counts(samples)
+    for _ in range(attempts):
+        async with client.get(url) as response:
+            latest = parse_exposition(await response.text())
+        now = counts(latest)
+        if before and all(now.get(source, 0) >= count + cycles for source, count in before.items()):
+            return latest
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"sources did not complete {cycles} more cycles: {before} -> {now}")

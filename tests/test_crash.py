@@ -17,7 +17,7 @@ import yaml
 from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 
-from .helpers import parse_exposition, source_entry, total_of
+from .helpers import scrape_after_more_cycles, parse_exposition, source_entry, total_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,9 +74,8 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
                            for source, n in truth.items()):
                         break
                     await asyncio.sleep(0.2)
-                await asyncio.sleep(0.6)  # a few more cycles: nothing may be counted twice
-                async with client.get(url) as response:
-                    samples = parse_exposition(await response.text())
+                # Two more cycles of every source: nothing may be counted twice.
+                samples = await scrape_after_more_cycles(client, url, samples)
         finally:
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 10)

@@ -125,6 +125,7 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(tmp_path):
         assert "source 'broken'" in refused["error"]
         body = urllib.request.urlopen(exporter.url, timeout=10).read().decode()
         assert 'source="one"' in body
+        assert "agent_session_exporter_config_last_reload_successful 0.0" in body
         write([{**first, "name": "two"}])
         exporter.process.send_signal(signal.SIGHUP)
         reloaded = exporter.wait_for("config reloaded")
@@ -133,5 +134,7 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(tmp_path):
         assert samples[("agent_session_exporter_source_up",
                         frozenset({"source": "two", "provider": "syntropic137"}.items()))] == 0
         assert not any(dict(labels).get("source") == "one" for _, labels in samples)
+        assert samples[("agent_session_exporter_config_last_reload_successful", frozenset())] == 1
+        assert samples[("agent_session_exporter_config_last_reload_success_timestamp_seconds", frozenset())] > 1e9
     finally:
         assert exporter.stop() == 0
