@@ -11,7 +11,7 @@ import aiohttp
 import structlog
 
 from .aggregates import LabelLimiter, SourceView, TotalsBuilder
-from .cycle import CyclePlan, CycleSettings, plan_cycle
+from .cycle import CyclePlan, CycleSettings, plan_cycle, plan_read
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
 from .providers.fields import InvalidPage
@@ -59,6 +59,8 @@ class SourceCollector:
         self._looked_up: dict[str, int] = {}
         self._cycles = 0
         self._order_broken = False
+        #: When the overlap window was last swept for late writes (None: at the next cycle).
+        self._last_sweep: float | None = None
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -96,9 +98,16 @@ class SourceCollector:
             state = self.state
             floor = state.floor if state.floor is not None else now - self.source.initial_lookback
             cutoff = window_cutoff(floor, state.watermark, self.source.overlap)
-            window = PollWindow(since=cutoff, stale_pending=self._stale_to_check(cutoff), now=now,
+            sweep = self._last_sweep is None or now - self._last_sweep >= self.source.overlap
+            read = plan_read(state, floor, self.source.overlap, self.source.page_size, sweep,
+                             lookups=self.provider.PENDING_RECHECK == "lookup")
+            window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
                                 known_finished=state.counted.keys())
             result = await self._poll(window)
+            self.metrics.cycle_requests("sweep" if sweep else "steady", self.provider.http.requests_this_cycle)
+            if result is not None and sweep:
+                self._last_sweep = now
+                self.metrics.sweep()
             if result is not None:
                 plan = plan_cycle(state, result, now, floor, cutoff, self.settings, self._builder())
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
@@ -158,12 +167,11 @@ class SourceCollector:
     def _builder(self) -> TotalsBuilder:
         return TotalsBuilder(self.buckets, self.status_label, self.model_label)
 
-    def _stale_to_check(self, cutoff: float) -> tuple[PendingRef, ...]:
-        """Pending sessions older than the window. A provider that looks them up one by one gets at most
-        ``max_pending_checks`` a cycle, those checked longest ago first, so every one has its turn."""
-        stale = [PendingRef(sid, p.key_time) for sid, p in self.state.pending.items() if p.key_time < cutoff]
-        if self.provider.PENDING_RECHECK != "lookup":
-            return tuple(stale)
+    def _stale_to_check(self, ids: tuple[str, ...]) -> tuple[PendingRef, ...]:
+        """The pending sessions the read leaves to lookups: at most ``max_pending_checks`` a cycle, those
+        checked longest ago first, so every one has its turn."""
+        pending = self.state.pending
+        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
         self._cycles += 1
         self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
         chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))

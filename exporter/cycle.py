@@ -19,6 +19,9 @@ from .state import CycleDelta, PendingSession, SourceState, window_cutoff
 MAX_FUTURE_SECONDS = 86400.0
 #: The status a settling session (no upstream status) is shown with while its end time may move.
 SETTLING_STATUS = "running"
+#: A read reaching back to a pending session starts this much before its key time: key times come
+#: back rounded (to the microsecond, or the millisecond), and a bound must not cut the session off.
+_KEY_SLACK = 1e-3
 _PHASE_RANK = {Phase.ACTIVE: 0, Phase.SETTLING: 1, Phase.FINISHED: 2}
 
 
@@ -46,6 +49,57 @@ class CyclePlan:
     @property
     def finished(self) -> int:
         return sum(self.delta.increments.finished.values())
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """Where a cycle's list read starts, and which pending sessions it leaves to one-by-one lookups."""
+
+    since: float
+    stale: tuple[str, ...]
+    sweep: bool
+
+
+def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, sweep: bool,
+              lookups: bool) -> ReadPlan:
+    """The cheapest read that still sees everything (pure).
+
+    A sweep reads the whole overlap window behind the newest key time seen (late writes). A steady
+    cycle reads only what is newer than that, and then reaches back just as far as it pays:
+    each pending session is either inside the list read or looked up alone, whichever costs fewer
+    requests, estimated from the ids known in that range. Without lookups (``lookups`` False) the
+    read reaches back to the oldest pending session.
+    """
+    cutoff = window_cutoff(floor, state.watermark, overlap)
+    # Steady: from just past the newest key time (the sessions at it are counted or pending already;
+    # one written there later is the sweep's).
+    since = cutoff if sweep or state.watermark is None else max(floor, state.watermark + _KEY_SLACK)
+    older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time < since), reverse=True)
+    if not older:
+        return ReadPlan(since, (), sweep)
+    if not lookups:
+        return ReadPlan(min(since, older[-1][0] - _KEY_SLACK), (), sweep)
+    known = sorted([*state.counted.values(), *(p.key_time for p in state.pending.values())], reverse=True)
+    # Ids are remembered only inside the overlap window: further back, the window's density stands in.
+    density = _count_since(known, cutoff) / max(overlap, 1.0)
+
+    def pages(start: float) -> int:
+        estimate = _count_since(known, start) + max(0.0, cutoff - start) * density
+        return int(estimate) // page_size + 1  # one more page for what is new
+
+    best_since, best_cost = since, pages(since) + len(older)
+    for position, (key_time, _) in enumerate(older):
+        cost = pages(key_time) + len(older) - position - 1
+        if cost < best_cost:
+            best_since, best_cost = key_time, cost
+    if best_since == since:
+        return ReadPlan(since, tuple(sid for _, sid in older), sweep)
+    return ReadPlan(best_since - _KEY_SLACK, tuple(sid for key_time, sid in older if key_time < best_since), sweep)
+
+
+def _count_since(known_newest_first: list[float], since: float) -> int:
+    """How many of the known key times are at or after ``since``."""
+    return next((i for i, key_time in enumerate(known_newest_first) if key_time < since), len(known_newest_first))
 
 
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,

@@ -83,10 +83,16 @@ class HttpClient:
         self._min_gap = 1.0 / source.max_requests_per_second if source.max_requests_per_second else 0.0
         self._next_slot = 0.0
         self._budget: int | None = None
+        self._cycle_budget = 0
 
     def start_cycle(self, max_requests: int) -> None:
         """Allow ``max_requests`` requests (retries included) until the next call."""
-        self._budget = max_requests
+        self._budget = self._cycle_budget = max_requests
+
+    @property
+    def requests_this_cycle(self) -> int:
+        """Requests sent (retries included) since ``start_cycle``."""
+        return 0 if self._budget is None else self._cycle_budget - self._budget
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times."""

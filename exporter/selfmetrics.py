@@ -40,6 +40,12 @@ class SelfMetrics:
         self.rate_limit_remaining = Gauge(p + "rate_limit_remaining",
                                           "Requests left in the provider's rate-limit window (X-RateLimit-Remaining), "
                                           "where the API reports it.", _LABELS, registry=registry)
+        self.cycle_requests = Counter(p + "cycle_requests",
+                                      "Upstream requests (retries included) by the kind of cycle that sent them: "
+                                      "steady (what is new, and pending sessions) or sweep (the overlap window "
+                                      "re-read for late writes).", _LABELS + ("kind",), registry=registry)
+        self.sweeps = Counter(p + "sweeps", "Cycles that swept the overlap window for late writes.", _LABELS,
+                              registry=registry)
         self.cycle_limit_reached = Counter(p + "cycle_limit_reached",
                                            "Cycles abandoned at their request budget (max_requests_per_cycle) or "
                                            "deadline (cycle_timeout).", _LABELS + ("limit",), registry=registry)
@@ -109,6 +115,9 @@ class SourceSelfMetrics:
             metrics.pending_dropped.labels(*labels, reason)
         for limit in ("requests", "deadline"):
             metrics.cycle_limit_reached.labels(*labels, limit)
+        for kind in ("steady", "sweep"):
+            metrics.cycle_requests.labels(*labels, kind)
+        metrics.sweeps.labels(*labels)
 
     # --- RequestObserver ---
     def request(self, code: str) -> None:
@@ -137,6 +146,12 @@ class SourceSelfMetrics:
 
     def pending_dropped(self, reason: str) -> None:
         self.m.pending_dropped.labels(*self.labels, reason).inc()
+
+    def cycle_requests(self, kind: str, count: int) -> None:
+        self.m.cycle_requests.labels(*self.labels, kind).inc(count)
+
+    def sweep(self) -> None:
+        self.m.sweeps.labels(*self.labels).inc()
 
     def cycle_limit_reached(self, limit: str) -> None:
         self.m.cycle_limit_reached.labels(*self.labels, limit).inc()

@@ -7,11 +7,11 @@ from aioresponses import aioresponses
 
 from exporter.app import Exporter
 from exporter.config import parse_config
-from exporter.demo.runner import demo_config, running_simulators
+from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import Simulators
 from exporter.sqlite_store import SqliteStore
 
-from .helpers import Harness, Upstream, make_source, spring_page, whatabot_item
+from .helpers import Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
 
 
 async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
@@ -93,3 +93,74 @@ async def test_a_session_stuck_active_beyond_max_pending_age_is_dropped_and_coun
     assert h.value("agent_sessions_active", status="running") == 0
     assert h.value("agent_session_exporter_pending_dropped_total", reason="max_pending_age") == 1
     assert h.finished() == 0
+
+
+CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}  # requests per steady cycle
+
+
+async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_exact(clock):
+    """300 sessions per source at once, polled every second: once the burst has been read, each
+    cycle costs one request per chain, plus a sweep of the overlap window at most once per overlap."""
+    simulators = Simulators(clock=clock, rate=0.0)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=1), clock=clock)
+        await exporter.open()
+        try:
+            await exporter.run_once()
+            for factory in simulators.factories.values():
+                for _ in range(300):
+                    factory.start_session(started_at=clock.now - factory.random.uniform(0, 1),
+                                          duration=factory.random.uniform(1, 4))
+            for _ in range(20):  # the burst starts, runs and ends
+                clock.advance(1)
+                simulators.tick()
+                await exporter.run_once()
+            simulators.requests.clear()
+            cycles = 240  # two overlap periods of 2 minutes at a 1 s interval
+            for _ in range(cycles):
+                clock.advance(1)
+                simulators.tick()
+                assert all((await exporter.run_once()).values())
+            samples = parse_exposition(exporter.render_metrics().decode())
+        finally:
+            await exporter.close()
+    for provider, factory in simulators.factories.items():
+        # The sweeps (two in 240 cycles) re-read the burst; everything else is one request per chain.
+        assert simulators.requests[provider] <= cycles * CHAINS[provider] * 1.2, provider
+        truth = sum(factory.truth.finished.values())
+        assert truth >= 300
+        for source, p in DEMO_SOURCES.items():
+            if p == provider:
+                assert total_of(samples, "agent_sessions_finished_total", source=source) == truth, source
+    steady = total_of(samples, "agent_session_exporter_cycle_requests_total", kind="steady")
+    assert total_of(samples, "agent_session_exporter_sweeps_total") >= 6  # every source swept, and not every cycle
+    assert steady >= (cycles - 4) * sum(CHAINS.values())
+
+
+async def test_a_session_written_late_behind_the_newest_is_counted_once_by_the_sweep(clock):
+    simulators = Simulators(clock=clock, rate=0.0)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        config = parse_config({"sources": [{"name": "wb", "provider": "syntropic137", "overlap": "2m",
+                                            "base_url": base_url + "/syntropic137", "initial_lookback": "10m"}]}, {})
+        exporter = Exporter(config, clock=clock)
+        await exporter.open()
+        try:
+            factory = simulators.factories["syntropic137"]
+            factory.start_session(duration=1)
+            clock.advance(5)
+            simulators.tick()
+            await exporter.run_once()  # the first cycle sweeps
+            newest = exporter.collectors["wb"].state.watermark
+            late = factory.start_session(started_at=newest - 30, duration=2)  # written now, keyed 30 s back
+            clock.advance(5)
+            simulators.tick()
+            await exporter.run_once()
+            assert sum(exporter.collectors["wb"].state.totals.finished.values()) == 1  # a steady read misses it
+            for _ in range(30):  # the next sweep, within one overlap period, finds it
+                clock.advance(5)
+                simulators.tick()
+                await exporter.run_once()
+            totals = exporter.collectors["wb"].state.totals.finished
+        finally:
+            await exporter.close()
+    assert not late.running and sum(totals.values()) == 2 == sum(factory.truth.finished.values())

@@ -55,21 +55,24 @@ def syntropic_upstream(listed: list[dict[str, Any]], details: dict[str, Any]) ->
 async def test_a_pending_session_whose_lookup_fails_holds_up_nothing_and_expires_with_a_reason(http_session, clock):
     clock.now = NOW
     long_id = "x" * 20_000
-    listed = [syntropic("old-1", NOW - 100, "running"), syntropic(long_id, NOW - 90, "running")]
+    listed = [syntropic("old-1", NOW - 7000, "running"), syntropic(long_id, NOW - 6990, "running")]
     details: dict[str, Any] = {"old-1": 500, long_id: 400}
     upstream = syntropic_upstream(listed, details)
-    h = Harness(make_source("syntropic137", overlap="1m", max_pending_age="1h", retries=0), http_session, clock)
+    h = Harness(make_source("syntropic137", overlap="1m", max_pending_age="3h", initial_lookback="3h", retries=0),
+                http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         assert await h.collector.run_cycle()
         assert h.value("agent_session_exporter_pending_sessions") == 2
-        listed[:] = []
-        for n in range(10):  # new sessions keep being counted while the two lookups keep failing
+        for n in range(10):  # busy traffic keeps being counted while the two old lookups keep failing
             clock.advance(60)
-            listed[:] = [syntropic(f"new-{n}", clock.now - 10)]
+            listed[:] = [syntropic(f"new-{n}-{k}", clock.now - 59 + k * 0.4) for k in range(150)]
             assert await h.collector.run_cycle()
-        assert h.finished() == 10
-        clock.advance(3600)
+        assert h.finished() == 1500
+        looked_up = [path for path in upstream.raw_paths if path != "/sessions"]
+        assert len(looked_up) >= 18  # the two old sessions, looked up each cycle (reading back is dearer)
+        clock.advance(3 * 3600)
+        listed[:] = []
         assert await h.collector.run_cycle()
     assert h.value("agent_session_exporter_pending_dropped_total", reason="unreadable") == 2
     assert h.value("agent_session_exporter_pending_sessions") == 0
@@ -206,23 +209,24 @@ async def test_a_looping_upstream_costs_one_request_budget_per_cycle(http_sessio
 
 async def test_stale_pending_lookups_are_capped_per_cycle_and_take_turns(http_session, clock):
     clock.now = NOW
-    running = [syntropic(f"p-{n}", NOW - 50 + n * 0.01, "running") for n in range(100)]
+    running = [syntropic(f"p-{n}", NOW - 7000 + n * 0.01, "running") for n in range(40)]
     listed = list(running)
     upstream = syntropic_upstream(listed, {s["id"]: s for s in running})
-    h = Harness(make_source("syntropic137", overlap="10s", max_pending_checks=30), http_session, clock)
+    h = Harness(make_source("syntropic137", overlap="1m", initial_lookback="3h", max_pending_checks=15),
+                http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         assert await h.collector.run_cycle()
         looked_up: list[str] = []
-        for n in range(5):  # the first moves the window; then 30 lookups a cycle
-            clock.advance(120)
-            listed[:] = [syntropic(f"new-{n}", clock.now - 1)]  # the window moves on, past the pending ones
+        for n in range(6):  # busy traffic: reading two hours back would cost far more than lookups
+            clock.advance(60)
+            listed[:] = [syntropic(f"new-{n}-{k}", clock.now - 59 + k * 0.4) for k in range(150)]
             before = len(upstream.calls)
             assert await h.collector.run_cycle()
             cycle = [c[0] for c in upstream.calls[before:] if c[0] != "/sessions"]
-            assert len(cycle) <= 30
+            assert len(cycle) <= 15
             looked_up += cycle
-    assert len(set(looked_up)) == 100  # every pending session had its turn
+    assert len(set(looked_up)) == 40  # every pending session had its turn
 
 
 async def test_a_cycle_past_its_deadline_is_abandoned(http_session, clock):

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
-from ..sourceconfig import SourceBase
+from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import (
@@ -49,6 +49,10 @@ _FUTURE_SLACK = 3600.0
 
 class HoneyhiveSource(SourceBase):
     provider: Literal["honeyhive"]
+    overlap: Duration = Field(
+        600.0, ge=0,
+        description="sessions arrive as their events are exported (asynchronously, in batches) "
+                    "and are keyed by their earliest event: minutes late is normal")
     project: str = Field(min_length=1)
     api: Literal["sessions", "events"] = Field(
         "sessions", description="sessions: GET /session (gone from the current API); events: POST /v1/events/export")
