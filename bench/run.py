@@ -14,6 +14,7 @@ import time
 import idle
 import ingest
 import memory
+import polling
 import scrape
 import state_store
 from common import BENCH  # noqa: F401  (puts the project on sys.path)
@@ -62,6 +63,17 @@ def main() -> int:
         figures["requests_per_cycle_max"] <= 1.2)
     row("   CPU seconds per hour, 5 sources", figures["cpu_seconds_per_hour"],
         f"(every {2 if smoke else 15} s)")
+
+    figures = polling.run(smoke=smoke)
+    row("   after a burst: requests / ideal max(1, ceil(new/page)) (max)", figures["burst_ratio_max"], "<= 1.2",
+        figures["burst_ratio_max"] <= 1.2)
+    row("   after a burst: requests per cycle, all chains", figures["burst_requests_per_cycle"])
+    row("   under load (15/s, 30 s): requests / ideal (max)", figures["load_ratio_max"], "<= 1.2",
+        figures["load_ratio_max"] <= 1.2)
+    row("   under load: requests / ideal incl. re-reading running sessions", figures["load_ratio_with_pending_max"])
+    row("   under load: requests per cycle, all chains", figures["load_requests_per_cycle"])
+    row("   under load: ideal per cycle", figures["load_ideal_per_cycle"])
+    row("   under load: ideal incl. running sessions per cycle", figures["load_ideal_with_pending_per_cycle"])
 
     figures = state_store.run(1000, 20 if smoke else 200, 10)
     row("5. state: commit ms per cycle of 1,000 sessions (median)", figures["commit_median_ms"], "<= 10",

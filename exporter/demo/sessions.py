@@ -85,6 +85,8 @@ class SessionFactory:
         self.retention = retention
         self.sessions: dict[str, SimSession] = {}
         self.truth = Truth()
+        #: Sessions started so far (the benchmarks' measure of what is new).
+        self.started = 0
         self._last_tick: float | None = None
         self._carry = 0.0
 
@@ -120,6 +122,7 @@ class SessionFactory:
                              planned_end=started_at + duration, status=active[0], last_event_at=started_at,
                              model=self.random.choice(MODELS), workflow_id=self.random.choice(self.workflow_ids))
         self.sessions[session.id] = session
+        self.started += 1
         return session
 
     def backfill(self, seconds: float) -> None:
