@@ -164,3 +164,53 @@ async def test_a_session_written_late_behind_the_newest_is_counted_once_by_the_s
         finally:
             await exporter.close()
     assert not late.running and sum(totals.values()) == 2 == sum(factory.truth.finished.values())
+
+
+class FailingStore:
+    """A MemoryStore whose commits fail while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        from exporter.state import MemoryStore
+        self.inner = MemoryStore()
+        self.failing = True
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def commit(self, source, delta, totals) -> None:
+        if self.failing:
+            raise OSError("disk full")
+        self.inner.commit(source, delta, totals)
+
+
+async def test_self_metrics_are_bumped_only_after_the_commit(http_session, clock):
+    clock.now = 1_780_000_000.0
+    items = [whatabot_item(1, status="archived", started=clock.now - 50), {**whatabot_item(2), "status": 5}]
+    store = FailingStore()
+    h = Harness(make_source("whatabot"), http_session, clock, store=store)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(items, 0, 100, 2)), repeat=True)
+        assert not await h.collector.run_cycle()  # the commit fails: nothing may be counted
+        assert h.value("agent_session_exporter_unknown_status_total", status="archived") == 0
+        assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 0
+        store.failing = False
+        clock.advance(30)
+        assert await h.collector.run_cycle()
+    assert h.value("agent_session_exporter_unknown_status_total", status="archived") == 1
+    assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 1
+    assert h.finished(status="archived", outcome="unknown") == 1
+
+
+async def test_the_active_gauge_goes_through_the_label_cap(http_session, clock):
+    clock.now = 1_780_000_000.0
+    items = [whatabot_item(n, status=f"odd-status-{n}" + "x" * 100, started=clock.now - 50 + n) for n in range(5)]
+    for item in items:
+        item["finishedAt"] = None
+    h = Harness(make_source("whatabot", max_label_values=2), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(items, 0, 100, 5)), repeat=True)
+        assert await h.collector.run_cycle()
+    statuses = {labels["status"]: value for labels, value in
+                ((s.labels, s.value) for f in h.registry.collect() for s in f.samples
+                 if s.name == "agent_sessions_active")}
+    assert len(statuses) == 3 and statuses["other"] == 3 and all(len(s) <= 64 for s in statuses)
