@@ -269,3 +269,22 @@ async def test_syntropic_full_pages_out_of_order_are_split_until_every_session_i
     assert h.finished() == 450
     assert h.value("agent_session_exporter_upstream_order_ok") == 0
     assert len(upstream.calls) < 20
+
+
+async def test_sessions_added_between_pages_are_no_order_violation(http_session, clock):
+    """Offset pages of a list that grows at the top repeat their neighbour's last items: those
+    repeats are newer than the previous page's end, and must not be taken for a broken order."""
+    clock.now = NOW
+    listing = [whatabot_item(n, NOW - 100 - n) for n in range(250)]  # newest first
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, size = int(params["page"]), int(params["size"])
+        if page == 1:  # three sessions start while page 0 is being read
+            listing[:0] = [whatabot_item(1000 + n, NOW - 1 - n) for n in range(3)]
+        return {"content": listing[page * size:(page + 1) * size], "number": page, "totalPages": 3, "last": page >= 2}
+    h = Harness(make_source("whatabot", initial_lookback="1h"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.collector.run_cycle()
+    assert h.value("agent_session_exporter_upstream_order_ok") == 1
+    assert h.provider.trust_order

@@ -172,10 +172,15 @@ class Provider(abc.ABC):
         ``order_parameter`` is reported and the list is read to its end (slower, never wrong).
         """
         bound: float | None = None
+        seen: set[str] = set()
         async with contextlib.aclosing(pages):
             async for items in pages:
                 records = self.parse_items(items, result)
-                bound = self.check_newest_first((r.key_time for r in records), bound, order_parameter, result)
+                # Sessions added meanwhile shift an offset-paged list down: the next page repeats the
+                # last few of this one, newer than its end. Only sessions not read yet say anything of order.
+                fresh = [r.key_time for r in records if r.session_id not in seen]
+                seen.update(r.session_id for r in records)
+                bound = self.check_newest_first(fresh, bound, order_parameter, result)
                 if self.trust_order and records and min(r.key_time for r in records) < since:
                     return
 
