@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+from aiohttp import web
 from aioresponses import aioresponses
 
 from exporter.app import Exporter
@@ -214,3 +217,46 @@ async def test_the_active_gauge_goes_through_the_label_cap(http_session, clock):
                 ((s.labels, s.value) for f in h.registry.collect() for s in f.samples
                  if s.name == "agent_sessions_active")}
     assert len(statuses) == 3 and statuses["other"] == 3 and all(len(s) <= 64 for s in statuses)
+
+
+async def test_a_source_whose_upstream_hangs_never_holds_up_another(clock):
+    """Each source polls on its own task: while one upstream never answers, another keeps cycling
+    (waited for as events, no wall-clock bound)."""
+    hung = asyncio.Event()
+
+    async def never_answers(request: web.Request) -> web.Response:
+        hung.set()
+        await asyncio.sleep(3600)
+        return web.json_response({})
+    app = web.Application()
+    app.router.add_get("/sessions", never_answers)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hung_url = "http://{}:{}".format(*runner.addresses[0][:2])
+    simulators = Simulators(clock=clock, rate=0.5)
+    try:
+        async with running_simulators(simulators, tick_every=None) as base_url:
+            config = parse_config({"interval": 1, "sources": [
+                {"name": "hung", "provider": "syntropic137", "base_url": hung_url, "timeout": "1h", "retries": 0},
+                {"name": "fine", "provider": "dify", "base_url": base_url + "/dify/v1", "api_key": "demo-dify-key"}]},
+                {})
+            exporter = Exporter(config, clock=clock)
+            await exporter.open()
+            exporter.start()
+            try:
+                await asyncio.wait_for(hung.wait(), 10)
+                def cycles(source: str) -> float:
+                    return total_of(parse_exposition(exporter.render_metrics().decode()),
+                                    "agent_session_exporter_collect_duration_seconds_count", source=source)
+                for _ in range(100):  # bounded: 10 s
+                    if cycles("fine") >= 3:
+                        break
+                    await asyncio.sleep(0.1)
+                assert cycles("fine") >= 3 and exporter.collectors["fine"].last_result.startswith("ok")
+                assert cycles("hung") == 0  # still waiting on its first answer
+            finally:
+                await exporter.close(grace=0.1)
+    finally:
+        await runner.cleanup()
