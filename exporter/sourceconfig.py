@@ -63,7 +63,9 @@ class SourceBase(StrictModel):
     page_size: int = Field(100, ge=1)
     max_pages: int = Field(1000, ge=1, description="bound on pages per request chain and cycle")
     initial_lookback: Duration = Field(86400.0, ge=0, description="how far back the first cycle reads")
-    overlap: Duration = Field(120.0, ge=0, description="re-read behind the newest session seen, for late writes")
+    overlap: Duration = Field(60.0, ge=0, description=(
+        "how late a session may be written behind the newest seen: swept once per overlap. A minute where "
+        "the list is written as sessions start or end, keyed by that moment (replication lag only)"))
     max_pending_age: Duration = Field(86400.0, gt=0, description="give up on a session pending this long")
     max_pending_checks: int = Field(50, ge=1, description="pending sessions looked up one by one per cycle")
     settle_after: Duration = Field(300.0, ge=0, description="HoneyHive: a session ends once end_time stops moving")

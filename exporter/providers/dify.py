@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
-from ..sourceconfig import Duration, SourceBase
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import (
@@ -48,9 +48,6 @@ def read_page(body: Any) -> tuple[list[Any], bool]:
 
 class DifySource(SourceBase):
     provider: Literal["dify"]
-    overlap: Duration = Field(
-        60.0, ge=0,
-        description="Dify 1.x writes a log row when the run ends, keyed by that moment: rows arrive in key order")
     page_size: int = Field(100, ge=1, le=100)
 
 

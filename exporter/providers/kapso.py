@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
-from ..sourceconfig import Duration, SourceBase
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import elapsed, list_field, object_field, require_str, time_field
@@ -34,9 +34,6 @@ STATUSES: dict[str, Outcome | None] = {
 
 class KapsoSource(SourceBase):
     provider: Literal["kapso"]
-    overlap: Duration = Field(
-        60.0, ge=0,
-        description="executions are listed from their start, keyed by it: only replication lag writes late")
     page_size: int = Field(100, ge=1, le=100)
     workflow_ids: tuple[str, ...] = Field(min_length=1, description="one request chain per workflow")
 

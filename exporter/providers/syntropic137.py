@@ -19,7 +19,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from ..model import Outcome, SessionRecord, classify
-from ..sourceconfig import Duration, SourceBase
+from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, list_field, optional_str, require_str, time_field
@@ -37,9 +37,6 @@ TOKEN_FIELDS = {"input": "input_tokens", "output": "output_tokens",
 class Syntropic137Source(SourceBase):
     CREDENTIAL_REQUIRED: ClassVar[bool] = False  # no auth of its own; a gateway may want Basic auth
     provider: Literal["syntropic137"]
-    overlap: Duration = Field(
-        60.0, ge=0,
-        description="sessions are projected at start, keyed by it: only projection lag writes late")
     page_size: int = Field(200, ge=1, le=200)
     workflow_id: str | None = Field(None, description="only this workflow's sessions")
 

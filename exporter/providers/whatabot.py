@@ -18,7 +18,7 @@ from pydantic import Field
 
 from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
-from ..sourceconfig import Duration, SourceBase
+from ..sourceconfig import SourceBase
 from .base import PollResult, PollWindow, Provider
 from .fields import MAX_WARNINGS, elapsed, figure, list_field, require_str, time_field
 from .pagers import numbered_pages
@@ -51,9 +51,6 @@ def read_page(body: Any) -> tuple[list[Any], bool]:
 
 class WhatabotSource(SourceBase):
     provider: Literal["whatabot"]
-    overlap: Duration = Field(
-        60.0, ge=0,
-        description="sessions are listed from their start, keyed by it: only replication lag writes late")
     page_size: int = Field(100, ge=1, le=100)
     workspace_id: str | None = Field(None, description="only this workspace's sessions")
 
