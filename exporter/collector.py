@@ -102,7 +102,7 @@ class SourceCollector:
             read = plan_read(state, floor, self.source.overlap, self.source.page_size, sweep,
                              lookups=self.provider.PENDING_RECHECK == "lookup")
             window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
-                                known_finished=state.counted.keys())
+                                known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
             self.metrics.cycle_requests("sweep" if sweep else "steady", self.provider.http.requests_this_cycle)
             if result is not None and sweep:

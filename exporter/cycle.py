@@ -59,6 +59,14 @@ class ReadPlan:
     stale: tuple[str, ...]
     sweep: bool
 
+    @property
+    def stop_at_known(self) -> bool:
+        """Whether a newest-first read may stop at the first counted session it meets: a steady read
+        that reaches back for no pending session (everything past a known session was read before)."""
+        return not self.sweep and not self.reaches_back
+
+    reaches_back: bool = False
+
 
 def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, sweep: bool,
               lookups: bool) -> ReadPlan:
@@ -71,14 +79,14 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     read reaches back to the oldest pending session.
     """
     cutoff = window_cutoff(floor, state.watermark, overlap)
-    # Steady: from just past the newest key time (the sessions at it are counted or pending already;
-    # one written there later is the sweep's).
-    since = cutoff if sweep or state.watermark is None else max(floor, state.watermark + _KEY_SLACK)
+    # Steady: from the newest key time, inclusive (keys of one-second resolution, as Dify's, share it
+    # with sessions written since); a newest-first reader stops at the first session it knows.
+    since = cutoff if sweep or state.watermark is None else max(floor, state.watermark)
     older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time < since), reverse=True)
     if not older:
         return ReadPlan(since, (), sweep)
     if not lookups:
-        return ReadPlan(min(since, older[-1][0] - _KEY_SLACK), (), sweep)
+        return ReadPlan(min(since, older[-1][0] - _KEY_SLACK), (), sweep, reaches_back=True)
     known = sorted([*state.counted.values(), *(p.key_time for p in state.pending.values())], reverse=True)
     # Ids are remembered only inside the overlap window: further back, the window's density stands in.
     density = _count_since(known, cutoff) / max(overlap, 1.0)
@@ -94,7 +102,8 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
             best_since, best_cost = key_time, cost
     if best_since == since:
         return ReadPlan(since, tuple(sid for _, sid in older), sweep)
-    return ReadPlan(best_since - _KEY_SLACK, tuple(sid for key_time, sid in older if key_time < best_since), sweep)
+    return ReadPlan(best_since - _KEY_SLACK, tuple(sid for key_time, sid in older if key_time < best_since), sweep,
+                    reaches_back=True)
 
 
 def _count_since(known_newest_first: list[float], since: float) -> int:

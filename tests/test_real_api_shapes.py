@@ -11,6 +11,7 @@ from aioresponses import aioresponses
 
 from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
+from exporter.timeparse import parse_timestamp
 
 from .helpers import Harness, Upstream, make_source
 from .helpers import iso_ms as iso
@@ -288,3 +289,28 @@ async def test_sessions_added_between_pages_are_no_order_violation(http_session,
         assert await h.collector.run_cycle()
     assert h.value("agent_session_exporter_upstream_order_ok") == 1
     assert h.provider.trust_order
+
+
+async def test_dify_run_logged_in_the_same_second_as_the_newest_counts_on_the_next_steady_cycle(http_session, clock):
+    """Dify's created_at has one-second resolution: a steady read starts at the newest second seen,
+    inclusive, or a run logged later in that second would wait for the sweep."""
+    clock.now = NOW
+    second = int(NOW) - 5
+    rows = [dify_row(1, "succeeded") | {"created_at": second}]
+    rows[0]["workflow_run"]["created_at"] = second
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        after = parse_timestamp(params["created_at__after"])
+        chosen = [r for r in rows if r["created_at"] >= after]
+        return {"data": chosen, "has_more": False, "page": 1, "limit": 100, "total": len(chosen)}
+    h = Harness(make_source("dify", overlap="10m"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.collector.run_cycle()  # the first cycle sweeps
+        late = dify_row(2, "failed", "boom") | {"created_at": second}
+        late["workflow_run"]["created_at"] = second
+        rows.insert(0, late)
+        clock.advance(30)
+        assert await h.collector.run_cycle()  # steady, 30 s into a 10 min overlap: no sweep yet
+    assert h.value("agent_session_exporter_sweeps_total") == 1
+    assert h.finished() == 2 and h.finished(status="failed") == 1

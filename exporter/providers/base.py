@@ -34,6 +34,9 @@ class PollWindow:
     now: float | None = None
     #: Ids already counted as finished (read-only), for providers that can skip work on them.
     known_finished: Container[str] = frozenset()
+    #: A newest-first reader may stop after the first page holding a session in ``known_finished``
+    #: (a steady read: what lies past it was read before; late writes are the sweep's).
+    stop_at_known: bool = False
 
     @property
     def since_with_stale(self) -> float:
@@ -163,8 +166,8 @@ class Provider(abc.ABC):
     #: False once the API has been seen to break the order it promises; then whole windows are read.
     trust_order: bool = True
 
-    async def read_newest_first(self, pages: AsyncIterator[list[Any]], since: float, result: PollResult,
-                                order_parameter: str) -> None:
+    async def read_newest_first(self, pages: AsyncIterator[list[Any]], window: PollWindow, since: float,
+                                result: PollResult, order_parameter: str) -> None:
         """Read a newest-first list from a pager, stopping at the first page that reaches back past
         ``since`` (older pages hold nothing new).
 
@@ -182,6 +185,9 @@ class Provider(abc.ABC):
                 seen.update(r.session_id for r in records)
                 bound = self.check_newest_first(fresh, bound, order_parameter, result)
                 if self.trust_order and records and min(r.key_time for r in records) < since:
+                    return
+                if self.trust_order and window.stop_at_known and any(
+                        r.session_id in window.known_finished for r in records):
                     return
 
     def max_pages_reached(self, **context: Any) -> None:

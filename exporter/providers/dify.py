@@ -61,8 +61,9 @@ class DifyProvider(Provider):
         since = window.since_with_stale
         params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=1,
-                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached, prefetch=True)
-        await self.read_newest_first(pages, since, result, "created_at")
+                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
+                               prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
+        await self.read_newest_first(pages, window, since, result, "created_at")
         return result
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:

@@ -70,7 +70,7 @@ class WhatabotProvider(Provider):
         }
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=0,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached)
-        await self.read_newest_first(pages, window.since, result, "orderBy")
+        await self.read_newest_first(pages, window, window.since, result, "orderBy")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
 
