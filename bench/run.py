@@ -2,6 +2,7 @@
 
     python bench/run.py            # full sizes (a few minutes)
     python bench/run.py --smoke    # tiny sizes, seconds: keeps the scripts from rotting
+    python bench/run.py --only idle,state   # a subset
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from common import BENCH  # noqa: F401  (puts the project on sys.path)
 from exporter.logs import configure_logging
 
 
+BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
+    parser.add_argument("--only", metavar="NAME[,NAME]", default=",".join(BENCHMARKS),
+                        help=f"run a subset: {', '.join(BENCHMARKS)} (idle includes the polling figures)")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if not only <= set(BENCHMARKS):
+        parser.error(f"--only: unknown benchmark {sorted(only - set(BENCHMARKS))[0]!r}; one of {', '.join(BENCHMARKS)}")
     configure_logging("error", json=True)
     smoke = args.smoke
     started = time.time()
@@ -34,52 +43,57 @@ def main() -> int:
     def row(name: str, value: float, target: str = "", ok: bool | None = None, fmt: str = "{:,.2f}") -> None:
         rows.append((name, fmt.format(value), target, ok))
 
-    figures = ingest.run(sessions=20_000 if smoke else 200_000, per_cycle=2000)
-    row("1. ingest: ceiling sessions/s (bare client, best of 1/4/8)", figures["ceiling_sessions_per_s"], fmt="{:,.0f}")
-    row("   ceiling concurrency", figures["ceiling_concurrency"], fmt="{:.0f}")
-    row("   exporter sessions/s (provider+collector+state)", figures["exporter_sessions_per_s"], fmt="{:,.0f}")
-    row("   sessions ingested", figures["sessions"], ">= 200,000", figures["sessions"] >= 200_000, "{:,.0f}")
-    row("   ratio exporter/ceiling", figures["ratio"], ">= 0.5", figures["ratio"] >= 0.5)
+    if "ingest" in only:
+        figures = ingest.run(sessions=20_000 if smoke else 200_000, per_cycle=2000)
+        row("1. ingest: ceiling sessions/s (bare client, best of 1/4/8)", figures["ceiling_sessions_per_s"], fmt="{:,.0f}")
+        row("   ceiling concurrency", figures["ceiling_concurrency"], fmt="{:.0f}")
+        row("   exporter sessions/s (provider+collector+state)", figures["exporter_sessions_per_s"], fmt="{:,.0f}")
+        row("   sessions ingested", figures["sessions"], ">= 200,000", figures["sessions"] >= 200_000, "{:,.0f}")
+        row("   ratio exporter/ceiling", figures["ratio"], ">= 0.5", figures["ratio"] >= 0.5)
 
-    figures = scrape.run(scrapes=100 if smoke else 1000, backfill=300 if smoke else 1800)
-    row("2. scrape: series exposed", figures["series"], fmt="{:,.0f}")
-    row("   scrapes during collection", figures["scrapes"], fmt="{:,.0f}")
-    row("   p50 latency ms", figures["p50_ms"])
-    row("   p99 latency ms", figures["p99_ms"], "<= 10", figures["p99_ms"] <= 10)
-    row("   max event-loop lag ms", figures["max_loop_lag_ms"], "<= 50", figures["max_loop_lag_ms"] <= 50)
-    row("   unchanged scrape cost us", figures["unchanged_scrape_us"])
-    row("   full render after a change ms", figures["full_render_ms"])
+    if "scrape" in only:
+        figures = scrape.run(scrapes=100 if smoke else 1000, backfill=300 if smoke else 1800)
+        row("2. scrape: series exposed", figures["series"], fmt="{:,.0f}")
+        row("   scrapes during collection", figures["scrapes"], fmt="{:,.0f}")
+        row("   p50 latency ms", figures["p50_ms"])
+        row("   p99 latency ms", figures["p99_ms"], "<= 10", figures["p99_ms"] <= 10)
+        row("   max event-loop lag ms", figures["max_loop_lag_ms"], "<= 50", figures["max_loop_lag_ms"] <= 50)
+        row("   unchanged scrape cost us", figures["unchanged_scrape_us"])
+        row("   full render after a change ms", figures["full_render_ms"])
 
-    figures = memory.run(sessions=50_000 if smoke else 1_000_000)
-    row("3. memory: sessions streamed over a simulated week", figures["sessions"], fmt="{:,.0f}")
-    row("   RSS after first 10 % MB", figures["rss_after_10pct_mb"])
-    row("   RSS at the end MB", figures["rss_end_mb"])
-    row("   RSS growth %", figures["rss_growth_pct"], "<= 20", figures["rss_growth_pct"] <= 20)
-    row("   peak RSS MB", figures["rss_peak_mb"], "<= 150", figures["rss_peak_mb"] <= 150)
-    row("   tracked ids / state rows at the end", figures["tracked_ids_end"], fmt="{:,.0f}")
+    if "memory" in only:
+        figures = memory.run(sessions=50_000 if smoke else 1_000_000)
+        row("3. memory: sessions streamed over a simulated week", figures["sessions"], fmt="{:,.0f}")
+        row("   RSS after first 10 % MB", figures["rss_after_10pct_mb"])
+        row("   RSS at the end MB", figures["rss_end_mb"])
+        row("   RSS growth %", figures["rss_growth_pct"], "<= 20", figures["rss_growth_pct"] <= 20)
+        row("   peak RSS MB", figures["rss_peak_mb"], "<= 150", figures["rss_peak_mb"] <= 150)
+        row("   tracked ids / state rows at the end", figures["tracked_ids_end"], fmt="{:,.0f}")
 
-    figures = idle.run(seconds=6 if smoke else 120, interval=2 if smoke else 15, warmup=4 if smoke else 20)
-    row("4. idle: requests per source per cycle (max)", figures["requests_per_cycle_max"], "<= 1.2",
-        figures["requests_per_cycle_max"] <= 1.2)
-    row("   CPU seconds per hour, 5 sources", figures["cpu_seconds_per_hour"],
-        f"(every {2 if smoke else 15} s)")
+    if "idle" in only:
+        figures = idle.run(seconds=6 if smoke else 120, interval=2 if smoke else 15, warmup=4 if smoke else 20)
+        row("4. idle: requests per source per cycle (max)", figures["requests_per_cycle_max"], "<= 1.2",
+            figures["requests_per_cycle_max"] <= 1.2)
+        row("   CPU seconds per hour, 5 sources", figures["cpu_seconds_per_hour"],
+            f"(every {2 if smoke else 15} s)")
 
-    figures = polling.run(smoke=smoke)
-    row("   after a burst: requests / ideal max(1, ceil(new/page)) (max)", figures["burst_ratio_max"], "<= 1.2",
-        figures["burst_ratio_max"] <= 1.2)
-    row("   after a burst: requests per cycle, all chains", figures["burst_requests_per_cycle"])
-    row("   under load (15/s, 30 s): requests / ideal (max)", figures["load_ratio_max"], "<= 1.2",
-        figures["load_ratio_max"] <= 1.2)
-    row("   under load: requests / ideal incl. re-reading running sessions", figures["load_ratio_with_pending_max"])
-    row("   under load: requests per cycle, all chains", figures["load_requests_per_cycle"])
-    row("   under load: ideal per cycle", figures["load_ideal_per_cycle"])
-    row("   under load: ideal incl. running sessions per cycle", figures["load_ideal_with_pending_per_cycle"])
+        figures = polling.run(smoke=smoke)
+        row("   after a burst: requests / ideal max(1, ceil(new/page)) (max)", figures["burst_ratio_max"], "<= 1.2",
+            figures["burst_ratio_max"] <= 1.2)
+        row("   after a burst: requests per cycle, all chains", figures["burst_requests_per_cycle"])
+        row("   under load (15/s, 30 s): requests / ideal (max)", figures["load_ratio_max"], "<= 1.2",
+            figures["load_ratio_max"] <= 1.2)
+        row("   under load: requests / ideal incl. re-reading running sessions", figures["load_ratio_with_pending_max"])
+        row("   under load: requests per cycle, all chains", figures["load_requests_per_cycle"])
+        row("   under load: ideal per cycle", figures["load_ideal_per_cycle"])
+        row("   under load: ideal incl. running sessions per cycle", figures["load_ideal_with_pending_per_cycle"])
 
-    figures = state_store.run(1000, 20 if smoke else 200, 10)
-    row("5. state: commit ms per cycle of 1,000 sessions (median)", figures["commit_median_ms"], "<= 10",
-        figures["commit_median_ms"] <= 10)
-    row("   commit ms p95", figures["commit_p95_ms"])
-    row("   bytes per tracked session", figures["bytes_per_tracked_session"], fmt="{:,.0f}")
+    if "state" in only:
+        figures = state_store.run(1000, 20 if smoke else 200, 10)
+        row("5. state: commit ms per cycle of 1,000 sessions (median)", figures["commit_median_ms"], "<= 10",
+            figures["commit_median_ms"] <= 10)
+        row("   commit ms p95", figures["commit_p95_ms"])
+        row("   bytes per tracked session", figures["bytes_per_tracked_session"], fmt="{:,.0f}")
 
     width = max(len(r[0]) for r in rows)
     print(f"agent-session-exporter benchmarks{' (smoke)' if smoke else ''} - {time.strftime('%Y-%m-%d')}, "

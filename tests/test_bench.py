@@ -15,3 +15,14 @@ def test_the_benchmark_suite_runs_at_smoke_size():
     for figure in ("1. ingest", "2. scrape", "3. memory", "4. idle", "5. state"):
         assert any(line.startswith(f"| {figure}") for line in lines), figure
     assert all(line.count("|") == 5 for line in lines[1:])
+
+
+def test_only_runs_the_named_benchmarks():
+    result = subprocess.run([sys.executable, "bench/run.py", "--smoke", "--only", "state"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = [line.split("|")[1] for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert figures[0].strip().startswith("5. state") and all(f.startswith("    ") for f in figures[1:]), figures
+    refused = subprocess.run([sys.executable, "bench/run.py", "--only", "nope"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "unknown benchmark 'nope'" in refused.stderr
