@@ -57,7 +57,7 @@ class SourceCollector:
         self.last_success: float | None = None
         #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
         self._looked_up: dict[str, int] = {}
-        self._cycles = 0
+        self._lookup_rounds = 0
         self._order_broken = False
         #: When the overlap window was last swept for late writes (None: at the next cycle).
         self._last_sweep: float | None = None
@@ -172,12 +172,12 @@ class SourceCollector:
         checked longest ago first, so every one has its turn."""
         pending = self.state.pending
         stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
-        self._cycles += 1
+        self._lookup_rounds += 1
         self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
         chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))
         chosen = chosen[:self.source.max_pending_checks]
         for ref in chosen:
-            self._looked_up[ref.session_id] = self._cycles
+            self._looked_up[ref.session_id] = self._lookup_rounds
         return tuple(chosen)
 
     def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:

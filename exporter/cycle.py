@@ -58,14 +58,14 @@ class ReadPlan:
     since: float
     stale: tuple[str, ...]
     sweep: bool
+    #: The read reaches back past the newest key time to cover pending sessions.
+    reaches_back: bool = False
 
     @property
     def stop_at_known(self) -> bool:
         """Whether a newest-first read may stop at the first counted session it meets: a steady read
         that reaches back for no pending session (everything past a known session was read before)."""
         return not self.sweep and not self.reaches_back
-
-    reaches_back: bool = False
 
 
 def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, sweep: bool,
