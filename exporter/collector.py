@@ -59,8 +59,10 @@ class SourceCollector:
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
         self._order_broken = False
-        #: When the overlap window was last swept for late writes (None: at the next cycle).
+        #: When the window was last swept for late writes, and the watermark then (None: at the next
+        #: cycle): a session written since may be keyed up to ``overlap`` behind that watermark.
         self._last_sweep: float | None = None
+        self._swept_watermark: float | None = None
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -97,21 +99,25 @@ class SourceCollector:
             now = self.clock()
             state = self.state
             floor = state.floor if state.floor is not None else now - self.source.initial_lookback
-            cutoff = window_cutoff(floor, state.watermark, self.source.overlap)
-            sweep = self._last_sweep is None or now - self._last_sweep >= self.source.overlap
-            read = plan_read(state, floor, self.source.overlap, self.source.page_size, sweep,
+            overlap = self.source.overlap
+            reach = window_cutoff(floor, self._swept_watermark if self._last_sweep is not None else state.watermark,
+                                  overlap)
+            cutoff = min(reach, window_cutoff(floor, state.watermark, overlap))
+            sweep_due = self._last_sweep is None or now - self._last_sweep >= overlap
+            read = plan_read(state, floor, overlap, self.source.page_size, reach, sweep_due,
                              lookups=self.provider.PENDING_RECHECK == "lookup")
             window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
                                 known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
-            self.metrics.cycle_requests("sweep" if sweep else "steady", self.provider.http.requests_this_cycle)
-            if result is not None and sweep:
-                self._last_sweep = now
-                self.metrics.sweep()
+            self.metrics.cycle_requests("sweep" if read.sweep else "steady", self.provider.http.requests_this_cycle)
             if result is not None:
-                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, self._builder())
+                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, self._builder(),
+                                  keep_from=None if read.sweep else reach)
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
                 plan.delta.apply_to(state)
+                if read.sweep:
+                    self._last_sweep, self._swept_watermark = now, state.watermark
+                    self.metrics.sweep()
                 self._report(result, plan)
                 ok = True
             else:

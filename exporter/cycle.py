@@ -57,6 +57,7 @@ class ReadPlan:
 
     since: float
     stale: tuple[str, ...]
+    #: The read covers the late-write band (a sweep): everything back to ``reach``.
     sweep: bool
     #: The read reaches back past the newest key time to cover pending sessions.
     reaches_back: bool = False
@@ -68,42 +69,62 @@ class ReadPlan:
         return not self.sweep and not self.reaches_back
 
 
-def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, sweep: bool,
+def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, reach: float, sweep_due: bool,
               lookups: bool) -> ReadPlan:
     """The cheapest read that still sees everything (pure).
 
-    A sweep reads the whole overlap window behind the newest key time seen (late writes). A steady
-    cycle reads only what is newer than that, and then reaches back just as far as it pays:
-    each pending session is either inside the list read or looked up alone, whichever costs fewer
-    requests, estimated from the ids known in that range. Without lookups (``lookups`` False) the
-    read reaches back to the oldest pending session.
+    ``reach`` is how far back late writes may have landed since the last sweep: the watermark at that
+    sweep minus ``overlap`` (a session may be written up to ``overlap`` behind the newest). A sweep
+    reads back to it; it is due once per overlap period (``sweep_due``), and taken earlier whenever it
+    costs no more than the steady read. A steady cycle reads only what is newer than
+    the newest key time, and reaches back just as far as it pays: each pending session is either
+    inside the list read or looked up alone, whichever costs fewer requests, estimated from the ids
+    known in that range. Without lookups (``lookups`` False) the read reaches back to the oldest
+    pending session.
     """
     cutoff = window_cutoff(floor, state.watermark, overlap)
     # Steady: from the newest key time, inclusive (keys of one-second resolution, as Dify's, share it
     # with sessions written since); a newest-first reader stops at the first session it knows.
-    since = cutoff if sweep or state.watermark is None else max(floor, state.watermark)
-    older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time < since), reverse=True)
-    if not older:
-        return ReadPlan(since, (), sweep)
-    if not lookups:
-        return ReadPlan(min(since, older[-1][0] - _KEY_SLACK), (), sweep, reaches_back=True)
+    steady_since = max(floor, state.watermark) if state.watermark is not None else cutoff
+    sweep_since = min(reach, steady_since)
     known = sorted([*state.counted.values(), *(p.key_time for p in state.pending.values())], reverse=True)
-    # Ids are remembered only inside the overlap window: further back, the window's density stands in.
-    density = _count_since(known, cutoff) / max(overlap, 1.0)
+    # Ids are remembered only inside the retained window: further back, the window's density stands in.
+    oldest_known = min(reach, cutoff)
+    span = (state.watermark - oldest_known) if state.watermark is not None else overlap
+    density = _count_since(known, oldest_known) / max(span, 1.0)
 
     def pages(start: float) -> int:
-        estimate = _count_since(known, start) + max(0.0, cutoff - start) * density
+        estimate = _count_since(known, start) + max(0.0, oldest_known - start) * density
         return int(estimate) // page_size + 1  # one more page for what is new
 
-    best_since, best_cost = since, pages(since) + len(older)
-    for position, (key_time, _) in enumerate(older):
-        cost = pages(key_time) + len(older) - position - 1
-        if cost < best_cost:
-            best_since, best_cost = key_time, cost
-    if best_since == since:
-        return ReadPlan(since, tuple(sid for _, sid in older), sweep)
-    return ReadPlan(best_since - _KEY_SLACK, tuple(sid for key_time, sid in older if key_time < best_since), sweep,
-                    reaches_back=True)
+    def cheapest(since: float, sweep: bool) -> tuple[int, ReadPlan]:
+        older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time < since), reverse=True)
+        # A steady read that reaches back for nothing stops at the first session it knows: one page
+        # (the new ones, which no estimate here sees, cost the same whichever plan is taken).
+        first = 1 if not sweep else pages(since)
+        if not older:
+            return first, ReadPlan(since, (), sweep)
+        if not lookups:
+            start = older[-1][0] - _KEY_SLACK
+            return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
+        best_since, best_cost = since, first + len(older)
+        for position, (key_time, _) in enumerate(older):
+            cost = pages(key_time) + len(older) - position - 1
+            if cost < best_cost:
+                best_since, best_cost = key_time, cost
+        if best_since == since:
+            return best_cost, ReadPlan(since, tuple(sid for _, sid in older), sweep)
+        return best_cost, ReadPlan(best_since - _KEY_SLACK,
+                                   tuple(sid for key_time, sid in older if key_time < best_since), sweep,
+                                   reaches_back=True)
+
+    sweep_cost, sweep_plan = cheapest(sweep_since, sweep=True)
+    if state.watermark is None or sweep_due:
+        return sweep_plan
+    steady_cost, steady_plan = cheapest(steady_since, sweep=False)
+    if steady_plan.since <= sweep_since or sweep_cost <= steady_cost:
+        return sweep_plan  # the steady read would reach as far, or cost as much: it sweeps too
+    return steady_plan
 
 
 def _count_since(known_newest_first: list[float], since: float) -> int:
@@ -112,9 +133,13 @@ def _count_since(known_newest_first: list[float], since: float) -> int:
 
 
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
-               settings: CycleSettings, totals: TotalsBuilder) -> CyclePlan:
+               settings: CycleSettings, totals: TotalsBuilder, keep_from: float | None = None) -> CyclePlan:
     """The plan of one cycle. ``result`` None: the poll failed, and only expiry runs (a session
-    that cannot be read is still given up on after ``max_pending_age``)."""
+    that cannot be read is still given up on after ``max_pending_age``).
+
+    ``cutoff``: the oldest key time this cycle counts (older items are not ours, unless pending).
+    ``keep_from``: counted ids this recent are kept even behind the new window, because the next
+    sweep reaches back to them (None: the window alone decides)."""
     if result is None:
         plan = CyclePlan(CycleDelta(floor=state.floor, watermark=state.watermark, increments=totals.totals))
         unread = PollResult(unreadable={sid: "poll_failed" for sid in state.pending})
@@ -162,6 +187,8 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
     delta.watermark = None if newest == float("-inf") else newest
     _expire_pending(state, plan, result, now, settings)
     new_cutoff = window_cutoff(floor, delta.watermark, settings.overlap)
+    if keep_from is not None:
+        new_cutoff = min(new_cutoff, keep_from)
     delta.counted_remove = [sid for sid, key_time in state.counted.items() if key_time < new_cutoff]
     for sid in [sid for sid, key_time in delta.counted_add.items() if key_time < new_cutoff]:
         del delta.counted_add[sid]

@@ -298,11 +298,16 @@ async def test_dify_run_logged_in_the_same_second_as_the_newest_counts_on_the_ne
     second = int(NOW) - 5
     rows = [dify_row(1, "succeeded") | {"created_at": second}]
     rows[0]["workflow_run"]["created_at"] = second
+    for n in range(3, 253):  # older runs inside the overlap: a sweep would cost more than the steady read
+        rows.append(dify_row(n, "succeeded") | {"created_at": second - n})
+        rows[-1]["workflow_run"]["created_at"] = second - n
 
     def serve(path: str, params: dict[str, str]) -> Any:
         after = parse_timestamp(params["created_at__after"])
         chosen = [r for r in rows if r["created_at"] >= after]
-        return {"data": chosen, "has_more": False, "page": 1, "limit": 100, "total": len(chosen)}
+        page, limit = int(params.get("page", 1)), int(params["limit"])
+        return {"data": chosen[(page - 1) * limit:page * limit], "has_more": len(chosen) > page * limit,
+                "page": page, "limit": limit, "total": len(chosen)}
     h = Harness(make_source("dify", overlap="10m"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
@@ -313,4 +318,4 @@ async def test_dify_run_logged_in_the_same_second_as_the_newest_counts_on_the_ne
         clock.advance(30)
         assert await h.collector.run_cycle()  # steady, 30 s into a 10 min overlap: no sweep yet
     assert h.value("agent_session_exporter_sweeps_total") == 1
-    assert h.finished() == 2 and h.finished(status="failed") == 1
+    assert h.finished() == 252 and h.finished(status="failed") == 1
