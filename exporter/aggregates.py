@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 from .model import Outcome, SessionRecord
@@ -39,56 +40,112 @@ class LabelLimiter:
         return value
 
 
-class TotalsBuilder:
-    """Turns finished records into the increment of one source cycle."""
+#: OpenMetrics allows 128 characters of exemplar label names and values together.
+_EXEMPLAR_ID_MAX = 128 - len("session_id")
 
-    def __init__(self, buckets: tuple[float, ...], status_label: LabelLimiter, model_label: LabelLimiter) -> None:
+
+@dataclass(frozen=True, slots=True)
+class SessionExemplar:
+    """A recent session of one series: its id, the observed value and when it ended."""
+
+    session_id: str
+    value: float
+    timestamp: float
+
+    def exemplar(self) -> Exemplar:
+        return Exemplar({"session_id": self.session_id}, self.value, self.timestamp)
+
+
+class TotalsBuilder:
+    """Turns finished records into the increment of one source cycle, and notes for each series a
+    recent session (an exemplar) and each workflow's name."""
+
+    def __init__(self, buckets: tuple[float, ...], status_label: LabelLimiter, model_label: LabelLimiter,
+                 workflow_label: LabelLimiter | None = None, now: float = 0.0) -> None:
         self.buckets = buckets
         self.status_label = status_label
         self.model_label = model_label
+        self.workflow_label = workflow_label or LabelLimiter(0, ("",))
+        self.now = now
         self.totals = SourceTotals(bounds=list(buckets))
-        self._keys: dict[tuple[str, str], tuple[str, str]] = {}  # (status, outcome) -> label values
+        #: (workflow, status, outcome) -> the newest session counted in that series
+        self.finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
+        #: (workflow, outcome, bucket index) -> the newest session observed in that bucket
+        self.duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
+        #: The finished records of this cycle that ended in error or timeout, for the landing page.
+        self.failures: list[SessionRecord] = []
+        self._keys: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (workflow, status, outcome) -> labels
 
     def add(self, record: SessionRecord) -> None:
         assert record.outcome is not None
         totals = self.totals
         outcome = _OUTCOME_LABEL[record.outcome]
-        key = (record.status, outcome)
+        key = (record.workflow, record.status, outcome)
         label_key = self._keys.get(key)
         if label_key is None:
-            label_key = self._keys[key] = (self.status_label(record.status), outcome)
+            label_key = self._keys[key] = (self.workflow_label(record.workflow), self.status_label(record.status),
+                                           outcome)
+        workflow = label_key[0]
         totals.finished[label_key] = totals.finished.get(label_key, 0) + 1
+        session_id = record.session_id
+        exemplary = len(session_id) <= _EXEMPLAR_ID_MAX
+        ended = record.finished_at if record.finished_at is not None and record.finished_at <= self.now else self.now
+        if exemplary:
+            self.finished_exemplars[label_key] = SessionExemplar(session_id, 1.0, ended)
         duration = record.duration_seconds
         if duration is not None:
-            counts = totals.duration_buckets.get(outcome)
+            series = (workflow, outcome)
+            counts = totals.duration_buckets.get(series)
             if counts is None:
-                counts = totals.duration_buckets[outcome] = [0] * (len(self.buckets) + 1)
-            counts[bisect.bisect_left(self.buckets, duration)] += 1
-            totals.duration_sum[outcome] = totals.duration_sum.get(outcome, 0.0) + duration
-        totals.warnings += record.warnings
-        totals.errors += record.counts_as_error
+                counts = totals.duration_buckets[series] = [0] * (len(self.buckets) + 1)
+            bucket = bisect.bisect_left(self.buckets, duration)
+            counts[bucket] += 1
+            totals.duration_sum[series] = totals.duration_sum.get(series, 0.0) + duration
+            if exemplary:
+                self.duration_exemplars[(workflow, outcome, bucket)] = SessionExemplar(session_id, duration, ended)
+        if record.warnings:
+            totals.warnings[workflow] = totals.warnings.get(workflow, 0.0) + record.warnings
+        if record.counts_as_error:
+            totals.errors[workflow] = totals.errors.get(workflow, 0) + 1
+        if record.outcome in (Outcome.ERROR, Outcome.TIMEOUT):
+            self.failures.append(record)
         if record.tokens:
             for kind, value in record.tokens.items():
-                totals.tokens[kind] = totals.tokens.get(kind, 0.0) + value
+                tokens_key = (workflow, kind)
+                totals.tokens[tokens_key] = totals.tokens.get(tokens_key, 0.0) + value
         if record.cost_usd is not None:
-            model = self.model_label(record.model or "unknown")
-            totals.cost[model] = totals.cost.get(model, 0.0) + record.cost_usd
+            cost_key = (workflow, self.model_label(record.model or "unknown"))
+            totals.cost[cost_key] = totals.cost.get(cost_key, 0.0) + record.cost_usd
+
+
+    def name_workflows(self, records: Iterable[SessionRecord], known: dict[str, str]) -> None:
+        """Note the display name of each workflow that is new or renamed (``known``: the names so far)."""
+        for record in records:
+            if record.workflow and record.workflow_name:
+                workflow = self.workflow_label(record.workflow)
+                name = record.workflow_name[:MAX_LABEL_LENGTH]
+                if workflow != OTHER and known.get(workflow) != name:
+                    self.totals.names[workflow] = name
 
 
 @dataclass
 class SourceView:
-    """What is rendered for one source: its totals and the active gauge."""
+    """What is rendered for one source: its totals, the active gauge, exemplars and workflow names."""
 
     provider: str
     totals: SourceTotals = field(default_factory=SourceTotals)
-    active: dict[str, int] = field(default_factory=dict)
+    #: (workflow, status) -> sessions active
+    active: dict[tuple[str, str], int] = field(default_factory=dict)
     #: The optional figures the provider supplies; no series is exported for the others.
     figures: frozenset[str] = frozenset({"warnings", "tokens", "cost"})
+    finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = field(default_factory=dict)
+    duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = field(default_factory=dict)
 
 
 class SessionMetrics(Collector):
     """Renders every configured source's aggregates at scrape time, from the snapshots ``views``
-    hands it (source name -> SourceView)."""
+    hands it (source name -> SourceView). Exemplars are attached to every sample; only the
+    OpenMetrics exposition writes them (the classic text format has no place for them)."""
 
     def __init__(self, buckets: tuple[float, ...], views: Callable[[], dict[str, SourceView]]) -> None:
         self.buckets = buckets
@@ -98,7 +155,7 @@ class SessionMetrics(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        base = ["source", "provider"]
+        base = ["source", "provider", "workflow"]
         finished = CounterMetricFamily("agent_sessions_finished", "Sessions first seen in a terminal status, each once.",
                                        labels=base + ["status", "outcome"])
         active = GaugeMetricFamily("agent_sessions_active", "Sessions last seen in a non-terminal status.",
@@ -113,25 +170,36 @@ class SessionMetrics(Collector):
                                      labels=base + ["token_type"])
         cost = CounterMetricFamily("agent_session_cost_usd", "Cost of finished sessions in US dollars.",
                                    labels=base + ["model"])
+        info = GaugeMetricFamily("agent_session_workflow_info", "The display name of each workflow (always 1).",
+                                 labels=["source", "workflow", "workflow_name"])
         bounds = [floatToGoString(b) for b in self.buckets] + ["+Inf"]
         for name, view in self.views().items():
-            labels = [name, view.provider]
+            source = [name, view.provider]
             totals = view.totals
-            for (status, outcome), value in sorted(totals.finished.items()):
-                finished.add_metric(labels + [status, outcome], value)
-            for status, value in sorted(view.active.items()):
-                active.add_metric(labels + [status], value)
-            for outcome, counts in sorted(totals.duration_buckets.items()):
-                cumulative, running = [], 0
-                for bound, count in zip(bounds, counts, strict=True):
+            workflows = totals.workflows() or {""}
+            for key, value in sorted(totals.finished.items()):
+                sample = view.finished_exemplars.get(key)
+                finished.add_metric(source + list(key), value, exemplar=sample.exemplar() if sample else None)
+            for (workflow, status), value in sorted(view.active.items()):
+                active.add_metric(source + [workflow, status], value)
+            for (workflow, outcome), counts in sorted(totals.duration_buckets.items()):
+                cumulative: list[Any] = []
+                running = 0
+                for index, (bound, count) in enumerate(zip(bounds, counts, strict=True)):
                     running += count
-                    cumulative.append((bound, running))
-                duration.add_metric(labels + [outcome], cumulative, totals.duration_sum.get(outcome, 0.0))
-            if "warnings" in view.figures:
-                warnings.add_metric(labels, totals.warnings)
-            errors.add_metric(labels, totals.errors)
-            for kind, value in sorted(totals.tokens.items()):
-                tokens.add_metric(labels + [kind], value)
-            for model, value in sorted(totals.cost.items()):
-                cost.add_metric(labels + [model], value)
-        yield from (finished, active, duration, warnings, errors, tokens, cost)
+                    sample = view.duration_exemplars.get((workflow, outcome, index))
+                    cumulative.append((bound, running, sample.exemplar()) if sample else (bound, running))
+                duration.add_metric(source + [workflow, outcome], cumulative,
+                                    totals.duration_sum.get((workflow, outcome), 0.0))
+            for workflow in sorted(workflows):
+                labels = source + [workflow]
+                if "warnings" in view.figures:
+                    warnings.add_metric(labels, totals.warnings.get(workflow, 0.0))
+                errors.add_metric(labels, totals.errors.get(workflow, 0))
+            for (workflow, kind), value in sorted(totals.tokens.items()):
+                tokens.add_metric(source + [workflow, kind], value)
+            for (workflow, model), value in sorted(totals.cost.items()):
+                cost.add_metric(source + [workflow, model], value)
+            for workflow, workflow_name in sorted(totals.names.items()):
+                info.add_metric([name, workflow, workflow_name], 1)
+        yield from (finished, active, duration, warnings, errors, tokens, cost, info)

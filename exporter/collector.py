@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Callable
 
 import aiohttp
 import structlog
 
-from .aggregates import LabelLimiter, SourceView, TotalsBuilder
+from .aggregates import LabelLimiter, SessionExemplar, SourceView, TotalsBuilder
 from .cycle import CyclePlan, CycleSettings, plan_cycle, plan_read
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
+from .model import SessionRecord
 from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
 from .providers.fields import InvalidPage
 from .selfmetrics import SelfMetrics, SourceSelfMetrics
 from .sourceconfig import SourceBase as SourceConfig
 from .state import SourceState, Store, window_cutoff
 
+#: Sessions that ended in error or timeout listed per source on the landing page.
+RECENT_FAILURES = 20
 #: Invalid items remembered by id, so each is counted and logged once.
 _INVALID_IDS_KEPT = 10_000
 
@@ -44,11 +47,18 @@ class SourceCollector:
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
         self.state: SourceState = store.load(source.name)
         self._check_histogram_bounds()
-        self.status_label = LabelLimiter(source.max_label_values, {s for s, _ in self.state.totals.finished})
-        self._active = self.state.active_by_status(self.status_label)
-        self.model_label = LabelLimiter(source.max_label_values, self.state.totals.cost)
+        self.status_label = LabelLimiter(source.max_label_values, {s for _, s, _ in self.state.totals.finished})
+        self.model_label = LabelLimiter(source.max_label_values, {model for _, model in self.state.totals.cost})
+        self.workflow_label = LabelLimiter(source.max_label_values, self.state.totals.workflows()
+                                           | {p.workflow for p in self.state.pending.values()})
+        #: In memory only (a restart forgets them): per series the newest session, and the newest
+        #: sessions that ended in error or timeout.
+        self._finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
+        self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
+        self.recent_failures: deque[SessionRecord] = deque(maxlen=RECENT_FAILURES)
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
         if (line := provider.describe()):
@@ -111,13 +121,16 @@ class SourceCollector:
             result = await self._poll(window)
             self.metrics.cycle_requests("sweep" if read.sweep else "steady", self.provider.http.requests_this_cycle)
             if result is not None:
-                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, self._builder(),
+                builder = self._builder(now)
+                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder,
                                   keep_from=None if read.sweep else reach)
+                builder.name_workflows(result.records, state.totals.names)
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
                 plan.delta.apply_to(state)
                 if read.sweep:
                     self._last_sweep, self._swept_watermark = now, state.watermark
                     self.metrics.sweep()
+                self._note_sessions(builder)
                 self._report(result, plan)
                 ok = True
             else:
@@ -162,16 +175,23 @@ class SourceCollector:
         self.store.commit(self.source.name, plan.delta, self.state.totals)
         plan.delta.apply_to(self.state)
         self._report_dropped(plan)
-        self._active = self.state.active_by_status(self.status_label)
+        self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self._update_gauges()
 
     def snapshot(self) -> SourceView:
         """What the renderer draws for this source, handed to it at scrape time."""
         return SourceView(provider=self.source.provider, totals=self.state.totals, active=self._active,
-                          figures=self.provider.FIGURES)
+                          figures=self.provider.FIGURES, finished_exemplars=self._finished_exemplars,
+                          duration_exemplars=self._duration_exemplars)
 
-    def _builder(self) -> TotalsBuilder:
-        return TotalsBuilder(self.buckets, self.status_label, self.model_label)
+    def _builder(self, now: float = 0.0) -> TotalsBuilder:
+        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now)
+
+    def _note_sessions(self, builder: TotalsBuilder) -> None:
+        """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
+        self._finished_exemplars.update(builder.finished_exemplars)
+        self._duration_exemplars.update(builder.duration_exemplars)
+        self.recent_failures.extend(builder.failures)
 
     def _stale_to_check(self, ids: tuple[str, ...]) -> tuple[PendingRef, ...]:
         """The pending sessions the read leaves to lookups: at most ``max_pending_checks`` a cycle, those
@@ -219,7 +239,7 @@ class SourceCollector:
                              sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))
         self.last_success = self.clock()
         m.up(True, self.last_success)
-        self._active = self.state.active_by_status(self.status_label)
+        self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self._update_gauges()
         self.last_result = (f"ok: {len(result.records)} records, {plan.finished} newly finished, "
                             f"{len(self.state.pending)} active")

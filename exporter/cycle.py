@@ -173,11 +173,12 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
             if now - reference < settings.settle_after:
                 delta.pending_upsert[sid] = PendingSession(key_time, SETTLING_STATUS,
                                                            pending.first_seen if pending else now,
-                                                           record.finished_at, reference)
+                                                           record.finished_at, reference, record.workflow)
                 continue
         elif record.phase is Phase.ACTIVE:
             delta.pending_upsert[sid] = PendingSession(key_time, record.status[:64],
-                                                       pending.first_seen if pending else now)
+                                                       pending.first_seen if pending else now,
+                                                       workflow=record.workflow)
             continue
         add_finished(record)
         plan.dropped_figures += bool(record.dropped_figures)

@@ -43,6 +43,12 @@ class SessionRecord:
     tokens: dict[str, float] = field(default_factory=dict)
     cost_usd: float | None = None
     model: str | None = None
+    #: The workflow's stable id where the provider has one ("" where it has no such notion), and its
+    #: display name where the provider gives one.
+    workflow: str = ""
+    workflow_name: str | None = None
+    #: A short, secret-free excerpt of the error text, for the landing page's recent failures.
+    error_message: str | None = None
     #: Keys of optional figures whose values were unusable and left out (the session still counts).
     dropped_figures: tuple[str, ...] = ()
 

@@ -18,7 +18,9 @@ import structlog
 
 from .state import CycleDelta, PendingSession, SourceState, SourceTotals
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Older schema versions this one upgrades in place: version -> the statements that do it.
+_UPGRADES = {1: ("ALTER TABLE pending ADD COLUMN workflow TEXT NOT NULL DEFAULT ''",)}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS counted (
     source TEXT NOT NULL, id TEXT NOT NULL, key_time REAL NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     source TEXT NOT NULL, id TEXT NOT NULL, key_time REAL NOT NULL, status TEXT NOT NULL, first_seen REAL NOT NULL,
-    end_time REAL, end_seen_at REAL, PRIMARY KEY (source, id)) WITHOUT ROWID;
+    end_time REAL, end_seen_at REAL, workflow TEXT NOT NULL DEFAULT '', PRIMARY KEY (source, id)) WITHOUT ROWID;
 """
 log = structlog.get_logger()
 
@@ -77,6 +79,14 @@ class SqliteStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed cycle survives power loss too, so counters never step back.
             self.db.execute("PRAGMA synchronous=FULL")
+            row = self._table_exists("meta") and self.db.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row and row[0] in {str(v) for v in _UPGRADES}:
+                with self._transaction():
+                    for statement in _UPGRADES[int(row[0])]:
+                        self.db.execute(statement)
+                    self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+                log.info("state file upgraded", state_path=path, was=int(row[0]), now=SCHEMA_VERSION)
             self.db.executescript(_SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
@@ -90,6 +100,9 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StateError(f"{path}: cannot use state file ({exc}); start with --reset-state to begin anew") from None
         self._identity = _identity(path)
+
+    def _table_exists(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
 
     def attach(self, snapshot: Callable[[], dict[str, SourceState]], on_recreate: Callable[[], None]) -> None:
         """``snapshot`` gives every source's state in memory: should the file be deleted or replaced
@@ -119,8 +132,8 @@ class SqliteStore:
         self._write_source(source, state.floor, state.watermark, state.totals)
         self.db.executemany("INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
                             [(source, sid, key_time) for sid, key_time in state.counted.items()])
-        self.db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at)
+        self.db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at, p.workflow)
                              for sid, p in state.pending.items()])
 
     def _write_source(self, source: str, floor: float | None, watermark: float | None, totals: SourceTotals) -> None:
@@ -157,13 +170,14 @@ class SqliteStore:
                           state_path=self.path, source=source, counters=reset)
             state.counted = {str(sid): _time(key_time) for sid, key_time in
                              self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,))}
-            for sid, key_time, status, first_seen, end_time, end_seen_at in self.db.execute(
-                    "SELECT id, key_time, status, first_seen, end_time, end_seen_at FROM pending WHERE source=?",
-                    (source,)):
-                if not isinstance(status, str):
-                    raise ValueError(f"pending status {status!r}")
+            for sid, key_time, status, first_seen, end_time, end_seen_at, workflow in self.db.execute(
+                    "SELECT id, key_time, status, first_seen, end_time, end_seen_at, workflow FROM pending "
+                    "WHERE source=?", (source,)):
+                if not isinstance(status, str) or not isinstance(workflow, str):
+                    raise ValueError(f"pending status {status!r}, workflow {workflow!r}")
                 state.pending[str(sid)] = PendingSession(_time(key_time), status, _time(first_seen),
-                                                         _time_or_none(end_time), _time_or_none(end_seen_at))
+                                                         _time_or_none(end_time), _time_or_none(end_seen_at),
+                                                         workflow)
         except (sqlite3.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"{self.path}: cannot read the state of source {source!r} ({exc});"
                              " start with --reset-state to begin anew") from None
@@ -185,8 +199,8 @@ class SqliteStore:
                                     [(source, sid) for sid in delta.pending_remove])
             if delta.pending_upsert:
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at)
+                    "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at, p.workflow)
                      for sid, p in delta.pending_upsert.items()])
 
     def row_counts(self) -> dict[str, int]:

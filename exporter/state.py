@@ -10,17 +10,22 @@ from typing import Any, Callable, Protocol, get_args, get_origin, get_type_hints
 
 @dataclass
 class SourceTotals:
-    """Counter values of one source; also used as the increment of one cycle."""
+    """Counter values of one source, per workflow ("" where the provider has none); also used as
+    the increment of one cycle."""
 
-    finished: dict[tuple[str, str], int] = field(default_factory=dict)   # (status, outcome)
-    duration_buckets: dict[str, list[int]] = field(default_factory=dict)  # outcome -> per-bucket counts, +Inf last
-    duration_sum: dict[str, float] = field(default_factory=dict)
+    finished: dict[tuple[str, str, str], int] = field(default_factory=dict)   # (workflow, status, outcome)
+    #: (workflow, outcome) -> per-bucket counts, +Inf last
+    duration_buckets: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    duration_sum: dict[tuple[str, str], float] = field(default_factory=dict)
     #: The bucket bounds the histogram counts refer to (the config's duration_buckets).
     bounds: list[float] = field(default_factory=list)
-    warnings: float = 0.0
-    errors: int = 0
-    tokens: dict[str, float] = field(default_factory=dict)
-    cost: dict[str, float] = field(default_factory=dict)                 # model -> USD
+    warnings: dict[str, float] = field(default_factory=dict)                 # workflow -> count
+    errors: dict[str, int] = field(default_factory=dict)                     # workflow -> count
+    tokens: dict[tuple[str, str], float] = field(default_factory=dict)       # (workflow, token type)
+    cost: dict[tuple[str, str], float] = field(default_factory=dict)         # (workflow, model) -> USD
+    #: workflow -> its display name (not a counter: the newest name wins); kept so that
+    #: ``agent_session_workflow_info`` survives a restart
+    names: dict[str, str] = field(default_factory=dict)
 
     def plus(self, other: SourceTotals) -> SourceTotals:
         """A new SourceTotals holding self + other."""
@@ -32,21 +37,20 @@ class SourceTotals:
     def add(self, other: SourceTotals) -> None:
         if other.bounds:
             self.bounds = list(other.bounds)
-        for key, value in other.finished.items():
-            self.finished[key] = self.finished.get(key, 0) + value
-        for outcome, counts in other.duration_buckets.items():
-            mine = self.duration_buckets.setdefault(outcome, [0] * len(counts))
+        for key, counts in other.duration_buckets.items():
+            mine = self.duration_buckets.setdefault(key, [0] * len(counts))
             for i, count in enumerate(counts):
                 mine[i] += count
-        for outcome, value in other.duration_sum.items():
-            self.duration_sum[outcome] = self.duration_sum.get(outcome, 0.0) + value
-        self.warnings += other.warnings
-        self.errors += other.errors
-        for kind, value in other.tokens.items():
-            self.tokens[kind] = self.tokens.get(kind, 0.0) + value
-        for model, value in other.cost.items():
-            self.cost[model] = self.cost.get(model, 0.0) + value
+        self.names.update(other.names)
+        for name in ("finished", "duration_sum", "warnings", "errors", "tokens", "cost"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
 
+    def workflows(self) -> set[str]:
+        """Every workflow these totals hold a value for."""
+        keyed = (*self.finished, *self.duration_buckets, *self.tokens, *self.cost)
+        return {key[0] for key in keyed} | set(self.warnings) | set(self.errors)
 
     def to_json(self) -> str:
         """The persisted form, derived from the fields: dicts keyed by tuples become lists of rows."""
@@ -63,13 +67,13 @@ class SourceTotals:
     def from_json(cls, text: str) -> SourceTotals:
         """The inverse of ``to_json``, checking each value against its field's type; ValueError,
         KeyError or TypeError on anything else."""
-        raw = json.loads(text)
+        raw = _before_workflows(json.loads(text))
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for spec in fields(cls):
             if spec.name in raw:
                 values[spec.name] = _typed(raw[spec.name], hints[spec.name], spec.name)
-            elif spec.name != "bounds":
+            elif spec.name not in ("bounds", "names"):
                 raise KeyError(spec.name)
         return cls(**values)
 
@@ -77,16 +81,27 @@ class SourceTotals:
         """Reset to zero any figure that is infinite or NaN (an older version could persist one);
         return the names of those reset."""
         reset = []
-        for name in ("warnings",):
-            if not math.isfinite(getattr(self, name)):
-                setattr(self, name, 0.0)
-                reset.append(name)
-        for name in ("duration_sum", "tokens", "cost"):
-            values: dict[str, float] = getattr(self, name)
+        for name in ("warnings", "duration_sum", "tokens", "cost"):
+            values: dict[Any, float] = getattr(self, name)
             for key in [k for k, v in values.items() if not math.isfinite(v)]:
                 del values[key]
                 reset.append(f"{name}[{key}]")
         return reset
+
+
+def _before_workflows(raw: Any) -> Any:
+    """Totals persisted before the ``workflow`` label (one number of warnings and errors, no workflow
+    in any key) become the totals of workflow ""."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("warnings"), (int, float)):
+        return raw
+    migrated = dict(raw)
+    migrated["warnings"], migrated["errors"] = {"": raw["warnings"]}, {"": raw.get("errors")}
+    if isinstance(raw.get("finished"), list):
+        migrated["finished"] = [["", *row] if isinstance(row, list) else row for row in raw["finished"]]
+    for name in ("duration_buckets", "duration_sum", "tokens", "cost"):
+        if isinstance(raw.get(name), dict):
+            migrated[name] = [["", key, value] for key, value in raw[name].items()]
+    return migrated
 
 
 def _keyed_by_tuples(hint: Any) -> bool:
@@ -134,6 +149,7 @@ class PendingSession:
     #: For settling sessions (no upstream status): the last end time and when it took that value.
     end_time: float | None = None
     end_seen_at: float | None = None
+    workflow: str = ""
 
 
 @dataclass
@@ -147,12 +163,13 @@ class SourceState:
     counted: dict[str, float] = field(default_factory=dict)
     totals: SourceTotals = field(default_factory=SourceTotals)
 
-    def active_by_status(self, label: Callable[[str], str] = str) -> dict[str, int]:
-        """Pending sessions by status, each status through ``label`` (the label cap)."""
-        counts: dict[str, int] = {}
+    def active_by_status(self, label: Callable[[str], str] = str,
+                         workflow_label: Callable[[str], str] = str) -> dict[tuple[str, str], int]:
+        """Pending sessions by (workflow, status), each through its label cap."""
+        counts: dict[tuple[str, str], int] = {}
         for pending in self.pending.values():
-            status = label(pending.status)
-            counts[status] = counts.get(status, 0) + 1
+            key = (workflow_label(pending.workflow), label(pending.status))
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
 

@@ -56,8 +56,8 @@ class Harness:
         self.registry.register(SessionMetrics(DEFAULT_BUCKETS, lambda: {source.name: self.collector.snapshot()}))
 
     def value(self, name: str, **labels: str) -> float:
-        full = {"source": self.source.name, "provider": self.source.provider, **labels}
-        return self.registry.get_sample_value(name, full) or 0.0
+        """Sum of ``name`` over this source's series matching ``labels`` (every workflow, unless given)."""
+        return sum_samples(self.registry, name, source=self.source.name, provider=self.source.provider, **labels)
 
     def finished(self, **labels: str) -> float:
         """Sum of agent_sessions_finished_total over the series matching ``labels``."""

@@ -26,30 +26,75 @@ def test_one_cycles_increments_follow_the_one_definition_of_an_error():
     builder.add(record("c", "stopped", Outcome.CANCELLED, error_text=True))  # a stop reason: no error
     builder.add(record("d", "succeeded", Outcome.SUCCESS, error_text=True))  # success with an error text
     totals = builder.totals
-    assert totals.finished == {("completed", "success"): 1, ("failed", "error"): 1, ("stopped", "cancelled"): 1,
-                               ("succeeded", "success"): 1}
-    assert totals.errors == 2
-    assert totals.duration_buckets == {"success": [1, 0, 0], "error": [0, 1, 0]}
-    assert totals.tokens == {"input": 3.0} and totals.cost == {"m": 0.25}
+    assert totals.finished == {("", "completed", "success"): 1, ("", "failed", "error"): 1,
+                               ("", "stopped", "cancelled"): 1, ("", "succeeded", "success"): 1}
+    assert totals.errors == {"": 2}
+    assert totals.duration_buckets == {("", "success"): [1, 0, 0], ("", "error"): [0, 1, 0]}
+    assert totals.tokens == {("", "input"): 3.0} and totals.cost == {("", "m"): 0.25}
+    assert [r.session_id for r in builder.failures] == ["b"]
+
+
+def test_workflow_values_go_through_the_label_cap():
+    builder = TotalsBuilder((1.0,), LabelLimiter(10), LabelLimiter(10), LabelLimiter(2))
+    for n, workflow in enumerate(("wf-a", "wf-b", "wf-c", "wf-d", "wf-a")):
+        builder.add(record(f"s{n}", workflow=workflow, duration_seconds=0.5))
+    assert builder.totals.finished == {("wf-a", "completed", "success"): 2, ("wf-b", "completed", "success"): 1,
+                                       ("other", "completed", "success"): 2}
+    assert set(builder.totals.duration_buckets) == {("wf-a", "success"), ("wf-b", "success"), ("other", "success")}
 
 
 def test_the_renderer_draws_only_the_figures_a_provider_supplies():
-    totals = SourceTotals(finished={("ended", "success"): 2}, bounds=[1.0])
-    views = {"k": SourceView("kapso", totals, {"handoff": 1}, figures=frozenset()),
-             "w": SourceView("whatabot", SourceTotals(warnings=3.0, bounds=[1.0]), figures=frozenset({"warnings"}))}
+    totals = SourceTotals(finished={("wf", "ended", "success"): 2}, bounds=[1.0], names={"wf": "Support bot"})
+    views = {"k": SourceView("kapso", totals, {("wf", "handoff"): 1}, figures=frozenset()),
+             "w": SourceView("whatabot", SourceTotals(warnings={"": 3.0}, bounds=[1.0]), figures=frozenset({"warnings"}))}
     registry = CollectorRegistry()
     registry.register(SessionMetrics((1.0,), lambda: views))
-    assert registry.get_sample_value("agent_sessions_finished_total",
-                                     {"source": "k", "provider": "kapso", "status": "ended", "outcome": "success"}) == 2
-    assert registry.get_sample_value("agent_sessions_active",
-                                     {"source": "k", "provider": "kapso", "status": "handoff"}) == 1
-    assert registry.get_sample_value("agent_session_warnings_total", {"source": "k", "provider": "kapso"}) is None
-    assert registry.get_sample_value("agent_session_warnings_total", {"source": "w", "provider": "whatabot"}) == 3
+    k = {"source": "k", "provider": "kapso", "workflow": "wf"}
+    assert registry.get_sample_value("agent_sessions_finished_total", k | {"status": "ended", "outcome": "success"}) == 2
+    assert registry.get_sample_value("agent_sessions_active", k | {"status": "handoff"}) == 1
+    assert registry.get_sample_value("agent_session_warnings_total", k) is None
+    assert registry.get_sample_value("agent_session_errors_total", k) == 0
+    assert registry.get_sample_value("agent_session_warnings_total",
+                                     {"source": "w", "provider": "whatabot", "workflow": ""}) == 3
+    assert registry.get_sample_value("agent_session_workflow_info",
+                                     {"source": "k", "workflow": "wf", "workflow_name": "Support bot"}) == 1
+
+
+def test_exemplars_are_written_in_openmetrics_only_and_parse_back():
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    builder = TotalsBuilder((1.0, 10.0), LabelLimiter(10), LabelLimiter(10), LabelLimiter(10), now=2000.0)
+    builder.add(record("run-1", "failed", Outcome.ERROR, workflow="wf", duration_seconds=5.0, finished_at=1990.0))
+    builder.add(record("x" * 200, "failed", Outcome.ERROR, workflow="wf", duration_seconds=0.5))  # too long an id
+    view = SourceView("kapso", builder.totals, finished_exemplars=builder.finished_exemplars,
+                      duration_exemplars=builder.duration_exemplars)
+    registry = CollectorRegistry()
+    registry.register(SessionMetrics((1.0, 10.0), lambda: {"k": view}))
+    assert b"session_id" not in generate_latest(registry)
+    samples = {(s.name, s.labels.get("le")): s for family in text_string_to_metric_families(
+        generate_openmetrics(registry).decode()) for s in family.samples}
+    finished = samples[("agent_sessions_finished_total", None)]
+    assert finished.value == 2 and finished.exemplar is not None
+    assert finished.exemplar.labels == {"session_id": "run-1"} and float(finished.exemplar.timestamp) == 1990.0
+    bucket = samples[("agent_session_duration_seconds_bucket", "10.0")]
+    assert bucket.exemplar.labels == {"session_id": "run-1"} and bucket.exemplar.value == 5.0
+    assert samples[("agent_session_duration_seconds_bucket", "1.0")].exemplar is None  # the long id has none
 
 
 def test_totals_round_trip_through_their_derived_json():
-    totals = SourceTotals(finished={("a", "success"): 2}, duration_buckets={"success": [1, 1]},
-                          duration_sum={"success": 3.5}, bounds=[1.0], warnings=2.0, errors=1,
-                          tokens={"input": 4.0}, cost={"m": 0.5})
+    totals = SourceTotals(finished={("wf", "a", "success"): 2}, duration_buckets={("wf", "success"): [1, 1]},
+                          duration_sum={("wf", "success"): 3.5}, bounds=[1.0], warnings={"wf": 2.0}, errors={"": 1},
+                          tokens={("wf", "input"): 4.0}, cost={("", "m"): 0.5})
     assert SourceTotals.from_json(totals.to_json()) == totals
     assert SourceTotals.from_json(SourceTotals().to_json()) == SourceTotals()
+
+
+def test_totals_written_before_the_workflow_label_become_workflow_empty():
+    old = ('{"finished":[["a","success",2]],"duration_buckets":{"success":[1,1]},"duration_sum":{"success":3.5},'
+           '"bounds":[1.0],"warnings":2.0,"errors":1,"tokens":{"input":4.0},"cost":{"m":0.5}}')
+    assert SourceTotals.from_json(old) == SourceTotals(
+        finished={("", "a", "success"): 2}, duration_buckets={("", "success"): [1, 1]},
+        duration_sum={("", "success"): 3.5}, bounds=[1.0], warnings={"": 2.0}, errors={"": 1},
+        tokens={("", "input"): 4.0}, cost={("", "m"): 0.5})

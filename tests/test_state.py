@@ -24,12 +24,12 @@ def demo_config_with_state(base_url: str, tmp_path) -> Config:
 def test_round_trip_of_every_part_of_the_state(tmp_path):
     path = str(tmp_path / "state.db")
     store = SqliteStore(path, {"a": "dify"})
-    increments = SourceTotals(finished={("failed", "error"): 2}, duration_buckets={"error": [1, 0, 1]},
-                              duration_sum={"error": 7.5}, warnings=3, errors=2, tokens={"total": 40},
-                              cost={"m": 0.25})
+    increments = SourceTotals(finished={("wf", "failed", "error"): 2}, duration_buckets={("wf", "error"): [1, 0, 1]},
+                              duration_sum={("wf", "error"): 7.5}, warnings={"wf": 3}, errors={"wf": 2},
+                              tokens={("wf", "total"): 40}, cost={("", "m"): 0.25}, names={"wf": "Support"})
     delta = CycleDelta(floor=100.0, watermark=200.0, counted_add={"s1": 150.0, "s2": 190.0},
                        pending_upsert={"p1": PendingSession(180.0, "running", 181.0),
-                                       "p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0)},
+                                       "p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0, "wf")},
                        increments=increments)
     store.commit("a", delta, increments)
     store.commit("a", CycleDelta(floor=100.0, watermark=210.0, counted_remove=["s1"], pending_remove=["p1"],
@@ -38,8 +38,43 @@ def test_round_trip_of_every_part_of_the_state(tmp_path):
     state = SqliteStore(path, {"a": "dify"}).load("a")
     assert (state.floor, state.watermark) == (100.0, 210.0)
     assert state.counted == {"s2": 190.0, "p1": 180.0}
-    assert state.pending == {"p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0)}
+    assert state.pending == {"p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0, "wf")}
     assert state.totals == increments
+
+
+def test_a_state_file_of_schema_1_is_upgraded_in_place(tmp_path):
+    """Pending rows gain a workflow (""), totals without workflows become workflow "": nothing is lost."""
+    path = str(tmp_path / "state.db")
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE sources (name TEXT PRIMARY KEY, provider TEXT NOT NULL, floor REAL, watermark REAL,
+                              totals TEXT NOT NULL);
+        CREATE TABLE counted (source TEXT NOT NULL, id TEXT NOT NULL, key_time REAL NOT NULL,
+                              PRIMARY KEY (source, id)) WITHOUT ROWID;
+        CREATE TABLE pending (source TEXT NOT NULL, id TEXT NOT NULL, key_time REAL NOT NULL, status TEXT NOT NULL,
+                              first_seen REAL NOT NULL, end_time REAL, end_seen_at REAL,
+                              PRIMARY KEY (source, id)) WITHOUT ROWID;
+        INSERT INTO sources VALUES ('a', 'dify', 100.0, 200.0, '{"finished":[["failed","error",2]],
+            "duration_buckets":{"error":[1,0,1]},"duration_sum":{"error":7.5},"bounds":[1.0,10.0],"warnings":3,
+            "errors":2,"tokens":{"total":40},"cost":{}}');
+        INSERT INTO counted VALUES ('a', 's1', 150.0);
+        INSERT INTO pending VALUES ('a', 'p1', 180.0, 'running', 181.0, NULL, NULL);
+    """)
+    db.commit()
+    db.close()
+    store = SqliteStore(path, {"a": "dify"})
+    state = store.load("a")
+    assert state.pending == {"p1": PendingSession(180.0, "running", 181.0)}
+    assert state.counted == {"s1": 150.0}
+    assert state.totals.finished == {("", "failed", "error"): 2} and state.totals.errors == {"": 2}
+    assert state.totals.duration_buckets == {("", "error"): [1, 0, 1]}
+    store.commit("a", CycleDelta(floor=100.0, watermark=210.0, pending_upsert={
+        "p2": PendingSession(190.0, "running", 191.0, workflow="wf")}), state.totals)
+    store.close()
+    assert SqliteStore(path, {"a": "dify"}).load("a").pending["p2"].workflow == "wf"
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("2",)
 
 
 def test_removed_or_changed_sources_lose_their_state(tmp_path):
@@ -86,7 +121,7 @@ def test_cli_refuses_a_corrupt_state_file_and_reset_state_starts_anew(tmp_path):
     assert result.returncode == 3 and str(state) in result.stderr and "--reset-state" in result.stderr
     result = run("--config", str(config), "--once", "--reset-state")
     assert result.returncode == 1  # the source is unreachable, but the state was recreated
-    assert sqlite3.connect(state).execute("SELECT value FROM meta").fetchone() == ("1",)
+    assert sqlite3.connect(state).execute("SELECT value FROM meta").fetchone() == ("2",)
 
 
 async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock):

@@ -55,7 +55,7 @@ def test_a_corrupt_row_exits_3_naming_the_file(tmp_path, corrupt):
     path = str(tmp_path / "state.db")
     store = SqliteStore(path, {"s": "syntropic137"})
     store.commit("s", CycleDelta(floor=1.0, watermark=2.0, counted_add={"x": 2.0}), SourceTotals())
-    store.db.execute("INSERT INTO pending VALUES ('s', 'p', 1.0, 'running', 1.0, NULL, NULL)")
+    store.db.execute("INSERT INTO pending VALUES ('s', 'p', 1.0, 'running', 1.0, NULL, NULL, '')")
     store.db.execute("PRAGMA ignore_check_constraints=ON")
     store.db.execute(corrupt.replace("first_seen=NULL", "first_seen='x'"))
     store.close()
@@ -78,7 +78,7 @@ def test_an_empty_state_file_is_said_to_start_anew(tmp_path):
     path.write_bytes(b"")
     result = run("--config", config_file(tmp_path, str(path)), "--once")
     assert "the state file is empty: starting a new state" in result.stderr
-    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("1",)
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("2",)
 
 
 # 16 ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import (
+    lenient_str,
     MAX_SECONDS,
     MAX_TOKENS,
     MAX_WARNINGS,
@@ -88,6 +89,6 @@ class DifyProvider(Provider):
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
             warnings=figure(run, "exceptions_count", MAX_WARNINGS) or 0.0,
-            error_text=bool(optional_str(run, "error")),
+            error_text=bool(optional_str(run, "error")), error_message=lenient_str(run, "error"),
             tokens={"total": total_tokens} if total_tokens else {},
         )

@@ -37,6 +37,21 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
     return value
 
 
+#: The longest error excerpt kept for the landing page.
+MAX_ERROR_EXCERPT = 200
+
+
+def lenient_str(item: dict[str, Any], key: str, limit: int = MAX_ERROR_EXCERPT) -> str | None:
+    """A descriptive string (a workflow name, an error excerpt) where one is given; anything else,
+    even of the wrong type, is None: it labels a session and never decides whether it counts."""
+    value = item.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:limit]
+
+
 #: Bounds past which one session's figure is not believed: a year, a trillion tokens, a million
 #: dollars, a million warnings. They keep every counter finite (``1e400`` or two ``1e308`` would
 #: make it +Inf for good).

@@ -25,6 +25,7 @@ from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import (
+    lenient_str,
     MAX_COST_USD,
     MAX_MILLISECONDS,
     MAX_TOKENS,
@@ -142,6 +143,7 @@ class HoneyhiveProvider(Provider):
             outcome=(Outcome.ERROR if error else Outcome.SUCCESS) if settling else None,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration_ms / 1000.0 if duration_ms else elapsed(started_at, finished_at),
-            error_text=error, tokens=tokens, cost_usd=figure(metadata, "cost", MAX_COST_USD),
+            error_text=error, error_message=lenient_str(item, "error"),
+            tokens=tokens, cost_usd=figure(metadata, "cost", MAX_COST_USD),
             model=metadata.get("model") if isinstance(metadata.get("model"), str) else None,
         )

@@ -23,7 +23,7 @@ from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
-from .fields import elapsed, list_field, object_field, require_str, time_field
+from .fields import lenient_str, elapsed, list_field, object_field, require_str, time_field
 from .pagers import cursor_pages
 
 STATUSES: dict[str, Outcome | None] = {
@@ -120,7 +120,7 @@ class KapsoProvider(Provider):
         started_at = time_field(item, "started_at", required=True)
         finished_at = time_field(item, "ended_at")
         assert started_at is not None
-        object_field(item, "workflow")  # type-checked only: its status is the workflow's, not the execution's
+        workflow = object_field(item, "workflow")  # its status is the workflow's, not the execution's
         phase, outcome, known = classify(status, STATUSES, finished_at) if status else classify("", {}, None)
         details = item.get("error_details")
         return SessionRecord(
@@ -128,4 +128,14 @@ class KapsoProvider(Provider):
             known_status=known or not status, key_time=started_at, started_at=started_at,
             finished_at=finished_at, duration_seconds=elapsed(started_at, finished_at),
             error_text=bool(details) and not isinstance(details, bool),
+            workflow=lenient_str(workflow, "id") or lenient_str(item, "workflow_id") or "",
+            workflow_name=lenient_str(workflow, "name"),
+            error_message=_excerpt(details),
         )
+
+
+def _excerpt(details: Any) -> str | None:
+    """``error_details`` is free-form: a text, or an object with a message."""
+    if isinstance(details, dict):
+        return lenient_str(details, "message") or lenient_str(details, "error")
+    return lenient_str({"d": details}, "d")

@@ -22,7 +22,7 @@ from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
-from .fields import MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, list_field, optional_str, require_str, time_field
+from .fields import lenient_str, MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, list_field, optional_str, require_str, time_field
 from .pagers import time_ranges
 
 PATH = "/sessions"
@@ -87,4 +87,6 @@ class Syntropic137Provider(Provider):
             error_text=bool(optional_str(item, "error_message")),
             tokens=tokens, cost_usd=figure(item, "total_cost_usd", MAX_COST_USD),
             model=optional_str(item, "agent_model"),
+            workflow=lenient_str(item, "workflow_id") or "", workflow_name=lenient_str(item, "workflow_name"),
+            error_message=lenient_str(item, "error_message"),
         )

@@ -20,7 +20,7 @@ from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from .base import PollResult, PollWindow, Provider
-from .fields import MAX_WARNINGS, elapsed, figure, list_field, require_str, time_field
+from .fields import lenient_str, MAX_WARNINGS, elapsed, figure, list_field, require_str, time_field
 from .pagers import numbered_pages
 
 PATH = "/sessions/logs"
@@ -90,4 +90,5 @@ class WhatabotProvider(Provider):
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=elapsed(started_at, finished_at),
             warnings=figure(item, "warnings", MAX_WARNINGS) or 0.0,
+            workflow=lenient_str(item, "flowId") or "",
         )
