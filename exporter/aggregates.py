@@ -74,6 +74,8 @@ class TotalsBuilder:
         self.duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
         #: The finished records of this cycle that ended in error or timeout, for the landing page.
         self.failures: list[SessionRecord] = []
+        #: session id -> workflow of the finished records that have one (for session links)
+        self.workflows: dict[str, str] = {}
         self._keys: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (workflow, status, outcome) -> labels
 
     def add(self, record: SessionRecord) -> None:
@@ -88,6 +90,8 @@ class TotalsBuilder:
         workflow = label_key[0]
         totals.finished[label_key] = totals.finished.get(label_key, 0) + 1
         session_id = record.session_id
+        if record.workflow:
+            self.workflows[session_id] = record.workflow
         exemplary = len(session_id) <= _EXEMPLAR_ID_MAX
         ended = record.finished_at if record.finished_at is not None and record.finished_at <= self.now else self.now
         if exemplary:

@@ -17,11 +17,14 @@ from .model import SessionRecord
 from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
 from .providers.fields import InvalidPage
 from .selfmetrics import SelfMetrics, SourceSelfMetrics
+from .sessionlinks import template_fields
 from .sourceconfig import SourceBase as SourceConfig
 from .state import SourceState, Store, window_cutoff
 
 #: Sessions that ended in error or timeout listed per source on the landing page.
 RECENT_FAILURES = 20
+#: Finished sessions whose workflow is remembered for their links (where the link needs it).
+_WORKFLOWS_KEPT = 5_000
 #: Invalid items remembered by id, so each is counted and logged once.
 _INVALID_IDS_KEPT = 10_000
 
@@ -56,6 +59,10 @@ class SourceCollector:
         self._finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
         self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
         self.recent_failures: deque[SessionRecord] = deque(maxlen=RECENT_FAILURES)
+        self.link = source.session_link
+        #: Where the link needs a session's workflow: that of the sessions finished lately.
+        self._workflow_of: OrderedDict[str, str] | None = (
+            OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None)
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._active = self.state.active_by_status(self.status_label, self.workflow_label)
@@ -192,6 +199,21 @@ class SourceCollector:
         self._finished_exemplars.update(builder.finished_exemplars)
         self._duration_exemplars.update(builder.duration_exemplars)
         self.recent_failures.extend(builder.failures)
+        if self._workflow_of is not None:
+            self._workflow_of.update(builder.workflows)
+            while len(self._workflow_of) > _WORKFLOWS_KEPT:
+                self._workflow_of.popitem(last=False)
+
+    def session_url(self, session_id: str, workflow: str | None = None) -> str | None:
+        """The provider's page of one session (None: no ``session_url``); MissingValue when the
+        template needs the session's workflow and it is neither given nor known."""
+        if self.link is None:
+            return None
+        if not workflow:
+            pending = self.state.pending.get(session_id)
+            workflow = (pending.workflow if pending else None) or (
+                self._workflow_of.get(session_id) if self._workflow_of is not None else None)
+        return self.link.url(session_id, workflow)
 
     def _stale_to_check(self, ids: tuple[str, ...]) -> tuple[PendingRef, ...]:
         """The pending sessions the read leaves to lookups: at most ``max_pending_checks`` a cycle, those

@@ -203,6 +203,13 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
         if sid in state.pending and sid not in delta.pending_upsert and sid not in delta.counted_add:
             delta.pending_remove.append(sid)
             plan.dropped.append((sid, "gone"))
+    if result.removed_workflows:
+        for sid, pending in state.pending.items():
+            if pending.workflow in result.removed_workflows and sid not in delta.pending_remove \
+                    and sid not in delta.counted_add:
+                delta.pending_remove.append(sid)
+                delta.pending_upsert.pop(sid, None)
+                plan.dropped.append((sid, "workflow_removed"))
     oldest_allowed = now - settings.max_pending_age
     for sid, pending in list(state.pending.items()) + list(delta.pending_upsert.items()):
         too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed

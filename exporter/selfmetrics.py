@@ -168,4 +168,4 @@ class SourceSelfMetrics:
 INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_object", "future_timestamp",
                    "invalid_page", "oversized_page", "bad_figure")
 #: Every reason a pending session is given up on.
-DROP_REASONS = ("max_pending_age", "gone", "unreadable")
+DROP_REASONS = ("max_pending_age", "gone", "unreadable", "workflow_removed")

@@ -1,18 +1,17 @@
-"""The HTTP face: ``/metrics`` (never calls upstream), ``/healthz`` and a ``/`` landing page."""
+"""The HTTP face: ``/metrics`` (never calls upstream), ``/healthz``, the ``/`` landing page and
+``/sessions/{source}/{id}`` (a redirect to the provider's page of that session)."""
 
 from __future__ import annotations
 
 import gzip
-import html
-import time
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from . import __version__
 from .app import Exporter
+from .landing import render_landing
 from .listener import ConnectionGuard
-from .logs import redactor
+from .sessionlinks import MissingValue
 from .webconfig import basic_auth_middleware
 
 
@@ -34,24 +33,28 @@ def make_app(exporter: Exporter, users: dict[str, bytes] | None = None,
         return web.Response(text="ok\n")
 
     async def index(request: web.Request) -> web.Response:
-        rows = []
-        for name, collector in exporter.collectors.items():
-            age = (f"{time.time() - collector.last_success:.0f}s ago" if collector.last_success else "never")
-            rows.append("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                *(html.escape(redactor.redact(str(v))) for v in
-                  (name, collector.source.provider, age, collector.last_result))))
-        page = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>Agent session exporter</title></head><body>"
-            f"<h1>Agent session exporter {html.escape(__version__)}</h1>"
-            f"<p><a href='{html.escape(telemetry_path)}'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
-            "<table border='1' cellpadding='4'><tr><th>source</th><th>provider</th><th>last success</th>"
-            f"<th>last result</th></tr>{''.join(rows)}</table></body></html>"
-        )
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=render_landing(exporter.collectors, telemetry_path), content_type="text/html")
+
+    async def session(request: web.Request) -> web.Response:
+        """Redirect to the provider's page of one session (the target of Grafana's exemplar links)."""
+        source, session_id = request.match_info["source"], request.match_info["session_id"]
+        collector = exporter.collectors.get(source)
+        if collector is None:
+            return web.Response(status=404, text=f"no source named {source!r} is configured\n")
+        try:
+            url = collector.session_url(session_id, request.query.get("workflow"))
+        except MissingValue:
+            return web.Response(status=404, text=f"source {source!r} links sessions by workflow, and the workflow of "
+                                                 "this session is not known: add ?workflow=<id>\n")
+        if url is None:
+            return web.Response(status=404, text=f"source {source!r} has no session_url: set one in its config to "
+                                                 "link sessions to the provider's app\n")
+        raise web.HTTPFound(url)
 
     middlewares = ([guard.middleware] if guard else []) + ([basic_auth_middleware(users)] if users else [])
     app = web.Application(middlewares=middlewares)
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)
+    app.router.add_get("/sessions/{source}/{session_id}", session)
     return app

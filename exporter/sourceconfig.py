@@ -12,6 +12,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from .sessionlinks import SessionLink, template_fields
+
 _DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 DURATION_EXAMPLES = "such as 30s, 10m or 24h"
@@ -75,6 +77,13 @@ class SourceBase(StrictModel):
     retries: int = Field(3, ge=0)
     max_requests_per_cycle: int = Field(2000, ge=1, description="a cycle needing more is abandoned")
     cycle_timeout: Duration = Field(300.0, gt=0, description="a cycle running longer is abandoned")
+    session_url: str | None = Field(None, description=(
+        "the provider's page of one session, with {session_id} and optionally {workflow}, {source}, {project}; "
+        "GET /sessions/<source>/<id> on the exporter redirects there. Default: the vendor's app where known "
+        "(HoneyHive, Kapso, when base_url is their cloud API); an empty string turns links off"))
+
+    #: The vendor's cloud API host and the session page of its app, for the ``session_url`` default.
+    SESSION_URL_DEFAULT: ClassVar[tuple[str, str] | None] = None
 
     @field_validator("max_requests_per_second", mode="before")
     @classmethod
@@ -87,6 +96,24 @@ class SourceBase(StrictModel):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("session_url")
+    @classmethod
+    def _session_url(cls, value: str | None) -> str | None:
+        if value:
+            if not re.match(r"^https?://[^/\s{}]+", value):
+                raise ValueError("must be an http:// or https:// URL with a fixed host")
+            template_fields(value)
+        return value
+
+    @property
+    def session_link(self) -> SessionLink | None:
+        """How this source's sessions are linked to, or None."""
+        template = self.session_url
+        if template is None and self.SESSION_URL_DEFAULT:
+            host, default = self.SESSION_URL_DEFAULT
+            template = default if re.match(rf"^https://([a-z0-9.-]+\.)?{re.escape(host)}(/|$)", self.base_url) else None
+        return SessionLink(template, self.name, getattr(self, "project", "")) if template else None
 
     @model_validator(mode="after")
     def _credentials(self) -> SourceBase:

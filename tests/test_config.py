@@ -43,7 +43,11 @@ def test_missing_environment_variable_names_the_key():
     ({"provider": "honeyhive", "project": "p", "api": "graphql"}, r"source 'wb': api: Input should be 'sessions'"),
     ({"provider": "honeyhive", "project": "p", "api": "events", "page_size": 8000},
      r"source 'wb': page_size: the events API allows at most 7500"),
-    ({"provider": "kapso"}, r"source 'wb': workflow_ids: required"),
+    ({"provider": "kapso", "workflow_ids": []}, r"source 'wb': workflow_ids: "),
+    ({"provider": "kapso", "max_workflows": 0}, r"source 'wb': max_workflows: "),
+    ({"provider": "dify", "session_url": "https://x.example/{run}"}, r"source 'wb': session_url: unknown placeholder"),
+    ({"provider": "dify", "session_url": "https://x.example/runs"}, r"source 'wb': session_url: must contain"),
+    ({"provider": "dify", "session_url": "ftp://x.example/{session_id}"}, r"source 'wb': session_url: must be an"),
     ({"provider": "kapso", "workflow_ids": "wf-1"}, r"source 'wb': workflow_ids: must be a list"),
     ({"provider": "kapso", "workflow_ids": ["a", "a"]}, r"source 'wb': workflow_ids: duplicate"),
     ({"project": "p"}, r"source 'wb': project: unknown key"),
@@ -59,7 +63,7 @@ def test_every_error_is_reported_in_one_run():
     raw = {"interval": "never", "sources": [
         {"name": "wb", "provider": "whatabot", "base_url": "https://x", "api_key": "k", "page_size": 0},
         {"name": "dy", "provider": "dify", "base_url": "gopher://x", "api_key": "k", "retries": -1},
-        {"provider": "kapso", "base_url": "https://x", "api_key": "k"}]}
+        {"provider": "kapso", "base_url": "https://x", "api_key": "k", "workflow_ids": "wf"}]}
     with pytest.raises(ConfigError) as caught:
         parse_config(raw, {})
     assert str(caught.value).splitlines() == [
@@ -68,7 +72,7 @@ def test_every_error_is_reported_in_one_run():
         "source 'dy': base_url: must be an http:// or https:// URL",
         "source 'dy': retries: Input should be greater than or equal to 0",
         "sources[2]: name: required",
-        "sources[2]: workflow_ids: required",
+        "sources[2]: workflow_ids: must be a list of workflow ids",
     ]
 
 

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from ..config import Config, parse_config
-from .server import DEMO_KEYS, HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
+from .server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, UI_PATHS, Simulators
 
 #: The demo's sources and the simulator each polls (two read HoneyHive, through each of its APIs).
 DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",
@@ -19,7 +19,8 @@ DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropi
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
     def source(name: str, provider: str, **extra: object) -> dict[str, object]:
         entry: dict[str, object] = {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
-                                    "initial_lookback": "1h", "overlap": "2m", **extra}
+                                    "initial_lookback": "1h", "overlap": "2m",
+                                    "session_url": base_url + UI_PATHS[provider], **extra}
         if provider != "syntropic137":
             entry["api_key"] = DEMO_KEYS[provider]
         return entry
@@ -31,7 +32,7 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
             source("demo-syntropic", "syntropic137"),
             source("demo-honeyhive", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s"),
             source("demo-honeyhive-events", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s", api="events"),
-            source("demo-kapso", "kapso", workflow_ids=list(KAPSO_WORKFLOWS)),
+            source("demo-kapso", "kapso"),  # its workflows discovered
         ],
     }, {})
 

@@ -24,6 +24,10 @@ PREFIXES = {
 HONEYHIVE_PROJECT = "demo-project"
 KAPSO_STATUSES = ("running", "waiting", "handoff", "ended", "failed")
 KAPSO_WORKFLOWS = ("8f14e45f-ceea-467f-a0e6-0a1b2c3d4e5f", "c9f0f895-fb98-4b91-9e6a-112233445566")
+KAPSO_WORKFLOW_NAMES = dict(zip(KAPSO_WORKFLOWS, ("Support intake", "Order status"), strict=True))
+#: The simulators' own pages of one session (the demo's ``session_url``): provider -> path under /ui.
+UI_PATHS = {p: f"/ui/{p}/sessions/{{session_id}}" for p in ("whatabot", "dify", "syntropic137", "honeyhive")} | {
+    "kapso": "/ui/kapso/workflows/{workflow}/executions/{session_id}"}
 
 
 def _iso(ts: float | None) -> str | None:
@@ -108,7 +112,19 @@ class Simulators:
         app.router.add_post(p["honeyhive"] + "/v1/events/export", self._guard("honeyhive", self.honeyhive_events))
         app.router.add_get(p["kapso"] + "/workflows/{workflow_id}/executions", self._guard("kapso", self.kapso))
         app.router.add_get(p["kapso"] + "/workflow_executions/{id}", self._guard("kapso", self.kapso_detail))
+        app.router.add_get(p["kapso"] + "/workflows", self._guard("kapso", self.kapso_workflows))
+        app.router.add_get("/ui/kapso/workflows/{workflow}/executions/{id}", self.session_page)
+        app.router.add_get("/ui/{provider}/sessions/{id}", self.session_page)
         return app
+
+    async def session_page(self, request: web.Request) -> web.Response:
+        """The provider app's page of one session, as far as a simulator has one (the target of links)."""
+        factory = self.factories.get(request.match_info.get("provider", "kapso"))
+        session = factory.sessions.get(request.match_info["id"]) if factory else None
+        if session is None or request.match_info.get("workflow", session.workflow_id) != session.workflow_id:
+            return web.Response(status=404, text="no such session\n")
+        return web.Response(text=f"<!doctype html><title>Session {session.id}</title><h1>Session {session.id}</h1>"
+                                 f"<p>{factory.provider}: {session.status}</p>", content_type="text/html")
 
     def _guard(self, provider: str, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -334,6 +350,17 @@ class Simulators:
         data = [self._kapso_item(s) for s in chunk]
         return web.json_response({"data": data, "paging": paging}, headers=self._kapso_rate_limit())
 
+    async def kapso_workflows(self, request: web.Request) -> web.Response:
+        """``GET /workflows``: the workflows, two to a page behind ``paging.cursors.after``."""
+        limit = min(_int_param(request, "limit", 20, 1, 100), 2)
+        start = int(request.query.get("after") or 0)
+        chunk = KAPSO_WORKFLOWS[start:start + limit]
+        more = start + limit < len(KAPSO_WORKFLOWS)
+        paging = {"cursors": {"before": str(start), "after": str(start + limit)},
+                  "next": f"{request.path}?after={start + limit}" if more else None, "previous": None}
+        data = [{"id": w, "name": KAPSO_WORKFLOW_NAMES[w], "status": "active"} for w in chunk]
+        return web.json_response({"data": data, "paging": paging}, headers=self._kapso_rate_limit())
+
     async def kapso_detail(self, request: web.Request) -> web.Response:
         session = self.factories["kapso"].sessions.get(request.match_info["id"])
         if session is None:
@@ -344,7 +371,7 @@ class Simulators:
         item: dict[str, Any] = {
             "id": s.id, "started_at": _iso(s.started_at), "last_event_at": _iso(s.last_event_at),
             "ended_at": _iso(s.ended_at), "tracking_id": s.id, "whatsapp_conversation_id": s.id,
-            "workflow": {"id": s.workflow_id, "name": "Demo flow", "status": "active"},
+            "workflow": {"id": s.workflow_id, "name": KAPSO_WORKFLOW_NAMES[s.workflow_id], "status": "active"},
             "current_step": {"id": s.id, "identifier": "step", "stepable_type": "AgentStep",
                              "position": {"x": 1, "y": 1}}}
         if self.kapso_status_field:

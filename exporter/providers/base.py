@@ -55,6 +55,8 @@ class PollResult:
     unreadable: dict[str, str] = field(default_factory=dict)
     #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
     unordered: str | None = None
+    #: Workflows no longer listed upstream: their pending sessions are given up on.
+    removed_workflows: set[str] = field(default_factory=set)
 
 
 

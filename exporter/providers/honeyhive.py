@@ -49,6 +49,7 @@ _FUTURE_SLACK = 3600.0
 
 
 class HoneyhiveSource(SourceBase):
+    SESSION_URL_DEFAULT = ("honeyhive.ai", "https://app.honeyhive.ai/projects/{project}/sessions/{session_id}")
     provider: Literal["honeyhive"]
     overlap: Duration = Field(
         600.0, ge=0,

@@ -9,23 +9,31 @@ querying once per status with the ``status`` filter. ``handoff`` is a pause for 
 ``error_details`` is the error text. Pending executions older than the window are re-read with
 ``GET {base_url}/workflow_executions/{id}``, one request each, instead of widening every workflow's
 window back to them.
+
+Without ``workflow_ids`` the workflows are discovered: ``GET {base_url}/workflows`` (cursor pages,
+as the execution lists; a single page where the answer has no ``paging``) every
+``discovery_interval``, at most ``max_workflows`` of them. A workflow that disappears stops being
+polled, and its pending executions are dropped (reason ``workflow_removed``). Should a discovery
+fail, the workflows found last are polled meanwhile.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from ..http_client import HeaderAuth
+from ..http_client import HeaderAuth, UpstreamError
 from ..model import Outcome, SessionRecord, classify
-from ..sourceconfig import SourceBase
+from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import lenient_str, elapsed, list_field, object_field, require_str, time_field
 from .pagers import cursor_pages
 
+WORKFLOWS_PATH = "/workflows"
 STATUSES: dict[str, Outcome | None] = {
     "running": None, "waiting": None, "handoff": None,
     "ended": Outcome.SUCCESS, "failed": Outcome.ERROR,
@@ -33,13 +41,20 @@ STATUSES: dict[str, Outcome | None] = {
 
 
 class KapsoSource(SourceBase):
+    SESSION_URL_DEFAULT = ("kapso.ai", "https://app.kapso.ai/workflows/{workflow}/executions/{session_id}")
     provider: Literal["kapso"]
     page_size: int = Field(100, ge=1, le=100)
-    workflow_ids: tuple[str, ...] = Field(min_length=1, description="one request chain per workflow")
+    workflow_ids: tuple[str, ...] | None = Field(
+        None, min_length=1, description="one request chain per workflow; without it, every workflow is discovered")
+    discovery_interval: Duration = Field(600.0, ge=1, description="how often GET /workflows is listed anew "
+                                                                   "(without workflow_ids)")
+    max_workflows: int = Field(100, ge=1, description="at most this many discovered workflows are polled")
 
     @field_validator("workflow_ids", mode="before")
     @classmethod
     def _ids(cls, value: Any) -> Any:
+        if value is None:
+            return None
         if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
             raise ValueError("must be a list of workflow ids")
         if len(set(value)) != len(value):
@@ -62,10 +77,14 @@ class KapsoProvider(Provider):
                 "where the API omits it, it is learned with one 'status'-filtered query per status "
                 f"({', '.join(STATUSES)})")
 
+    #: Discovered workflow ids (without ``workflow_ids``), and when they were listed.
+    _discovered: tuple[str, ...] | None = None
+    _discovered_at: float | None = None
+
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         since = window.since
-        for workflow_id in self.source.workflow_ids:
+        for workflow_id in await self._workflows(window.now, result):
             probe = PollResult()
             await self._walk(workflow_id, since, None, probe)
             result.invalid.extend(probe.invalid)
@@ -85,6 +104,59 @@ class KapsoProvider(Provider):
                 await self._walk(workflow_id, since, status, result)
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    async def _workflows(self, now: float | None, result: PollResult) -> tuple[str, ...]:
+        """The configured workflows, or those discovered (listed anew once per ``discovery_interval``)."""
+        if self.source.workflow_ids is not None:
+            return self.source.workflow_ids
+        now = time.time() if now is None else now
+        if self._discovered is not None and self._discovered_at is not None \
+                and now - self._discovered_at < self.source.discovery_interval:
+            return self._discovered
+        try:
+            found = await self._discover()
+        except UpstreamError as exc:
+            if self._discovered is None:
+                raise
+            self.log.warning("workflow discovery failed; polling the workflows found last", error=str(exc),
+                             workflows=len(self._discovered))
+            return self._discovered
+        if self._discovered is not None:
+            removed = set(self._discovered) - set(found)
+            result.removed_workflows |= removed
+            added = [w for w in found if w not in self._discovered]
+            if added or removed:
+                self.log.info("workflows discovered", added=len(added), removed=len(removed), polled=len(found))
+        else:
+            self.log.info("workflows discovered", polled=len(found))
+        self._discovered, self._discovered_at = found, now
+        return found
+
+    async def _discover(self) -> tuple[str, ...]:
+        found: list[str] = []
+        limit = self.source.max_workflows
+
+        def read(body: Any) -> tuple[list[Any], str | None]:
+            items = list_field(body, "data", WORKFLOWS_PATH)
+            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+            after = cursors.get("after")
+            if not isinstance(after, str) or not paging.get("next"):
+                after = None
+            return items, after
+
+        async for items in cursor_pages(
+                lambda after: self.http.get_json(WORKFLOWS_PATH, {"limit": min(100, limit), "after": after}), read,
+                max_pages=self.source.max_pages, on_limit=self.max_pages_reached):
+            for item in items:
+                workflow_id = lenient_str(item, "id") if isinstance(item, dict) else None
+                if workflow_id and workflow_id not in found:
+                    found.append(workflow_id)
+            if len(found) >= limit:
+                break
+        if len(found) > limit:
+            self.log.warning("more workflows than max_workflows; polling the first of them", max_workflows=limit)
+        return tuple(found[:limit])
 
     async def _fetch_one(self, execution_id: str) -> list[Any]:
         body = await self.http.get_json(f"/workflow_executions/{quote(execution_id, safe='')}")
