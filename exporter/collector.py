@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, Callable
 
 import aiohttp
@@ -58,7 +58,8 @@ class SourceCollector:
         #: sessions that ended in error or timeout.
         self._finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
         self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
-        self.recent_failures: deque[SessionRecord] = deque(maxlen=RECENT_FAILURES)
+        #: Oldest end first.
+        self.recent_failures: list[SessionRecord] = []
         self.link = source.session_link
         #: Where the link needs a session's workflow: that of the sessions finished lately.
         self._workflow_of: OrderedDict[str, str] | None = (
@@ -198,7 +199,10 @@ class SourceCollector:
         """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
         self._finished_exemplars.update(builder.finished_exemplars)
         self._duration_exemplars.update(builder.duration_exemplars)
-        self.recent_failures.extend(builder.failures)
+        if builder.failures:
+            merged = self.recent_failures + builder.failures
+            merged.sort(key=lambda r: r.finished_at if r.finished_at is not None else builder.now)
+            self.recent_failures = merged[-RECENT_FAILURES:]
         if self._workflow_of is not None:
             self._workflow_of.update(builder.workflows)
             while len(self._workflow_of) > _WORKFLOWS_KEPT:

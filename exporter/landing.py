@@ -9,15 +9,12 @@ from __future__ import annotations
 import html
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from . import __version__
+from .collector import RECENT_FAILURES, SourceCollector
 from .logs import redactor
 from .model import SessionRecord
-
-if TYPE_CHECKING:
-    from .collector import SourceCollector
 
 #: An error text is cut to this many characters on the page.
 ERROR_SHOWN = 120
@@ -77,7 +74,8 @@ def render_landing(collectors: dict[str, SourceCollector], telemetry_path: str, 
         if poll_failing:
             state = "<span class='badge bad'>poll failing</span>"
         elif recent:
-            state = f"<span class='badge bad'>{len(recent)} failed in the last hour</span>"
+            more = "+" if len(recent) >= RECENT_FAILURES else ""  # only so many are kept
+            state = f"<span class='badge bad'>{len(recent)}{more} failed in the last hour</span>"
         elif collector.last_success:
             state = "<span class='badge good'>ok</span>"
         else:

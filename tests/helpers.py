@@ -111,7 +111,8 @@ class Upstream:
         self.calls.append((url.path, params, headers))
         self.raw_paths.append(url.raw_path)
         self.paths[url.path] += 1
-        return CallbackResult(status=self.status, payload=self.serve(url.path, params))
+        answer = self.serve(url.path, params)
+        return answer if isinstance(answer, CallbackResult) else CallbackResult(status=self.status, payload=answer)
 
     @staticmethod
     def pattern() -> re.Pattern[str]:

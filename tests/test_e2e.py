@@ -5,10 +5,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
 from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from exporter.demo.server import Simulators
+from exporter.demo.server import KAPSO_WORKFLOW_NAMES, Simulators
 from exporter.server import make_app
 
 from .helpers import parse_exposition, total_of
@@ -118,3 +119,48 @@ async def test_scrape_never_calls_upstream(stack):
     for _ in range(5):
         await scrape(url + "/metrics")
     assert sum(simulators.requests.values()) == before
+
+
+async def test_from_a_series_to_the_session_it_counted(stack, clock):
+    """Per-workflow series and names, an exemplar naming a session the simulators served, the
+    redirect to that session's page, and the latest failures on the landing page."""
+    simulators, exporter, url = stack
+    for _ in range(6):
+        clock.advance(5)
+        simulators.tick()
+        assert all((await exporter.run_once()).values())
+    async with aiohttp.ClientSession() as client:
+        async with client.get(url + "/metrics", headers={"Accept": "application/openmetrics-text"}) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            text = await response.text()
+        exemplars = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.exemplar is not None:
+                    exemplars.setdefault(sample.labels["source"], []).append(sample)
+        kapso = simulators.factories["kapso"].sessions
+        assert set(exemplars) == set(DEMO_SOURCES)  # every source carries exemplars
+        for sample in exemplars["demo-kapso"]:
+            session = kapso[sample.exemplar.labels["session_id"]]  # a session the simulator really served
+            assert not session.running and sample.labels["workflow"] == session.workflow_id
+        session_id = exemplars["demo-kapso"][0].exemplar.labels["session_id"]
+        async with client.get(f"{url}/sessions/demo-kapso/{session_id}", allow_redirects=False) as response:
+            assert response.status == 302
+            assert response.headers["Location"].endswith(
+                f"/ui/kapso/workflows/{kapso[session_id].workflow_id}/executions/{session_id}")
+        async with client.get(f"{url}/sessions/demo-kapso/{session_id}") as response:
+            assert response.status == 200 and session_id in await response.text()  # the simulator's page
+        async with client.get(url + "/") as response:
+            page = await response.text()
+    samples = parse_exposition(text.replace("# EOF\n", ""))
+    # Kapso's workflows were discovered: each one's finished sessions, under its id, and its name.
+    for workflow_id, name in KAPSO_WORKFLOW_NAMES.items():
+        finished = sum(1 for s in kapso.values() if not s.running and s.workflow_id == workflow_id)
+        assert finished > 0
+        assert total_of(samples, "agent_sessions_finished_total", source="demo-kapso", workflow=workflow_id) == finished
+        assert total_of(samples, "agent_session_workflow_info", source="demo-kapso", workflow=workflow_id,
+                        workflow_name=name) == 1
+    assert total_of(samples, "agent_sessions_finished_total", source="demo-dify", workflow="") > 0
+    failed = max((s for s in kapso.values() if s.status == "failed"), key=lambda s: s.ended_at or 0)
+    assert "Recent failures: demo-kapso" in page and failed.id in page
+    assert f"/sessions/demo-kapso/{failed.id}?workflow={failed.workflow_id}" in page

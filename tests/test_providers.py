@@ -6,13 +6,13 @@ import copy
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 
 from exporter.model import Outcome, Phase
 from exporter.providers import PendingRef, PollWindow
 from exporter.timeparse import parse_timestamp
 
-from .helpers import KEY, Harness, Upstream, make_source, spring_page, whatabot_item
+from .helpers import KEY, Harness, Upstream, make_source, spring_page, sum_samples, whatabot_item
 from .helpers import iso_ms as iso
 
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
@@ -420,3 +420,71 @@ async def test_a_page_failing_mid_pagination_leaves_the_state_untouched(http_ses
         clock.advance(30)
         assert await h.collector.run_cycle()
     assert h.finished() == 150 and h.value("agent_session_exporter_source_up") == 1
+
+
+async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pending_of_a_removed_one(
+        http_session, clock, logs):
+    """GET /workflows (cursor pages) once per discovery_interval; a new workflow is polled from the
+    next discovery, a removed one no more, and its pending executions are dropped with a reason."""
+    clock.now = NOW
+    workflows = {"wf-a": "Support", "wf-b": "Sales"}
+    executions = {"wf-a": [], "wf-b": []}
+    listing_fails = {"now": False}
+
+    def execution(workflow: str, n: int, ended: bool) -> dict[str, Any]:
+        item = kapso_execution(n, NOW - 60 - n, NOW - 10 if ended else None, status="ended" if ended else "running")
+        item["workflow"] = {"id": workflow, "name": workflows.get(workflow, "?"), "status": "active"}
+        return item
+
+    executions["wf-a"] = [execution("wf-a", 1, True), execution("wf-a", 2, False)]
+    executions["wf-b"] = [execution("wf-b", 3, False)]
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        if path == "/workflows":
+            if listing_fails["now"]:
+                return CallbackResult(status=503, body="down")
+            ids = list(workflows)
+            start = int(params.get("after") or 0)
+            more = start + 1 < len(ids)
+            return {"data": [{"id": w, "name": workflows[w], "status": "active"} for w in ids[start:start + 1]],
+                    "paging": {"cursors": {"after": str(start + 1)}, "next": "/workflows?after=1" if more else None}}
+        workflow = path.split("/")[2]
+        return {"data": executions.get(workflow, []), "paging": {"cursors": {}, "next": None}}
+
+    source = make_source("kapso", workflow_ids=None, discovery_interval="10m", max_workflows=5)
+    assert source.workflow_ids is None
+    upstream = Upstream(serve)
+    h = Harness(source, http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.collector.run_cycle()
+        assert [c[0] for c in upstream.calls] == ["/workflows", "/workflows", "/workflows/wf-a/executions",
+                                                  "/workflows/wf-b/executions"]
+        assert h.finished(workflow="wf-a") == 1 and h.value("agent_sessions_active", workflow="wf-b") == 1
+        assert sum_samples(h.registry, "agent_session_workflow_info", workflow="wf-a", workflow_name="Support") == 1
+        assert sum_samples(h.registry, "agent_session_workflow_info", workflow="wf-b", workflow_name="Sales") == 1
+
+        # Within the interval no listing; past it, wf-b is gone and wf-c is new.
+        upstream.calls.clear()
+        clock.advance(60)
+        assert await h.collector.run_cycle()
+        assert "/workflows" not in [c[0] for c in upstream.calls]
+        del workflows["wf-b"]
+        workflows["wf-c"] = "Billing"
+        executions["wf-c"] = [execution("wf-c", 4, True)]
+        upstream.calls.clear()
+        clock.advance(600)
+        assert await h.collector.run_cycle()
+        polled = [c[0] for c in upstream.calls if c[0] != "/workflows"]
+        assert polled == ["/workflows/wf-a/executions", "/workflows/wf-c/executions"]
+        assert h.value("agent_sessions_active", workflow="wf-b") == 0
+        assert h.value("agent_session_exporter_pending_dropped_total", reason="workflow_removed") == 1
+        assert h.finished(workflow="wf-c") == 1
+
+        # A failed listing keeps the workflows found last.
+        listing_fails["now"] = True
+        clock.advance(600)
+        upstream.calls.clear()
+        assert await h.collector.run_cycle()
+        assert [c[0] for c in upstream.calls if c[0] != "/workflows"] == polled
+    assert any(line["msg"].startswith("workflow discovery failed") for line in logs("warning"))

@@ -1,0 +1,33 @@
+"""The landing page: a failing source stands out, its latest failures are listed, no secret shows."""
+
+from __future__ import annotations
+
+from aioresponses import aioresponses
+
+from exporter.landing import render_landing
+from exporter.logs import redactor
+
+from .helpers import KEY, Harness, Upstream, make_source
+from .test_real_api_shapes import NOW, dify_row
+
+
+async def test_the_latest_failures_are_listed_newest_first_without_secrets(http_session, clock):
+    clock.now = NOW
+    rows = [dify_row(n, "failed", f"upstream said: Authorization: Bearer tok-{n} and key {KEY}") for n in range(1, 26)]
+    rows += [dify_row(30, "succeeded"), dify_row(31, "stopped", "Stopped by user.")]
+    h = Harness(make_source("dify", session_url="https://dify.example/app/logs/{session_id}"), http_session, clock)
+    quiet = Harness(make_source("dify", name="quiet"), http_session, clock)
+    redactor.set_secrets([KEY])
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {
+            "data": rows if "page" not in params or params["page"] == "1" else [], "has_more": False}), repeat=True)
+        assert await h.collector.run_cycle()
+    page = render_landing({"dify-src": h.collector, "quiet": quiet.collector}, "/metrics", now=NOW)
+    assert KEY not in page and "tok-" not in page and "[REDACTED]" in page
+    assert "<tr class='failing'><td>dify-src</td>" in page and "20+ failed in the last hour" in page
+    assert "<tr class='ok'><td>quiet</td>" in page and "not polled yet" in page
+    listed = [n for n in range(1, 26) if f"run-{n}<" in page]
+    assert listed == list(range(6, 26))  # the 20 newest (by end time) of 25
+    assert page.index("run-25<") < page.index("run-6<")  # newest first
+    assert "run-31" not in page  # a cancelled run is no failure
+    assert "href='/sessions/dify-src/run-25'" in page
