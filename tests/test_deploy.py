@@ -4,6 +4,7 @@ Prometheus scraping the exporter evaluates every dashboard query and raises the 
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import re
 import shutil
@@ -156,7 +157,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
     for panel in json.loads(DASHBOARD.read_text())["panels"]:
         for target in panel["targets"]:
             expr = target["expr"].replace("$__rate_interval", "30s")
-            queries.append((panel["title"], re.sub(r"\$(source|provider)\b", ".*", expr)))
+            queries.append((panel["title"], re.sub(r"\$(source|provider|workflow)\b", ".*", expr)))
     return queries
 
 
@@ -190,6 +191,7 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
         log = open(tmp_path / "prometheus.log", "w")
         prometheus = await asyncio.create_subprocess_exec(
             prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+            "--enable-feature=exemplar-storage",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", stdout=log, stderr=log)
         exporter.start()
         try:
@@ -224,6 +226,23 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
                 for title, expr in dashboard_queries():
                     assert results[expr]["status"] == "success", (title, expr, results[expr])
                     assert results[expr]["data"]["result"], (title, expr)
+
+                # Exemplars reach Prometheus's exemplar storage and name sessions the simulators served.
+                served = {sid for factory in simulators.factories.values() for sid in factory.sessions}
+                found: list[tuple[dict, str]] = []
+
+                async def exemplars_stored() -> bool:
+                    now = time.time()
+                    for metric in ("agent_session_duration_seconds_bucket", "agent_sessions_finished_total"):
+                        async with client.get(f"{api}/query_exemplars", params={
+                                "query": metric, "start": str(now - 600), "end": str(now + 60)}) as response:
+                            data = (await response.json())["data"] or []
+                        found.extend((series["seriesLabels"], e["labels"]["session_id"])
+                                     for series in data for e in series["exemplars"])
+                    return bool(found)
+                assert await wait_until(exemplars_stored, 30), "no exemplar in Prometheus"
+                assert {sid for _, sid in found} <= served
+                assert {labels["source"] for labels, _ in found} >= {"demo-kapso", "demo-dify"}
 
                 simulators.factories["whatabot"].set_error_weight(100)
 
