@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Callable
 
 import aiohttp
@@ -23,6 +23,8 @@ from .state import SourceState, Store, window_cutoff
 
 #: Sessions that ended in error or timeout listed per source on the landing page.
 RECENT_FAILURES = 20
+#: What the landing page calls recent.
+RECENT_SECONDS = 3600.0
 #: Finished sessions whose workflow is remembered for their links (where the link needs it).
 _WORKFLOWS_KEPT = 5_000
 #: Invalid items remembered by id, so each is counted and logged once.
@@ -60,6 +62,8 @@ class SourceCollector:
         self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
         #: Oldest end first.
         self.recent_failures: list[SessionRecord] = []
+        #: Per committed cycle of the last hour: (when, sessions finished, of which error or timeout).
+        self._recent_counts: deque[tuple[float, int, int]] = deque()
         self.link = source.session_link
         #: Where the link needs a session's workflow: that of the sessions finished lately.
         self._workflow_of: OrderedDict[str, str] | None = (
@@ -199,6 +203,11 @@ class SourceCollector:
         """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
         self._finished_exemplars.update(builder.finished_exemplars)
         self._duration_exemplars.update(builder.duration_exemplars)
+        finished = sum(builder.totals.finished.values())
+        if finished:
+            self._recent_counts.append((builder.now, finished, len(builder.failures)))
+        while self._recent_counts and builder.now - self._recent_counts[0][0] > RECENT_SECONDS:
+            self._recent_counts.popleft()
         if builder.failures:
             merged = self.recent_failures + builder.failures
             merged.sort(key=lambda r: r.finished_at if r.finished_at is not None else builder.now)
@@ -207,6 +216,11 @@ class SourceCollector:
             self._workflow_of.update(builder.workflows)
             while len(self._workflow_of) > _WORKFLOWS_KEPT:
                 self._workflow_of.popitem(last=False)
+
+    def recent_failure_ratio(self) -> tuple[int, int]:
+        """Sessions finished in the last hour (of committed cycles), and how many of them failed."""
+        return (sum(finished for _, finished, _ in self._recent_counts),
+                sum(failed for _, _, failed in self._recent_counts))
 
     def session_url(self, session_id: str, workflow: str | None = None) -> str | None:
         """The provider's page of one session (None: no ``session_url``); MissingValue when the

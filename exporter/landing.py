@@ -12,14 +12,15 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from . import __version__
-from .collector import RECENT_FAILURES, SourceCollector
+from .collector import SourceCollector
 from .logs import redactor
 from .model import SessionRecord
 
 #: An error text is cut to this many characters on the page.
 ERROR_SHOWN = 120
-#: A session failure this recent marks its source as failing.
-RECENT_SECONDS = 3600.0
+#: A source whose sessions of the last hour failed (error or timeout) this often is marked failing,
+#: as the shipped alert's threshold (source:agent_sessions_error_ratio:rate15m > 0.20).
+FAILING_RATIO = 0.20
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#f6f7f9}
@@ -30,7 +31,7 @@ th{background:#eef0f3;font-weight:600} td.num{text-align:right;white-space:nowra
 tr.failing td{background:#fdecec} tr.failing td:first-child{border-left:4px solid #d1242f}
 tr.ok td:first-child{border-left:4px solid #1a7f37}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
-.bad{background:#d1242f} .good{background:#1a7f37} .quiet{background:#8c959f}
+.bad{background:#d1242f} .warn{background:#bf8700} .good{background:#1a7f37} .quiet{background:#8c959f}
 .err{font-family:ui-monospace,monospace;font-size:12px;color:#57606a} a{color:#0969da}
 """
 
@@ -63,19 +64,24 @@ def _failure_row(name: str, collector: SourceCollector, record: SessionRecord) -
 
 
 def render_landing(collectors: dict[str, SourceCollector], telemetry_path: str, now: float | None = None) -> str:
+    """The page; a source is marked failing when its last poll failed, or when more than
+    ``FAILING_RATIO`` of its sessions of the last hour ended in error or timeout."""
     now = time.time() if now is None else now
-    rows, sections = [], []
+    rows: list[str] = []
+    sections: list[tuple[bool, int, str]] = []
     for name, collector in collectors.items():
         failures = list(collector.recent_failures)
-        recent = [r for r in failures if r.finished_at is None or now - r.finished_at <= RECENT_SECONDS]
+        finished, failed = collector.recent_failure_ratio()
+        ratio = failed / finished if finished else 0.0
         poll_failing = collector.last_result.startswith("error")
-        failing = poll_failing or bool(recent)
+        failing = poll_failing or ratio > FAILING_RATIO
         age = f"{now - collector.last_success:.0f}s ago" if collector.last_success else "never"
         if poll_failing:
             state = "<span class='badge bad'>poll failing</span>"
-        elif recent:
-            more = "+" if len(recent) >= RECENT_FAILURES else ""  # only so many are kept
-            state = f"<span class='badge bad'>{len(recent)}{more} failed in the last hour</span>"
+        elif failed:
+            tone = "bad" if failing else "warn"
+            state = (f"<span class='badge {tone}'>{failed} of {finished} failed in the last hour "
+                     f"({ratio:.0%})</span>")
         elif collector.last_success:
             state = "<span class='badge good'>ok</span>"
         else:
@@ -85,15 +91,17 @@ def render_landing(collectors: dict[str, SourceCollector], telemetry_path: str, 
                     f"<td>{_text(collector.last_result)}</td></tr>")
         if failures:
             body = "".join(_failure_row(name, collector, r) for r in reversed(failures))
-            sections.append(
+            sections.append((not failing, len(sections),
                 f"<h2>Recent failures: {_text(name)}</h2><table><tr><th>ended</th><th>status</th><th>workflow</th>"
-                f"<th>duration</th><th>error</th><th>session</th><th>link</th></tr>{body}</table>")
+                f"<th>duration</th><th>error</th><th>session</th><th>link</th></tr>{body}</table>"))
+    sections.sort()  # failing sources' failures first
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Agent session exporter</title>"
         f"<style>{_STYLE}</style></head><body>"
         f"<h1>Agent session exporter {html.escape(__version__)}</h1>"
         f"<p><a href='{html.escape(telemetry_path)}'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
         "<table><tr><th>source</th><th>provider</th><th>state</th><th>last success</th><th>last result</th></tr>"
-        f"{''.join(rows)}</table>{''.join(sections) or '<p>No session has ended in error or timeout.</p>'}"
+        f"{''.join(rows)}</table>"
+        f"{''.join(html_ for *_, html_ in sections) or '<p>No session has ended in error or timeout.</p>'}"
         "</body></html>"
     )

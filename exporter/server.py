@@ -33,7 +33,8 @@ def make_app(exporter: Exporter, users: dict[str, bytes] | None = None,
         return web.Response(text="ok\n")
 
     async def index(request: web.Request) -> web.Response:
-        return web.Response(text=render_landing(exporter.collectors, telemetry_path), content_type="text/html")
+        return web.Response(text=render_landing(exporter.collectors, telemetry_path, exporter.clock()),
+                            content_type="text/html")
 
     async def session(request: web.Request) -> web.Response:
         """Redirect to the provider's page of one session (the target of Grafana's exemplar links)."""

@@ -24,7 +24,7 @@ async def test_the_latest_failures_are_listed_newest_first_without_secrets(http_
         assert await h.collector.run_cycle()
     page = render_landing({"dify-src": h.collector, "quiet": quiet.collector}, "/metrics", now=NOW)
     assert KEY not in page and "tok-" not in page and "[REDACTED]" in page
-    assert "<tr class='failing'><td>dify-src</td>" in page and "20+ failed in the last hour" in page
+    assert "<tr class='failing'><td>dify-src</td>" in page and "25 of 27 failed in the last hour (93%)" in page
     assert "<tr class='ok'><td>quiet</td>" in page and "not polled yet" in page
     listed = [n for n in range(1, 26) if f"run-{n}<" in page]
     assert listed == list(range(6, 26))  # the 20 newest (by end time) of 25
