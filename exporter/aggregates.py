@@ -69,58 +69,77 @@ class TotalsBuilder:
         self.now = now
         self.totals = SourceTotals(bounds=list(buckets))
         #: (workflow, status, outcome) -> the newest session counted in that series
-        self.finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
+        self.finished_exemplars: dict[tuple[str, str, str], SessionRecord] = {}
         #: (workflow, outcome, bucket index) -> the newest session observed in that bucket
-        self.duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
+        self.duration_exemplars: dict[tuple[str, str, int], SessionRecord] = {}
         #: The finished records of this cycle that ended in error or timeout, for the landing page.
         self.failures: list[SessionRecord] = []
         #: session id -> workflow of the finished records that have one (for session links)
         self.workflows: dict[str, str] = {}
-        self._keys: dict[tuple[str, str, str], tuple[str, str, str]] = {}  # (workflow, status, outcome) -> labels
+        #: (workflow, status, outcome) -> (label values, duration series, error outcome?)
+        self._keys: dict[tuple[str, str, str], tuple[tuple[str, str, str], tuple[str, str], bool]] = {}
+        self._bounds = len(buckets) + 1
 
     def add(self, record: SessionRecord) -> None:
-        assert record.outcome is not None
-        totals = self.totals
-        outcome = _OUTCOME_LABEL[record.outcome]
+        """Count one finished record (the hot path of ingestion: kept to plain dict operations)."""
+        outcome = record.outcome
+        assert outcome is not None
         key = (record.workflow, record.status, outcome)
-        label_key = self._keys.get(key)
-        if label_key is None:
-            label_key = self._keys[key] = (self.workflow_label(record.workflow), self.status_label(record.status),
-                                           outcome)
-        workflow = label_key[0]
-        totals.finished[label_key] = totals.finished.get(label_key, 0) + 1
+        labels = self._keys.get(key)
+        if labels is None:
+            labels = self._label(key)
+        label_key, series, failed = labels
+        workflow = series[0]
+        totals = self.totals
+        finished = totals.finished
+        finished[label_key] = finished.get(label_key, 0) + 1
         session_id = record.session_id
         if record.workflow:
             self.workflows[session_id] = record.workflow
         exemplary = len(session_id) <= _EXEMPLAR_ID_MAX
-        ended = record.finished_at if record.finished_at is not None and record.finished_at <= self.now else self.now
         if exemplary:
-            self.finished_exemplars[label_key] = SessionExemplar(session_id, 1.0, ended)
+            self.finished_exemplars[label_key] = record
         duration = record.duration_seconds
         if duration is not None:
-            series = (workflow, outcome)
             counts = totals.duration_buckets.get(series)
             if counts is None:
-                counts = totals.duration_buckets[series] = [0] * (len(self.buckets) + 1)
+                counts = totals.duration_buckets[series] = [0] * self._bounds
             bucket = bisect.bisect_left(self.buckets, duration)
             counts[bucket] += 1
-            totals.duration_sum[series] = totals.duration_sum.get(series, 0.0) + duration
+            sums = totals.duration_sum
+            sums[series] = sums.get(series, 0.0) + duration
             if exemplary:
-                self.duration_exemplars[(workflow, outcome, bucket)] = SessionExemplar(session_id, duration, ended)
+                self.duration_exemplars[(workflow, series[1], bucket)] = record
         if record.warnings:
             totals.warnings[workflow] = totals.warnings.get(workflow, 0.0) + record.warnings
-        if record.counts_as_error:
-            totals.errors[workflow] = totals.errors.get(workflow, 0) + 1
-        if record.outcome in (Outcome.ERROR, Outcome.TIMEOUT):
+        if failed:
             self.failures.append(record)
+            totals.errors[workflow] = totals.errors.get(workflow, 0) + 1
+        elif record.error_text and outcome is not Outcome.CANCELLED:  # SessionRecord.counts_as_error, inlined
+            totals.errors[workflow] = totals.errors.get(workflow, 0) + 1
         if record.tokens:
+            tokens = totals.tokens
             for kind, value in record.tokens.items():
                 tokens_key = (workflow, kind)
-                totals.tokens[tokens_key] = totals.tokens.get(tokens_key, 0.0) + value
+                tokens[tokens_key] = tokens.get(tokens_key, 0.0) + value
         if record.cost_usd is not None:
             cost_key = (workflow, self.model_label(record.model or "unknown"))
             totals.cost[cost_key] = totals.cost.get(cost_key, 0.0) + record.cost_usd
 
+    def _label(self, key: tuple[str, Outcome]) -> tuple[tuple[str, str, str], tuple[str, str], bool]:
+        workflow, status, outcome = key
+        label = _OUTCOME_LABEL[outcome]
+        workflow_label = self.workflow_label(workflow)
+        labels = ((workflow_label, self.status_label(status), label), (workflow_label, label),
+                  outcome in (Outcome.ERROR, Outcome.TIMEOUT))
+        self._keys[key] = labels
+        return labels
+
+    def exemplar(self, record: SessionRecord, value: float) -> SessionExemplar:
+        """The exemplar of one counted record: ``value`` at its end (never after this cycle)."""
+        ended = record.finished_at
+        return SessionExemplar(record.session_id, value,
+                               ended if ended is not None and ended <= self.now else self.now)
 
     def name_workflows(self, records: Iterable[SessionRecord], known: dict[str, str]) -> None:
         """Note the display name of each workflow that is new or renamed (``known``: the names so far)."""

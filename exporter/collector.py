@@ -201,8 +201,11 @@ class SourceCollector:
 
     def _note_sessions(self, builder: TotalsBuilder) -> None:
         """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
-        self._finished_exemplars.update(builder.finished_exemplars)
-        self._duration_exemplars.update(builder.duration_exemplars)
+        exemplar = builder.exemplar
+        for key, record in builder.finished_exemplars.items():
+            self._finished_exemplars[key] = exemplar(record, 1.0)
+        for bucket, record in builder.duration_exemplars.items():
+            self._duration_exemplars[bucket] = exemplar(record, record.duration_seconds or 0.0)
         finished = sum(builder.totals.finished.values())
         if finished:
             self._recent_counts.append((builder.now, finished, len(builder.failures)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import aiohttp
+import msgspec
 import orjson
 import yarl
 
@@ -94,16 +95,21 @@ class HttpClient:
         """Requests sent (retries included) since ``start_cycle``."""
         return 0 if self._budget is None else self._cycle_budget - self._budget
 
-    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times."""
-        return await self._request("GET", path, params, None)
+    async def get_json(self, path: str, params: dict[str, Any] | None = None,
+                       typed: msgspec.json.Decoder[Any] | None = None) -> Any:
+        """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times.
+
+        ``typed``: a decoder of the page's structs, tried first; a body it refuses is decoded as
+        plain JSON (so a page with one odd item is still read, item by item)."""
+        return await self._request("GET", path, params, None, typed)
 
     async def post_json(self, path: str, body: Any) -> Any:
         """POST a JSON body to ``base_url + path`` (a read-only query, such as HoneyHive's events export)
         and decode the JSON answer, with the same retries, caps and pacing as ``get_json``."""
         return await self._request("POST", path, None, orjson.dumps(body))
 
-    async def _request(self, method: str, path: str, params: dict[str, Any] | None, body: bytes | None) -> Any:
+    async def _request(self, method: str, path: str, params: dict[str, Any] | None, body: bytes | None,
+                       typed: msgspec.json.Decoder[Any] | None = None) -> Any:
         url = self._source.base_url + path
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         attempt = 0
@@ -114,7 +120,7 @@ class HttpClient:
                 self._budget -= 1
             await self._pace()
             try:
-                return await self._once(method, url, path, clean, body)
+                return await self._once(method, url, path, clean, body, typed)
             except _Retryable as exc:
                 if attempt >= self._source.retries:
                     raise exc.error from None
@@ -132,7 +138,8 @@ class HttpClient:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _once(self, method: str, url: str, path: str, params: dict[str, str], body: bytes | None) -> Any:
+    async def _once(self, method: str, url: str, path: str, params: dict[str, str], body: bytes | None,
+                    typed: msgspec.json.Decoder[Any] | None) -> Any:
         what = f"{method} {_short(path)}"
         headers = self._headers if body is None else {**self._headers, "Content-Type": "application/json"}
         try:
@@ -152,6 +159,14 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             self._observer.request("connection")
             raise _Retryable(UpstreamError("connection", f"{what}: {_connection_problem(exc, url)}")) from None
+        if typed is not None:
+            try:
+                data = typed.decode(payload)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                pass
+            else:
+                self._observer.request(str(code))
+                return data
         try:
             data = _decode_json(payload)
         except ValueError:

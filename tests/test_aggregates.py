@@ -68,8 +68,10 @@ def test_exemplars_are_written_in_openmetrics_only_and_parse_back():
     builder = TotalsBuilder((1.0, 10.0), LabelLimiter(10), LabelLimiter(10), LabelLimiter(10), now=2000.0)
     builder.add(record("run-1", "failed", Outcome.ERROR, workflow="wf", duration_seconds=5.0, finished_at=1990.0))
     builder.add(record("x" * 200, "failed", Outcome.ERROR, workflow="wf", duration_seconds=0.5))  # too long an id
-    view = SourceView("kapso", builder.totals, finished_exemplars=builder.finished_exemplars,
-                      duration_exemplars=builder.duration_exemplars)
+    view = SourceView("kapso", builder.totals,
+                      finished_exemplars={k: builder.exemplar(r, 1.0) for k, r in builder.finished_exemplars.items()},
+                      duration_exemplars={k: builder.exemplar(r, r.duration_seconds)
+                                          for k, r in builder.duration_exemplars.items()})
     registry = CollectorRegistry()
     registry.register(SessionMetrics((1.0, 10.0), lambda: {"k": view}))
     assert b"session_id" not in generate_latest(registry)

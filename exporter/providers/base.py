@@ -13,6 +13,7 @@ from ..http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound,
 from ..model import InvalidRecord, Outcome, SessionRecord
 from ..sourceconfig import SourceBase as SourceConfig
 from .fields import dropped_figures, item_id
+from .typed import Untyped, as_plain, is_typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,11 @@ class Provider(abc.ABC):
         """One API item to one record, or None for an item that is not a session to count (such as a
         Dify log row without a run); raises InvalidRecord."""
 
+    def from_typed(self, item: Any) -> SessionRecord | None:
+        """One item of a typed page (a struct of ``PAGE``) to a record, as ``parse_item`` would make
+        it; raises Untyped for anything it does not take as is. Only providers with ``PAGE`` have one."""
+        raise Untyped
+
     def parse_items(self, items: Iterable[Any], result: PollResult,
                     parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None) -> list[SessionRecord]:
         """Parse a page's items, skipping (and noting) the bad ones so the rest still count.
@@ -110,12 +116,21 @@ class Provider(abc.ABC):
             items = items[:self.source.page_size]
         records = []
         dropped = dropped_figures
+        typed = is_typed(items)
+        convert = self.from_typed
         for item in items:
             dropped.clear()
             try:
-                if not isinstance(item, dict):
+                if typed:
+                    try:
+                        record = convert(item)
+                    except Untyped:
+                        item = as_plain(item)  # read item by item, and named by its id should it fail
+                        record = parse(item)
+                elif not isinstance(item, dict):
                     raise InvalidRecord("not_an_object")
-                record = parse(item)
+                else:
+                    record = parse(item)
             except InvalidRecord as exc:
                 result.invalid.append((exc.reason, item_id(item)))
                 continue

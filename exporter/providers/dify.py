@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import msgspec
 from pydantic import Field
 
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
@@ -20,6 +21,8 @@ from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import (
+    MAX_ERROR_EXCERPT,
+    MAX_PLAIN_SECONDS,
     lenient_str,
     MAX_SECONDS,
     MAX_TOKENS,
@@ -33,6 +36,7 @@ from .fields import (
     time_field,
 )
 from .pagers import numbered_pages
+from .typed import Untyped, page_decoder
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -42,7 +46,36 @@ STATUSES: dict[str, Outcome | None] = {
 }
 
 
+class _Run(msgspec.Struct):
+    """The fields of ``workflow_run`` the exporter reads (a page that does not fit is read item by item)."""
+
+    status: str
+    id: str | int | None = None
+    created_at: float | str | None = None
+    finished_at: float | str | None = None
+    elapsed_time: float | None = None
+    total_tokens: float | None = None
+    exceptions_count: float | None = None
+    error: str | None = None
+
+
+class _Row(msgspec.Struct):
+    workflow_run: _Run | None = None
+    id: str | int | None = None
+    created_at: float | str | None = None
+
+
+class _Page(msgspec.Struct):
+    data: list[_Row]
+    has_more: bool | None = None
+
+
+PAGE = page_decoder(_Page)
+
+
 def read_page(body: Any) -> tuple[list[Any], bool]:
+    if type(body) is _Page:
+        return body.data, body.has_more is not True
     items = list_field(body, "data", PATH)
     return items, body.get("has_more") is not True
 
@@ -61,11 +94,39 @@ class DifyProvider(Provider):
         result = PollResult()
         since = window.since_with_stale
         params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
-        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=1,
+        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=1,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
                                prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
         await self.read_newest_first(pages, window, since, result, "created_at")
         return result
+
+    def from_typed(self, row: _Row) -> SessionRecord | None:
+        run = row.workflow_run
+        if run is None:
+            return None
+        status, run_id, error = run.status, run.id, run.error
+        # What time_field and figure take as they are, checked inline: this runs once per session.
+        started_at, finished_at, key_time = run.created_at, run.finished_at, row.created_at
+        for value in (started_at, finished_at, key_time):
+            if value is not None and not (type(value) is float and 0 <= value < MAX_PLAIN_SECONDS):
+                raise Untyped
+        key_time = started_at if key_time is None else key_time
+        duration, total_tokens, warnings = run.elapsed_time, run.total_tokens, run.exceptions_count
+        if key_time is None or not status or (not run_id and not row.id) \
+                or (duration is not None and not 0 <= duration <= MAX_SECONDS) \
+                or (total_tokens is not None and not 0 <= total_tokens <= MAX_TOKENS) \
+                or (warnings is not None and not 0 <= warnings <= MAX_WARNINGS):
+            raise Untyped
+        phase, outcome, known = classify(status, STATUSES, finished_at)
+        return SessionRecord(
+            session_id=str(run_id if run_id else row.id),
+            status=status, phase=phase, outcome=outcome, known_status=known,
+            key_time=key_time, started_at=started_at, finished_at=finished_at,
+            duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
+            warnings=warnings or 0.0,
+            error_text=bool(error), error_message=error[:MAX_ERROR_EXCERPT] if error else None,
+            tokens={"total": total_tokens} if total_tokens else {},
+        )
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
         run = item.get("workflow_run")

@@ -58,6 +58,8 @@ def lenient_str(item: dict[str, Any], key: str, limit: int = MAX_ERROR_EXCERPT) 
 MAX_SECONDS = 366 * 86400.0
 MAX_MILLISECONDS = MAX_SECONDS * 1000.0
 MAX_TOKENS = 1e12
+#: Below this a number is Unix seconds as it is; above, ms, µs or ns (``timeparse`` tells them apart).
+MAX_PLAIN_SECONDS = 1e11
 MAX_COST_USD = 1e6
 MAX_WARNINGS = 1e6
 
@@ -102,7 +104,7 @@ def _finite_number(value: Any) -> float | None:
 def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
     value = item.get(key)
     kind = type(value)
-    if (kind is int or kind is float) and 0 <= value < 1e11:  # Unix seconds, checked cheaply
+    if (kind is int or kind is float) and 0 <= value < MAX_PLAIN_SECONDS:  # Unix seconds, checked cheaply
         return float(value)
     try:
         value = parse_timestamp(value)
