@@ -16,6 +16,7 @@ import idle
 import ingest
 import memory
 import polling
+import scale
 import scrape
 import state_store
 from common import BENCH  # noqa: F401  (puts the project on sys.path)
@@ -23,7 +24,7 @@ from common import BENCH  # noqa: F401  (puts the project on sys.path)
 from exporter.logs import configure_logging
 
 
-BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state")
+BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale")
 
 
 def main() -> int:
@@ -94,6 +95,17 @@ def main() -> int:
             figures["commit_median_ms"] <= 10)
         row("   commit ms p95", figures["commit_p95_ms"])
         row("   bytes per tracked session", figures["bytes_per_tracked_session"], fmt="{:,.0f}")
+
+    if "scale" in only:
+        figures = scale.run(sources=10 if smoke else 500, seconds=5 if smoke else 150, interval=4 if smoke else 30)
+        row("scale: sources", figures["sources"], fmt="{:,.0f}")
+        row("scale: series", figures["series"], fmt="{:,.0f}")
+        row("scale: /metrics p50 ms", figures["scrape_p50_ms"])
+        row("scale: /metrics p99 ms", figures["scrape_p99_ms"], "<= 100", figures["scrape_p99_ms"] <= 100)
+        row("scale: RSS MB", figures["rss_mb"], "<= 300", figures["rss_mb"] <= 300)
+        row("scale: CPU s/hour", figures["cpu_seconds_per_hour"], fmt="{:,.0f}")
+        row("scale: worst cycle lag s", figures["worst_cycle_lag_s"], "<= 2", figures["worst_cycle_lag_s"] <= 2)
+        row("scale: scrapes measured", figures["scrapes"], fmt="{:,.0f}")
 
     width = max(len(r[0]) for r in rows)
     print(f"agent-session-exporter benchmarks{' (smoke)' if smoke else ''} - {time.strftime('%Y-%m-%d')}, "

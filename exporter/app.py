@@ -8,14 +8,13 @@ from typing import Callable
 
 import aiohttp
 import structlog
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .aggregates import SessionMetrics
 from .collector import SourceCollector, build_collector
 from .config import Config, SourceConfig
+from .exposition import Exposition
 from .logs import redactor
 from .selfmetrics import SelfMetrics
 from .state import MemoryStore, Store
@@ -30,24 +29,20 @@ class Exporter:
         self.config = config
         self.clock = clock
         self.store: Store = store or MemoryStore()
+        #: The exporter-wide self-metrics; each source's series are in a registry of its own.
         self.registry = CollectorRegistry(auto_describe=False)
-        self.sessions = SessionMetrics(config.duration_buckets,
-                                       lambda: {name: c.snapshot() for name, c in self.collectors.items()})
-        self.registry.register(self.sessions)
         self.self_metrics = SelfMetrics(self.registry)
         self.live_registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.live_registry)
         PlatformCollector(registry=self.live_registry)
+        self.exposition = Exposition(self.registry, self.live_registry)
         self.collectors: dict[str, SourceCollector] = {}
         self.http_session: aiohttp.ClientSession | None = None
-        self._version = 0
-        self._rendered: dict[bool, tuple[int, bytes]] = {}  # openmetrics? -> (version, body)
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._started = False
         self._reload_lock = asyncio.Lock()
         redactor.set_secrets(config.secrets)
-        self.store.attach(lambda: {name: c.state for name, c in self.collectors.items()},
-                          self.self_metrics.state_recreated.inc)
+        self.store.attach(lambda: {name: c.state for name, c in self.collectors.items()}, self._state_recreated)
         dropped = self.store.retain_only(_providers(config))
         if dropped:
             log.info("dropped state of sources no longer configured", sources=dropped)
@@ -61,14 +56,17 @@ class Exporter:
 
     def _add_source(self, source: SourceConfig) -> None:
         assert self.http_session is not None
-        self.collectors[source.name] = build_collector(
+        name = source.name
+        collector = self.collectors[name] = build_collector(
             source, self.http_session, self.store, self.self_metrics, self.config.duration_buckets,
-            clock=self.clock, on_change=self._changed)
+            clock=self.clock, on_change=lambda: self.exposition.source_changed(name))
+        self.exposition.add_source(name, collector.metrics.registry)
 
     async def _remove_source(self, name: str, grace: float) -> None:
         await self._stop_tasks([name], grace)
-        collector = self.collectors.pop(name)
-        self.self_metrics.forget(name, collector.source.provider)
+        del self.collectors[name]
+        self.exposition.remove_source(name)
+        self.self_metrics.forget(name)
 
     async def reload(self, config: Config, grace: float = 5.0) -> None:
         """Apply a new config: unchanged sources keep running untouched; removed ones stop and lose
@@ -106,7 +104,16 @@ class Exporter:
         self._changed()
 
     def _changed(self) -> None:
-        self._version += 1
+        self.exposition.global_changed()
+
+    def _state_recreated(self) -> None:
+        self.self_metrics.state_recreated.inc()
+        self._changed()
+
+    def connection_refused(self, reason: str) -> None:
+        """The listener closed a connection unserved (counted in the exporter-wide self-metrics)."""
+        self.self_metrics.connection_refused(reason)
+        self._changed()
 
     async def run_once(self) -> dict[str, bool]:
         """One cycle of every source, concurrently."""
@@ -114,14 +121,15 @@ class Exporter:
         return dict(zip(self.collectors, results, strict=True))
 
     def start(self) -> None:
-        """Run every source on its own task and interval."""
+        """Run every source on its own task and interval, their cycles spread evenly over it."""
         self._started = True
-        for name in self.collectors:
-            self._start_task(name)
+        count = len(self.collectors)
+        for position, (name, collector) in enumerate(self.collectors.items()):
+            self._start_task(name, offset=collector.source.interval * position / count)
 
-    def _start_task(self, name: str) -> None:
+    def _start_task(self, name: str, offset: float = 0.0) -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(self.collectors[name].run(stop), name=f"source:{name}")
+        task = asyncio.create_task(self.collectors[name].run(stop, offset), name=f"source:{name}")
         self._tasks[name] = (task, stop)
 
     async def _stop_tasks(self, names: list[str], grace: float) -> None:
@@ -143,14 +151,8 @@ class Exporter:
         self.store.close()
 
     def render_metrics(self, openmetrics: bool = False) -> bytes:
-        """The exposition (classic text, or OpenMetrics): session and self-metrics re-rendered only
-        after a change, process metrics live."""
-        generate = generate_openmetrics if openmetrics else generate_latest
-        cached = self._rendered.get(openmetrics)
-        if cached is None or cached[0] != self._version:
-            body = generate(self.registry)
-            cached = self._rendered[openmetrics] = (self._version, body.removesuffix(b"# EOF\n"))
-        return cached[1] + generate(self.live_registry)
+        """The exposition (classic text, or OpenMetrics), joined from blocks cached per source."""
+        return self.exposition.render(openmetrics)
 
 
 def _providers(config: Config) -> dict[str, str]:

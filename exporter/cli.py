@@ -191,7 +191,7 @@ def open_store(config: Config, reset: bool = False) -> Store:
 async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig) -> int:
     config_path: str | None = args.config
     host, port = parse_listen(listen, "listen")
-    guard = ConnectionGuard(args.max_connections, on_refused=exporter.self_metrics.connection_refused)
+    guard = ConnectionGuard(args.max_connections, on_refused=exporter.connection_refused)
     app = make_app(exporter, web_config.users, guard, telemetry_path=args.telemetry_path)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT)
     await runner.setup()

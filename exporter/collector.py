@@ -10,7 +10,7 @@ from typing import Any, Callable
 import aiohttp
 import structlog
 
-from .aggregates import LabelLimiter, SessionExemplar, SourceView, TotalsBuilder
+from .aggregates import LabelLimiter, SessionExemplar, SessionMetrics, SourceView, TotalsBuilder
 from .cycle import CyclePlan, CycleSettings, plan_cycle, plan_read
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .model import SessionRecord
@@ -99,12 +99,22 @@ class SourceCollector:
         totals.duration_sum.clear()
         totals.bounds = list(self.buckets)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Cycle every ``interval`` seconds (measured from cycle start) until ``stop`` is set."""
+    async def run(self, stop: asyncio.Event, offset: float = 0.0) -> None:
+        """Cycle every ``interval`` seconds (measured from cycle start) until ``stop`` is set.
+
+        The first cycle runs at once; the second waits ``offset`` more, so that many sources started
+        together spread their cycles over the interval instead of all polling at the same moment.
+        How much later than scheduled each cycle starts is the ``cycle_lag_seconds`` gauge.
+        """
+        due: float | None = None
         while not stop.is_set():
             started = time.monotonic()
+            if due is not None:
+                self.metrics.cycle_lag(max(0.0, started - due))
             await self.run_cycle()
-            delay = max(0.0, self.source.interval - (time.monotonic() - started))
+            due = started + self.source.interval + offset
+            offset = 0.0
+            delay = max(0.0, due - time.monotonic())
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except asyncio.TimeoutError:
@@ -319,7 +329,10 @@ def build_collector(source: SourceConfig, session: aiohttp.ClientSession, store:
                     buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
                     on_change: Callable[[], None] = lambda: None,
                     sleep: Callable[[float], Any] = asyncio.sleep) -> SourceCollector:
-    """The one way a source's collector is built (the app, the tests and the benchmarks use it)."""
+    """The one way a source's collector is built (the app, the tests and the benchmarks use it). Its
+    session metrics join its self-metrics in the source's own registry (``collector.metrics.registry``)."""
     metrics = self_metrics.for_source(source)
     provider = make_provider(source, session, metrics, sleep=sleep)
-    return SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)
+    collector = SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)
+    metrics.registry.register(SessionMetrics(buckets, lambda: {source.name: collector.snapshot()}))
+    return collector

@@ -1,11 +1,13 @@
-"""The exporter's own health metrics (plain prometheus_client metrics in the app's registry)."""
+"""The exporter's own health metrics: plain prometheus_client metrics, the exporter-wide ones in the
+app's registry and each source's in a registry of its own."""
 
 from __future__ import annotations
 
 import platform
+from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.core import Metric
 
 from . import __version__
 from .sourceconfig import SourceBase as SourceConfig
@@ -13,8 +15,12 @@ from .sourceconfig import SourceBase as SourceConfig
 _LABELS = ("source", "provider")
 
 
-class SelfMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+class SourceMetricSet:
+    """The metric objects of one source's self-metrics, in a registry of their own: a source's series
+    are rendered (and dropped) together, so /metrics re-renders only the sources that changed."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=False)
         p = "agent_session_exporter_"
         self.source_up = Gauge(p + "source_up", "1 when the source's last collection cycle succeeded.",
                                _LABELS, registry=registry)
@@ -52,10 +58,22 @@ class SelfMetrics:
         self.order_ok = Gauge(p + "upstream_order_ok",
                               "1 while the source's pages come in the order the exporter asks for; 0 once they broke "
                               "it (whole windows are read from then on).", _LABELS, registry=registry)
+        self.cycle_lag = Gauge(p + "cycle_lag_seconds",
+                               "How much later than its interval said the source's last cycle started: above 0, "
+                               "the exporter (or its event loop) is overloaded.", _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
 
+
+class SelfMetrics:
+    """The exporter-wide self-metrics (in ``registry``), and the source of each source's own."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        p = "agent_session_exporter_"
+        self.sources: dict[str, SourceSelfMetrics] = {}
+        #: Every source's self-metrics as one collector (for a registry that shows everything at once).
+        self.all_sources = _AllSources(self.sources)
         self.state_recreated = Counter(p + "state_recreated",
                                        "Times the state file was found deleted or replaced while running and was "
                                        "recreated from memory.", registry=registry)
@@ -84,30 +102,42 @@ class SelfMetrics:
             self.reload_time.set_to_current_time()
 
     def for_source(self, source: SourceConfig) -> SourceSelfMetrics:
-        return SourceSelfMetrics(self, source.name, source.provider)
+        metrics = self.sources[source.name] = SourceSelfMetrics(SourceMetricSet(), source.name, source.provider)
+        return metrics
 
-
-    def forget(self, name: str, provider: str) -> None:
+    def forget(self, name: str) -> None:
         """Drop every series of a source that left the config."""
-        per_source = [m for m in vars(self).values()
-                      if isinstance(m, MetricWrapperBase) and m._labelnames[:2] == _LABELS]  # noqa: SLF001
-        for metric in per_source:
-            for labels in list(metric._metrics):  # noqa: SLF001 - prometheus_client has no public listing
-                if labels[:2] == (name, provider):
-                    metric.remove(*labels)
+        self.sources.pop(name, None)
+
+
+class _AllSources:
+    """Every source's self-metrics, family by family (a Collector)."""
+
+    def __init__(self, sources: dict[str, SourceSelfMetrics]) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for metrics in self.sources.values():
+            for family in metrics.registry.collect():
+                into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+                into.samples.extend(family.samples)
+        yield from merged.values()
 
 
 class SourceSelfMetrics:
     """The self-metrics of one source, as the collector reports them; also the HttpClient's
     RequestObserver. Series of known label values exist from the start, at 0."""
 
-    def __init__(self, metrics: SelfMetrics, name: str, provider: str) -> None:
+    def __init__(self, metrics: SourceMetricSet, name: str, provider: str) -> None:
         self.m = metrics
+        self.registry = metrics.registry
         self.labels = labels = (name, provider)
         metrics.source_up.labels(*labels).set(0)
         metrics.retries.labels(*labels)
         metrics.pending.labels(*labels)
         metrics.tracked_ids.labels(*labels)
+        metrics.cycle_lag.labels(*labels)
         metrics.order_ok.labels(*labels).set(1)
         for reason in INVALID_REASONS:
             metrics.invalid_records.labels(*labels, reason)
@@ -130,6 +160,9 @@ class SourceSelfMetrics:
         self.m.rate_limit_remaining.labels(*self.labels).set(remaining)
 
     # --- the collector's reports ---
+    def cycle_lag(self, seconds: float) -> None:
+        self.m.cycle_lag.labels(*self.labels).set(seconds)
+
     def cycle_took(self, seconds: float) -> None:
         self.m.collect_duration.labels(*self.labels).observe(seconds)
 

@@ -25,7 +25,7 @@ def make_app(exporter: Exporter, users: dict[str, bytes] | None = None,
         body = exporter.render_metrics(openmetrics=content_type.startswith("application/openmetrics-text"))
         headers = {"Content-Type": content_type}
         if "gzip" in request.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=6)
+            body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 

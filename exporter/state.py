@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -55,7 +56,7 @@ class SourceTotals:
     def to_json(self) -> str:
         """The persisted form, derived from the fields: dicts keyed by tuples become lists of rows."""
         data: dict[str, Any] = {}
-        hints = get_type_hints(type(self))
+        hints = _hints(type(self))
         for spec in fields(self):
             value = getattr(self, spec.name)
             if _keyed_by_tuples(hints[spec.name]):
@@ -68,7 +69,7 @@ class SourceTotals:
         """The inverse of ``to_json``, checking each value against its field's type; ValueError,
         KeyError or TypeError on anything else."""
         raw = _before_workflows(json.loads(text))
-        hints = get_type_hints(cls)
+        hints = _hints(cls)
         values: dict[str, Any] = {}
         for spec in fields(cls):
             if spec.name in raw:
@@ -102,6 +103,12 @@ def _before_workflows(raw: Any) -> Any:
         if isinstance(raw.get(name), dict):
             migrated[name] = [["", key, value] for key, value in raw[name].items()]
     return migrated
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The field types of a dataclass (resolved once: ``to_json`` runs on every commit)."""
+    return get_type_hints(cls)
 
 
 def _keyed_by_tuples(hint: Any) -> bool:

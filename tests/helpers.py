@@ -18,7 +18,6 @@ from aioresponses import CallbackResult
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.aggregates import SessionMetrics
 from exporter.collector import build_collector
 from exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
 from exporter.selfmetrics import SelfMetrics
@@ -53,7 +52,7 @@ class Harness:
                                          clock=clock, sleep=_no_sleep)
         self.provider = self.collector.provider
         self.http = self.provider.http
-        self.registry.register(SessionMetrics(DEFAULT_BUCKETS, lambda: {source.name: self.collector.snapshot()}))
+        self.registry.register(self.self_metrics.all_sources)
 
     def value(self, name: str, **labels: str) -> float:
         """Sum of ``name`` over this source's series matching ``labels`` (every workflow, unless given)."""

@@ -178,7 +178,7 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
         exporter = Exporter(config, clock=clock)
         await exporter.open()
         collector = exporter.collectors["st"]
-        sweeps = exporter.self_metrics.sweeps.labels("st", "syntropic137")
+        sweeps = collector.metrics.m.sweeps.labels("st", "syntropic137")
         try:
             factory = simulators.factories["syntropic137"]
             for _ in range(3):

@@ -1,0 +1,88 @@
+"""/metrics from cached per-source blocks: the same samples as one full render, and a scrape
+renders no source that did not change."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter.exposition import Exposition, split_families
+
+
+class CountingRegistry(CollectorRegistry):
+    """A registry that counts how often it is rendered."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=False)
+        self.renders = 0
+
+    def collect(self):
+        self.renders += 1
+        yield from super().collect()
+
+
+def source_registry(name: str) -> tuple[CountingRegistry, Counter, Histogram]:
+    registry = CountingRegistry()
+    counter = Counter("demo_requests", "Requests.", ["source", "code"], registry=registry)
+    histogram = Histogram("demo_seconds", "Durations.", ["source"], buckets=(1, 5), registry=registry)
+    Gauge("demo_up", "Up.", ["source"], registry=registry).labels(name).set(1)
+    counter.labels(name, "200").inc(3)
+    histogram.labels(name).observe(2, exemplar={"session_id": f"{name}-1"})
+    return registry, counter, histogram
+
+
+def samples(text: str, openmetrics: bool) -> set[tuple]:
+    parse = parse_openmetrics if openmetrics else parse_text
+    return {(s.name, tuple(sorted(s.labels.items())), s.value, s.exemplar.labels["session_id"] if s.exemplar else None)
+            for family in parse(text) for s in family.samples}
+
+
+def test_the_joined_blocks_hold_exactly_the_samples_of_a_full_render():
+    global_registry, live = CollectorRegistry(), CollectorRegistry()
+    Gauge("demo_build_info", "Build.", registry=global_registry).set(1)
+    exposition = Exposition(global_registry, live)
+    registries = {}
+    for name in ("a", "b", "c"):
+        registries[name] = source_registry(name)
+        exposition.add_source(name, registries[name][0])
+    for openmetrics, generate in ((False, generate_latest), (True, generate_openmetrics)):
+        joined = exposition.render(openmetrics).decode()
+        expected = set().union(*(samples(generate(r).decode(), openmetrics)
+                                 for r in [global_registry, *(r[0] for r in registries.values())]))
+        if openmetrics:
+            assert joined.endswith("# EOF\n") and joined.count("# EOF") == 1
+        header = "# TYPE demo_requests counter\n" if openmetrics else "# TYPE demo_requests_total counter\n"
+        assert joined.count(header) == 1 and joined.count("# TYPE demo_seconds histogram\n") == 1
+        assert samples(joined, openmetrics) == expected
+    assert samples(exposition.render(True).decode(), True) >= {
+        ("demo_seconds_bucket", (("le", "5.0"), ("source", "b")), 1.0, "b-1")}
+
+
+def test_a_scrape_renders_only_the_sources_that_changed():
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    registries = {name: source_registry(name) for name in ("a", "b")}
+    for name, (registry, _, _) in registries.items():
+        exposition.add_source(name, registry)
+    exposition.render()
+    before = {name: r[0].renders for name, r in registries.items()}
+    for _ in range(5):
+        exposition.render()
+    assert {name: r[0].renders for name, r in registries.items()} == before  # scrapes format nothing
+    registries["a"][1].labels("a", "500").inc()
+    exposition.source_changed("a")
+    text = exposition.render().decode()
+    assert registries["a"][0].renders == before["a"] + 1 and registries["b"][0].renders == before["b"]
+    assert 'demo_requests_total{code="500",source="a"} 1.0' in text
+    exposition.remove_source("b")
+    assert 'source="b"' not in exposition.render().decode()
+
+
+def test_split_families_keeps_headers_and_samples_apart():
+    text = (b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n# HELP y Y.\n# TYPE y gauge\n"
+            b"# UNIT y seconds\ny{a=\"# HELP\"} 2.0\n# EOF\n")
+    headers, blocks = split_families(text)
+    assert headers == {"x_total": b"# HELP x_total X.\n# TYPE x_total counter\n",
+                       "y": b"# HELP y Y.\n# TYPE y gauge\n# UNIT y seconds\n"}
+    assert blocks == {"x_total": b"x_total 1.0\n", "y": b'y{a="# HELP"} 2.0\n'}
