@@ -59,8 +59,8 @@ class Exporter:
         name = source.name
         collector = self.collectors[name] = build_collector(
             source, self.http_session, self.store, self.self_metrics, self.config.duration_buckets,
-            clock=self.clock, on_change=lambda: self.exposition.source_changed(name))
-        self.exposition.add_source(name, collector.metrics.registry)
+            clock=self.clock, on_change=lambda sessions: self.exposition.source_changed(name, sessions))
+        self.exposition.add_source(name, {"self": collector.metrics.registry, "sessions": collector.session_metrics})
 
     async def _remove_source(self, name: str, grace: float) -> None:
         await self._stop_tasks([name], grace)

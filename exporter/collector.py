@@ -41,13 +41,14 @@ class SourceCollector:
 
     def __init__(self, source: SourceConfig, provider: Provider, store: Store, metrics: SourceSelfMetrics,
                  buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[bool], None] = lambda sessions: None) -> None:
         self.source = source
         self.provider = provider
         self.store = store
         self.metrics = metrics
         self.buckets = buckets
         self.clock = clock
+        #: Called after every cycle: True when the session metrics changed, not only the self-metrics.
         self.on_change = on_change
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
         self.state: SourceState = store.load(source.name)
@@ -62,6 +63,8 @@ class SourceCollector:
         self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
         #: Oldest end first.
         self.recent_failures: list[SessionRecord] = []
+        #: This source's session metrics (a prometheus_client Collector; ``build_collector`` sets it).
+        self.session_metrics: SessionMetrics | None = None
         #: Per committed cycle of the last hour: (when, sessions finished, of which error or timeout).
         self._recent_counts: deque[tuple[float, int, int]] = deque()
         self.link = source.session_link
@@ -127,6 +130,7 @@ class SourceCollector:
         """
         started = time.monotonic()
         ok = False
+        before = self._session_fingerprint()
         try:
             now = self.clock()
             state = self.state
@@ -163,8 +167,14 @@ class SourceCollector:
             self._fail("collection cycle failed", exc, unexpected=True)
         finally:
             self.metrics.cycle_took(time.monotonic() - started)
-            self.on_change()
+            self.on_change(self._session_fingerprint() != before)
         return ok
+
+    def _session_fingerprint(self) -> tuple[int, dict[tuple[str, str], int], dict[str, str]]:
+        """What the session metrics show changes with: sessions counted, active ones, workflow names
+        (figures and exemplars change only as sessions are counted)."""
+        totals = self.state.totals
+        return sum(totals.finished.values()), self._active, dict(totals.names)
 
     async def _poll(self, window: PollWindow) -> PollResult | None:
         """The provider's poll within the cycle's request budget and deadline; None when it failed."""
@@ -327,12 +337,12 @@ class SourceCollector:
 
 def build_collector(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
                     buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
-                    on_change: Callable[[], None] = lambda: None,
+                    on_change: Callable[[bool], None] = lambda sessions: None,
                     sleep: Callable[[float], Any] = asyncio.sleep) -> SourceCollector:
     """The one way a source's collector is built (the app, the tests and the benchmarks use it). Its
-    session metrics join its self-metrics in the source's own registry (``collector.metrics.registry``)."""
+    session metrics are ``collector.session_metrics``; its self-metrics, ``collector.metrics.registry``."""
     metrics = self_metrics.for_source(source)
     provider = make_provider(source, session, metrics, sleep=sleep)
     collector = SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)
-    metrics.registry.register(SessionMetrics(buckets, lambda: {source.name: collector.snapshot()}))
+    collector.session_metrics = SessionMetrics(buckets, lambda: {source.name: collector.snapshot()})
     return collector

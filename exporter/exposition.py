@@ -1,16 +1,17 @@
 """``/metrics`` assembled from cached blocks, so a scrape costs in proportion to what changed.
 
-Each source's series (its session metrics and its self-metrics) live in a registry of their own.
-When a source's cycle ends, that registry alone is rendered, by prometheus_client itself (so every
-line is formatted exactly as it formats it, exemplars included), and cut into one block of sample
-lines per metric family. A scrape then joins, family by family, the header lines and every
-source's block: no sample is formatted at scrape time, however many sources there are. The
-exporter-wide registry is rendered again only after it changed; process metrics are live.
+Each source's series come from collectors of their own, in parts: its self-metrics (which change
+every cycle) and its session metrics (which change when sessions start or end). When a source's
+cycle ends, the parts that changed are rendered, by prometheus_client itself (so every line is
+formatted exactly as it formats it, exemplars included), and cut into one block of sample lines
+per metric family. A scrape then joins, family by family, the header lines and every source's
+blocks: no sample is formatted at scrape time, however many sources there are. The exporter-wide
+registry is rendered again only after it changed; process metrics are live.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -46,36 +47,42 @@ class Exposition:
     def __init__(self, global_registry: CollectorRegistry, live_registry: CollectorRegistry) -> None:
         self._global = global_registry
         self._live = live_registry
-        self._sources: dict[str, CollectorRegistry] = {}
+        #: source -> part name -> a collector (anything with ``collect()``)
+        self._sources: dict[str, dict[str, Any]] = {}
         #: Formats asked for so far (OpenMetrics or not): a changed source is rendered in each at once.
         self._formats: set[bool] = set()
         #: format -> family -> header lines, in the order the families were first seen
         self._headers: dict[bool, dict[str, bytes]] = {False: {}, True: {}}
-        #: format -> source -> family -> sample lines
-        self._blocks: dict[bool, dict[str, dict[str, bytes]]] = {False: {}, True: {}}
+        #: format -> (source, part) -> family -> sample lines
+        self._blocks: dict[bool, dict[tuple[str, str], dict[str, bytes]]] = {False: {}, True: {}}
         #: format -> the exporter-wide registry's exposition, None once it changed
         self._global_text: dict[bool, bytes | None] = {False: None, True: None}
 
-    def add_source(self, name: str, registry: CollectorRegistry) -> None:
-        self._sources[name] = registry
-        self.source_changed(name)
+    def add_source(self, name: str, parts: dict[str, Any]) -> None:
+        """A source's collectors by part: "self" is rendered after every cycle, the others when told."""
+        self._sources[name] = parts
+        self.source_changed(name, everything=True)
 
     def remove_source(self, name: str) -> None:
-        self._sources.pop(name, None)
+        parts = self._sources.pop(name, {})
         for blocks in self._blocks.values():
-            blocks.pop(name, None)
+            for part in parts:
+                blocks.pop((name, part), None)
 
-    def source_changed(self, name: str) -> None:
-        """Render one source's blocks again (when its cycle ended), in every format scraped so far."""
-        registry = self._sources.get(name)
-        if registry is None:
-            return
-        for openmetrics in self._formats:
-            headers, blocks = split_families(_FORMATS[openmetrics](registry))
-            known = self._headers[openmetrics]
-            for family, header in headers.items():
-                known.setdefault(family, header)
-            self._blocks[openmetrics][name] = blocks
+    def source_changed(self, name: str, everything: bool = True) -> None:
+        """Render a source's blocks again (when its cycle ended), in every format scraped so far: its
+        self-metrics, and with ``everything`` its other parts too."""
+        for part, collector in self._sources.get(name, {}).items():
+            if everything or part == "self":
+                for openmetrics in self._formats:
+                    self._render(name, part, collector, openmetrics)
+
+    def _render(self, name: str, part: str, collector: Any, openmetrics: bool) -> None:
+        headers, blocks = split_families(_FORMATS[openmetrics](collector))
+        known = self._headers[openmetrics]
+        for family, header in headers.items():
+            known.setdefault(family, header)
+        self._blocks[openmetrics][(name, part)] = blocks
 
     def global_changed(self) -> None:
         self._global_text = {False: None, True: None}
@@ -83,8 +90,9 @@ class Exposition:
     def render(self, openmetrics: bool = False) -> bytes:
         if openmetrics not in self._formats:
             self._formats.add(openmetrics)
-            for name in self._sources:
-                self.source_changed(name)
+            for name, parts in self._sources.items():
+                for part, collector in parts.items():
+                    self._render(name, part, collector, openmetrics)
         generate: Callable[[CollectorRegistry], bytes] = _FORMATS[openmetrics]
         global_text = self._global_text[openmetrics]
         if global_text is None:

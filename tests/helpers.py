@@ -53,6 +53,7 @@ class Harness:
         self.provider = self.collector.provider
         self.http = self.provider.http
         self.registry.register(self.self_metrics.all_sources)
+        self.registry.register(self.collector.session_metrics)
 
     def value(self, name: str, **labels: str) -> float:
         """Sum of ``name`` over this source's series matching ``labels`` (every workflow, unless given)."""

@@ -46,7 +46,7 @@ def test_the_joined_blocks_hold_exactly_the_samples_of_a_full_render():
     registries = {}
     for name in ("a", "b", "c"):
         registries[name] = source_registry(name)
-        exposition.add_source(name, registries[name][0])
+        exposition.add_source(name, {"self": registries[name][0]})
     for openmetrics, generate in ((False, generate_latest), (True, generate_openmetrics)):
         joined = exposition.render(openmetrics).decode()
         expected = set().union(*(samples(generate(r).decode(), openmetrics)
@@ -63,18 +63,24 @@ def test_the_joined_blocks_hold_exactly_the_samples_of_a_full_render():
 def test_a_scrape_renders_only_the_sources_that_changed():
     exposition = Exposition(CollectorRegistry(), CollectorRegistry())
     registries = {name: source_registry(name) for name in ("a", "b")}
+    sessions = {name: CountingRegistry() for name in registries}
     for name, (registry, _, _) in registries.items():
-        exposition.add_source(name, registry)
+        Gauge("demo_active", "Active.", ["source"], registry=sessions[name]).labels(name).set(2)
+        exposition.add_source(name, {"self": registry, "sessions": sessions[name]})
     exposition.render()
     before = {name: r[0].renders for name, r in registries.items()}
     for _ in range(5):
         exposition.render()
     assert {name: r[0].renders for name, r in registries.items()} == before  # scrapes format nothing
     registries["a"][1].labels("a", "500").inc()
-    exposition.source_changed("a")
+    sessions_before = sessions["a"].renders
+    exposition.source_changed("a", everything=False)  # a cycle that changed no session
     text = exposition.render().decode()
     assert registries["a"][0].renders == before["a"] + 1 and registries["b"][0].renders == before["b"]
+    assert sessions["a"].renders == sessions_before and 'demo_active{source="a"} 2.0' in text
     assert 'demo_requests_total{code="500",source="a"} 1.0' in text
+    exposition.source_changed("a")
+    assert sessions["a"].renders == sessions_before + 1
     exposition.remove_source("b")
     assert 'source="b"' not in exposition.render().decode()
 
