@@ -74,8 +74,6 @@ class TotalsBuilder:
         self.duration_exemplars: dict[tuple[str, str, int], SessionRecord] = {}
         #: The finished records of this cycle that ended in error or timeout, for the landing page.
         self.failures: list[SessionRecord] = []
-        #: session id -> workflow of the finished records that have one (for session links)
-        self.workflows: dict[str, str] = {}
         #: (workflow, status, outcome) -> (label values, duration series, error outcome?)
         self._keys: dict[tuple[str, str, str], tuple[tuple[str, str, str], tuple[str, str], bool]] = {}
         self._bounds = len(buckets) + 1
@@ -94,8 +92,6 @@ class TotalsBuilder:
         finished = totals.finished
         finished[label_key] = finished.get(label_key, 0) + 1
         session_id = record.session_id
-        if record.workflow:
-            self.workflows[session_id] = record.workflow
         exemplary = len(session_id) <= _EXEMPLAR_ID_MAX
         if exemplary:
             self.finished_exemplars[label_key] = record

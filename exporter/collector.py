@@ -63,8 +63,8 @@ class SourceCollector:
         self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
         #: Oldest end first.
         self.recent_failures: list[SessionRecord] = []
-        #: This source's session metrics (a prometheus_client Collector; ``build_collector`` sets it).
-        self.session_metrics: SessionMetrics | None = None
+        #: This source's session metrics (a prometheus_client Collector).
+        self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.snapshot()})
         #: Per committed cycle of the last hour: (when, sessions finished, of which error or timeout).
         self._recent_counts: deque[tuple[float, int, int]] = deque()
         self.link = source.session_link
@@ -156,7 +156,7 @@ class SourceCollector:
                 if read.sweep:
                     self._last_sweep, self._swept_watermark = now, state.watermark
                     self.metrics.sweep()
-                self._note_sessions(builder)
+                self._note_sessions(builder, result.records, plan.delta.counted_add)
                 self._report(result, plan)
                 ok = True
             else:
@@ -219,7 +219,7 @@ class SourceCollector:
     def _builder(self, now: float = 0.0) -> TotalsBuilder:
         return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now)
 
-    def _note_sessions(self, builder: TotalsBuilder) -> None:
+    def _note_sessions(self, builder: TotalsBuilder, records: list[SessionRecord], counted: dict[str, float]) -> None:
         """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
         exemplar = builder.exemplar
         for key, record in builder.finished_exemplars.items():
@@ -236,7 +236,7 @@ class SourceCollector:
             merged.sort(key=lambda r: r.finished_at if r.finished_at is not None else builder.now)
             self.recent_failures = merged[-RECENT_FAILURES:]
         if self._workflow_of is not None:
-            self._workflow_of.update(builder.workflows)
+            self._workflow_of.update((r.session_id, r.workflow) for r in records if r.workflow and r.session_id in counted)
             while len(self._workflow_of) > _WORKFLOWS_KEPT:
                 self._workflow_of.popitem(last=False)
 
@@ -343,6 +343,4 @@ def build_collector(source: SourceConfig, session: aiohttp.ClientSession, store:
     session metrics are ``collector.session_metrics``; its self-metrics, ``collector.metrics.registry``."""
     metrics = self_metrics.for_source(source)
     provider = make_provider(source, session, metrics, sleep=sleep)
-    collector = SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)
-    collector.session_metrics = SessionMetrics(buckets, lambda: {source.name: collector.snapshot()})
-    return collector
+    return SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

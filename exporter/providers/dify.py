@@ -23,12 +23,12 @@ from .base import PollResult, PollWindow, Provider
 from .fields import (
     MAX_ERROR_EXCERPT,
     MAX_PLAIN_SECONDS,
-    lenient_str,
     MAX_SECONDS,
     MAX_TOKENS,
     MAX_WARNINGS,
     elapsed,
     figure,
+    lenient_str,
     list_field,
     object_field,
     optional_str,
@@ -36,7 +36,7 @@ from .fields import (
     time_field,
 )
 from .pagers import numbered_pages
-from .typed import Untyped, page_decoder
+from .typed import Untyped
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -70,7 +70,7 @@ class _Page(msgspec.Struct):
     has_more: bool | None = None
 
 
-PAGE = page_decoder(_Page)
+PAGE = msgspec.json.Decoder(_Page)
 
 
 def read_page(body: Any) -> tuple[list[Any], bool]:

@@ -44,7 +44,11 @@ MAX_ERROR_EXCERPT = 200
 def lenient_str(item: dict[str, Any], key: str, limit: int = MAX_ERROR_EXCERPT) -> str | None:
     """A descriptive string (a workflow name, an error excerpt) where one is given; anything else,
     even of the wrong type, is None: it labels a session and never decides whether it counts."""
-    value = item.get(key)
+    return lenient_text(item.get(key), limit)
+
+
+def lenient_text(value: Any, limit: int = MAX_ERROR_EXCERPT) -> str | None:
+    """``lenient_str`` of a value itself."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value:

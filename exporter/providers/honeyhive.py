@@ -25,13 +25,13 @@ from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
 from .fields import (
-    lenient_str,
     MAX_COST_USD,
     MAX_MILLISECONDS,
     MAX_TOKENS,
     InvalidPage,
     elapsed,
     figure,
+    lenient_str,
     list_field,
     object_field,
     optional_str,

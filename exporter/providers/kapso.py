@@ -30,7 +30,7 @@ from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
-from .fields import lenient_str, elapsed, list_field, object_field, require_str, time_field
+from .fields import elapsed, lenient_str, lenient_text, list_field, object_field, require_str, time_field
 from .pagers import cursor_pages
 
 WORKFLOWS_PATH = "/workflows"
@@ -38,6 +38,17 @@ STATUSES: dict[str, Outcome | None] = {
     "running": None, "waiting": None, "handoff": None,
     "ended": Outcome.SUCCESS, "failed": Outcome.ERROR,
 }
+
+
+def read_page(body: Any, path: str) -> tuple[list[Any], str | None]:
+    """A page's items, and the cursor of the next page (None: the last one), Graph-API style."""
+    items = list_field(body, "data", path)
+    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    after = cursors.get("after")
+    if not isinstance(after, str) or ("next" in paging and not paging["next"]):
+        after = None
+    return items, after
 
 
 class KapsoSource(SourceBase):
@@ -136,17 +147,9 @@ class KapsoProvider(Provider):
         found: list[str] = []
         limit = self.source.max_workflows
 
-        def read(body: Any) -> tuple[list[Any], str | None]:
-            items = list_field(body, "data", WORKFLOWS_PATH)
-            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
-            after = cursors.get("after")
-            if not isinstance(after, str) or not paging.get("next"):
-                after = None
-            return items, after
-
         async for items in cursor_pages(
-                lambda after: self.http.get_json(WORKFLOWS_PATH, {"limit": min(100, limit), "after": after}), read,
+                lambda after: self.http.get_json(WORKFLOWS_PATH, {"limit": min(100, limit), "after": after}),
+                lambda body: read_page(body, WORKFLOWS_PATH),
                 max_pages=self.source.max_pages, on_limit=self.max_pages_reached):
             for item in items:
                 workflow_id = lenient_str(item, "id") if isinstance(item, dict) else None
@@ -168,16 +171,8 @@ class KapsoProvider(Provider):
         params: dict[str, Any] = {"limit": self.source.page_size, "created_after": to_iso(since), "status": status}
         parse = self.parse_item if status is None else (lambda item: self._parse(item, status))
 
-        def read(body: Any) -> tuple[list[Any], str | None]:
-            items = list_field(body, "data", path)
-            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
-            after = cursors.get("after")
-            if not isinstance(after, str) or ("next" in paging and not paging["next"]):
-                after = None
-            return items, after
-
-        async for items in cursor_pages(lambda after: self.http.get_json(path, {**params, "after": after}), read,
+        async for items in cursor_pages(lambda after: self.http.get_json(path, {**params, "after": after}),
+                                        lambda body: read_page(body, path),
                                         max_pages=self.source.max_pages,
                                         on_limit=lambda: self.max_pages_reached(workflow_id=workflow_id)):
             self.parse_items(items, result, parse)
@@ -210,4 +205,4 @@ def _excerpt(details: Any) -> str | None:
     """``error_details`` is free-form: a text, or an object with a message."""
     if isinstance(details, dict):
         return lenient_str(details, "message") or lenient_str(details, "error")
-    return lenient_str({"d": details}, "d")
+    return lenient_text(details)

@@ -22,7 +22,7 @@ from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
 from .base import PollResult, PollWindow, Provider
-from .fields import lenient_str, MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, list_field, optional_str, require_str, time_field
+from .fields import MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, lenient_str, list_field, optional_str, require_str, time_field
 from .pagers import time_ranges
 
 PATH = "/sessions"

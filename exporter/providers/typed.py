@@ -19,10 +19,6 @@ class Untyped(Exception):
     """An item the typed converter does not take as is: it is read item by item instead."""
 
 
-def page_decoder(page: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(page)
-
-
 def is_typed(items: list[Any]) -> bool:
     return bool(items) and isinstance(items[0], msgspec.Struct)
 

@@ -20,7 +20,7 @@ from ..http_client import HeaderAuth
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from .base import PollResult, PollWindow, Provider
-from .fields import lenient_str, MAX_WARNINGS, elapsed, figure, list_field, require_str, time_field
+from .fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
 from .pagers import numbered_pages
 
 PATH = "/sessions/logs"
