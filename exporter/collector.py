@@ -11,7 +11,7 @@ import aiohttp
 import structlog
 
 from .aggregates import LabelLimiter, SessionExemplar, SessionMetrics, SourceView, TotalsBuilder
-from .cycle import CyclePlan, CycleSettings, plan_cycle, plan_read
+from .cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .model import SessionRecord
 from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
@@ -76,6 +76,8 @@ class SourceCollector:
         self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
+        if provider.COUNTS_ROWS:
+            metrics.probes_sweeps()
         if (line := provider.describe()):
             self.log.info(line)
         self.last_result = "not polled yet"
@@ -88,6 +90,9 @@ class SourceCollector:
         #: cycle): a session written since may be keyed up to ``overlap`` behind that watermark.
         self._last_sweep: float | None = None
         self._swept_watermark: float | None = None
+        #: Rows of the list that are not sessions (id to key time), for count probes; in memory only
+        #: (after a restart the first cycle sweeps).
+        self._skipped_rows: dict[str, float] = {}
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -140,22 +145,36 @@ class SourceCollector:
                                   overlap)
             cutoff = min(reach, window_cutoff(floor, state.watermark, overlap))
             sweep_due = self._last_sweep is None or now - self._last_sweep >= overlap
-            read = plan_read(state, floor, overlap, self.source.page_size, reach, sweep_due,
-                             lookups=self.provider.PENDING_RECHECK == "lookup")
+            http = self.provider.http
+            http.start_cycle(self.source.max_requests_per_cycle)
+            read = self._plan_read(floor, reach, sweep_due)
+            probed = read.sweep and self._last_sweep is not None and await self._nothing_late(floor, reach)
+            if probed:
+                read = self._plan_read(floor, reach, sweep_due=False)
+            probe_requests = http.requests_this_cycle
             window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
                                 known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
-            self.metrics.cycle_requests("sweep" if read.sweep else "steady", self.provider.http.requests_this_cycle)
+            self.metrics.cycle_requests("probe", probe_requests)
+            self.metrics.cycle_requests("sweep" if read.sweep else "steady", http.requests_this_cycle - probe_requests)
             if result is not None:
+                # What the next sweep must reach back to: a probe vouches for what was written before
+                # it, so the next one reaches behind the watermark the probe was made at.
+                watermark_before = state.watermark
+                next_reach = (window_cutoff(floor, watermark_before, overlap) if probed
+                              else None if read.sweep else reach)
                 builder = self._builder(now)
-                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder,
-                                  keep_from=None if read.sweep else reach)
+                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder, keep_from=next_reach)
                 builder.name_workflows(result.records, state.totals.names)
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
                 plan.delta.apply_to(state)
-                if read.sweep:
-                    self._last_sweep, self._swept_watermark = now, state.watermark
-                    self.metrics.sweep()
+                if read.sweep or probed:
+                    self._last_sweep = now
+                    self._swept_watermark = watermark_before if probed else state.watermark
+                    if read.sweep:
+                        self.metrics.sweep()
+                self._note_skipped(result.skipped, window_cutoff(floor, state.watermark, overlap)
+                                   if next_reach is None else next_reach)
                 self._note_sessions(builder, result.records, plan.delta.counted_add)
                 self._report(result, plan)
                 ok = True
@@ -170,6 +189,42 @@ class SourceCollector:
             self.on_change(self._session_fingerprint() != before)
         return ok
 
+    def _plan_read(self, floor: float, reach: float, sweep_due: bool) -> ReadPlan:
+        return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
+                         lookups=self.provider.PENDING_RECHECK == "lookup")
+
+    async def _nothing_late(self, floor: float, reach: float) -> bool:
+        """Before a due sweep, where the API counts its rows: whether the band the sweep would re-read
+        beyond the steady read holds exactly the rows already known there (then nothing was written late,
+        and the sweep is not needed). Any doubt (no count, a failed request) means: sweep."""
+        if not self.provider.COUNTS_ROWS or self._order_broken:
+            return False
+        steady = self._plan_read(floor, reach, sweep_due=False)
+        if steady.sweep or steady.since <= reach:
+            return False
+        low, high = reach, steady.since
+        state = self.state
+        known = (sum(1 for key_time in state.counted.values() if low <= key_time <= high)
+                 + sum(1 for p in state.pending.values() if low <= p.key_time <= high)
+                 + sum(1 for key_time in self._skipped_rows.values() if low <= key_time <= high))
+        try:
+            upstream = await self.provider.count_rows(low, high)
+        except (UpstreamError, InvalidPage) as exc:
+            self.log.debug("count probe failed; sweeping", error=str(exc))
+            return False
+        clean = upstream == known
+        self.metrics.sweep_probe("clean" if clean else "changed")
+        if not clean:
+            self.log.debug("count probe: rows written late; sweeping", upstream=upstream, known=known)
+        return clean
+
+    def _note_skipped(self, skipped: dict[str, float], keep_from: float) -> None:
+        """Remember the rows that are not sessions as long as a count probe may cover them."""
+        rows = self._skipped_rows
+        rows.update(skipped)
+        for row_id in [row_id for row_id, key_time in rows.items() if key_time < keep_from]:
+            del rows[row_id]
+
     def _session_fingerprint(self) -> tuple[int, dict[tuple[str, str], int], dict[str, str]]:
         """What the session metrics show changes with: sessions counted, active ones, workflow names
         (figures and exemplars change only as sessions are counted)."""
@@ -179,7 +234,6 @@ class SourceCollector:
     async def _poll(self, window: PollWindow) -> PollResult | None:
         """The provider's poll within the cycle's request budget and deadline; None when it failed."""
         m = self.metrics
-        self.provider.http.start_cycle(self.source.max_requests_per_cycle)
         try:
             async with asyncio.timeout(self.source.cycle_timeout):
                 return await self.provider.poll(window)

@@ -98,7 +98,10 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         return int(estimate) // page_size + 1  # one more page for what is new
 
     def cheapest(since: float, sweep: bool) -> tuple[int, ReadPlan]:
-        older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time < since), reverse=True)
+        # A pending session keyed at ``since`` itself is covered as an older one: the read must go past
+        # every row of that key time (keys of one-second resolution are shared by many rows), not stop
+        # at the first known one.
+        older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time <= since), reverse=True)
         # A steady read that reaches back for nothing stops at the first session it knows: one page
         # (the new ones, which no estimate here sees, cost the same whichever plan is taken).
         first = 1 if not sweep else pages(since)

@@ -48,10 +48,15 @@ class SourceMetricSet:
                                           "where the API reports it.", _LABELS, registry=registry)
         self.cycle_requests = Counter(p + "cycle_requests",
                                       "Upstream requests (retries included) by the kind of cycle that sent them: "
-                                      "steady (what is new, and pending sessions) or sweep (the overlap window "
-                                      "re-read for late writes).", _LABELS + ("kind",), registry=registry)
+                                      "steady (what is new, and pending sessions), sweep (the overlap window "
+                                      "re-read for late writes) or probe (a count asked before a due sweep).",
+                                      _LABELS + ("kind",), registry=registry)
         self.sweeps = Counter(p + "sweeps", "Cycles that swept the overlap window for late writes.", _LABELS,
                               registry=registry)
+        self.sweep_probes = Counter(p + "sweep_probes", "Count probes asked before a due sweep, by outcome: clean "
+                                    "(the upstream count matched the rows known, the sweep was not needed) or "
+                                    "changed (rows were written late: the sweep read the band).",
+                                    _LABELS + ("outcome",), registry=registry)
         self.cycle_limit_reached = Counter(p + "cycle_limit_reached",
                                            "Cycles abandoned at their request budget (max_requests_per_cycle) or "
                                            "deadline (cycle_timeout).", _LABELS + ("limit",), registry=registry)
@@ -145,7 +150,7 @@ class SourceSelfMetrics:
             metrics.pending_dropped.labels(*labels, reason)
         for limit in ("requests", "deadline"):
             metrics.cycle_limit_reached.labels(*labels, limit)
-        for kind in ("steady", "sweep"):
+        for kind in ("steady", "sweep", "probe"):
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
 
@@ -185,6 +190,14 @@ class SourceSelfMetrics:
 
     def sweep(self) -> None:
         self.m.sweeps.labels(*self.labels).inc()
+
+    def probes_sweeps(self) -> None:
+        """The source's provider counts rows: its probe series exist from the start, at 0."""
+        for outcome in ("clean", "changed"):
+            self.m.sweep_probes.labels(*self.labels, outcome)
+
+    def sweep_probe(self, outcome: str) -> None:
+        self.m.sweep_probes.labels(*self.labels, outcome).inc()
 
     def cycle_limit_reached(self, limit: str) -> None:
         self.m.cycle_limit_reached.labels(*self.labels, limit).inc()

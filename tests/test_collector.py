@@ -210,6 +210,88 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
     assert counted == sum(factory.truth.finished.values())
 
 
+def dify_source(base_url: str, **extra: object) -> dict[str, object]:
+    return {"name": "dy", "provider": "dify", "base_url": base_url + "/dify/v1", "api_key": "demo-dify-key",
+            "initial_lookback": "10m", **extra}
+
+
+async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycles_not_at_a_sweep(clock):
+    """Dify shows times in whole seconds: 300 runs started in the same second share the newest key
+    time. Those still running must be re-read as they end, not left until the next sweep."""
+    simulators = Simulators(clock=clock, rate=0.0)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        exporter = Exporter(parse_config({"interval": 1, "sources": [dify_source(base_url, overlap="10m")]}, {}),
+                            clock=clock)
+        await exporter.open()
+        collector = exporter.collectors["dy"]
+        try:
+            factory = simulators.factories["dify"]
+            for age in range(550):  # nine minutes of finished runs: a sweep costs far more than the read
+                factory.start_session(started_at=clock.now - 560 + age, duration=1)
+            clock.advance(5)
+            simulators.tick()
+            await exporter.run_once()
+            second = int(clock.now) - 1
+            for _ in range(300):
+                factory.start_session(started_at=second + factory.random.uniform(0, 0.9),
+                                      duration=factory.random.uniform(1, 4))
+            for _ in range(10):
+                clock.advance(1)
+                simulators.tick()
+                await exporter.run_once()
+            counted = sum(collector.state.totals.finished.values())
+        finally:
+            await exporter.close()
+    assert sum(factory.truth.finished.values()) == 850 == counted
+    assert collector.metrics.m.sweeps.labels("dy", "dify")._value.get() == 1  # the first cycle's only
+
+
+async def test_a_count_probe_spares_the_sweep_until_a_row_is_written_late_then_it_counts_once(clock):
+    """Dify answers with the count of rows matching the filter: a due sweep first asks for the count of
+    the band it would re-read. Equal to the rows known there: nothing was written late, one request.
+    Different: the band is read, and the late session counts once."""
+    simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        source = dify_source(base_url, overlap="1m", page_size=10)  # a sweep costs several pages
+        exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}),
+                            clock=clock)
+        await exporter.open()
+        collector = exporter.collectors["dy"]
+        m = collector.metrics.m
+        labels = ("dy", "dify")
+
+        async def cycles(n: int) -> list[int]:
+            """Requests per cycle."""
+            costs = []
+            for _ in range(n):
+                clock.advance(10)
+                simulators.tick()
+                before = simulators.requests["dify"]
+                await exporter.run_once()
+                costs.append(simulators.requests["dify"] - before)
+            return costs
+        try:
+            factory = simulators.factories["dify"]
+            await cycles(3)
+            costs = await cycles(30)  # five overlap periods
+            clean = m.sweep_probes.labels(*labels, "clean")._value.get()
+            assert clean >= 4 and m.sweep_probes.labels(*labels, "changed")._value.get() == 0
+            assert m.cycle_requests.labels(*labels, "probe")._value.get() == clean
+            # A sweep reads back two overlap periods (some 130 rows, 13 pages of 10); no cycle did.
+            assert max(costs) <= 6, costs
+            late = factory.start_session(started_at=collector.state.watermark - 40, duration=1)
+            costs = await cycles(8)
+            assert m.sweep_probes.labels(*labels, "changed")._value.get() == 1 and max(costs) >= 10, costs
+            factory.rate = 0
+            simulators.finish_all()
+            await cycles(3)
+            counted = sum(collector.state.totals.finished.values())
+        finally:
+            await exporter.close()
+    assert not late.running
+    assert counted == sum(factory.truth.finished.values())
+
+
 class FailingStore:
     """A MemoryStore whose commits fail while ``failing`` is set."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter.aggregates import LabelLimiter, TotalsBuilder
-from exporter.cycle import CycleSettings, plan_cycle
+from exporter.cycle import CycleSettings, plan_cycle, plan_read
 from exporter.model import Outcome, Phase, SessionRecord
 from exporter.providers.base import PollResult
 from exporter.state import PendingSession, SourceState
@@ -66,3 +66,19 @@ def test_settling_sessions_count_once_their_end_stops_moving():
     plan.delta.apply_to(state)
     plan = plan_cycle(state, PollResult(records=[record]), NOW + 40, NOW - 600, NOW - 600, SETTINGS, builder())
     assert plan.finished == 1
+
+
+def test_a_pending_session_keyed_at_the_newest_key_time_keeps_the_read_going_past_known_rows():
+    """Keys of one-second resolution are shared by many rows: a steady read from the newest key time
+    that stopped at the first counted row would leave a pending session of that same second unread
+    (until a sweep, which a count probe may make unnecessary)."""
+    newest = NOW - 1
+    counted = {**{f"c{i}": newest for i in range(150)}, **{f"o{i}": newest - 30 for i in range(300)}}
+    state = SourceState(watermark=newest, counted=counted,
+                        pending={"p": PendingSession(newest, "running", NOW - 2)})
+    for lookups in (False, True):
+        read = plan_read(state, NOW - 600, 60.0, 100, reach=newest - 60, sweep_due=False, lookups=lookups)
+        assert not read.sweep and not read.stop_at_known or read.stale == ("p",), lookups
+    del state.pending["p"]
+    quiet = plan_read(state, NOW - 600, 60.0, 100, reach=newest - 60, sweep_due=False, lookups=False)
+    assert quiet.since == newest and quiet.stop_at_known

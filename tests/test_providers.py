@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from exporter.model import Outcome, Phase
-from exporter.providers import PendingRef, PollWindow
-from exporter.timeparse import parse_timestamp
+from exporter.providers import PendingRef, PollResult, PollWindow
+from exporter.providers.dify import PAGE
+from exporter.timeparse import parse_timestamp, to_iso
 
 from .helpers import KEY, Harness, Upstream, make_source, spring_page, sum_samples, whatabot_item
 from .helpers import iso_ms as iso
@@ -165,6 +167,29 @@ async def test_dify_run_listed_while_running_counts_once_when_it_ends(http_sessi
     assert h.value("agent_sessions_active", status="running") == 0
     assert h.value("agent_session_tokens_total", token_type="total") == 900
     assert h.value("agent_session_errors_total") == 1
+
+
+async def test_dify_counts_rows_on_whole_seconds_and_knows_rows_without_a_run(http_session, clock):
+    """The count probe asks for one row of the band: created_at is shown in whole seconds, so the bounds
+    are whole seconds, the upper one reaching to the end of its second."""
+    h = Harness(make_source("dify"), http_session, clock)
+    answers = [{"page": 1, "limit": 1, "total": 7, "has_more": True, "data": [dify_log(1)]},
+               {"page": 1, "limit": 1, "has_more": False, "data": []}]
+    upstream = Upstream(lambda path, params: answers.pop(0))
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.provider.count_rows(NOW - 60.4, NOW - 0.5) == 7
+        assert await h.provider.count_rows(NOW - 60, NOW) is None  # no total: cannot tell, so the sweep reads
+    params = upstream.calls[0][1]
+    assert params["limit"] == "1" and params["page"] == "1"
+    assert params["created_at__after"] == to_iso(NOW - 60)
+    assert params["created_at__before"] == to_iso(NOW - 1 + 0.999999)
+    row = {**dify_log(2, created=int(NOW) - 5), "workflow_run": None}
+    result = PollResult()
+    assert h.provider.parse_items([dify_log(1), row], result) and result.skipped == {"log-2": NOW - 5}
+    typed = PollResult()
+    h.provider.parse_items(PAGE.decode(json.dumps({"data": [row]})).data, typed)
+    assert typed.records == [] and typed.skipped == {"log-2": NOW - 5} and typed.invalid == []
 
 
 # --- Syntropic137 ------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ class PollResult:
     unordered: str | None = None
     #: Workflows no longer listed upstream: their pending sessions are given up on.
     removed_workflows: set[str] = field(default_factory=set)
+    #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key
+    #: time, so that a count probe (``Provider.count_rows``) knows them too.
+    skipped: dict[str, float] = field(default_factory=dict)
 
 
 
@@ -77,6 +80,9 @@ class Provider(abc.ABC):
     #: Which optional figures the API supplies ("warnings", "tokens", "cost"); the others are never
     #: exported for its sources (no series at 0 for a figure the provider does not have).
     FIGURES: frozenset[str] = frozenset()
+    #: Whether ``count_rows`` can count the list's rows in a key-time range (one cheap request), so
+    #: that a due sweep first asks whether anything was written late at all.
+    COUNTS_ROWS = False
 
     def __init__(self, source: SourceConfig, http: HttpClient) -> None:
         self.source = source
@@ -95,6 +101,16 @@ class Provider(abc.ABC):
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
         """One API item to one record, or None for an item that is not a session to count (such as a
         Dify log row without a run); raises InvalidRecord."""
+
+    async def count_rows(self, low: float, high: float) -> int | None:
+        """How many rows the list holds now whose key time, as ``parse_item`` reads it, lies in
+        [``low``, ``high``]; None when the answer gives no count. Only providers with ``COUNTS_ROWS``."""
+        raise NotImplementedError
+
+    def skipped_row(self, item: Any) -> tuple[str, float] | None:
+        """A row ``parse_item`` made no record of: its id and key time, where it has them (providers
+        with ``COUNTS_ROWS`` whose lists hold such rows)."""
+        return None
 
     def from_typed(self, item: Any) -> SessionRecord | None:
         """One item of a typed page (a struct of ``PAGE``) to a record, as ``parse_item`` would make
@@ -138,6 +154,8 @@ class Provider(abc.ABC):
                 if dropped:
                     record.dropped_figures = tuple(dropped)
                 records.append(record)
+            elif (row := self.skipped_row(item)) is not None:
+                result.skipped[row[0]] = row[1]
         result.records.extend(records)
         return records
 
