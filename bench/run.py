@@ -82,9 +82,16 @@ def main() -> int:
         row("   after a burst: requests / ideal max(1, ceil(new/page)) (max)", figures["burst_ratio_max"], "<= 1.2",
             figures["burst_ratio_max"] <= 1.2)
         row("   after a burst: requests per cycle, all chains", figures["burst_requests_per_cycle"])
-        row("   under load (15/s, 30 s): requests / ideal (max)", figures["load_ratio_max"], "<= 1.2",
-            figures["load_ratio_max"] <= 1.2)
-        row("   under load: requests / ideal incl. re-reading running sessions", figures["load_ratio_with_pending_max"])
+        row("   under load (15/s, 30 s), list written as sessions end (Dify 1.x): requests / ideal",
+            figures["finish_ratio_dify"], "<= 1.2", figures["finish_ratio_dify"] <= 1.2)
+        row("      requests per cycle", figures["finish_requests_per_cycle_dify"])
+        row("      ideal per cycle", figures["finish_ideal_per_cycle_dify"])
+        row("   under load, lists written as sessions start: requests / ideal incl. re-reading running "
+            "sessions (max)", figures["load_ratio_with_pending_max"], "<= 1.2", figures["load_ratio_with_pending_max"] <= 1.2)
+        for provider in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso"):
+            row(f"      {provider}", figures[f"load_ratio_with_pending_{provider}"])
+        row("   under load, lists written as sessions start: requests / bare ideal (max)", figures["load_ratio_max"],
+            "(below what can be read)")
         row("   under load: requests per cycle, all chains", figures["load_requests_per_cycle"])
         row("   under load: ideal per cycle", figures["load_ideal_per_cycle"])
         row("   under load: ideal incl. running sessions per cycle", figures["load_ideal_with_pending_per_cycle"])

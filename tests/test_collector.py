@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import aiohttp
 from aiohttp import web
@@ -119,7 +120,7 @@ async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_ex
                 simulators.tick()
                 await exporter.run_once()
             simulators.requests.clear()
-            cycles = 240  # two overlap periods of 2 minutes at a 1 s interval
+            cycles = 240  # four overlap periods of a minute (HoneyHive: ten minutes) at a 1 s interval
             for _ in range(cycles):
                 clock.advance(1)
                 simulators.tick()
@@ -128,7 +129,8 @@ async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_ex
         finally:
             await exporter.close()
     for provider, factory in simulators.factories.items():
-        # The sweeps (two in 240 cycles) re-read the burst; everything else is one request per chain.
+        # The sweeps re-read the burst (or, for Dify, a count probe finds nothing late); everything else
+        # is one request per chain.
         assert simulators.requests[provider] <= cycles * CHAINS[provider] * 1.2, provider
         truth = sum(factory.truth.finished.values())
         assert truth >= 300
@@ -290,6 +292,43 @@ async def test_a_count_probe_spares_the_sweep_until_a_row_is_written_late_then_i
             await exporter.close()
     assert not late.running
     assert counted == sum(factory.truth.finished.values())
+
+
+async def test_a_list_written_as_runs_end_costs_what_is_new_under_load(clock):
+    """Dify 1.x writes a run's log row when it ends: nothing is pending, and under 15 new runs/s at a
+    30 s interval a cycle reads what is new, ceil(new / page_size), plus a count probe once per
+    overlap period instead of a sweep, with every run counted."""
+    simulators = Simulators(clock=clock, rate=15.0, min_duration=2, max_duration=40, dify_logs_at="finish")
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        exporter = Exporter(parse_config({"interval": 30, "sources": [dify_source(base_url)]}, {}), clock=clock)
+        await exporter.open()
+        factory = simulators.factories["dify"]
+        try:
+            for _ in range(3):
+                clock.advance(30)
+                simulators.tick()
+                await exporter.run_once()
+            requests, ideal = 0, 0
+            for _ in range(12):  # six overlap periods
+                ended = sum(factory.truth.finished.values())
+                clock.advance(30)
+                simulators.tick()
+                before = simulators.requests["dify"]
+                await exporter.run_once()
+                requests += simulators.requests["dify"] - before
+                rows = (sum(factory.truth.finished.values()) - ended) * 17 / 16  # one row in sixteen has no run
+                ideal += max(1, math.ceil(rows / 100))
+            factory.rate = 0
+            simulators.finish_all()
+            for _ in range(2):
+                clock.advance(30)
+                simulators.tick()
+                await exporter.run_once()
+            counted = sum(exporter.collectors["dy"].state.totals.finished.values())
+        finally:
+            await exporter.close()
+    assert counted == sum(factory.truth.finished.values()) > 5000
+    assert ideal >= 60 and requests <= 1.2 * ideal, (requests, ideal)
 
 
 class FailingStore:

@@ -37,3 +37,27 @@ def test_the_readme_states_each_providers_statuses_outcomes_and_figures():
                 assert finals[status] == outcome.value, (name, status)
         declared = set() if figures == "none" else {f.strip() for f in figures.split(",")}
         assert declared == set(cls.FIGURES), name
+
+
+async def test_every_metric_the_exporter_exposes_is_in_the_readme_table(clock):
+    """Dashboards and alert rules are written from the README: a metric it does not list is one
+    nobody can rely on."""
+    from exporter.app import Exporter
+    from exporter.demo.runner import demo_config, running_simulators
+    from exporter.demo.server import Simulators
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with running_simulators(Simulators(clock=clock), tick_every=None) as base_url:
+        exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0"), clock=clock)
+        await exporter.open()
+        try:
+            await exporter.run_once()
+            text = exporter.render_metrics().decode()
+        finally:
+            await exporter.close()
+    exposed = {family.name for family in text_string_to_metric_families(text) if family.name.startswith("agent_session")}
+    documented = set(re.findall(r"^\| `(agent_session[a-z_]*)` \|", README.read_text(encoding="utf-8"), re.M))
+    counters = {name for name in documented if name.endswith("_total")}
+    assert exposed >= {"agent_sessions_finished", "agent_session_exporter_sweep_probes"}
+    missing = {name for name in exposed if name not in documented and f"{name}_total" not in counters}
+    assert not missing, f"exposed but not in the README's metric table: {sorted(missing)}"

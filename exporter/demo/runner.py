@@ -19,7 +19,7 @@ DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropi
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
     def source(name: str, provider: str, **extra: object) -> dict[str, object]:
         entry: dict[str, object] = {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
-                                    "initial_lookback": "1h", "overlap": "2m",
+                                    "initial_lookback": "1h",
                                     "session_url": base_url + UI_PATHS[provider], **extra}
         if provider != "syntropic137":
             entry["api_key"] = DEMO_KEYS[provider]

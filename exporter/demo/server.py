@@ -67,7 +67,7 @@ class Simulators:
     def __init__(self, clock: Callable[[], float] = time.time, seed: int = 7, rate: float = 0.5,
                  kapso_status_field: bool = True, keys: dict[str, str] | None = None,
                  whatabot_ignores_order: bool = False, honeyhive_ignores_filters: bool = True,
-                 **factory_options: Any) -> None:
+                 dify_logs_at: str = "start", **factory_options: Any) -> None:
         self.clock = clock
         self.keys = {**DEMO_KEYS, **(keys or {})}
         self.factories = {
@@ -81,6 +81,9 @@ class Simulators:
         self.whatabot_ignores_order = whatabot_ignores_order
         #: A HoneyHive events export that lets child events through its ``event_type`` filter.
         self.honeyhive_ignores_filters = honeyhive_ignores_filters
+        #: When Dify writes a run's log row, whose ``created_at`` is that moment: "start" (newer
+        #: versions: running runs are listed) or "finish" (1.x: only ended runs are).
+        self.dify_logs_at = dify_logs_at
         self.requests: Counter[str] = Counter()
         #: Fault hooks: provider -> callable(request) returning a Response (or an awaitable of one)
         #: to send instead, or None to answer normally.
@@ -190,8 +193,9 @@ class Simulators:
         limit = _int_param(request, "limit", 20, 1, 100)
         after, before = _time_param(request, "created_at__after"), _time_param(request, "created_at__before")
         rows: list[dict[str, Any]] = []
-        for s in self._sorted("dify"):
-            if not ((after is None or int(s.started_at) >= after) and (before is None or int(s.started_at) <= before)
+        for s in self._dify_logged():
+            logged = self._dify_logged_at(s)
+            if not ((after is None or logged >= after) and (before is None or logged <= before)
                     and request.query.get("status") in (None, s.status)):
                 continue
             rows.append(self._dify_row(s))
@@ -202,6 +206,17 @@ class Simulators:
             "page": page, "limit": limit, "total": len(rows), "has_more": len(rows) > page * limit,
             "data": rows[(page - 1) * limit:page * limit],
         })
+
+    def _dify_logged(self) -> list[SimSession]:
+        """The runs with a log row, newest row first."""
+        if self.dify_logs_at == "start":
+            return self._sorted("dify")
+        ended = [s for s in self.factories["dify"].sessions.values() if s.ended_at is not None]
+        return sorted(ended, key=lambda s: (s.ended_at, s.id), reverse=True)
+
+    def _dify_logged_at(self, s: SimSession) -> int:
+        """The row's ``created_at``, in whole seconds as the API shows it."""
+        return int(s.started_at if self.dify_logs_at == "start" else s.ended_at or 0)
 
     def _dify_row(self, s: SimSession) -> dict[str, Any]:
         return {
@@ -216,7 +231,7 @@ class Simulators:
             "created_from": "service-api", "created_by_role": "end_user", "created_by_account": None,
             "created_by_end_user": {"id": "f1e2d3c4", "type": "service_api", "is_anonymous": False,
                                     "session_id": "user_workflow_123"},
-            "created_at": int(s.started_at),
+            "created_at": self._dify_logged_at(s),
         }
 
     # --- Syntropic137: limit 1..200, inclusive started_after/before, newest first ---------------
