@@ -73,7 +73,13 @@ class Exporter:
         their series; changed or added ones (re)start from the store. One reload at a time: two in a
         row (two SIGHUPs 50 ms apart) must not orphan a polling task."""
         async with self._reload_lock:
+            old = {s.name: s for s in self.config.sources}
             await self._reload(config, grace)
+            self.note_reload(True)  # before the log line: what reads the log then sees the metric too
+            new = {s.name: s for s in self.config.sources}
+            log.info("config reloaded", sources=list(new),
+                     restarted=sorted(n for n in new if old.get(n) != new[n]),
+                     removed=sorted(set(old) - set(new)))
 
     async def _reload(self, config: Config, grace: float) -> None:
         if config.duration_buckets != self.config.duration_buckets:
@@ -94,9 +100,6 @@ class Exporter:
                 if self._started:
                     self._start_task(name)
         self._changed()
-        log.info("config reloaded", sources=list(new),
-                 restarted=sorted(n for n in new if old.get(n) != new[n]),
-                 removed=sorted(set(old) - set(new)))
 
     def note_reload(self, ok: bool) -> None:
         """Record a configuration reload's result in the self-metrics."""

@@ -233,8 +233,7 @@ async def _reload(exporter: Exporter, config_path: str | None) -> None:
     try:
         config = load_config(config_path)
     except ConfigError as exc:
+        exporter.note_reload(False)  # before the log line: what reads the log then sees the metric too
         log.error("config reload refused; the running config stays", error=str(exc))
-        exporter.note_reload(False)
         return
     await exporter.reload(config)
-    exporter.note_reload(True)
