@@ -14,7 +14,7 @@ from .aggregates import LabelLimiter, SessionExemplar, SessionMetrics, SourceVie
 from .cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .model import SessionRecord
-from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
+from .providers import KnownRows, PendingRef, PollResult, PollWindow, Provider, make_provider
 from .providers.fields import InvalidPage
 from .selfmetrics import SelfMetrics, SourceSelfMetrics
 from .sessionlinks import template_fields
@@ -76,7 +76,7 @@ class SourceCollector:
         self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
-        if provider.COUNTS_ROWS:
+        if provider.PROBES:
             metrics.probes_sweeps()
         if (line := provider.describe()):
             self.log.info(line)
@@ -93,6 +93,8 @@ class SourceCollector:
         #: Rows of the list that are not sessions (id to key time), for count probes; in memory only
         #: (after a restart the first cycle sweeps).
         self._skipped_rows: dict[str, float] = {}
+        #: A probe found rows written late: the next cycle sweeps without asking again.
+        self._sweep_needed = False
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -144,40 +146,40 @@ class SourceCollector:
             reach = window_cutoff(floor, self._swept_watermark if self._last_sweep is not None else state.watermark,
                                   overlap)
             cutoff = min(reach, window_cutoff(floor, state.watermark, overlap))
-            sweep_due = self._last_sweep is None or now - self._last_sweep >= overlap
+            sweep_due = self._last_sweep is None or self._sweep_needed or now - self._last_sweep >= overlap
             http = self.provider.http
             http.start_cycle(self.source.max_requests_per_cycle)
             read = self._plan_read(floor, reach, sweep_due)
-            probed = read.sweep and self._last_sweep is not None and await self._nothing_late(floor, reach)
-            if probed:
+            band = self._probe_band(read, floor, reach)
+            if band is not None:
                 read = self._plan_read(floor, reach, sweep_due=False)
-            probe_requests = http.requests_this_cycle
             window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
                                 known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
-            self.metrics.cycle_requests("probe", probe_requests)
-            self.metrics.cycle_requests("sweep" if read.sweep else "steady", http.requests_this_cycle - probe_requests)
+            self.metrics.cycle_requests("sweep" if read.sweep else "steady", http.requests_this_cycle)
             if result is not None:
-                # What the next sweep must reach back to: a probe vouches for what was written before
-                # it, so the next one reaches behind the watermark the probe was made at.
                 watermark_before = state.watermark
-                next_reach = (window_cutoff(floor, watermark_before, overlap) if probed
-                              else None if read.sweep else reach)
                 builder = self._builder(now)
-                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder, keep_from=next_reach)
+                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder,
+                                  keep_from=None if read.sweep else reach)
                 builder.name_workflows(result.records, state.totals.names)
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
                 plan.delta.apply_to(state)
-                if read.sweep or probed:
-                    self._last_sweep = now
-                    self._swept_watermark = watermark_before if probed else state.watermark
-                    if read.sweep:
-                        self.metrics.sweep()
-                self._note_skipped(result.skipped, window_cutoff(floor, state.watermark, overlap)
-                                   if next_reach is None else next_reach)
+                if read.sweep:
+                    self._swept(now, state.watermark)
+                    self.metrics.sweep()
+                self._note_skipped(result.skipped, reach if not read.sweep else window_cutoff(
+                    floor, state.watermark, overlap))
                 self._note_sessions(builder, result.records, plan.delta.counted_add)
                 self._report(result, plan)
                 ok = True
+                if band is not None:
+                    requests = http.requests_this_cycle
+                    if await self._nothing_late(*band):
+                        # The probe vouches for what was written before it; later writes are keyed
+                        # at most ``overlap`` behind a watermark no older than the one this cycle began with.
+                        self._swept(now, watermark_before)
+                    self.metrics.cycle_requests("probe", http.requests_this_cycle - requests)
             else:
                 self._expire_after_failure(now, floor, cutoff)
         except asyncio.CancelledError:
@@ -193,33 +195,42 @@ class SourceCollector:
         return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
                          lookups=self.provider.PENDING_RECHECK == "lookup")
 
-    async def _nothing_late(self, floor: float, reach: float) -> bool:
-        """Before a due sweep, where the API counts its rows: whether the band the sweep would re-read
-        beyond the steady read holds exactly the rows already known there (then nothing was written late,
-        and the sweep is not needed). Any doubt (no count, a failed request) means: sweep."""
-        if not self.provider.COUNTS_ROWS or self._order_broken:
-            return False
+    def _swept(self, now: float, watermark: float | None) -> None:
+        """The window is known free of late writes up to now; the next sweep reaches back to
+        ``watermark`` minus ``overlap``."""
+        self._last_sweep, self._swept_watermark, self._sweep_needed = now, watermark, False
+
+    def _probe_band(self, read: ReadPlan, floor: float, reach: float) -> tuple[float, float] | None:
+        """Where the provider can vouch for a band of its list in one request (``Provider.PROBES``): the
+        band a due sweep would re-read beyond the steady read, to probe after the steady read instead
+        of sweeping; None to read as planned."""
+        if not (read.sweep and self.provider.PROBES and self._last_sweep is not None
+                and not self._sweep_needed and not self._order_broken):
+            return None
         steady = self._plan_read(floor, reach, sweep_due=False)
-        if steady.sweep or steady.since <= reach:
-            return False
-        low, high = reach, steady.since
+        return None if steady.sweep or steady.since <= reach else (reach, steady.since)
+
+    async def _nothing_late(self, low: float, high: float) -> bool:
+        """Whether the list holds exactly the rows known with key times in [``low``, ``high``]: then
+        nothing was written late there. Otherwise, or when the probe cannot tell, the next cycle sweeps."""
         state = self.state
-        known = (sum(1 for key_time in state.counted.values() if low <= key_time <= high)
-                 + sum(1 for p in state.pending.values() if low <= p.key_time <= high)
-                 + sum(1 for key_time in self._skipped_rows.values() if low <= key_time <= high))
+        known = KnownRows(sorted([*state.counted.values(), *(p.key_time for p in state.pending.values()),
+                                  *self._skipped_rows.values()]))
         try:
-            upstream = await self.provider.count_rows(low, high)
+            clean = await self.provider.band_holds(low, high, known)
         except (UpstreamError, InvalidPage) as exc:
-            self.log.debug("count probe failed; sweeping", error=str(exc))
-            return False
-        clean = upstream == known
-        self.metrics.sweep_probe("clean" if clean else "changed")
-        if not clean:
-            self.log.debug("count probe: rows written late; sweeping", upstream=upstream, known=known)
-        return clean
+            self.log.warning("the probe before a sweep failed; sweeping next cycle", error=str(exc))
+            clean = None
+        if clean is not None:
+            self.metrics.sweep_probe("clean" if clean else "changed")
+        if clean is False:
+            self.log.info("rows were written late behind the newest; sweeping next cycle",
+                          known_rows=known.count(low, high))
+        self._sweep_needed = not clean
+        return bool(clean)
 
     def _note_skipped(self, skipped: dict[str, float], keep_from: float) -> None:
-        """Remember the rows that are not sessions as long as a count probe may cover them."""
+        """Remember the rows that are not sessions as long as a probe may cover them."""
         rows = self._skipped_rows
         rows.update(skipped)
         for row_id in [row_id for row_id, key_time in rows.items() if key_time < keep_from]:

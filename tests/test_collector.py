@@ -6,13 +6,14 @@ import asyncio
 import math
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from exporter.demo.server import Simulators
+from exporter.demo.server import PREFIXES, Simulators
 from exporter.sqlite_store import SqliteStore
 
 from .helpers import Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
@@ -212,6 +213,10 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
     assert counted == sum(factory.truth.finished.values())
 
 
+#: Requests of one probe: Dify asks for a count; Whatabot for the newest page, then one row.
+PROBE_REQUESTS = {"dify": 1, "whatabot": 2}
+
+
 def dify_source(base_url: str, **extra: object) -> dict[str, object]:
     return {"name": "dy", "provider": "dify", "base_url": base_url + "/dify/v1", "api_key": "demo-dify-key",
             "initial_lookback": "10m", **extra}
@@ -248,19 +253,21 @@ async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycl
     assert collector.metrics.m.sweeps.labels("dy", "dify")._value.get() == 1  # the first cycle's only
 
 
-async def test_a_count_probe_spares_the_sweep_until_a_row_is_written_late_then_it_counts_once(clock):
-    """Dify answers with the count of rows matching the filter: a due sweep first asks for the count of
-    the band it would re-read. Equal to the rows known there: nothing was written late, one request.
-    Different: the band is read, and the late session counts once."""
+@pytest.mark.parametrize("provider", ["dify", "whatabot"])
+async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_counts_once(clock, provider):
+    """Instead of a due sweep, one cheap question: Dify's count of the band's rows, Whatabot's row at
+    the offset of the rows known. While the answer matches, nothing was written late; once a row is
+    written late, the band is swept on the next cycle and the late session counts once."""
     simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        source = dify_source(base_url, overlap="1m", page_size=10)  # a sweep costs several pages
-        exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}),
-                            clock=clock)
+        source = {"name": "src", "provider": provider, "base_url": base_url + PREFIXES[provider],
+                  "api_key": f"demo-{provider}-key", "initial_lookback": "10m",
+                  "overlap": "1m", "page_size": 10}  # a sweep costs several pages
+        exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
         await exporter.open()
-        collector = exporter.collectors["dy"]
+        collector = exporter.collectors["src"]
         m = collector.metrics.m
-        labels = ("dy", "dify")
+        labels = ("src", provider)
 
         async def cycles(n: int) -> list[int]:
             """Requests per cycle."""
@@ -268,17 +275,17 @@ async def test_a_count_probe_spares_the_sweep_until_a_row_is_written_late_then_i
             for _ in range(n):
                 clock.advance(10)
                 simulators.tick()
-                before = simulators.requests["dify"]
+                before = simulators.requests[provider]
                 await exporter.run_once()
-                costs.append(simulators.requests["dify"] - before)
+                costs.append(simulators.requests[provider] - before)
             return costs
         try:
-            factory = simulators.factories["dify"]
+            factory = simulators.factories[provider]
             await cycles(3)
             costs = await cycles(30)  # five overlap periods
             clean = m.sweep_probes.labels(*labels, "clean")._value.get()
             assert clean >= 4 and m.sweep_probes.labels(*labels, "changed")._value.get() == 0
-            assert m.cycle_requests.labels(*labels, "probe")._value.get() == clean
+            assert m.cycle_requests.labels(*labels, "probe")._value.get() == clean * PROBE_REQUESTS[provider]
             # A sweep reads back two overlap periods (some 130 rows, 13 pages of 10); no cycle did.
             assert max(costs) <= 6, costs
             late = factory.start_session(started_at=collector.state.watermark - 40, duration=1)

@@ -10,7 +10,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from exporter.model import Outcome, Phase
-from exporter.providers import PendingRef, PollResult, PollWindow
+from exporter.providers import KnownRows, PendingRef, PollResult, PollWindow
 from exporter.providers.dify import PAGE
 from exporter.timeparse import parse_timestamp, to_iso
 
@@ -100,6 +100,39 @@ async def test_whatabot_rechecks_old_pending_sessions_with_the_session_id_filter
     assert [r.outcome for r in result.records] == [Outcome.SUCCESS]
 
 
+async def test_whatabot_probes_a_band_by_the_row_at_the_offset_of_the_rows_known(http_session, clock):
+    """Newest first: the rows added since the read (counted on the first page), then the known ones
+    from the band's start on. With nothing late, the row at that offset is older than the band."""
+    h = Harness(make_source("whatabot", page_size=5), http_session, clock)
+    known_items = [whatabot_item(n, started=NOW - 10 * n) for n in range(1, 9)]  # NOW-10 .. NOW-80
+    known = KnownRows(sorted(parse_timestamp(item["startedAt"]) for item in known_items))
+    low = NOW - 55  # the band: the five known rows from NOW-50 to NOW-10 (and anything newer)
+
+    def serve_list(rows: list[dict[str, Any]]) -> Any:
+        def serve(path: str, params: dict[str, str]) -> Any:
+            page, size = int(params["page"]), int(params["size"])
+            return spring_page(rows[page * size:(page + 1) * size], page, size, len(rows))
+        return Upstream(serve)
+
+    added = [whatabot_item(100 + n, started=NOW + 5 - n) for n in range(2)]
+    late = whatabot_item(99, started=NOW - 45)
+    cases = [(known_items, True), (added + known_items, True),
+             (sorted(added + known_items + [late], key=lambda i: i["startedAt"], reverse=True), False),
+             (known_items[:4], None)]  # fewer rows than known: not the list that was read
+    for rows, expected in cases:
+        upstream = serve_list(rows)
+        with aioresponses() as m:
+            m.get(Upstream.pattern(), callback=upstream, repeat=True)
+            assert await h.provider.band_holds(low, NOW - 10, known) is expected, (len(rows), expected)
+        first, probe = upstream.calls[0][1], upstream.calls[-1][1]
+        assert first["page"] == "0" and first["orderBy"] == "startedAt" and first["direction"] == "DESC"
+        assert probe["size"] == "1" and probe["page"] == str(5 + (2 if rows[0] in added else 0))
+    many = [whatabot_item(200 + n, started=NOW + 50 - n) for n in range(5)] + known_items
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=serve_list(many), repeat=True)
+        assert await h.provider.band_holds(low, NOW - 10, known) is None  # a full page of new rows: cannot tell
+
+
 # --- Dify --------------------------------------------------------------------------------------
 
 def dify_log(n: int, status: str = "succeeded", created: int = int(NOW) - 100, **run: Any) -> dict[str, Any]:
@@ -169,7 +202,7 @@ async def test_dify_run_listed_while_running_counts_once_when_it_ends(http_sessi
     assert h.value("agent_session_errors_total") == 1
 
 
-async def test_dify_counts_rows_on_whole_seconds_and_knows_rows_without_a_run(http_session, clock):
+async def test_dify_probes_a_band_by_its_count_on_whole_seconds_and_knows_rows_without_a_run(http_session, clock):
     """The count probe asks for one row of the band: created_at is shown in whole seconds, so the bounds
     are whole seconds, the upper one reaching to the end of its second."""
     h = Harness(make_source("dify"), http_session, clock)
@@ -178,12 +211,13 @@ async def test_dify_counts_rows_on_whole_seconds_and_knows_rows_without_a_run(ht
     upstream = Upstream(lambda path, params: answers.pop(0))
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.provider.count_rows(NOW - 60.4, NOW - 0.5) == 7
-        assert await h.provider.count_rows(NOW - 60, NOW) is None  # no total: cannot tell, so the sweep reads
+        known = KnownRows([NOW - 60 + i for i in range(8)])  # seven of them inside the band
+        assert await h.provider.band_holds(NOW - 60.4, NOW - 54, known) is True
+        assert await h.provider.band_holds(NOW - 60, NOW, known) is None  # no total: cannot tell (the sweep reads)
     params = upstream.calls[0][1]
     assert params["limit"] == "1" and params["page"] == "1"
     assert params["created_at__after"] == to_iso(NOW - 60)
-    assert params["created_at__before"] == to_iso(NOW - 1 + 0.999999)
+    assert params["created_at__before"] == to_iso(NOW - 54 + 0.999999)
     row = {**dify_log(2, created=int(NOW) - 5), "workflow_run": None}
     result = PollResult()
     assert h.provider.parse_items([dify_log(1), row], result) and result.skipped == {"log-2": NOW - 5}

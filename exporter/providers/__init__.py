@@ -9,7 +9,7 @@ import aiohttp
 
 from ..http_client import HttpClient, RequestObserver
 from ..sourceconfig import SourceBase
-from .base import PendingRef, PollResult, PollWindow, Provider
+from .base import KnownRows, PendingRef, PollResult, PollWindow, Provider
 from .dify import DifyProvider
 from .honeyhive import HoneyhiveProvider
 from .kapso import KapsoProvider
@@ -32,4 +32,4 @@ def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: 
     return cls(source, HttpClient(session, source, observer, cls.AUTH, sleep=sleep))
 
 
-__all__ = ["PROVIDER_CLASSES", "PendingRef", "PollResult", "PollWindow", "Provider", "make_provider"]
+__all__ = ["PROVIDER_CLASSES", "KnownRows", "PendingRef", "PollResult", "PollWindow", "Provider", "make_provider"]

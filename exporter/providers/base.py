@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import bisect
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Container, Iterable
 
@@ -22,6 +24,22 @@ class PendingRef:
 
     session_id: str
     key_time: float
+
+
+@dataclass(frozen=True)
+class KnownRows:
+    """The key times of the rows of a list the exporter knows (counted, pending, or not sessions),
+    oldest first: what a probe compares the list with."""
+
+    key_times: list[float]
+
+    def count(self, low: float, high: float = math.inf) -> int:
+        """Rows known with key times in [``low``, ``high``]."""
+        return bisect.bisect_right(self.key_times, high) - bisect.bisect_left(self.key_times, low)
+
+    @property
+    def newest(self) -> float | None:
+        return self.key_times[-1] if self.key_times else None
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,7 @@ class PollResult:
     #: Workflows no longer listed upstream: their pending sessions are given up on.
     removed_workflows: set[str] = field(default_factory=set)
     #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key
-    #: time, so that a count probe (``Provider.count_rows``) knows them too.
+    #: time, so that a probe (``Provider.band_holds``) knows them too.
     skipped: dict[str, float] = field(default_factory=dict)
 
 
@@ -80,9 +98,9 @@ class Provider(abc.ABC):
     #: Which optional figures the API supplies ("warnings", "tokens", "cost"); the others are never
     #: exported for its sources (no series at 0 for a figure the provider does not have).
     FIGURES: frozenset[str] = frozenset()
-    #: Whether ``count_rows`` can count the list's rows in a key-time range (one cheap request), so
-    #: that a due sweep first asks whether anything was written late at all.
-    COUNTS_ROWS = False
+    #: Whether ``band_holds`` can tell in one request that a band of the list holds only the rows the
+    #: exporter knows, so that a due sweep is replaced by that probe while nothing is written late.
+    PROBES = False
 
     def __init__(self, source: SourceConfig, http: HttpClient) -> None:
         self.source = source
@@ -102,14 +120,16 @@ class Provider(abc.ABC):
         """One API item to one record, or None for an item that is not a session to count (such as a
         Dify log row without a run); raises InvalidRecord."""
 
-    async def count_rows(self, low: float, high: float) -> int | None:
-        """How many rows the list holds now whose key time, as ``parse_item`` reads it, lies in
-        [``low``, ``high``]; None when the answer gives no count. Only providers with ``COUNTS_ROWS``."""
+    async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
+        """Whether the rows of the list whose key times, as ``parse_item`` reads them, lie in
+        [``low``, ``high``] are exactly the ``known`` ones there (the band was read before; rows may
+        have been added above it since); None when the answer cannot tell. Unsure is None or False,
+        never True. Rows are assumed not to be deleted within the window. Only providers with ``PROBES``."""
         raise NotImplementedError
 
     def skipped_row(self, item: Any) -> tuple[str, float] | None:
         """A row ``parse_item`` made no record of: its id and key time, where it has them (providers
-        with ``COUNTS_ROWS`` whose lists hold such rows)."""
+        with ``PROBES`` whose lists hold such rows)."""
         return None
 
     def from_typed(self, item: Any) -> SessionRecord | None:

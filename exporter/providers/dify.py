@@ -8,9 +8,9 @@ quietly. A stopped run is ``cancelled``; Dify writes its stop reason ("Stopped b
 ``error``, which therefore never makes it an error. Dify 1.x writes a log row only when the run
 ends, so pending runs are rare; the window widens to cover the oldest of them.
 
-Every answer carries ``total``, the count of rows matching the filter, so a due sweep first asks
-for the count of rows in the band it would re-read (one request of one row): when it matches the
-rows the exporter knows there, nothing was written late and the band is not read.
+Every answer carries ``total``, the count of rows matching the filter, so instead of a due sweep
+the exporter asks for the count of rows in the band the sweep would re-read (one request of one
+row): when it matches the rows the exporter knows there, nothing was written late.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import Field
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider
+from .base import KnownRows, PollResult, PollWindow, Provider
 from .fields import (
     MAX_ERROR_EXCERPT,
     MAX_PLAIN_SECONDS,
@@ -94,7 +94,7 @@ class DifyProvider(Provider):
     Config = DifySource
     STATUSES = STATUSES
     FIGURES = frozenset({"warnings", "tokens"})
-    COUNTS_ROWS = True
+    PROBES = True
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
@@ -106,14 +106,15 @@ class DifyProvider(Provider):
         await self.read_newest_first(pages, window, since, result, "created_at")
         return result
 
-    async def count_rows(self, low: float, high: float) -> int | None:
+    async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
+        """The answer's ``total`` counts the rows of the filter: one row asked for, the count compared."""
         # The list shows created_at in whole seconds (the stored time cut down) and filters on the
         # stored time: bounds on whole seconds select exactly the rows whose shown time is in range.
         body = await self.http.get_json(PATH, {
             "limit": 1, "page": 1, "created_at__after": to_iso(math.ceil(low)),
             "created_at__before": to_iso(math.floor(high) + 1 - 1e-6)})
         total = body.get("total") if isinstance(body, dict) else None
-        return total if type(total) is int and total >= 0 else None
+        return total == known.count(low, high) if type(total) is int and total >= 0 else None
 
     def skipped_row(self, item: Any) -> tuple[str, float] | None:
         plain = as_plain(item) if isinstance(item, _Row) else item

@@ -7,6 +7,10 @@ reaches back past the window. The sort column ``startedAt`` is not documented, s
 verified on every page: an API that ignores it is read to its last page instead. ``dateRange``
 narrows the server's work to a preset that surely covers the window. Pending sessions older than
 the window are re-read with the ``sessionId`` filter.
+
+The list has no count per time range, but it has offsets: instead of a due sweep, the exporter
+asks for the one row at the offset of the rows it knows from the band's start on (``size=1``). If
+nothing was written late, that row is older than the band (or there is none).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..http_client import HeaderAuth
-from ..model import Outcome, SessionRecord, classify
+from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
-from .base import PollResult, PollWindow, Provider
+from .base import KnownRows, PollResult, PollWindow, Provider
 from .fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
 from .pagers import numbered_pages
 
@@ -61,18 +65,52 @@ class WhatabotProvider(Provider):
     STATUSES = STATUSES
     FIGURES = frozenset({"warnings"})
     PENDING_RECHECK = "lookup"
+    PROBES = True
+
+    def _params(self, since: float, now: float | None) -> dict[str, Any]:
+        return {"orderBy": "startedAt", "direction": "DESC", "workspaceId": self.source.workspace_id,
+                "dateRange": date_range_for(since, now or time.time())}
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        params = {
-            "size": self.source.page_size, "orderBy": "startedAt", "direction": "DESC",
-            "workspaceId": self.source.workspace_id, "dateRange": date_range_for(window.since, window.now or time.time()),
-        }
+        params = {"size": self.source.page_size, **self._params(window.since, window.now)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=0,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached)
         await self.read_newest_first(pages, window, window.since, result, "orderBy")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
+        """Newest first, the rows from ``low`` on come first: the rows added since the read (newer
+        than any known, counted on the first page), then the known ones, then any written late. So
+        with nothing late, the row at offset (added + known from ``low`` on) is older than ``low``,
+        or there is none. The first page is asked for before that row, so a row added in between
+        can only make the answer False, never wrongly True."""
+        params = self._params(low, None)
+        top, _ = read_page(await self.http.get_json(PATH, {**params, "size": self.source.page_size, "page": 0}))
+        keys = [self._key(item) for item in top]
+        if None in keys or keys != sorted(keys, reverse=True) or known.newest is None:
+            return None
+        added = sum(1 for key_time in keys if key_time > known.newest)
+        if added == len(keys) == self.source.page_size:
+            return None  # more added than one page shows
+        offset = added + known.count(low)
+        body = await self.http.get_json(PATH, {**params, "size": 1, "page": offset})
+        items, _ = read_page(body)
+        total = body.get("totalElements")
+        if type(total) is int and total < offset:
+            return None  # fewer rows than the exporter knows: not the list it read
+        if not items:
+            return True
+        key_time = self._key(items[0])
+        return None if key_time is None else key_time < low
+
+    @staticmethod
+    def _key(item: Any) -> float | None:
+        try:
+            return time_field(item, "startedAt", required=True) if isinstance(item, dict) else None
+        except InvalidRecord:
+            return None
 
     async def _fetch_one(self, session_id: str) -> list[Any]:
         body = await self.http.get_json(PATH, {"sessionId": session_id, "page": 0, "size": 1,
