@@ -13,7 +13,7 @@ from aioresponses import aioresponses
 from exporter.app import Exporter
 from exporter.config import parse_config
 from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from exporter.demo.server import PREFIXES, Simulators
+from exporter.demo.server import HONEYHIVE_PROJECT, PREFIXES, Simulators
 from exporter.sqlite_store import SqliteStore
 
 from .helpers import Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
@@ -213,8 +213,8 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
     assert counted == sum(factory.truth.finished.values())
 
 
-#: Requests of one probe: Dify asks for a count; Whatabot for the newest page, then one row.
-PROBE_REQUESTS = {"dify": 1, "whatabot": 2}
+#: Requests of one probe: Dify and HoneyHive ask for a count; Whatabot for the newest page, then one row.
+PROBE_REQUESTS = {"dify": 1, "whatabot": 2, "honeyhive": 1}
 
 
 def dify_source(base_url: str, **extra: object) -> dict[str, object]:
@@ -253,16 +253,18 @@ async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycl
     assert collector.metrics.m.sweeps.labels("dy", "dify")._value.get() == 1  # the first cycle's only
 
 
-@pytest.mark.parametrize("provider", ["dify", "whatabot"])
+@pytest.mark.parametrize("provider", ["dify", "whatabot", "honeyhive"])
 async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_counts_once(clock, provider):
-    """Instead of a due sweep, one cheap question: Dify's count of the band's rows, Whatabot's row at
-    the offset of the rows known. While the answer matches, nothing was written late; once a row is
-    written late, the band is swept on the next cycle and the late session counts once."""
-    simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20)
+    """Instead of a due sweep, one cheap question: Dify's and HoneyHive's count of the band's rows,
+    Whatabot's row at the offset of the rows known. While the answer matches, nothing was written late;
+    once a row is written late, the band is swept on the next cycle and the late session counts once."""
+    simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20, honeyhive_ignores_filters=False)
     async with running_simulators(simulators, tick_every=None) as base_url:
         source = {"name": "src", "provider": provider, "base_url": base_url + PREFIXES[provider],
                   "api_key": f"demo-{provider}-key", "initial_lookback": "10m",
-                  "overlap": "1m", "page_size": 10}  # a sweep costs several pages
+                  "overlap": "1m", "page_size": 10,  # a sweep costs several pages
+                  **({"api": "events", "project": HONEYHIVE_PROJECT, "settle_after": "5s"}
+                     if provider == "honeyhive" else {})}
         exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
         await exporter.open()
         collector = exporter.collectors["src"]

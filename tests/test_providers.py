@@ -329,6 +329,22 @@ async def test_honeyhive_sends_project_and_limit_and_reads_milliseconds(http_ses
     assert record.phase is Phase.SETTLING and record.tokens == {"input": 1000, "output": 200}
 
 
+async def test_honeyhive_events_probe_a_band_by_its_count_on_whole_milliseconds(http_session, clock):
+    h = Harness(make_source("honeyhive", api="events"), http_session, clock)
+    assert h.provider.PROBES and not Harness(make_source("honeyhive"), http_session, clock).provider.PROBES
+    known = KnownRows([NOW - 30.0004, NOW - 20.123, NOW - 10.5, NOW - 5.0])
+    answers = [{"events": [], "totalEvents": 2}, {"events": [], "count": 3}, {"events": []}]
+    upstream = Upstream(lambda path, params: answers.pop(0))
+    with aioresponses() as m:
+        m.post(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.provider.band_holds(NOW - 20.1234, NOW - 10.2, known) is True  # v1: totalEvents
+        assert await h.provider.band_holds(NOW - 20.1234, NOW - 10.2, known) is False  # v2: count, one late
+        assert await h.provider.band_holds(NOW - 20.1234, NOW - 10.2, known) is None  # no count: cannot tell
+    body = upstream.bodies[0]
+    assert body["limit"] == 1 and body["filters"][0]["value"] == "session"
+    assert body["dateRange"] == {"$gte": to_iso(NOW - 20.123), "$lte": to_iso(NOW - 10.2 + 0.000999)}
+
+
 async def test_honeyhive_session_counts_once_its_end_time_stops_moving(http_session, clock):
     clock.now = NOW
     start = int(NOW * 1000) - 30_000

@@ -326,7 +326,8 @@ class Simulators:
         events: list[dict[str, Any]] = []
         # The export's order is not documented: serve it by id, which is no time order at all.
         for s in sorted(self.factories["honeyhive"].sessions.values(), key=lambda s: s.id):
-            if (low is not None and s.started_at < low) or (high is not None and s.started_at > high):
+            start = round(s.started_at * 1000) / 1000  # stored, and filtered on, in milliseconds
+            if (low is not None and start < low) or (high is not None and start > high):
                 continue
             for event in [self._honeyhive_session(s)] + self._honeyhive_children(s):
                 if wanted_type in (None, event["event_type"]) or self.honeyhive_ignores_filters:

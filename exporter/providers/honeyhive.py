@@ -15,6 +15,7 @@ and the collector counts it once the ``end_time`` has stopped moving for ``settl
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -23,7 +24,7 @@ from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
 from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider
+from .base import KnownRows, PollResult, PollWindow, Provider
 from .fields import (
     MAX_COST_USD,
     MAX_MILLISECONDS,
@@ -73,6 +74,21 @@ class HoneyhiveProvider(Provider):
     #: "ended", with outcome error when ``error`` is set.
     STATUSES = {"running": None, "ended": Outcome.SUCCESS}
     FIGURES = frozenset({"tokens", "cost"})
+
+    @property
+    def PROBES(self) -> bool:  # type: ignore[override]  # noqa: N802 - the class flag, per source here
+        """The events export counts what matches its filter (``totalEvents``); GET /session does not."""
+        return self.source.api == "events"
+
+    async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
+        """One event asked for, the sessions of the band counted by the export. Times are whole
+        milliseconds: bounds on whole milliseconds select exactly the sessions whose time is in range."""
+        body = await self.http.post_json(EVENTS_PATH, {
+            "project": self.source.project, "filters": [SESSION_FILTER], "limit": 1, "page": 1,
+            "dateRange": {"$gte": to_iso(math.ceil(low * 1000) / 1000 + 1e-7),
+                          "$lte": to_iso((math.floor(high * 1000) + 1) / 1000 - 1e-6)}})
+        total = next((body.get(k) for k in ("totalEvents", "count") if isinstance(body, dict) and k in body), None)
+        return total == known.count(low, high) if type(total) is int and total >= 0 else None
 
     async def poll(self, window: PollWindow) -> PollResult:
         if self.source.api == "events":
