@@ -156,7 +156,9 @@ class SourceCollector:
             window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
                                 known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
-            self.metrics.cycle_requests("sweep" if read.sweep else "steady", http.requests_this_cycle)
+            lookups = result.lookup_requests if result is not None else 0
+            self.metrics.cycle_requests("lookup", lookups)
+            self.metrics.cycle_requests("sweep" if read.sweep else "steady", http.requests_this_cycle - lookups)
             if result is not None:
                 watermark_before = state.watermark
                 builder = self._builder(now)

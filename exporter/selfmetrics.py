@@ -48,8 +48,9 @@ class SourceMetricSet:
                                           "where the API reports it.", _LABELS, registry=registry)
         self.cycle_requests = Counter(p + "cycle_requests",
                                       "Upstream requests (retries included) by the kind of cycle that sent them: "
-                                      "steady (what is new, and pending sessions), sweep (the overlap window "
-                                      "re-read for late writes) or probe (a count asked before a due sweep).",
+                                      "steady (what is new, and pending sessions reached back to), lookup "
+                                      "(pending sessions looked up one by one), sweep (the overlap window re-read "
+                                      "for late writes) or probe (asked instead of a due sweep).",
                                       _LABELS + ("kind",), registry=registry)
         self.sweeps = Counter(p + "sweeps", "Cycles that swept the overlap window for late writes.", _LABELS,
                               registry=registry)
@@ -150,7 +151,7 @@ class SourceSelfMetrics:
             metrics.pending_dropped.labels(*labels, reason)
         for limit in ("requests", "deadline"):
             metrics.cycle_limit_reached.labels(*labels, limit)
-        for kind in ("steady", "sweep", "probe"):
+        for kind in ("steady", "lookup", "sweep", "probe"):
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
 

@@ -227,6 +227,9 @@ async def test_stale_pending_lookups_are_capped_per_cycle_and_take_turns(http_se
             assert len(cycle) <= 15
             looked_up += cycle
     assert len(set(looked_up)) == 40  # every pending session had its turn
+    # The lookups' cost is visible apart from the list reads.
+    assert h.value("agent_session_exporter_cycle_requests_total", kind="lookup") == len(looked_up)
+    assert h.value("agent_session_exporter_cycle_requests_total") == len(upstream.calls)
 
 
 async def test_a_cycle_past_its_deadline_is_abandoned(http_session, clock):

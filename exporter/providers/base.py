@@ -79,6 +79,8 @@ class PollResult:
     #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key
     #: time, so that a probe (``Provider.band_holds``) knows them too.
     skipped: dict[str, float] = field(default_factory=dict)
+    #: Requests spent looking pending sessions up one by one (part of the cycle's requests).
+    lookup_requests: int = 0
 
 
 
@@ -186,6 +188,14 @@ class Provider(abc.ABC):
         A session the API no longer has is ``gone``; one whose lookup fails is ``unreadable`` this
         cycle and nothing else is affected (refused credentials still fail the cycle).
         """
+        before = self.http.requests_this_cycle
+        try:
+            await self._recheck(pending, result, fetch)
+        finally:
+            result.lookup_requests += self.http.requests_this_cycle - before
+
+    async def _recheck(self, pending: Iterable[PendingRef], result: PollResult,
+                       fetch: Callable[[str], Awaitable[list[Any]]]) -> None:
         for ref in pending:
             try:
                 items = await fetch(ref.session_id)
