@@ -150,9 +150,9 @@ class SourceCollector:
             http = self.provider.http
             http.start_cycle(self.source.max_requests_per_cycle)
             read = self._plan_read(floor, reach, sweep_due)
-            band = self._probe_band(read, floor, reach)
-            if band is not None:
-                read = self._plan_read(floor, reach, sweep_due=False)
+            band: tuple[float, float] | None = None
+            if (probe := self._probe_instead(read, floor, reach)) is not None:
+                read, band = probe
             window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
                                 known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
@@ -161,17 +161,17 @@ class SourceCollector:
             self.metrics.cycle_requests("sweep" if read.sweep else "steady", http.requests_this_cycle - lookups)
             if result is not None:
                 watermark_before = state.watermark
+                keep_from = None if read.sweep else reach
                 builder = self._builder(now)
-                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder,
-                                  keep_from=None if read.sweep else reach)
+                plan = plan_cycle(state, result, now, floor, cutoff, self.settings, builder, keep_from=keep_from)
                 builder.name_workflows(result.records, state.totals.names)
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
                 plan.delta.apply_to(state)
                 if read.sweep:
                     self._swept(now, state.watermark)
                     self.metrics.sweep()
-                self._note_skipped(result.skipped, reach if not read.sweep else window_cutoff(
-                    floor, state.watermark, overlap))
+                self._note_skipped(result.skipped, window_cutoff(floor, state.watermark, overlap)
+                                   if keep_from is None else keep_from)
                 self._note_sessions(builder, result.records, plan.delta.counted_add)
                 self._report(result, plan)
                 ok = True
@@ -202,15 +202,16 @@ class SourceCollector:
         ``watermark`` minus ``overlap``."""
         self._last_sweep, self._swept_watermark, self._sweep_needed = now, watermark, False
 
-    def _probe_band(self, read: ReadPlan, floor: float, reach: float) -> tuple[float, float] | None:
-        """Where the provider can vouch for a band of its list in one request (``Provider.PROBES``): the
-        band a due sweep would re-read beyond the steady read, to probe after the steady read instead
-        of sweeping; None to read as planned."""
+    def _probe_instead(self, read: ReadPlan, floor: float,
+                       reach: float) -> tuple[ReadPlan, tuple[float, float]] | None:
+        """Where the provider can vouch for a band of its list in a request or two (``Provider.PROBES``)
+        and a due sweep costs more than the steady read: the steady read, and the band the sweep would
+        have re-read beyond it, to probe after the read; None to read as planned."""
         if not (read.sweep and self.provider.PROBES and self._last_sweep is not None
                 and not self._sweep_needed and not self._order_broken):
             return None
         steady = self._plan_read(floor, reach, sweep_due=False)
-        return None if steady.sweep or steady.since <= reach else (reach, steady.since)
+        return None if steady.sweep or steady.since <= reach else (steady, (reach, steady.since))
 
     async def _nothing_late(self, low: float, high: float) -> bool:
         """Whether the list holds exactly the rows known with key times in [``low``, ``high``]: then
@@ -219,8 +220,9 @@ class SourceCollector:
         known = KnownRows(sorted([*state.counted.values(), *(p.key_time for p in state.pending.values()),
                                   *self._skipped_rows.values()]))
         try:
-            clean = await self.provider.band_holds(low, high, known)
-        except (UpstreamError, InvalidPage) as exc:
+            async with asyncio.timeout(self.source.cycle_timeout):
+                clean = await self.provider.band_holds(low, high, known)
+        except (UpstreamError, InvalidPage, TimeoutError) as exc:
             self.log.warning("the probe before a sweep failed; sweeping next cycle", error=str(exc))
             clean = None
         if clean is not None:

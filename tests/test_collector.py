@@ -303,6 +303,38 @@ async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_coun
     assert counted == sum(factory.truth.finished.values())
 
 
+async def test_a_probe_that_fails_leaves_the_sweep_to_the_next_cycle(clock):
+    """A probe that cannot answer never stands for a sweep: the next cycle reads the band."""
+    simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20)
+    simulators.faults["dify"] = lambda request: (web.Response(status=500, text="probe refused\n")
+                                                 if request.query.get("limit") == "1" else None)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        source = dify_source(base_url, overlap="1m", page_size=10, retries=0)
+        exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
+        await exporter.open()
+        collector = exporter.collectors["dy"]
+        m = collector.metrics.m
+        try:
+            for _ in range(20):
+                clock.advance(10)
+                simulators.tick()
+                assert await collector.run_cycle()
+            factory = simulators.factories["dify"]
+            factory.rate = 0
+            simulators.finish_all()
+            for _ in range(3):
+                clock.advance(10)
+                simulators.tick()
+                await exporter.run_once()
+            counted = sum(collector.state.totals.finished.values())
+        finally:
+            await exporter.close()
+    assert m.cycle_requests.labels("dy", "dify", "probe")._value.get() >= 2  # asked, and refused
+    assert m.sweep_probes.labels("dy", "dify", "clean")._value.get() == 0
+    assert m.sweeps.labels("dy", "dify")._value.get() >= 3  # the first cycle's, and one after each refusal
+    assert counted == sum(factory.truth.finished.values())
+
+
 async def test_a_list_written_as_runs_end_costs_what_is_new_under_load(clock):
     """Dify 1.x writes a run's log row when it ends: nothing is pending, and under 15 new runs/s at a
     30 s interval a cycle reads what is new, ceil(new / page_size), plus a count probe once per
