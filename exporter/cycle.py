@@ -110,15 +110,15 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         if not lookups:
             start = older[-1][0] - _KEY_SLACK
             return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
-        best_since, best_cost = since, first + len(older)
+        reach_to, best_cost = None, first + len(older)  # None: every one looked up
         for position, (key_time, _) in enumerate(older):
             cost = pages(key_time) + len(older) - position - 1
             if cost < best_cost:
-                best_since, best_cost = key_time, cost
-        if best_since == since:
+                reach_to, best_cost = key_time, cost
+        if reach_to is None:
             return best_cost, ReadPlan(since, tuple(sid for _, sid in older), sweep)
-        return best_cost, ReadPlan(best_since - _KEY_SLACK,
-                                   tuple(sid for key_time, sid in older if key_time < best_since), sweep,
+        return best_cost, ReadPlan(reach_to - _KEY_SLACK,
+                                   tuple(sid for key_time, sid in older if key_time < reach_to), sweep,
                                    reaches_back=True)
 
     sweep_cost, sweep_plan = cheapest(sweep_since, sweep=True)

@@ -303,6 +303,42 @@ async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_coun
     assert counted == sum(factory.truth.finished.values())
 
 
+async def test_a_dify_run_paused_for_an_hour_is_looked_up_in_its_own_second_not_read_back_to(clock):
+    """A run waiting an hour for a human, on a busy app: re-reading the log back to it every cycle
+    would cost hundreds of pages. It is looked up instead, in the rows of its own second (one
+    request), and counts once, with the figures only the list has, when it ends."""
+    simulators = Simulators(clock=clock, rate=2.0, min_duration=1, max_duration=5)
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        source = dify_source(base_url, page_size=20, max_pages=10_000)
+        exporter = Exporter(parse_config({"interval": 30, "sources": [source]}, {}), clock=clock)
+        await exporter.open()
+        collector = exporter.collectors["dy"]
+        factory = simulators.factories["dify"]
+        try:
+            paused = factory.start_session(duration=3600)
+            costs = []
+            for _ in range(125):  # an hour and a bit
+                clock.advance(30)
+                simulators.tick()
+                before = simulators.requests["dify"]
+                assert await collector.run_cycle()
+                costs.append(simulators.requests["dify"] - before)
+            factory.rate = 0
+            simulators.finish_all()
+            for _ in range(3):
+                clock.advance(10)
+                simulators.tick()
+                await collector.run_cycle()
+            totals = collector.state.totals
+        finally:
+            await exporter.close()
+    # 60 new runs a cycle are 3 to 4 pages of 20; reading back an hour would be 360 pages.
+    assert not paused.running and max(costs[20:]) <= 12, max(costs[20:])
+    assert sum(totals.finished.values()) == sum(factory.truth.finished.values())
+    assert sum(totals.warnings.values()) == factory.truth.warnings
+    assert collector.metrics.m.cycle_requests.labels("dy", "dify", "lookup")._value.get() >= 100
+
+
 async def test_a_probe_that_fails_leaves_the_sweep_to_the_next_cycle(clock):
     """A probe that cannot answer never stands for a sweep: the next cycle reads the band."""
     simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20)

@@ -82,3 +82,12 @@ def test_a_pending_session_keyed_at_the_newest_key_time_keeps_the_read_going_pas
     del state.pending["p"]
     quiet = plan_read(state, NOW - 600, 60.0, 100, reach=newest - 60, sweep_due=False, lookups=False)
     assert quiet.since == newest and quiet.stop_at_known
+
+
+def test_many_pending_sessions_at_the_newest_key_time_are_read_back_to_when_that_is_cheaper_than_lookups():
+    newest = NOW - 1
+    counted = {**{f"c{i}": newest for i in range(150)}, **{f"o{i}": newest - 30 for i in range(500)}}
+    state = SourceState(watermark=newest, counted=counted,
+                        pending={f"p{i}": PendingSession(newest, "running", NOW - 2) for i in range(300)})
+    read = plan_read(state, NOW - 600, 60.0, 100, reach=newest - 60, sweep_due=False, lookups=True)
+    assert read.reaches_back and read.stale == () and read.since < newest and not read.stop_at_known

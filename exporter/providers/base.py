@@ -182,8 +182,9 @@ class Provider(abc.ABC):
         return records
 
     async def recheck_pending(self, pending: Iterable[PendingRef], result: PollResult,
-                              fetch: Callable[[str], Awaitable[list[Any]]]) -> None:
-        """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint or an id filter).
+                              fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
+        """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint, an id filter, or
+        the list narrowed to the session's own key time).
 
         A session the API no longer has is ``gone``; one whose lookup fails is ``unreadable`` this
         cycle and nothing else is affected (refused credentials still fail the cycle).
@@ -195,10 +196,10 @@ class Provider(abc.ABC):
             result.lookup_requests += self.http.requests_this_cycle - before
 
     async def _recheck(self, pending: Iterable[PendingRef], result: PollResult,
-                       fetch: Callable[[str], Awaitable[list[Any]]]) -> None:
+                       fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
         for ref in pending:
             try:
-                items = await fetch(ref.session_id)
+                items = await fetch(ref)
             except NotFound:
                 result.gone.append(ref.session_id)
                 continue

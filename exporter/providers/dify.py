@@ -6,7 +6,10 @@ window. The run is in ``workflow_run``; ``elapsed_time`` and the timestamps are 
 A row's ``workflow_run`` may be null (Dify allows it): there is no run to count, and it is skipped
 quietly. A stopped run is ``cancelled``; Dify writes its stop reason ("Stopped by user.") into
 ``error``, which therefore never makes it an error. Dify 1.x writes a log row only when the run
-ends, so pending runs are rare; the window widens to cover the oldest of them.
+ends, so pending runs are rare; newer versions write it as the run starts, and a run may be paused
+for hours waiting for a human. A pending run is re-read from the rows of its own second
+(``created_at__after``/``__before`` one second apart: its row keeps its ``created_at``), which
+has every figure the list has; the run detail endpoint lacks ``exceptions_count``.
 
 Every answer carries ``total``, the count of rows matching the filter, so instead of a due sweep
 the exporter asks for the count of rows in the band the sweep would re-read (one request of one
@@ -24,7 +27,7 @@ from pydantic import Field
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import KnownRows, PollResult, PollWindow, Provider
+from .base import KnownRows, PendingRef, PollResult, PollWindow, Provider
 from .fields import (
     MAX_ERROR_EXCERPT,
     MAX_PLAIN_SECONDS,
@@ -78,6 +81,22 @@ class _Page(msgspec.Struct):
 PAGE = msgspec.json.Decoder(_Page)
 
 
+def _seconds(low: float, high: float) -> dict[str, str]:
+    """Bounds selecting the rows whose ``created_at``, as the list shows it (whole seconds, the
+    stored time cut down), lies in [``low``, ``high``]: the filter compares the stored time."""
+    return {"created_at__after": to_iso(math.ceil(low)), "created_at__before": to_iso(math.floor(high) + 1 - 1e-6)}
+
+
+def _second_of(key_time: float) -> dict[str, str]:
+    return _seconds(math.floor(key_time), key_time)
+
+
+def _run_id(item: Any) -> str | None:
+    run = item.workflow_run if isinstance(item, _Row) else item.get("workflow_run") if isinstance(item, dict) else None
+    run_id = run.id if isinstance(run, _Run) else run.get("id") if isinstance(run, dict) else None
+    return None if run_id is None else str(run_id)
+
+
 def read_page(body: Any) -> tuple[list[Any], bool]:
     if type(body) is _Page:
         return body.data, body.has_more is not True
@@ -95,24 +114,33 @@ class DifyProvider(Provider):
     STATUSES = STATUSES
     FIGURES = frozenset({"warnings", "tokens"})
     PROBES = True
+    PENDING_RECHECK = "lookup"
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        since = window.since_with_stale
-        params = {"limit": self.source.page_size, "created_at__after": to_iso(since)}
+        params = {"limit": self.source.page_size, "created_at__after": to_iso(window.since)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=1,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
                                prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
-        await self.read_newest_first(pages, window, since, result, "created_at")
+        await self.read_newest_first(pages, window, window.since, result, "created_at")
+        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
+
+    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+        """The rows of the pending run's own second, page by page until its row is among them."""
+        params = {"limit": self.source.page_size, **_second_of(ref.key_time)}
+        rows: list[Any] = []
+        async for items in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
+                                          read_page, first=1, max_pages=self.source.max_pages,
+                                          on_limit=self.max_pages_reached):
+            rows.extend(items)
+            if any(_run_id(item) == ref.session_id for item in items):
+                break
+        return rows
 
     async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
         """The answer's ``total`` counts the rows of the filter: one row asked for, the count compared."""
-        # The list shows created_at in whole seconds (the stored time cut down) and filters on the
-        # stored time: bounds on whole seconds select exactly the rows whose shown time is in range.
-        body = await self.http.get_json(PATH, {
-            "limit": 1, "page": 1, "created_at__after": to_iso(math.ceil(low)),
-            "created_at__before": to_iso(math.floor(high) + 1 - 1e-6)})
+        body = await self.http.get_json(PATH, {"limit": 1, "page": 1, **_seconds(low, high)})
         total = body.get("total") if isinstance(body, dict) else None
         return total == known.count(low, high) if type(total) is int and total >= 0 else None
 

@@ -29,7 +29,7 @@ from ..http_client import HeaderAuth, UpstreamError
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import Duration, SourceBase
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider
+from .base import PendingRef, PollResult, PollWindow, Provider
 from .fields import elapsed, lenient_str, lenient_text, list_field, object_field, require_str, time_field
 from .pagers import cursor_pages
 
@@ -161,8 +161,8 @@ class KapsoProvider(Provider):
             self.log.warning("more workflows than max_workflows; polling the first of them", max_workflows=limit)
         return tuple(found[:limit])
 
-    async def _fetch_one(self, execution_id: str) -> list[Any]:
-        body = await self.http.get_json(f"/workflow_executions/{quote(execution_id, safe='')}")
+    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+        body = await self.http.get_json(f"/workflow_executions/{quote(ref.session_id, safe='')}")
         # The platform API wraps one object in ``data``; accept it bare as well.
         return [body["data"] if isinstance(body, dict) and isinstance(body.get("data"), dict) else body]
 

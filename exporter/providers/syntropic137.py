@@ -21,7 +21,7 @@ from pydantic import Field
 from ..model import Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
 from ..timeparse import to_iso
-from .base import PollResult, PollWindow, Provider
+from .base import PendingRef, PollResult, PollWindow, Provider
 from .fields import MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, lenient_str, list_field, optional_str, require_str, time_field
 from .pagers import time_ranges
 
@@ -69,8 +69,8 @@ class Syntropic137Provider(Provider):
         self.check_newest_first(keys, None, "started_at order", result)
         return self.trust_order
 
-    async def _fetch_one(self, session_id: str) -> list[Any]:
-        return [await self.http.get_json(f"{PATH}/{quote(session_id, safe='')}")]
+    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+        return [await self.http.get_json(f"{PATH}/{quote(ref.session_id, safe='')}")]
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         status = require_str(item, "status")

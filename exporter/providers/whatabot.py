@@ -23,7 +23,7 @@ from pydantic import Field
 from ..http_client import HeaderAuth
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
-from .base import KnownRows, PollResult, PollWindow, Provider
+from .base import KnownRows, PendingRef, PollResult, PollWindow, Provider
 from .fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
 from .pagers import numbered_pages
 
@@ -112,8 +112,8 @@ class WhatabotProvider(Provider):
         except InvalidRecord:
             return None
 
-    async def _fetch_one(self, session_id: str) -> list[Any]:
-        body = await self.http.get_json(PATH, {"sessionId": session_id, "page": 0, "size": 1,
+    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+        body = await self.http.get_json(PATH, {"sessionId": ref.session_id, "page": 0, "size": 1,
                                                "workspaceId": self.source.workspace_id})
         return read_page(body)[0]
 
