@@ -202,6 +202,30 @@ async def test_dify_run_listed_while_running_counts_once_when_it_ends(http_sessi
     assert h.value("agent_session_errors_total") == 1
 
 
+async def test_dify_looks_a_pending_run_up_in_the_rows_of_its_own_second(http_session, clock):
+    """The run detail has no exceptions_count: the lookup reads the log rows of the run's second
+    instead, page by page until the run's row is among them."""
+    second = int(NOW) - 30
+    rows = [dify_log(n, created=second) for n in range(5)]
+    rows[3] = dify_log(3, status="partial-succeeded", exceptions_count=2, created=second)
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, limit = int(params["page"]), int(params["limit"])
+        return {"page": page, "limit": limit, "total": len(rows), "has_more": len(rows) > page * limit,
+                "data": rows[(page - 1) * limit:page * limit]}
+    upstream = Upstream(serve)
+    h = Harness(make_source("dify", page_size=2), http_session, clock)
+    result = PollResult()
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        await h.provider.recheck_pending([PendingRef("run-3", float(second))], result, h.provider._fetch_one)
+    assert [c[1]["page"] for c in upstream.calls] == ["1", "2"]  # its row is on the second page: no third
+    params = upstream.calls[0][1]
+    assert params["created_at__after"] == to_iso(second) and params["created_at__before"] == to_iso(second + 0.999999)
+    found = {r.session_id: r for r in result.records}
+    assert found["run-3"].warnings == 2 and not result.unreadable and not result.gone
+
+
 async def test_dify_probes_a_band_by_its_count_on_whole_seconds_and_knows_rows_without_a_run(http_session, clock):
     """The count probe asks for one row of the band: created_at is shown in whole seconds, so the bounds
     are whole seconds, the upper one reaching to the end of its second."""

@@ -127,14 +127,13 @@ class DifyProvider(Provider):
         return result
 
     async def _fetch_one(self, ref: PendingRef) -> list[Any]:
-        """The rows of the pending run's own second, page by page until its row is among them."""
+        """The page of the pending run's own second that holds its row (the last one read if none does)."""
         params = {"limit": self.source.page_size, **_second_of(ref.key_time)}
         rows: list[Any] = []
-        async for items in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
-                                          read_page, first=1, max_pages=self.source.max_pages,
-                                          on_limit=self.max_pages_reached):
-            rows.extend(items)
-            if any(_run_id(item) == ref.session_id for item in items):
+        async for rows in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
+                                         read_page, first=1, max_pages=self.source.max_pages,
+                                         on_limit=self.max_pages_reached):
+            if any(_run_id(item) == ref.session_id for item in rows):
                 break
         return rows
 
