@@ -14,12 +14,13 @@ from .aggregates import LabelLimiter, SessionExemplar, SessionMetrics, SourceVie
 from .cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
 from .http_client import AuthRefused, BudgetExhausted, UpstreamError
 from .model import SessionRecord
-from .providers import KnownRows, PendingRef, PollResult, PollWindow, Provider, make_provider
+from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
 from .providers.fields import InvalidPage
 from .selfmetrics import SelfMetrics, SourceSelfMetrics
 from .sessionlinks import template_fields
 from .sourceconfig import SourceBase as SourceConfig
 from .state import SourceState, Store, window_cutoff
+from .sweeps import SweepSchedule
 
 #: Sessions that ended in error or timeout listed per source on the landing page.
 RECENT_FAILURES = 20
@@ -86,15 +87,7 @@ class SourceCollector:
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
         self._order_broken = False
-        #: When the window was last swept for late writes, and the watermark then (None: at the next
-        #: cycle): a session written since may be keyed up to ``overlap`` behind that watermark.
-        self._last_sweep: float | None = None
-        self._swept_watermark: float | None = None
-        #: Rows of the list that are not sessions (id to key time), for count probes; in memory only
-        #: (after a restart the first cycle sweeps).
-        self._skipped_rows: dict[str, float] = {}
-        #: A probe found rows written late: the next cycle sweeps without asking again.
-        self._sweep_needed = False
+        self.sweeps = SweepSchedule(source.overlap)
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -143,10 +136,10 @@ class SourceCollector:
             state = self.state
             floor = state.floor if state.floor is not None else now - self.source.initial_lookback
             overlap = self.source.overlap
-            reach = window_cutoff(floor, self._swept_watermark if self._last_sweep is not None else state.watermark,
-                                  overlap)
+            sweeps = self.sweeps
+            reach = sweeps.reach(floor, state.watermark)
             cutoff = min(reach, window_cutoff(floor, state.watermark, overlap))
-            sweep_due = self._last_sweep is None or self._sweep_needed or now - self._last_sweep >= overlap
+            sweep_due = sweeps.due(now)
             http = self.provider.http
             http.start_cycle(self.source.max_requests_per_cycle)
             read = self._plan_read(floor, reach, sweep_due)
@@ -168,19 +161,16 @@ class SourceCollector:
                 self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
                 plan.delta.apply_to(state)
                 if read.sweep:
-                    self._swept(now, state.watermark)
+                    sweeps.swept(now, state.watermark)
                     self.metrics.sweep()
-                self._note_skipped(result.skipped, window_cutoff(floor, state.watermark, overlap)
-                                   if keep_from is None else keep_from)
+                sweeps.note_skipped(result.skipped, window_cutoff(floor, state.watermark, overlap)
+                                    if keep_from is None else keep_from)
                 self._note_sessions(builder, result.records, plan.delta.counted_add)
                 self._report(result, plan)
                 ok = True
                 if band is not None:
                     requests = http.requests_this_cycle
-                    if await self._nothing_late(*band):
-                        # The probe vouches for what was written before it; later writes are keyed
-                        # at most ``overlap`` behind a watermark no older than the one this cycle began with.
-                        self._swept(now, watermark_before)
+                    sweeps.probed(await self._nothing_late(*band), now, watermark_before)
                     self.metrics.cycle_requests("probe", http.requests_this_cycle - requests)
             else:
                 self._expire_after_failure(now, floor, cutoff)
@@ -197,48 +187,32 @@ class SourceCollector:
         return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
                          lookups=self.provider.PENDING_RECHECK == "lookup")
 
-    def _swept(self, now: float, watermark: float | None) -> None:
-        """The window is known free of late writes up to now; the next sweep reaches back to
-        ``watermark`` minus ``overlap``."""
-        self._last_sweep, self._swept_watermark, self._sweep_needed = now, watermark, False
-
     def _probe_instead(self, read: ReadPlan, floor: float,
                        reach: float) -> tuple[ReadPlan, tuple[float, float]] | None:
         """Where the provider can vouch for a band of its list in a request or two (``Provider.PROBES``)
         and a due sweep costs more than the steady read: the steady read, and the band the sweep would
         have re-read beyond it, to probe after the read; None to read as planned."""
-        if not (read.sweep and self.provider.PROBES and self._last_sweep is not None
-                and not self._sweep_needed and not self._order_broken):
+        if not (read.sweep and self.provider.PROBES and self.sweeps.may_probe and not self._order_broken):
             return None
         steady = self._plan_read(floor, reach, sweep_due=False)
         return None if steady.sweep or steady.since <= reach else (steady, (reach, steady.since))
 
-    async def _nothing_late(self, low: float, high: float) -> bool:
+    async def _nothing_late(self, low: float, high: float) -> bool | None:
         """Whether the list holds exactly the rows known with key times in [``low``, ``high``]: then
-        nothing was written late there. Otherwise, or when the probe cannot tell, the next cycle sweeps."""
-        state = self.state
-        known = KnownRows(sorted([*state.counted.values(), *(p.key_time for p in state.pending.values()),
-                                  *self._skipped_rows.values()]))
+        nothing was written late there (None: the probe could not tell)."""
+        known = self.sweeps.known_rows(self.state)
         try:
             async with asyncio.timeout(self.source.cycle_timeout):
                 clean = await self.provider.band_holds(low, high, known)
         except (UpstreamError, InvalidPage, TimeoutError) as exc:
             self.log.warning("the probe before a sweep failed; sweeping next cycle", error=str(exc))
-            clean = None
+            return None
         if clean is not None:
             self.metrics.sweep_probe("clean" if clean else "changed")
         if clean is False:
             self.log.info("rows were written late behind the newest; sweeping next cycle",
                           known_rows=known.count(low, high))
-        self._sweep_needed = not clean
-        return bool(clean)
-
-    def _note_skipped(self, skipped: dict[str, float], keep_from: float) -> None:
-        """Remember the rows that are not sessions as long as a probe may cover them."""
-        rows = self._skipped_rows
-        rows.update(skipped)
-        for row_id in [row_id for row_id, key_time in rows.items() if key_time < keep_from]:
-            del rows[row_id]
+        return clean
 
     def _session_fingerprint(self) -> tuple[int, dict[tuple[str, str], int], dict[str, str]]:
         """What the session metrics show changes with: sessions counted, active ones, workflow names
