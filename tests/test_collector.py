@@ -16,7 +16,7 @@ from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from exporter.demo.server import HONEYHIVE_PROJECT, PREFIXES, Simulators
 from exporter.sqlite_store import SqliteStore
 
-from .helpers import Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
+from .helpers import FakeClock, Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
 
 
 async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
@@ -31,10 +31,7 @@ async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
             for factory in simulators.factories.values():
                 factory.rate = 0  # nothing new upstream from here on
             simulators.finish_all()
-            for _ in range(3):
-                clock.advance(15)
-                simulators.tick()
-                await exporter.run_once()
+            await run_cycles(exporter, simulators, clock, 3, 15)
             simulators.requests.clear()
             cycles = 5
             for _ in range(cycles):
@@ -100,6 +97,29 @@ async def test_a_session_stuck_active_beyond_max_pending_age_is_dropped_and_coun
     assert h.finished() == 0
 
 
+async def run_cycles(exporter: Exporter, simulators: Simulators, clock: FakeClock, count: int, seconds: float,
+                 provider: str | None = None) -> list[int]:
+    """Run ``count`` cycles ``seconds`` apart, the simulators moving on before each; the requests
+    ``provider``'s simulator got in each (none counted without one)."""
+    costs = []
+    for _ in range(count):
+        clock.advance(seconds)
+        simulators.tick()
+        before = simulators.requests[provider] if provider else 0
+        await exporter.run_once()
+        costs.append(simulators.requests[provider] - before if provider else 0)
+    return costs
+
+
+async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, seconds: float,
+                cycles: int = 3) -> None:
+    """Nothing new upstream, everything running ends, and the exporter catches up."""
+    for factory in simulators.factories.values():
+        factory.rate = 0
+    simulators.finish_all()
+    await run_cycles(exporter, simulators, clock, cycles, seconds)
+
+
 CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}  # requests per steady cycle
 
 
@@ -116,10 +136,7 @@ async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_ex
                 for _ in range(300):
                     factory.start_session(started_at=clock.now - factory.random.uniform(0, 1),
                                           duration=factory.random.uniform(1, 4))
-            for _ in range(20):  # the burst starts, runs and ends
-                clock.advance(1)
-                simulators.tick()
-                await exporter.run_once()
+            await run_cycles(exporter, simulators, clock, 20, 1)  # the burst starts, runs and ends
             simulators.requests.clear()
             cycles = 240  # four overlap periods of a minute (HoneyHive: ten minutes) at a 1 s interval
             for _ in range(cycles):
@@ -159,10 +176,8 @@ async def test_a_session_written_late_behind_the_newest_is_counted_once_by_the_s
             clock.advance(5)
             simulators.tick()
             await exporter.run_once()
-            for _ in range(30):  # a sweep, within one overlap period (here at once: it costs no more), finds it
-                clock.advance(5)
-                simulators.tick()
-                await exporter.run_once()
+            # A sweep, within one overlap period (here at once: it costs no more), finds it.
+            await run_cycles(exporter, simulators, clock, 30, 5)
             totals = exporter.collectors["wb"].state.totals.finished
         finally:
             await exporter.close()
@@ -184,10 +199,7 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
         sweeps = collector.metrics.m.sweeps.labels("st", "syntropic137")
         try:
             factory = simulators.factories["syntropic137"]
-            for _ in range(3):
-                clock.advance(5)
-                simulators.tick()
-                await exporter.run_once()
+            await run_cycles(exporter, simulators, clock, 3, 5)
             swept = sweeps._value.get()
             for _ in range(60):  # until a sweep happens
                 clock.advance(5)
@@ -197,15 +209,10 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
                     break
             assert sweeps._value.get() > swept
             late = factory.start_session(started_at=collector.state.watermark - 110, duration=1)
-            for _ in range(60):  # the watermark moves on; the next sweep must still reach 110 s back
-                clock.advance(5)
-                simulators.tick()
-                await exporter.run_once()
+            # The watermark moves on; the next sweep must still reach 110 s back.
+            await run_cycles(exporter, simulators, clock, 60, 5)
             simulators.factories["syntropic137"].finish_all()
-            for _ in range(2):
-                clock.advance(5)
-                simulators.tick()
-                await exporter.run_once()
+            await run_cycles(exporter, simulators, clock, 2, 5)
             counted = sum(collector.state.totals.finished.values())
         finally:
             await exporter.close()
@@ -242,10 +249,7 @@ async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycl
             for _ in range(300):
                 factory.start_session(started_at=second + factory.random.uniform(0, 0.9),
                                       duration=factory.random.uniform(1, 4))
-            for _ in range(10):
-                clock.advance(1)
-                simulators.tick()
-                await exporter.run_once()
+            await run_cycles(exporter, simulators, clock, 10, 1)
             counted = sum(collector.state.totals.finished.values())
         finally:
             await exporter.close()
@@ -271,31 +275,19 @@ async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_coun
         m = collector.metrics.m
         labels = ("src", provider)
 
-        async def cycles(n: int) -> list[int]:
-            """Requests per cycle."""
-            costs = []
-            for _ in range(n):
-                clock.advance(10)
-                simulators.tick()
-                before = simulators.requests[provider]
-                await exporter.run_once()
-                costs.append(simulators.requests[provider] - before)
-            return costs
         try:
             factory = simulators.factories[provider]
-            await cycles(3)
-            costs = await cycles(30)  # five overlap periods
+            await run_cycles(exporter, simulators, clock, 3, 10)
+            costs = await run_cycles(exporter, simulators, clock, 30, 10, provider)  # five overlap periods
             clean = m.sweep_probes.labels(*labels, "clean")._value.get()
             assert clean >= 4 and m.sweep_probes.labels(*labels, "changed")._value.get() == 0
             assert m.cycle_requests.labels(*labels, "probe")._value.get() == clean * PROBE_REQUESTS[provider]
             # A sweep reads back two overlap periods (some 130 rows, 13 pages of 10); no cycle did.
             assert max(costs) <= 6, costs
             late = factory.start_session(started_at=collector.state.watermark - 40, duration=1)
-            costs = await cycles(8)
+            costs = await run_cycles(exporter, simulators, clock, 8, 10, provider)
             assert m.sweep_probes.labels(*labels, "changed")._value.get() == 1 and max(costs) >= 10, costs
-            factory.rate = 0
-            simulators.finish_all()
-            await cycles(3)
+            await drain(exporter, simulators, clock, 10)
             counted = sum(collector.state.totals.finished.values())
         finally:
             await exporter.close()
@@ -323,12 +315,7 @@ async def test_a_dify_run_paused_for_an_hour_is_looked_up_in_its_own_second_not_
                 before = simulators.requests["dify"]
                 assert await collector.run_cycle()
                 costs.append(simulators.requests["dify"] - before)
-            factory.rate = 0
-            simulators.finish_all()
-            for _ in range(3):
-                clock.advance(10)
-                simulators.tick()
-                await collector.run_cycle()
+            await drain(exporter, simulators, clock, 30)
             totals = collector.state.totals
         finally:
             await exporter.close()
@@ -356,12 +343,7 @@ async def test_a_probe_that_fails_leaves_the_sweep_to_the_next_cycle(clock):
                 simulators.tick()
                 assert await collector.run_cycle()
             factory = simulators.factories["dify"]
-            factory.rate = 0
-            simulators.finish_all()
-            for _ in range(3):
-                clock.advance(10)
-                simulators.tick()
-                await exporter.run_once()
+            await drain(exporter, simulators, clock, 10)
             counted = sum(collector.state.totals.finished.values())
         finally:
             await exporter.close()
@@ -381,10 +363,7 @@ async def test_a_list_written_as_runs_end_costs_what_is_new_under_load(clock):
         await exporter.open()
         factory = simulators.factories["dify"]
         try:
-            for _ in range(3):
-                clock.advance(30)
-                simulators.tick()
-                await exporter.run_once()
+            await run_cycles(exporter, simulators, clock, 3, 30)
             requests, ideal = 0, 0
             for _ in range(12):  # six overlap periods
                 ended = sum(factory.truth.finished.values())
@@ -395,12 +374,7 @@ async def test_a_list_written_as_runs_end_costs_what_is_new_under_load(clock):
                 requests += simulators.requests["dify"] - before
                 rows = (sum(factory.truth.finished.values()) - ended) * 17 / 16  # one row in sixteen has no run
                 ideal += max(1, math.ceil(rows / 100))
-            factory.rate = 0
-            simulators.finish_all()
-            for _ in range(2):
-                clock.advance(30)
-                simulators.tick()
-                await exporter.run_once()
+            await drain(exporter, simulators, clock, 30, 2)
             counted = sum(exporter.collectors["dy"].state.totals.finished.values())
         finally:
             await exporter.close()

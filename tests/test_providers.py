@@ -20,6 +20,23 @@ from .helpers import iso_ms as iso
 NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 
 
+def whatabot_pages(items: list[dict[str, Any]]) -> Upstream:
+    """Whatabot's list of ``items`` (newest first), served a page at a time as ``page``/``size`` ask."""
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, size = int(params["page"]), int(params["size"])
+        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
+    return Upstream(serve)
+
+
+def dify_pages(logs: list[dict[str, Any]]) -> Upstream:
+    """Dify's log rows ``logs``, served a page at a time as ``page``/``limit`` ask."""
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, limit = int(params["page"]), int(params["limit"])
+        return {"page": page, "limit": limit, "total": len(logs), "has_more": len(logs) > page * limit,
+                "data": logs[(page - 1) * limit:page * limit]}
+    return Upstream(serve)
+
+
 
 
 # --- Whatabot ----------------------------------------------------------------------------------
@@ -27,10 +44,7 @@ NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 async def test_whatabot_pages_to_the_last_page_with_documented_params(http_session, clock):
     items = [whatabot_item(i, started=NOW - 10 - i) for i in range(150)]
 
-    def serve(path: str, params: dict[str, str]) -> Any:
-        page, size = int(params["page"]), int(params["size"])
-        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
-    upstream = Upstream(serve)
+    upstream = whatabot_pages(items)
     h = Harness(make_source("whatabot", workspace_id="ws-1"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
@@ -50,10 +64,7 @@ async def test_whatabot_pages_to_the_last_page_with_documented_params(http_sessi
 async def test_whatabot_stops_paging_once_a_page_reaches_past_the_window(http_session, clock):
     items = [whatabot_item(i, started=NOW - 60 * i) for i in range(300)]  # one per minute, newest first
 
-    def serve(path: str, params: dict[str, str]) -> Any:
-        page, size = int(params["page"]), int(params["size"])
-        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
-    upstream = Upstream(serve)
+    upstream = whatabot_pages(items)
     h = Harness(make_source("whatabot"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
@@ -108,19 +119,13 @@ async def test_whatabot_probes_a_band_by_the_row_at_the_offset_of_the_rows_known
     known = KnownRows(sorted(parse_timestamp(item["startedAt"]) for item in known_items))
     low = NOW - 55  # the band: the five known rows from NOW-50 to NOW-10 (and anything newer)
 
-    def serve_list(rows: list[dict[str, Any]]) -> Any:
-        def serve(path: str, params: dict[str, str]) -> Any:
-            page, size = int(params["page"]), int(params["size"])
-            return spring_page(rows[page * size:(page + 1) * size], page, size, len(rows))
-        return Upstream(serve)
-
     added = [whatabot_item(100 + n, started=NOW + 5 - n) for n in range(2)]
     late = whatabot_item(99, started=NOW - 45)
     cases = [(known_items, True), (added + known_items, True),
              (sorted(added + known_items + [late], key=lambda i: i["startedAt"], reverse=True), False),
              (known_items[:4], None)]  # fewer rows than known: not the list that was read
     for rows, expected in cases:
-        upstream = serve_list(rows)
+        upstream = whatabot_pages(rows)
         with aioresponses() as m:
             m.get(Upstream.pattern(), callback=upstream, repeat=True)
             assert await h.provider.band_holds(low, NOW - 10, known) is expected, (len(rows), expected)
@@ -129,7 +134,7 @@ async def test_whatabot_probes_a_band_by_the_row_at_the_offset_of_the_rows_known
         assert probe["size"] == "1" and probe["page"] == str(5 + (2 if rows[0] in added else 0))
     many = [whatabot_item(200 + n, started=NOW + 50 - n) for n in range(5)] + known_items
     with aioresponses() as m:
-        m.get(Upstream.pattern(), callback=serve_list(many), repeat=True)
+        m.get(Upstream.pattern(), callback=whatabot_pages(many), repeat=True)
         assert await h.provider.band_holds(low, NOW - 10, known) is None  # a full page of new rows: cannot tell
 
 
@@ -153,11 +158,7 @@ async def test_dify_pages_with_has_more_and_reads_the_run(http_session, clock):
     logs[3] = dify_log(3, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 3)
     logs[4] = dify_log(4, status="failed", error="node crashed", created=int(NOW) - 4)
 
-    def serve(path: str, params: dict[str, str]) -> Any:
-        page, limit = int(params["page"]), int(params["limit"])
-        return {"page": page, "limit": limit, "total": len(logs), "has_more": len(logs) > page * limit,
-                "data": logs[(page - 1) * limit:page * limit]}
-    upstream = Upstream(serve)
+    upstream = dify_pages(logs)
     h = Harness(make_source("dify", page_size=20), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
@@ -209,11 +210,7 @@ async def test_dify_looks_a_pending_run_up_in_the_rows_of_its_own_second(http_se
     rows = [dify_log(n, created=second) for n in range(5)]
     rows[3] = dify_log(3, status="partial-succeeded", exceptions_count=2, created=second)
 
-    def serve(path: str, params: dict[str, str]) -> Any:
-        page, limit = int(params["page"]), int(params["limit"])
-        return {"page": page, "limit": limit, "total": len(rows), "has_more": len(rows) > page * limit,
-                "data": rows[(page - 1) * limit:page * limit]}
-    upstream = Upstream(serve)
+    upstream = dify_pages(rows)
     h = Harness(make_source("dify", page_size=2), http_session, clock)
     result = PollResult()
     with aioresponses() as m:
