@@ -87,14 +87,14 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     # with sessions written since); a newest-first reader stops at the first session it knows.
     steady_since = max(floor, state.watermark) if state.watermark is not None else cutoff
     sweep_since = min(reach, steady_since)
-    known = sorted([*state.counted.values(), *(p.key_time for p in state.pending.values())], reverse=True)
+    known = state.known_rows()
     # Ids are remembered only inside the retained window: further back, the window's density stands in.
     oldest_known = min(reach, cutoff)
     span = (state.watermark - oldest_known) if state.watermark is not None else overlap
-    density = _count_since(known, oldest_known) / max(span, 1.0)
+    density = known.count(oldest_known) / max(span, 1.0)
 
     def pages(start: float) -> int:
-        estimate = _count_since(known, start) + max(0.0, oldest_known - start) * density
+        estimate = known.count(start) + max(0.0, oldest_known - start) * density
         return int(estimate) // page_size + 1  # one more page for what is new
 
     def cheapest(since: float, sweep: bool) -> tuple[int, ReadPlan]:
@@ -128,11 +128,6 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     if steady_plan.since <= sweep_since or sweep_cost <= steady_cost:
         return sweep_plan  # the steady read would reach as far, or cost as much: it sweeps too
     return steady_plan
-
-
-def _count_since(known_newest_first: list[float], since: float) -> int:
-    """How many of the known key times are at or after ``since``."""
-    return next((i for i, key_time in enumerate(known_newest_first) if key_time < since), len(known_newest_first))
 
 
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,

@@ -54,9 +54,9 @@ class SourceMetricSet:
                                       _LABELS + ("kind",), registry=registry)
         self.sweeps = Counter(p + "sweeps", "Cycles that swept the overlap window for late writes.", _LABELS,
                               registry=registry)
-        self.sweep_probes = Counter(p + "sweep_probes", "Count probes asked before a due sweep, by outcome: clean "
-                                    "(the upstream count matched the rows known, the sweep was not needed) or "
-                                    "changed (rows were written late: the sweep read the band).",
+        self.sweep_probes = Counter(p + "sweep_probes", "Probes asked instead of a due sweep, by outcome: clean "
+                                    "(the band holds only the rows known: no sweep needed) or changed (rows were "
+                                    "written late: the next cycle sweeps).",
                                     _LABELS + ("outcome",), registry=registry)
         self.cycle_limit_reached = Counter(p + "cycle_limit_reached",
                                            "Cycles abandoned at their request budget (max_requests_per_cycle) or "
@@ -193,7 +193,7 @@ class SourceSelfMetrics:
         self.m.sweeps.labels(*self.labels).inc()
 
     def probes_sweeps(self) -> None:
-        """The source's provider counts rows: its probe series exist from the start, at 0."""
+        """The source's provider probes instead of sweeping: its probe series exist from the start, at 0."""
         for outcome in ("clean", "changed"):
             self.m.sweep_probes.labels(*self.labels, outcome)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Protocol, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Iterable, Protocol, get_args, get_origin, get_type_hints
 
 
 @dataclass
@@ -159,6 +160,22 @@ class PendingSession:
     workflow: str = ""
 
 
+@dataclass(frozen=True)
+class KnownRows:
+    """The key times of the rows of a list the exporter knows (counted, pending, or not sessions),
+    oldest first: what the read planner estimates pages from, and a probe compares the list with."""
+
+    key_times: list[float]
+
+    def count(self, low: float, high: float = math.inf) -> int:
+        """Rows known with key times in [``low``, ``high``]."""
+        return bisect.bisect_right(self.key_times, high) - bisect.bisect_left(self.key_times, low)
+
+    @property
+    def newest(self) -> float | None:
+        return self.key_times[-1] if self.key_times else None
+
+
 @dataclass
 class SourceState:
     #: Cutoff of the source's first cycle: nothing older is ever read.
@@ -169,6 +186,10 @@ class SourceState:
     #: Counted session ids that can still reappear in the window, with their key time.
     counted: dict[str, float] = field(default_factory=dict)
     totals: SourceTotals = field(default_factory=SourceTotals)
+
+    def known_rows(self, more: Iterable[float] = ()) -> KnownRows:
+        """The key times of every session known (counted or pending), and ``more``."""
+        return KnownRows(sorted([*self.counted.values(), *(p.key_time for p in self.pending.values()), *more]))
 
     def active_by_status(self, label: Callable[[str], str] = str,
                          workflow_label: Callable[[str], str] = str) -> dict[tuple[str, str], int]:

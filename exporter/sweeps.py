@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .providers import KnownRows
-from .state import SourceState, window_cutoff
+from .state import KnownRows, SourceState, window_cutoff
 
 
 @dataclass
@@ -58,5 +57,4 @@ class SweepSchedule:
 
     def known_rows(self, state: SourceState) -> KnownRows:
         """Every row of the list the exporter knows: counted, pending, or not a session."""
-        return KnownRows(sorted([*state.counted.values(), *(p.key_time for p in state.pending.values()),
-                                 *self.skipped_rows.values()]))
+        return state.known_rows(self.skipped_rows.values())

@@ -60,6 +60,14 @@ def _parse_iso(text: str) -> float:
     return parsed.timestamp()
 
 
+def bounds_at_resolution(low: float, high: float, per_second: int) -> tuple[str, str]:
+    """Inclusive ISO bounds that select exactly the times which, cut down to 1/``per_second`` of a
+    second as an API shows them, lie in [``low``, ``high``] (the API filtering on the times it stores)."""
+    first = math.ceil(low * per_second) / per_second
+    last = (math.floor(high * per_second) + 1) / per_second
+    return to_iso(first + 1e-7), to_iso(last - 1e-6)
+
+
 def to_iso(seconds: float) -> str:
     """Unix seconds to ISO-8601 UTC with microseconds and a ``Z``, the form every provider accepts.
 

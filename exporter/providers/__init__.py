@@ -9,7 +9,8 @@ import aiohttp
 
 from ..http_client import HttpClient, RequestObserver
 from ..sourceconfig import SourceBase
-from .base import KnownRows, PendingRef, PollResult, PollWindow, Provider
+from ..state import KnownRows
+from .base import PendingRef, PollResult, PollWindow, Provider
 from .dify import DifyProvider
 from .honeyhive import HoneyhiveProvider
 from .kapso import KapsoProvider

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import abc
-import bisect
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Container, Iterable
 
@@ -14,6 +12,7 @@ import structlog
 from ..http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, SessionRecord
 from ..sourceconfig import SourceBase as SourceConfig
+from ..state import KnownRows
 from .fields import dropped_figures, item_id
 from .typed import Untyped, as_plain, is_typed
 
@@ -24,22 +23,6 @@ class PendingRef:
 
     session_id: str
     key_time: float
-
-
-@dataclass(frozen=True)
-class KnownRows:
-    """The key times of the rows of a list the exporter knows (counted, pending, or not sessions),
-    oldest first: what a probe compares the list with."""
-
-    key_times: list[float]
-
-    def count(self, low: float, high: float = math.inf) -> int:
-        """Rows known with key times in [``low``, ``high``]."""
-        return bisect.bisect_right(self.key_times, high) - bisect.bisect_left(self.key_times, low)
-
-    @property
-    def newest(self) -> float | None:
-        return self.key_times[-1] if self.key_times else None
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from pydantic import Field
 
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
-from ..timeparse import to_iso
-from .base import KnownRows, PendingRef, PollResult, PollWindow, Provider
+from ..timeparse import bounds_at_resolution, to_iso
+from ..state import KnownRows
+from .base import PendingRef, PollResult, PollWindow, Provider
 from .fields import (
     MAX_ERROR_EXCERPT,
     MAX_PLAIN_SECONDS,
@@ -82,9 +83,9 @@ PAGE = msgspec.json.Decoder(_Page)
 
 
 def _seconds(low: float, high: float) -> dict[str, str]:
-    """Bounds selecting the rows whose ``created_at``, as the list shows it (whole seconds, the
-    stored time cut down), lies in [``low``, ``high``]: the filter compares the stored time."""
-    return {"created_at__after": to_iso(math.ceil(low)), "created_at__before": to_iso(math.floor(high) + 1 - 1e-6)}
+    """The filter of the rows whose ``created_at``, as the list shows it (whole seconds), is in [``low``, ``high``]."""
+    after, before = bounds_at_resolution(low, high, 1)
+    return {"created_at__after": after, "created_at__before": before}
 
 
 def _second_of(key_time: float) -> dict[str, str]:

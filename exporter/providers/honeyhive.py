@@ -15,7 +15,6 @@ and the collector counts it once the ``end_time`` has stopped moving for ``settl
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -23,8 +22,9 @@ from pydantic import Field, model_validator
 from ..http_client import NotFound, UpstreamError
 from ..model import InvalidRecord, Outcome, Phase, SessionRecord
 from ..sourceconfig import Duration, SourceBase
-from ..timeparse import to_iso
-from .base import KnownRows, PollResult, PollWindow, Provider
+from ..timeparse import bounds_at_resolution, to_iso
+from ..state import KnownRows
+from .base import PollResult, PollWindow, Provider
 from .fields import (
     MAX_COST_USD,
     MAX_MILLISECONDS,
@@ -85,8 +85,7 @@ class HoneyhiveProvider(Provider):
         milliseconds: bounds on whole milliseconds select exactly the sessions whose time is in range."""
         body = await self.http.post_json(EVENTS_PATH, {
             "project": self.source.project, "filters": [SESSION_FILTER], "limit": 1, "page": 1,
-            "dateRange": {"$gte": to_iso(math.ceil(low * 1000) / 1000 + 1e-7),
-                          "$lte": to_iso((math.floor(high * 1000) + 1) / 1000 - 1e-6)}})
+            "dateRange": dict(zip(("$gte", "$lte"), bounds_at_resolution(low, high, 1000), strict=True))})
         total = next((body.get(k) for k in ("totalEvents", "count") if isinstance(body, dict) and k in body), None)
         return total == known.count(low, high) if type(total) is int and total >= 0 else None
 

@@ -23,7 +23,8 @@ from pydantic import Field
 from ..http_client import HeaderAuth
 from ..model import InvalidRecord, Outcome, SessionRecord, classify
 from ..sourceconfig import SourceBase
-from .base import KnownRows, PendingRef, PollResult, PollWindow, Provider
+from ..state import KnownRows
+from .base import PendingRef, PollResult, PollWindow, Provider
 from .fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
 from .pagers import numbered_pages
 
