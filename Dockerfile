@@ -2,7 +2,7 @@ FROM python:3.11-slim
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY exporter ./exporter
+COPY agent_session_exporter ./agent_session_exporter
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --home-dir /var/lib/agent-session-exporter --create-home exporter
 

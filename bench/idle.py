@@ -16,8 +16,8 @@ import yaml
 from common import BENCH, cpu_seconds, sim_server, stop
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.demo.runner import demo_config
-from exporter.demo.server import KAPSO_WORKFLOWS
+from agent_session_exporter.demo.runner import demo_config
+from agent_session_exporter.demo.server import KAPSO_WORKFLOWS
 
 
 def _counters(url: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -41,7 +41,7 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
             raw["sources"].append(source.model_dump(mode="json", exclude_defaults=True, exclude={"interval"}))
         Path(tmp, "config.yaml").write_text(yaml.safe_dump(raw))
         log = open(Path(tmp, "exporter.log"), "w")
-        process = subprocess.Popen([sys.executable, "-m", "exporter", "--config", f"{tmp}/config.yaml",
+        process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--config", f"{tmp}/config.yaml",
                                     "--listen", "127.0.0.1:0", "--log-level", "info"],
                                    cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)
         try:

@@ -11,10 +11,10 @@ import aiohttp
 from common import page_server, rss_mb
 from prometheus_client import CollectorRegistry
 
-from exporter.collector import build_collector
-from exporter.config import DEFAULT_BUCKETS, parse_config
-from exporter.selfmetrics import SelfMetrics
-from exporter.sqlite_store import SqliteStore
+from agent_session_exporter.collector import build_collector
+from agent_session_exporter.config import DEFAULT_BUCKETS, parse_config
+from agent_session_exporter.selfmetrics import SelfMetrics
+from agent_session_exporter.sqlite_store import SqliteStore
 
 T0 = 1_780_000_000
 WEEK = 7 * 86400

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from exporter.timeparse import parse_timestamp  # noqa: E402
+from agent_session_exporter.timeparse import parse_timestamp  # noqa: E402
 
 T0 = 1_780_000_000
 STATUSES = ("succeeded", "succeeded", "succeeded", "succeeded", "partial-succeeded", "failed", "stopped",

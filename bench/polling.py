@@ -27,9 +27,9 @@ from collections import Counter
 
 from common import BENCH  # noqa: F401  (puts the project on sys.path)
 
-from exporter.app import Exporter
-from exporter.demo.runner import demo_config, running_simulators
-from exporter.demo.server import KAPSO_WORKFLOWS, Simulators
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.demo.runner import demo_config, running_simulators
+from agent_session_exporter.demo.server import KAPSO_WORKFLOWS, Simulators
 
 
 class Clock:

@@ -21,7 +21,7 @@ import scrape
 import state_store
 from common import BENCH  # noqa: F401  (puts the project on sys.path)
 
-from exporter.logs import configure_logging
+from agent_session_exporter.logs import configure_logging
 
 
 BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale")

@@ -24,7 +24,7 @@ import yaml
 from common import BENCH, cpu_seconds, rss_mb, sim_server, stop
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES
+from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES
 
 LAG = "agent_session_exporter_cycle_lag_seconds{"
 ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
@@ -84,7 +84,7 @@ def run(sources: int = 500, seconds: float = 150, interval: float = 30) -> dict[
         config = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": source_entries(base_url, sources)}
         Path(tmp, "config.yaml").write_text(yaml.safe_dump(config))
         log = open(Path(tmp, "exporter.log"), "w")
-        process = subprocess.Popen([sys.executable, "-m", "exporter", "--config.file", f"{tmp}/config.yaml",
+        process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--config.file", f"{tmp}/config.yaml",
                                     "--web.listen-address", "127.0.0.1:0", "--log.level", "info",
                                     "--log.format", "json"],
                                    cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)

@@ -12,9 +12,9 @@ import time
 from aiohttp import web
 from common import sim_server
 
-from exporter.app import Exporter
-from exporter.demo.runner import demo_config
-from exporter.server import make_app
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.demo.runner import demo_config
+from agent_session_exporter.server import make_app
 
 SCRAPER = r"""
 import http.client, json, sys, time

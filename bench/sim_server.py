@@ -13,8 +13,8 @@ import asyncio
 
 from common import BENCH  # noqa: F401  (puts the project on sys.path)
 
-from exporter.demo.runner import running_simulators
-from exporter.demo.server import Simulators
+from agent_session_exporter.demo.runner import running_simulators
+from agent_session_exporter.demo.server import Simulators
 
 
 async def serve(rate: float, backfill: float, freeze: bool) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.sqlite_store import SqliteStore  # noqa: E402
-from exporter.state import (  # noqa: E402
+from agent_session_exporter.sqlite_store import SqliteStore  # noqa: E402
+from agent_session_exporter.state import (  # noqa: E402
     CycleDelta,
     PendingSession,
     SourceTotals,  # noqa: E402

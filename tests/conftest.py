@@ -13,7 +13,7 @@ import aioresponses.core
 import pytest
 from aiohttp import ClientResponse
 
-from exporter.logs import configure_logging
+from agent_session_exporter.logs import configure_logging
 
 from .helpers import FakeClock
 

@@ -18,10 +18,10 @@ from aioresponses import CallbackResult
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.collector import build_collector
-from exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
-from exporter.selfmetrics import SelfMetrics
-from exporter.state import MemoryStore, Store
+from agent_session_exporter.collector import build_collector
+from agent_session_exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
+from agent_session_exporter.selfmetrics import SelfMetrics
+from agent_session_exporter.state import MemoryStore, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "http://api.test"
@@ -121,7 +121,7 @@ class Upstream:
 
 def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The exporter's command line, run as users run it: a subprocess."""
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agent_session_exporter", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 

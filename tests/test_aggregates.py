@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from exporter.aggregates import LabelLimiter, SessionMetrics, SourceView, TotalsBuilder
-from exporter.model import Outcome, Phase, SessionRecord
-from exporter.state import SourceTotals
+from agent_session_exporter.aggregates import LabelLimiter, SessionMetrics, SourceView, TotalsBuilder
+from agent_session_exporter.model import Outcome, Phase, SessionRecord
+from agent_session_exporter.state import SourceTotals
 
 
 def record(sid: str, status: str = "completed", outcome: Outcome = Outcome.SUCCESS, **extra) -> SessionRecord:

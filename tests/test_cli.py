@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from exporter.demo.runner import DEMO_SOURCES
+from agent_session_exporter.demo.runner import DEMO_SOURCES
 
 from .helpers import ROOT, parse_exposition, run, total_of
 
@@ -46,7 +46,7 @@ def test_demo_once_prints_an_exposition_with_all_five_providers():
 
 
 def test_demo_serves_metrics_and_stops_cleanly_on_sigterm():
-    process = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", "--listen", "127.0.0.1:0"], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--demo", "--listen", "127.0.0.1:0"], cwd=ROOT,
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         url = None
@@ -85,8 +85,8 @@ def test_bad_listen_is_refused(flag):
 def test_production_start_never_loads_the_simulators(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("sources:\n  - {name: s, provider: syntropic137, base_url: 'http://127.0.0.1:9'}\n")
-    probe = ("import sys; from exporter.cli import main; main(['--config.file', sys.argv[1], '--check-config']); "
-             "print(sorted(m for m in sys.modules if m.startswith('exporter.demo')))")
+    probe = ("import sys; from agent_session_exporter.cli import main; main(['--config.file', sys.argv[1], '--check-config']); "
+             "print(sorted(m for m in sys.modules if m.startswith('agent_session_exporter.demo')))")
     result = subprocess.run([sys.executable, "-c", probe, str(config)], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.splitlines()[-1] == "[]", result.stderr

@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from exporter.app import Exporter
-from exporter.config import parse_config
-from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from exporter.demo.server import HONEYHIVE_PROJECT, PREFIXES, Simulators
-from exporter.sqlite_store import SqliteStore
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import parse_config
+from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
+from agent_session_exporter.demo.server import HONEYHIVE_PROJECT, PREFIXES, Simulators
+from agent_session_exporter.sqlite_store import SqliteStore
 
 from .helpers import FakeClock, Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
 
@@ -386,7 +386,7 @@ class FailingStore:
     """A MemoryStore whose commits fail while ``failing`` is set."""
 
     def __init__(self) -> None:
-        from exporter.state import MemoryStore
+        from agent_session_exporter.state import MemoryStore
         self.inner = MemoryStore()
         self.failing = True
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, load_config, parse_config, parse_duration
+from agent_session_exporter.config import ConfigError, load_config, parse_config, parse_duration
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 
@@ -116,7 +116,7 @@ def test_the_published_schema_accepts_the_example_and_is_current():
     import jsonschema
     import yaml
 
-    from exporter.config import config_schema, config_schema_text
+    from agent_session_exporter.config import config_schema, config_schema_text
 
     published = EXAMPLE.parent / "config.schema.json"
     assert published.read_text() == config_schema_text(), "regenerate: agent-session-exporter --config.schema"

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from exporter.demo.server import Simulators
+from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
+from agent_session_exporter.demo.server import Simulators
 
 from .helpers import scrape_after_more_cycles, parse_exposition, source_entry, total_of
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def start_exporter(config_path: Path, log_path: Path) -> tuple[asyncio.subprocess.Process, str]:
     log = open(log_path, "a")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "exporter", "--config", str(config_path), "--listen", "127.0.0.1:0",
+        sys.executable, "-m", "agent_session_exporter", "--config", str(config_path), "--listen", "127.0.0.1:0",
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log)
     log.close()
     deadline = time.monotonic() + 20

@@ -3,7 +3,7 @@ as the rules compute them (the rule tests prove the alerts fire on the failures 
 
 from __future__ import annotations
 
-from exporter.demo.server import Simulators
+from agent_session_exporter.demo.server import Simulators
 
 from .helpers import FakeClock
 

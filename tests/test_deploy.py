@@ -17,11 +17,11 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from exporter.app import Exporter
-from exporter.config import DEFAULT_LISTEN, parse_config
-from exporter.demo.runner import demo_config, running_simulators
-from exporter.demo.server import Simulators
-from exporter.server import make_app
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import DEFAULT_LISTEN, parse_config
+from agent_session_exporter.demo.runner import demo_config, running_simulators
+from agent_session_exporter.demo.server import Simulators
+from agent_session_exporter.server import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -56,7 +56,7 @@ def test_promtool_checks_and_unit_tests_the_rules():
 
 
 def test_promtool_finds_no_problem_in_the_real_exposition():
-    exposition = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--once"], cwd=ROOT,
+    exposition = subprocess.run([sys.executable, "-m", "agent_session_exporter", "--demo", "--once"], cwd=ROOT,
                                 capture_output=True, timeout=60, check=True).stdout
     assert b"agent_sessions_finished_total{" in exposition
     result = subprocess.run([tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, timeout=60)

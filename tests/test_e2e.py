@@ -7,10 +7,10 @@ import pytest
 from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from exporter.app import Exporter
-from exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from exporter.demo.server import KAPSO_WORKFLOW_NAMES, Simulators
-from exporter.server import make_app
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
+from agent_session_exporter.demo.server import KAPSO_WORKFLOW_NAMES, Simulators
+from agent_session_exporter.server import make_app
 
 from .helpers import parse_exposition, total_of
 

@@ -14,12 +14,12 @@ import bcrypt
 import pytest
 from aiohttp import web
 
-from exporter import webconfig
-from exporter.app import Exporter
-from exporter.config import ConfigError, load_config, parse_config
-from exporter.listener import ConnectionGuard, listen
-from exporter.logs import configure_logging
-from exporter.webconfig import basic_auth_middleware
+from agent_session_exporter import webconfig
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import ConfigError, load_config, parse_config
+from agent_session_exporter.listener import ConnectionGuard, listen
+from agent_session_exporter.logs import configure_logging
+from agent_session_exporter.webconfig import basic_auth_middleware
 
 from .helpers import run
 

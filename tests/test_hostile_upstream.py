@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from exporter.providers import PendingRef, PollWindow
-from exporter.sqlite_store import SqliteStore
+from agent_session_exporter.providers import PendingRef, PollWindow
+from agent_session_exporter.sqlite_store import SqliteStore
 
 from .helpers import Harness, Upstream, make_source
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aioresponses import aioresponses
 
-from exporter.landing import render_landing
-from exporter.logs import redactor
+from agent_session_exporter.landing import render_landing
+from agent_session_exporter.logs import redactor
 
 from .helpers import KEY, Harness, Upstream, make_source
 from .test_real_api_shapes import NOW, dify_row

@@ -3,7 +3,7 @@ import json
 
 import structlog
 
-from exporter.logs import REDACTED, configure_logging, redactor
+from agent_session_exporter.logs import REDACTED, configure_logging, redactor
 
 
 def test_known_secrets_are_redacted_from_every_field_of_every_line():

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from exporter.model import Outcome, Phase
-from exporter.providers import KnownRows, PendingRef, PollResult, PollWindow
-from exporter.providers.dify import PAGE
-from exporter.timeparse import parse_timestamp, to_iso
+from agent_session_exporter.model import Outcome, Phase
+from agent_session_exporter.providers import KnownRows, PendingRef, PollResult, PollWindow
+from agent_session_exporter.providers.dify import PAGE
+from agent_session_exporter.timeparse import parse_timestamp, to_iso
 
 from .helpers import KEY, Harness, Upstream, make_source, spring_page, sum_samples, whatabot_item
 from .helpers import iso_ms as iso

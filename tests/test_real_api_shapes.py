@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from exporter.model import Outcome, Phase
-from exporter.providers import PendingRef, PollWindow
-from exporter.timeparse import parse_timestamp
+from agent_session_exporter.model import Outcome, Phase
+from agent_session_exporter.providers import PendingRef, PollWindow
+from agent_session_exporter.timeparse import parse_timestamp
 
 from .helpers import Harness, Upstream, make_source
 from .helpers import iso_ms as iso
@@ -256,7 +256,7 @@ async def test_syntropic_full_pages_out_of_order_are_split_until_every_session_i
                 for n in range(450)]  # oldest first, though the API promises newest first
 
     def serve(path: str, params: dict[str, str]) -> Any:
-        from exporter.timeparse import parse_timestamp
+        from agent_session_exporter.timeparse import parse_timestamp
         low = parse_timestamp(params.get("started_after"))
         high = parse_timestamp(params.get("started_before"))
         chosen = [s for s in sessions if (low is None or parse_timestamp(s["started_at"]) >= low)

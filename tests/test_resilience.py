@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from exporter.app import Exporter
-from exporter.config import parse_config
-from exporter.demo.runner import running_simulators
-from exporter.demo.server import HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
-from exporter.logs import configure_logging
-from exporter.server import make_app
-from exporter.timeparse import to_iso
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import parse_config
+from agent_session_exporter.demo.runner import running_simulators
+from agent_session_exporter.demo.server import HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
+from agent_session_exporter.logs import configure_logging
+from agent_session_exporter.server import make_app
+from agent_session_exporter.timeparse import to_iso
 
 from .helpers import scrape_after_more_cycles, parse_exposition, total_of
 

@@ -9,11 +9,11 @@ import pytest
 from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
-from exporter import __version__
-from exporter.app import Exporter
-from exporter.config import parse_config
-from exporter.selfmetrics import DROP_REASONS, INVALID_REASONS
-from exporter.server import make_app
+from agent_session_exporter import __version__
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import parse_config
+from agent_session_exporter.selfmetrics import DROP_REASONS, INVALID_REASONS
+from agent_session_exporter.server import make_app
 
 from .helpers import parse_exposition, run
 

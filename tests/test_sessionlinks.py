@@ -6,11 +6,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.app import Exporter
-from exporter.config import parse_config
-from exporter.sessionlinks import MissingValue, SessionLink, template_fields
-from exporter.server import make_app
-from exporter.state import PendingSession
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import parse_config
+from agent_session_exporter.sessionlinks import MissingValue, SessionLink, template_fields
+from agent_session_exporter.server import make_app
+from agent_session_exporter.state import PendingSession
 
 
 def test_values_are_encoded_as_one_path_segment_each():

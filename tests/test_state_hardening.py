@@ -8,12 +8,12 @@ import sqlite3
 
 import pytest
 
-from exporter.app import Exporter
-from exporter.config import parse_config
-from exporter.demo.runner import demo_config, running_simulators
-from exporter.demo.server import Simulators
-from exporter.sqlite_store import SqliteStore, StateError
-from exporter.state import CycleDelta, SourceTotals
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import parse_config
+from agent_session_exporter.demo.runner import demo_config, running_simulators
+from agent_session_exporter.demo.server import Simulators
+from agent_session_exporter.sqlite_store import SqliteStore, StateError
+from agent_session_exporter.state import CycleDelta, SourceTotals
 
 from .helpers import parse_exposition, run, source_entry
 

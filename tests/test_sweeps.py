@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.state import PendingSession, SourceState
-from exporter.sweeps import SweepSchedule
+from agent_session_exporter.state import PendingSession, SourceState
+from agent_session_exporter.sweeps import SweepSchedule
 
 NOW = 1_000_000.0
 

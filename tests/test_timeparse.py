@@ -1,6 +1,6 @@
 import pytest
 
-from exporter.timeparse import parse_timestamp, to_iso
+from agent_session_exporter.timeparse import parse_timestamp, to_iso
 
 T = 1705407629.0  # 2024-01-16T12:20:29Z
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 from aioresponses import aioresponses
 
-from exporter.providers import PollResult
-from exporter.providers.dify import PAGE
+from agent_session_exporter.providers import PollResult
+from agent_session_exporter.providers.dify import PAGE
 
 from .helpers import Harness, Upstream, make_source
 from .test_real_api_shapes import NOW, dify_row

@@ -28,7 +28,7 @@ class Exporter:
     def __init__(self, tmp_path: Path, *args: str) -> None:
         self.log_path = tmp_path / f"exporter-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "exporter", "--listen", "127.0.0.1:0", *args],
+        self.process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--listen", "127.0.0.1:0", *args],
                                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
         self.url = self.wait_for("listening")["url"]
 
@@ -105,7 +105,7 @@ def test_tls_and_basic_auth_protect_metrics_but_not_healthz(tmp_path, web_config
 def test_a_web_config_that_is_not_a_bcrypt_hash_is_refused(tmp_path):
     path = tmp_path / "web.yml"
     path.write_text("basic_auth_users:\n  prometheus: plaintext\n")
-    result = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--check-config", "--web.config.file",
+    result = subprocess.run([sys.executable, "-m", "agent_session_exporter", "--demo", "--check-config", "--web.config.file",
                              str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "basic_auth_users.prometheus" in result.stderr
 
