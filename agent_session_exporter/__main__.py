@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from agent_session_exporter.cli import main
 
 sys.exit(main())

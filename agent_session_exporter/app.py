@@ -1,4 +1,4 @@
-"""Wires config, providers, collectors, store and metrics into one running exporter."""
+"""Wires config, providers, pollers, store and metrics into one running exporter."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from .collector import SourceCollector, build_collector
-from .config import Config, SourceConfig
-from .exposition import Exposition
-from .logs import redactor
-from .selfmetrics import SelfMetrics
-from .state import MemoryStore, Store
+from agent_session_exporter.config import Config, SourceConfig
+from agent_session_exporter.keep.store import MemoryStore, Store
+from agent_session_exporter.logs import redactor
+from agent_session_exporter.poller import SourcePoller, build_poller
+from agent_session_exporter.serve.exposition import Exposition
+from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 log = structlog.get_logger()
 # ``*_created`` series double the exposition and no dashboard here uses them.
@@ -36,13 +36,13 @@ class Exporter:
         ProcessCollector(registry=self.live_registry)
         PlatformCollector(registry=self.live_registry)
         self.exposition = Exposition(self.registry, self.live_registry)
-        self.collectors: dict[str, SourceCollector] = {}
+        self.pollers: dict[str, SourcePoller] = {}
         self.http_session: aiohttp.ClientSession | None = None
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._started = False
         self._reload_lock = asyncio.Lock()
         redactor.set_secrets(config.secrets)
-        self.store.attach(lambda: {name: c.state for name, c in self.collectors.items()}, self._state_recreated)
+        self.store.attach(lambda: {name: c.state for name, c in self.pollers.items()}, self._state_recreated)
         dropped = self.store.retain_only(_providers(config))
         if dropped:
             log.info("dropped state of sources no longer configured", sources=dropped)
@@ -57,14 +57,14 @@ class Exporter:
     def _add_source(self, source: SourceConfig) -> None:
         assert self.http_session is not None
         name = source.name
-        collector = self.collectors[name] = build_collector(
+        collector = self.pollers[name] = build_poller(
             source, self.http_session, self.store, self.self_metrics, self.config.duration_buckets,
             clock=self.clock, on_change=lambda sessions: self.exposition.source_changed(name, sessions))
         self.exposition.add_source(name, {"self": collector.metrics.registry, "sessions": collector.session_metrics})
 
     async def _remove_source(self, name: str, grace: float) -> None:
         await self._stop_tasks([name], grace)
-        del self.collectors[name]
+        del self.pollers[name]
         self.exposition.remove_source(name)
         self.self_metrics.forget(name)
 
@@ -95,7 +95,7 @@ class Exporter:
         self.store.retain_only(_providers(config))
         self.config = config
         for name, source in new.items():
-            if name not in self.collectors:
+            if name not in self.pollers:
                 self._add_source(source)
                 if self._started:
                     self._start_task(name)
@@ -120,19 +120,19 @@ class Exporter:
 
     async def run_once(self) -> dict[str, bool]:
         """One cycle of every source, concurrently."""
-        results = await asyncio.gather(*(c.run_cycle() for c in self.collectors.values()))
-        return dict(zip(self.collectors, results, strict=True))
+        results = await asyncio.gather(*(c.run_cycle() for c in self.pollers.values()))
+        return dict(zip(self.pollers, results, strict=True))
 
     def start(self) -> None:
         """Run every source on its own task and interval, their cycles spread evenly over it."""
         self._started = True
-        count = len(self.collectors)
-        for position, (name, collector) in enumerate(self.collectors.items()):
+        count = len(self.pollers)
+        for position, (name, collector) in enumerate(self.pollers.items()):
             self._start_task(name, offset=collector.source.interval * position / count)
 
     def _start_task(self, name: str, offset: float = 0.0) -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(self.collectors[name].run(stop, offset), name=f"source:{name}")
+        task = asyncio.create_task(self.pollers[name].run(stop, offset), name=f"source:{name}")
         self._tasks[name] = (task, stop)
 
     async def _stop_tasks(self, names: list[str], grace: float) -> None:

@@ -18,16 +18,16 @@ from typing import AsyncIterator, Sequence
 import structlog
 from aiohttp import web
 
-from . import __version__
-from .app import Exporter
-from .config import DEFAULT_LISTEN, Config, ConfigError, config_schema_text, load_config, parse_listen
-from .listener import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, ConnectionGuard
-from .listener import listen as listen_on
-from .logs import configure_logging
-from .server import make_app
-from .sqlite_store import SqliteStore, StateError
-from .state import MemoryStore, Store
-from .webconfig import WebConfig, load_web_config
+from agent_session_exporter import __version__
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.config import DEFAULT_LISTEN, Config, ConfigError, config_schema_text, load_config, parse_listen
+from agent_session_exporter.keep.sqlite import SqliteStore, StateError
+from agent_session_exporter.keep.store import MemoryStore, Store
+from agent_session_exporter.logs import configure_logging
+from agent_session_exporter.serve.listener import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, ConnectionGuard
+from agent_session_exporter.serve.listener import listen as listen_on
+from agent_session_exporter.serve.server import make_app
+from agent_session_exporter.serve.webconfig import WebConfig, load_web_config
 
 log = structlog.get_logger()
 
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config) if args.config else None
         if config is None and args.check_config:
-            from .demo.runner import demo_config
+            from agent_session_exporter.demo.runner import demo_config
             config = demo_config("http://127.0.0.1:1")
         if args.listen:
             parse_listen(args.listen, "--web.listen-address")
@@ -109,8 +109,8 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
     if config is not None:
         yield config
         return
-    from .demo.runner import demo_config, running_simulators  # the simulators load only for --demo
-    from .demo.server import Simulators
+    from agent_session_exporter.demo.runner import demo_config, running_simulators  # the simulators load only for --demo
+    from agent_session_exporter.demo.server import Simulators
     simulators = Simulators()
     simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
     async with running_simulators(simulators, tick_every=1.0) as base_url:
@@ -204,7 +204,7 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
     scheme = "https" if web_config.ssl_context else "http"
     base = f"{scheme}://{_openable(bound[0])}:{bound[1]}"
     log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
-             sources=list(exporter.collectors), basic_auth=bool(web_config.users))
+             sources=list(exporter.pollers), basic_auth=bool(web_config.users))
     _note_health_url(base + "/healthz")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

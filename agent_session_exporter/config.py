@@ -16,8 +16,8 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .providers import PROVIDER_CLASSES
-from .sourceconfig import BasicAuth, Duration, SourceBase, StrictModel, to_seconds
+from agent_session_exporter.read.providers import PROVIDER_CLASSES
+from agent_session_exporter.read.source import BasicAuth, Duration, SourceBase, StrictModel, to_seconds
 
 PROVIDERS = tuple(PROVIDER_CLASSES)
 DEFAULT_LISTEN = "0.0.0.0:9817"

@@ -1,9 +1,14 @@
-"""Normalized session records: what every provider turns its API items into."""
+"""The records every stage passes on: normalized sessions (what a provider turns its API items
+into), and the contract of one poll (the window asked for, the result handed back, the rows the
+exporter already knows)."""
 
 from __future__ import annotations
 
+import bisect
 import enum
+import math
 from dataclasses import dataclass, field
+from typing import Container
 
 
 class Outcome(str, enum.Enum):
@@ -82,3 +87,68 @@ def classify(status: str, mapping: dict[str, Outcome | None], finished_at: float
     if finished_at is None:
         return Phase.ACTIVE, None, False
     return Phase.FINISHED, Outcome.UNKNOWN, False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRef:
+    """A session seen active that the provider must keep reporting until it ends."""
+
+    session_id: str
+    key_time: float
+
+
+@dataclass(frozen=True)
+class PollWindow:
+    """``since``: sessions whose key time is older are not needed, except ``stale_pending``
+    (pending sessions older than ``since``), which the provider re-checks its own way."""
+
+    since: float
+    stale_pending: tuple[PendingRef, ...] = ()
+    #: The poller's clock at the start of the cycle (None: the wall clock).
+    now: float | None = None
+    #: Ids already counted as finished (read-only), for providers that can skip work on them.
+    known_finished: Container[str] = frozenset()
+    #: A newest-first reader may stop after the first page holding a session in ``known_finished``
+    #: (a steady read: what lies past it was read before; late writes are the sweep's).
+    stop_at_known: bool = False
+
+    @property
+    def since_with_stale(self) -> float:
+        """``since`` widened back to the oldest stale pending session (for APIs without a lookup)."""
+        return min([self.since] + [p.key_time for p in self.stale_pending])
+
+
+@dataclass
+class PollResult:
+    records: list[SessionRecord] = field(default_factory=list)
+    #: Items skipped as invalid: (reason, the item's id where it has one).
+    invalid: list[tuple[str, str | None]] = field(default_factory=list)
+    #: Pending session ids the provider learned no longer exist upstream.
+    gone: list[str] = field(default_factory=list)
+    #: Pending session ids whose re-check failed this cycle, with the error kind; only they wait.
+    unreadable: dict[str, str] = field(default_factory=dict)
+    #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
+    unordered: str | None = None
+    #: Workflows no longer listed upstream: their pending sessions are given up on.
+    removed_workflows: set[str] = field(default_factory=set)
+    #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key
+    #: time, so that a probe (``Provider.band_holds``) knows them too.
+    skipped: dict[str, float] = field(default_factory=dict)
+    #: Requests spent looking pending sessions up one by one (part of the cycle's requests).
+    lookup_requests: int = 0
+
+
+@dataclass(frozen=True)
+class KnownRows:
+    """The key times of the rows of a list the exporter knows (counted, pending, or not sessions),
+    oldest first: what the read planner estimates pages from, and a probe compares the list with."""
+
+    key_times: list[float]
+
+    def count(self, low: float, high: float = math.inf) -> int:
+        """Rows known with key times in [``low``, ``high``]."""
+        return bisect.bisect_right(self.key_times, high) - bisect.bisect_left(self.key_times, low)
+
+    @property
+    def newest(self) -> float | None:
+        return self.key_times[-1] if self.key_times else None

@@ -1,4 +1,4 @@
-"""Ingest ratio: the exporter's provider + collector + state path against a bare aiohttp client
+"""Ingest ratio: the exporter's provider + poller + state path against a bare aiohttp client
 fetching and parsing the same Dify-shaped pages from a server in another process."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import orjson
 from common import page_server
 from prometheus_client import CollectorRegistry
 
-from agent_session_exporter.collector import build_collector
 from agent_session_exporter.config import DEFAULT_BUCKETS, parse_config
-from agent_session_exporter.selfmetrics import SelfMetrics
-from agent_session_exporter.sqlite_store import SqliteStore
+from agent_session_exporter.keep.sqlite import SqliteStore
+from agent_session_exporter.poller import build_poller
+from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 PAGE = 100
 T0 = 1_780_000_000
@@ -42,7 +42,7 @@ async def ceiling(base_url: str, pages: int, concurrency: int) -> float:
 
 
 async def exporter_path(base_url: str, sessions: int, per_cycle: int) -> tuple[float, int]:
-    """Sessions per second through provider, collector and SQLite state, cycle by cycle."""
+    """Sessions per second through provider, poller and SQLite state, cycle by cycle."""
     clock = {"now": float(T0)}
     source = parse_config({"sources": [{"name": "bench", "provider": "dify", "base_url": base_url + "/v1",
                                         "api_key": "bench-key", "initial_lookback": per_cycle + 1,
@@ -50,7 +50,7 @@ async def exporter_path(base_url: str, sessions: int, per_cycle: int) -> tuple[f
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(f"{tmp}/state.db", {"bench": "dify"})
         async with aiohttp.ClientSession() as session:
-            collector = build_collector(source, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
+            poller = build_poller(source, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
                                         clock=lambda: clock["now"])
             busy = 0.0
             for horizon in range(T0 + per_cycle - 1, T0 + sessions - 1 + per_cycle, per_cycle):
@@ -59,9 +59,9 @@ async def exporter_path(base_url: str, sessions: int, per_cycle: int) -> tuple[f
                     pass
                 clock["now"] = horizon + 1.0
                 started = time.perf_counter()
-                assert await collector.run_cycle()
+                assert await poller.run_cycle()
                 busy += time.perf_counter() - started
-            counted = sum(collector.state.totals.finished.values())
+            counted = sum(poller.state.totals.finished.values())
         store.close()
     return counted / busy, counted
 

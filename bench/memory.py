@@ -11,10 +11,10 @@ import aiohttp
 from common import page_server, rss_mb
 from prometheus_client import CollectorRegistry
 
-from agent_session_exporter.collector import build_collector
 from agent_session_exporter.config import DEFAULT_BUCKETS, parse_config
-from agent_session_exporter.selfmetrics import SelfMetrics
-from agent_session_exporter.sqlite_store import SqliteStore
+from agent_session_exporter.keep.sqlite import SqliteStore
+from agent_session_exporter.poller import build_poller
+from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 T0 = 1_780_000_000
 WEEK = 7 * 86400
@@ -30,7 +30,7 @@ async def stream(sessions: int, cycle_seconds: float) -> dict[str, float]:
         source = source.model_copy(update={"base_url": base_url + "/v1"})
         store = SqliteStore(f"{tmp}/state.db", {"mem": "dify"})
         async with aiohttp.ClientSession() as session:
-            collector = build_collector(source, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
+            poller = build_poller(source, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
                                         clock=lambda: clock["now"])
             rss_at_tenth = None
             horizon = float(T0)
@@ -39,14 +39,14 @@ async def stream(sessions: int, cycle_seconds: float) -> dict[str, float]:
                 async with session.post(f"{base_url}/horizon", params={"t": horizon}):
                     pass
                 clock["now"] = horizon + 1.0
-                assert await collector.run_cycle()
-                counted = sum(collector.state.totals.finished.values())
+                assert await poller.run_cycle()
+                counted = sum(poller.state.totals.finished.values())
                 if rss_at_tenth is None and counted >= sessions // 10:
                     gc.collect()
                     rss_at_tenth = rss_mb()[0]
             gc.collect()
             rss_end, rss_peak = rss_mb()
-            tracked = len(collector.state.counted) + len(collector.state.pending)
+            tracked = len(poller.state.counted) + len(poller.state.pending)
             rows = store.row_counts()
         store.close()
     return {"sessions": counted, "rss_after_10pct_mb": rss_at_tenth, "rss_end_mb": rss_end,

@@ -23,7 +23,6 @@ from common import BENCH  # noqa: F401  (puts the project on sys.path)
 
 from agent_session_exporter.logs import configure_logging
 
-
 BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale")
 
 
@@ -48,7 +47,7 @@ def main() -> int:
         figures = ingest.run(sessions=20_000 if smoke else 200_000, per_cycle=2000)
         row("1. ingest: ceiling sessions/s (bare client, best of 1/4/8)", figures["ceiling_sessions_per_s"], fmt="{:,.0f}")
         row("   ceiling concurrency", figures["ceiling_concurrency"], fmt="{:.0f}")
-        row("   exporter sessions/s (provider+collector+state)", figures["exporter_sessions_per_s"], fmt="{:,.0f}")
+        row("   exporter sessions/s (provider+poller+state)", figures["exporter_sessions_per_s"], fmt="{:,.0f}")
         row("   sessions ingested", figures["sessions"], ">= 200,000", figures["sessions"] >= 200_000, "{:,.0f}")
         row("   ratio exporter/ceiling", figures["ratio"], ">= 0.5", figures["ratio"] >= 0.5)
 

@@ -14,7 +14,7 @@ from common import sim_server
 
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.demo.runner import demo_config
-from agent_session_exporter.server import make_app
+from agent_session_exporter.serve.server import make_app
 
 SCRAPER = r"""
 import http.client, json, sys, time
@@ -48,7 +48,7 @@ async def measure(base_url: str, scrapes: int) -> dict[str, float]:
             lags.append((time.perf_counter() - started - 0.005) * 1000)
     monitor = asyncio.create_task(lag_monitor())
     cycles_before = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
-                        for c in exporter.collectors.values())
+                        for c in exporter.pollers.values())
     exporter.start()
     try:
         scraper = await asyncio.create_subprocess_exec(sys.executable, "-c", SCRAPER, host, str(port),
@@ -56,7 +56,7 @@ async def measure(base_url: str, scrapes: int) -> dict[str, float]:
         out, _ = await scraper.communicate()
         latencies = sorted(json.loads(out))
         cycles_busy = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
-                          for c in exporter.collectors.values()) - cycles_before
+                          for c in exporter.pollers.values()) - cycles_before
         stop.set()  # the timing loops below block the loop on purpose: stop measuring its lag first
         await monitor
         exposition = exporter.render_metrics().decode()

@@ -3,7 +3,7 @@
     python bench/state_store.py [--sessions-per-cycle 1000] [--cycles 200] [--window-cycles 10]
 
 Each cycle commits N newly counted ids, N/10 pending upserts, the counter totals, and prunes the
-ids that left the overlap window (``--window-cycles`` cycles old), as the collector does.
+ids that left the overlap window (``--window-cycles`` cycles old), as the poller does.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent_session_exporter.sqlite_store import SqliteStore  # noqa: E402
-from agent_session_exporter.state import (  # noqa: E402
+from agent_session_exporter.count.state import (  # noqa: E402
     CycleDelta,
     PendingSession,
     SourceTotals,  # noqa: E402
 )
+from agent_session_exporter.keep.sqlite import SqliteStore  # noqa: E402
 
 
 def run(sessions_per_cycle: int, cycles: int, window_cycles: int) -> dict[str, float]:

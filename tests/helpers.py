@@ -1,4 +1,4 @@
-"""Builders shared by the tests: sources, collectors, and metric readers."""
+"""Builders shared by the tests: sources, pollers, and metric readers."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from aioresponses import CallbackResult
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent_session_exporter.collector import build_collector
 from agent_session_exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
-from agent_session_exporter.selfmetrics import SelfMetrics
-from agent_session_exporter.state import MemoryStore, Store
+from agent_session_exporter.keep.store import MemoryStore, Store
+from agent_session_exporter.poller import build_poller
+from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "http://api.test"
@@ -41,19 +41,19 @@ def make_source(provider: str, **overrides: Any) -> SourceConfig:
 
 
 class Harness:
-    """One source's collector wired to a real aiohttp session and a private registry."""
+    """One source's poller wired to a real aiohttp session and a private registry."""
 
     def __init__(self, source: SourceConfig, session: aiohttp.ClientSession, clock: Callable[[], float],
                  store: Store | None = None) -> None:
         self.source = source
         self.registry = CollectorRegistry(auto_describe=False)
         self.self_metrics = SelfMetrics(self.registry)
-        self.collector = build_collector(source, session, store or MemoryStore(), self.self_metrics, DEFAULT_BUCKETS,
+        self.poller = build_poller(source, session, store or MemoryStore(), self.self_metrics, DEFAULT_BUCKETS,
                                          clock=clock, sleep=_no_sleep)
-        self.provider = self.collector.provider
+        self.provider = self.poller.provider
         self.http = self.provider.http
         self.registry.register(self.self_metrics.all_sources)
-        self.registry.register(self.collector.session_metrics)
+        self.registry.register(self.poller.session_metrics)
 
     def value(self, name: str, **labels: str) -> float:
         """Sum of ``name`` over this source's series matching ``labels`` (every workflow, unless given)."""

@@ -10,7 +10,7 @@ from aiohttp import web
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
-from agent_session_exporter.server import make_app
+from agent_session_exporter.serve.server import make_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

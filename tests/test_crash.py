@@ -17,7 +17,7 @@ import yaml
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
 
-from .helpers import scrape_after_more_cycles, parse_exposition, source_entry, total_of
+from .helpers import parse_exposition, scrape_after_more_cycles, source_entry, total_of
 
 ROOT = Path(__file__).resolve().parent.parent
 

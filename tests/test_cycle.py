@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from agent_session_exporter.aggregates import LabelLimiter, TotalsBuilder
-from agent_session_exporter.cycle import CycleSettings, plan_cycle, plan_read
-from agent_session_exporter.model import Outcome, Phase, SessionRecord
-from agent_session_exporter.providers.base import PollResult
-from agent_session_exporter.state import PendingSession, SourceState
+from agent_session_exporter.count.cycle import CycleSettings, plan_cycle, plan_read
+from agent_session_exporter.count.state import PendingSession, SourceState
+from agent_session_exporter.count.totals import LabelLimiter, TotalsBuilder
+from agent_session_exporter.model import Outcome, Phase, PollResult, SessionRecord
 
 NOW = 1_000_000.0
 SETTINGS = CycleSettings(overlap=60.0, settle_after=30.0, max_pending_age=3600.0)

@@ -4,13 +4,13 @@ Prometheus scraping the exporter evaluates every dashboard query and raises the 
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +21,7 @@ from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import DEFAULT_LISTEN, parse_config
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
-from agent_session_exporter.server import make_app
+from agent_session_exporter.serve.server import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

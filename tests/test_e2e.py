@@ -10,7 +10,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from agent_session_exporter.demo.server import KAPSO_WORKFLOW_NAMES, Simulators
-from agent_session_exporter.server import make_app
+from agent_session_exporter.serve.server import make_app
 
 from .helpers import parse_exposition, total_of
 
@@ -107,7 +107,7 @@ async def test_healthz_and_landing_page(stack):
         async with client.get(url + "/") as response:
             page = await response.text()
     assert "/metrics" in page
-    for name in exporter.collectors:
+    for name in exporter.pollers:
         assert name in page
     assert "ok:" in page
 

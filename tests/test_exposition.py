@@ -8,7 +8,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from agent_session_exporter.exposition import Exposition, split_families
+from agent_session_exporter.serve.exposition import Exposition, split_families
 
 
 class CountingRegistry(CollectorRegistry):

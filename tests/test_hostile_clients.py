@@ -14,12 +14,12 @@ import bcrypt
 import pytest
 from aiohttp import web
 
-from agent_session_exporter import webconfig
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import ConfigError, load_config, parse_config
-from agent_session_exporter.listener import ConnectionGuard, listen
 from agent_session_exporter.logs import configure_logging
-from agent_session_exporter.webconfig import basic_auth_middleware
+from agent_session_exporter.serve import webconfig
+from agent_session_exporter.serve.listener import ConnectionGuard, listen
+from agent_session_exporter.serve.webconfig import basic_auth_middleware
 
 from .helpers import run
 
@@ -144,7 +144,7 @@ async def test_two_reloads_at_once_leave_exactly_the_configured_tasks():
         await asyncio.gather(exporter.reload(config("a", "c")), exporter.reload(config("a", "d")))
         polling = sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("source:"))
         assert polling == ["source:a", "source:d"]
-        assert sorted(exporter.collectors) == ["a", "d"]
+        assert sorted(exporter.pollers) == ["a", "d"]
     finally:
         await exporter.close(grace=0.1)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("source:")]

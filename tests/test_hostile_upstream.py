@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from agent_session_exporter.providers import PendingRef, PollWindow
-from agent_session_exporter.sqlite_store import SqliteStore
+from agent_session_exporter.keep.sqlite import SqliteStore
+from agent_session_exporter.model import PendingRef, PollWindow
 
 from .helpers import Harness, Upstream, make_source
 
@@ -62,18 +62,18 @@ async def test_a_pending_session_whose_lookup_fails_holds_up_nothing_and_expires
                 http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert h.value("agent_session_exporter_pending_sessions") == 2
         for n in range(10):  # busy traffic keeps being counted while the two old lookups keep failing
             clock.advance(60)
             listed[:] = [syntropic(f"new-{n}-{k}", clock.now - 59 + k * 0.4) for k in range(150)]
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
         assert h.finished() == 1500
         looked_up = [path for path in upstream.raw_paths if path != "/sessions"]
         assert len(looked_up) >= 18  # the two old sessions, looked up each cycle (reading back is dearer)
         clock.advance(3 * 3600)
         listed[:] = []
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.value("agent_session_exporter_pending_dropped_total", reason="unreadable") == 2
     assert h.value("agent_session_exporter_pending_sessions") == 0
 
@@ -83,10 +83,10 @@ async def test_pending_sessions_expire_even_while_every_poll_fails(http_session,
     h = Harness(make_source("syntropic137", max_pending_age="1h", retries=0), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: {"sessions": [syntropic("s", NOW - 5, "running")]}))
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         m.get(Upstream.pattern(), status=503, repeat=True)
         clock.advance(3700)
-        assert not await h.collector.run_cycle()
+        assert not await h.poller.run_cycle()
     assert h.value("agent_session_exporter_pending_dropped_total", reason="unreadable") == 1
     assert h.value("agent_session_exporter_pending_sessions") == 0
     assert h.value("agent_session_exporter_source_up") == 0
@@ -106,7 +106,7 @@ async def test_a_bad_figure_drops_that_figure_only_and_counts_once(http_session,
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: {"sessions": listed}), repeat=True)
         for _ in range(3):
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
             clock.advance(30)
     assert h.finished() == 2
     assert h.value("agent_session_exporter_invalid_records_total", reason="bad_figure") == 2
@@ -139,12 +139,12 @@ async def test_microsecond_times_are_read_as_such_and_far_future_key_times_are_r
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: sessions), repeat=True)
         for _ in range(2):
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
             clock.advance(5)
     assert h.finished() == 1
     assert h.value("agent_session_duration_seconds_sum", outcome="success") == pytest.approx(30.0)
     assert h.value("agent_session_exporter_invalid_records_total", reason="future_timestamp") == 1
-    assert h.collector.state.watermark <= clock.now and not h.collector.state.pending
+    assert h.poller.state.watermark <= clock.now and not h.poller.state.pending
 
 
 async def test_pending_sessions_expire_by_when_they_were_first_seen_too(http_session, clock):
@@ -153,10 +153,10 @@ async def test_pending_sessions_expire_by_when_they_were_first_seen_too(http_ses
     listed = [syntropic("s", NOW + 3000, "running")]  # a start an hour ahead (a skewed clock), within bounds
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: {"sessions": listed}), repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert h.value("agent_session_exporter_pending_sessions") == 1
         clock.advance(3601)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.value("agent_session_exporter_pending_dropped_total", reason="max_pending_age") == 1
 
 
@@ -168,7 +168,7 @@ async def test_a_page_of_many_empty_items_costs_one_line_per_reason_and_is_cappe
     h = Harness(make_source("whatabot", page_size=50), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: page), repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.value("agent_session_exporter_invalid_records_total", reason="missing_field") == 50
     assert h.value("agent_session_exporter_invalid_records_total", reason="oversized_page") == 1
     assert len([line for line in logs("warning") if line["msg"] == "invalid upstream items skipped"]) == 2
@@ -202,7 +202,7 @@ async def test_a_looping_upstream_costs_one_request_budget_per_cycle(http_sessio
     h = Harness(make_source("kapso", max_requests_per_cycle=40), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert not await h.collector.run_cycle()
+        assert not await h.poller.run_cycle()
     assert len(upstream.calls) == 40
     assert h.value("agent_session_exporter_cycle_limit_reached_total", limit="requests") == 1
 
@@ -216,13 +216,13 @@ async def test_stale_pending_lookups_are_capped_per_cycle_and_take_turns(http_se
                 http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         looked_up: list[str] = []
         for n in range(6):  # busy traffic: reading two hours back would cost far more than lookups
             clock.advance(60)
             listed[:] = [syntropic(f"new-{n}-{k}", clock.now - 59 + k * 0.4) for k in range(150)]
             before = len(upstream.calls)
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
             cycle = [c[0] for c in upstream.calls[before:] if c[0] != "/sessions"]
             assert len(cycle) <= 15
             looked_up += cycle
@@ -243,5 +243,5 @@ async def test_a_cycle_past_its_deadline_is_abandoned(http_session, clock):
     h = Harness(make_source("whatabot", cycle_timeout="1s", max_pages=10**6), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=slow, repeat=True)
-        assert not await h.collector.run_cycle()
+        assert not await h.poller.run_cycle()
     assert h.value("agent_session_exporter_cycle_limit_reached_total", limit="deadline") == 1

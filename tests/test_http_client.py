@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from agent_session_exporter.http_client import AuthRefused, HttpClient, UpstreamError, parse_retry_after
+from agent_session_exporter.read.http_client import AuthRefused, HttpClient, UpstreamError, parse_retry_after
 
 from .helpers import KEY, make_source
 

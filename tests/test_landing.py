@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aioresponses import aioresponses
 
-from agent_session_exporter.landing import render_landing
 from agent_session_exporter.logs import redactor
+from agent_session_exporter.serve.landing import render_landing
 
 from .helpers import KEY, Harness, Upstream, make_source
 from .test_real_api_shapes import NOW, dify_row
@@ -21,8 +21,8 @@ async def test_the_latest_failures_are_listed_newest_first_without_secrets(http_
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {
             "data": rows if "page" not in params or params["page"] == "1" else [], "has_more": False}), repeat=True)
-        assert await h.collector.run_cycle()
-    page = render_landing({"dify-src": h.collector, "quiet": quiet.collector}, "/metrics", now=NOW)
+        assert await h.poller.run_cycle()
+    page = render_landing({"dify-src": h.poller, "quiet": quiet.poller}, "/metrics", now=NOW)
     assert KEY not in page and "tok-" not in page and "[REDACTED]" in page
     assert "<tr class='failing'><td>dify-src</td>" in page and "25 of 27 failed in the last hour (93%)" in page
     assert "<tr class='ok'><td>quiet</td>" in page and "not polled yet" in page

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from agent_session_exporter.providers.pagers import cursor_pages, numbered_pages, time_ranges
+from agent_session_exporter.read.pagers import cursor_pages, numbered_pages, time_ranges
 
 
 async def collect(pages) -> list[list[int]]:

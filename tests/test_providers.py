@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from agent_session_exporter.model import Outcome, Phase
-from agent_session_exporter.providers import KnownRows, PendingRef, PollResult, PollWindow
-from agent_session_exporter.providers.dify import PAGE
+from agent_session_exporter.model import KnownRows, Outcome, PendingRef, Phase, PollResult, PollWindow
+from agent_session_exporter.read.providers.dify import PAGE
 from agent_session_exporter.timeparse import parse_timestamp, to_iso
 
 from .helpers import KEY, Harness, Upstream, make_source, spring_page, sum_samples, whatabot_item
@@ -81,13 +80,13 @@ async def test_whatabot_session_running_then_finished_counts_once(http_session, 
     h = Harness(make_source("whatabot"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert h.finished() == 0
         assert h.value("agent_sessions_active", status="running") == 1
         state["status"] = "timeout"
         for _ in range(3):
             clock.advance(30)
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
     assert h.finished(status="timeout", outcome="timeout") == 1
     assert h.value("agent_sessions_active", status="running") == 0
     assert h.value("agent_session_errors_total") == 1
@@ -191,12 +190,12 @@ async def test_dify_run_listed_while_running_counts_once_when_it_ends(http_sessi
     h = Harness(make_source("dify"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
         log["workflow_run"].update(status="failed", error="LLM node timed out", finished_at=int(NOW), total_tokens=900)
         for _ in range(3):
             clock.advance(30)
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
     assert h.finished(status="failed", outcome="error") == 1
     assert h.value("agent_sessions_active", status="running") == 0
     assert h.value("agent_session_tokens_total", token_type="total") == 900
@@ -302,12 +301,12 @@ async def test_syntropic_boundary_duplicates_count_once_and_detail_rechecks_pend
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         page.append(running)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         page.pop()
         assert h.finished() == 3 and h.value("agent_sessions_active", status="running") == 1
         running.update(syntropic_item(99, NOW - 3 * 3600, status="failed"), error_message="boom")
         clock.advance(30)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert upstream.paths["/sessions/s-99"] == 1
     assert upstream.calls[0][2]["Authorization"] == "Bearer k-123456"
     assert h.finished() == 4 and h.finished(status="failed", outcome="error") == 1
@@ -373,18 +372,18 @@ async def test_honeyhive_session_counts_once_its_end_time_stops_moving(http_sess
     h = Harness(make_source("honeyhive", settle_after=60), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: [session]), repeat=True)
-        await h.collector.run_cycle()
+        await h.poller.run_cycle()
         assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
         clock.advance(40)
         session.update(honeyhive_session(1, start, start + 50_000, error="tool failed"))  # still moving
-        await h.collector.run_cycle()
+        await h.poller.run_cycle()
         clock.advance(30)  # the end time (NOW+20) has not moved for 50 s
-        await h.collector.run_cycle()
+        await h.poller.run_cycle()
         assert h.finished() == 0
         clock.advance(15)  # 65 s
-        await h.collector.run_cycle()
+        await h.poller.run_cycle()
         clock.advance(300)
-        await h.collector.run_cycle()
+        await h.poller.run_cycle()
     assert h.finished(status="ended", outcome="error") == 1
     assert h.value("agent_session_errors_total") == 1
     assert h.value("agent_session_cost_usd_total", model="unknown") == pytest.approx(0.05)
@@ -440,11 +439,11 @@ async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_
     h = Harness(make_source("kapso"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         executions[3]["_status"] = "failed"
         executions[3]["ended_at"] = iso(NOW)
         clock.advance(30)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert h.value("agent_sessions_active", status="waiting") == 1
         assert h.value("agent_sessions_active", status="handoff") == 1
         executions[4]["_status"] = "ended"
@@ -453,7 +452,7 @@ async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_
         executions[2]["ended_at"] = iso(NOW + 30)
         for _ in range(2):
             clock.advance(30)
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
     queried = [c[1].get("status") for c in upstream.calls]
     every = [None, "running", "waiting", "handoff", "ended", "failed"]
     # Status is learned while something is new or pending; then one unfiltered request suffices.
@@ -479,8 +478,8 @@ async def test_bad_items_are_skipped_and_counted_while_the_rest_of_the_page_coun
     page = spring_page([good, *bad, weird, finished_weird], 0, 100, 9)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: copy.deepcopy(page)), repeat=True)
-        assert await h.collector.run_cycle()
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
+        assert await h.poller.run_cycle()
     # The item with one bad figure ("warnings": "many") counts; only that figure is dropped, noted once.
     assert h.finished(status="completed") == 2
     assert h.value("agent_session_exporter_invalid_records_total", reason="bad_figure") == 1
@@ -508,13 +507,13 @@ async def test_a_page_failing_mid_pagination_leaves_the_state_untouched(http_ses
     h = Harness(make_source("whatabot"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
-        assert not await h.collector.run_cycle()
-        assert h.finished() == 0 and h.collector.state.watermark is None
+        assert not await h.poller.run_cycle()
+        assert h.finished() == 0 and h.poller.state.watermark is None
         assert h.value("agent_session_exporter_source_up") == 0
         assert h.value("agent_session_exporter_invalid_records_total", reason="invalid_page") == 1
         broken["page"] = False
         clock.advance(30)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.finished() == 150 and h.value("agent_session_exporter_source_up") == 1
 
 
@@ -553,7 +552,7 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
     h = Harness(source, http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert [c[0] for c in upstream.calls] == ["/workflows", "/workflows", "/workflows/wf-a/executions",
                                                   "/workflows/wf-b/executions"]
         assert h.finished(workflow="wf-a") == 1 and h.value("agent_sessions_active", workflow="wf-b") == 1
@@ -563,14 +562,14 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
         # Within the interval no listing; past it, wf-b is gone and wf-c is new.
         upstream.calls.clear()
         clock.advance(60)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert "/workflows" not in [c[0] for c in upstream.calls]
         del workflows["wf-b"]
         workflows["wf-c"] = "Billing"
         executions["wf-c"] = [execution("wf-c", 4, True)]
         upstream.calls.clear()
         clock.advance(600)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         polled = [c[0] for c in upstream.calls if c[0] != "/workflows"]
         assert polled == ["/workflows/wf-a/executions", "/workflows/wf-c/executions"]
         assert h.value("agent_sessions_active", workflow="wf-b") == 0
@@ -581,6 +580,6 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
         listing_fails["now"] = True
         clock.advance(600)
         upstream.calls.clear()
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert [c[0] for c in upstream.calls if c[0] != "/workflows"] == polled
     assert any(line["msg"].startswith("workflow discovery failed") for line in logs("warning"))

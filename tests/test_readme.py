@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent_session_exporter.providers import PROVIDER_CLASSES
+from agent_session_exporter.read.providers import PROVIDER_CLASSES
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HEADER = "| provider | active statuses | final statuses → outcome | error text | figures |"
@@ -42,10 +42,11 @@ def test_the_readme_states_each_providers_statuses_outcomes_and_figures():
 async def test_every_metric_the_exporter_exposes_is_in_the_readme_table(clock):
     """Dashboards and alert rules are written from the README: a metric it does not list is one
     nobody can rely on."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     from agent_session_exporter.app import Exporter
     from agent_session_exporter.demo.runner import demo_config, running_simulators
     from agent_session_exporter.demo.server import Simulators
-    from prometheus_client.parser import text_string_to_metric_families
 
     async with running_simulators(Simulators(clock=clock), tick_every=None) as base_url:
         exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0"), clock=clock)

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from agent_session_exporter.model import Outcome, Phase
-from agent_session_exporter.providers import PendingRef, PollWindow
+from agent_session_exporter.model import Outcome, PendingRef, Phase, PollWindow
 from agent_session_exporter.timeparse import parse_timestamp
 
 from .helpers import Harness, Upstream, make_source
@@ -38,18 +37,18 @@ async def test_kapso_handoff_is_active_and_the_execution_counts_once_when_it_end
     h = Harness(make_source("kapso"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         assert h.finished() == 0
         assert h.value("agent_sessions_active", status="handoff") == 1
         # handoff -> running -> failed, and the other ends: each counts once, with its real outcome.
         executions[0] = kapso_execution(1, "running")
         clock.advance(30)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         executions[0] = kapso_execution(1, "failed", ended=NOW + 20, error_details={"message": "timed out"})
         executions[1] = kapso_execution(2, "ended", started=NOW - 90, ended=NOW + 25)
         for _ in range(3):
             clock.advance(30)
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
     assert h.finished(status="failed", outcome="error") == 1
     assert h.finished(status="ended", outcome="success") == 1
     assert h.finished() == 2
@@ -111,7 +110,7 @@ async def test_dify_stopped_runs_are_cancelled_and_never_errors(http_session, cl
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         for _ in range(2):
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
             clock.advance(30)
     assert h.finished(status="stopped", outcome="cancelled") == 2
     # A failed run, and a successful one that carries an error text; never a stop reason.
@@ -136,7 +135,7 @@ async def test_syntropic_orphaned_session_counts_without_an_invented_duration(ht
     h = Harness(make_source("syntropic137", initial_lookback="3h"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.finished(status="failed", outcome="error") == 1
     assert h.value("agent_session_duration_seconds_count", outcome="error") == 0
     assert h.value("agent_session_cost_usd_total", model="unknown") == pytest.approx(1.5e-7)
@@ -167,9 +166,9 @@ async def test_honeyhive_events_api_posts_the_documented_query_and_counts_only_s
     h = Harness(make_source("honeyhive", api="events", page_size=4, settle_after="10s"), http_session, clock)
     with aioresponses() as m:
         m.post(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
         clock.advance(20)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     # 15 events at 4 a page: pages 1..4 each cycle, the last one short.
     assert [b["page"] for b in upstream.bodies] == [1, 2, 3, 4] * 2
     body = upstream.bodies[0]
@@ -198,8 +197,8 @@ async def test_honeyhive_sessions_api_answering_404_says_to_set_api_events(http_
     h = Harness(make_source("honeyhive"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), status=404, payload={"message": "Not Found"}, repeat=True)
-        assert not await h.collector.run_cycle()
-    assert "set 'api: events'" in h.collector.last_result
+        assert not await h.poller.run_cycle()
+    assert "set 'api: events'" in h.poller.last_result
     assert ["set 'api: events'" in line["error"] for line in logs("warning")] == [True]
 
 
@@ -225,7 +224,7 @@ async def test_whatabot_that_ignores_order_by_is_read_whole_and_counts_everythin
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         for _ in range(3):
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
             clock.advance(30)
     assert h.finished() == 300
     assert h.value("agent_session_exporter_upstream_order_ok") == 0
@@ -243,7 +242,7 @@ async def test_whatabot_in_order_keeps_the_early_stop_and_the_gauge_at_one(http_
     h = Harness(make_source("whatabot", overlap="1m", initial_lookback="10m"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert len(upstream.calls) == 1  # 100 items reach back 1000 s, past the 600 s lookback
     assert h.value("agent_session_exporter_upstream_order_ok") == 1
 
@@ -266,7 +265,7 @@ async def test_syntropic_full_pages_out_of_order_are_split_until_every_session_i
     h = Harness(make_source("syntropic137", initial_lookback="1h"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.finished() == 450
     assert h.value("agent_session_exporter_upstream_order_ok") == 0
     assert len(upstream.calls) < 20
@@ -286,7 +285,7 @@ async def test_sessions_added_between_pages_are_no_order_violation(http_session,
     h = Harness(make_source("whatabot", initial_lookback="1h"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.value("agent_session_exporter_upstream_order_ok") == 1
     assert h.provider.trust_order
 
@@ -311,11 +310,11 @@ async def test_dify_run_logged_in_the_same_second_as_the_newest_counts_on_the_ne
     h = Harness(make_source("dify", overlap="10m"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
-        assert await h.collector.run_cycle()  # the first cycle sweeps
+        assert await h.poller.run_cycle()  # the first cycle sweeps
         late = dify_row(2, "failed", "boom") | {"created_at": second}
         late["workflow_run"]["created_at"] = second
         rows.insert(0, late)
         clock.advance(30)
-        assert await h.collector.run_cycle()  # steady, 30 s into a 10 min overlap: no sweep yet
+        assert await h.poller.run_cycle()  # steady, 30 s into a 10 min overlap: no sweep yet
     assert h.value("agent_session_exporter_sweeps_total") == 1
     assert h.finished() == 252 and h.finished(status="failed") == 1

@@ -16,10 +16,10 @@ from agent_session_exporter.config import parse_config
 from agent_session_exporter.demo.runner import running_simulators
 from agent_session_exporter.demo.server import HONEYHIVE_PROJECT, KAPSO_WORKFLOWS, PREFIXES, Simulators
 from agent_session_exporter.logs import configure_logging
-from agent_session_exporter.server import make_app
+from agent_session_exporter.serve.server import make_app
 from agent_session_exporter.timeparse import to_iso
 
-from .helpers import scrape_after_more_cycles, parse_exposition, total_of
+from .helpers import parse_exposition, scrape_after_more_cycles, total_of
 
 SECRETS = {
     "whatabot": "wh_SECRET_whatabot_91f3", "dify": "app-SECRET_dify_28cc", "honeyhive": "hh_SECRET_honey_0b1d",

@@ -12,8 +12,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from agent_session_exporter import __version__
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import parse_config
-from agent_session_exporter.selfmetrics import DROP_REASONS, INVALID_REASONS
-from agent_session_exporter.server import make_app
+from agent_session_exporter.serve.selfmetrics import DROP_REASONS, INVALID_REASONS
+from agent_session_exporter.serve.server import make_app
 
 from .helpers import parse_exposition, run
 
@@ -76,7 +76,7 @@ async def test_a_fresh_exporter_shows_build_info_and_every_known_series_at_zero(
 async def test_a_connection_error_names_host_port_and_reason(served, logs):
     exporter, _ = served
     await exporter.run_once()
-    assert "cannot connect to 127.0.0.1:1: " in exporter.collectors["s"].last_result
+    assert "cannot connect to 127.0.0.1:1: " in exporter.pollers["s"].last_result
     assert [line["error"] for line in logs("warning")][0].startswith("GET /sessions: cannot connect to 127.0.0.1:1: ")
 
 

@@ -9,10 +9,10 @@ import pytest
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.cli import open_store
 from agent_session_exporter.config import Config
+from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceTotals
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
-from agent_session_exporter.sqlite_store import SqliteStore, StateError
-from agent_session_exporter.state import CycleDelta, PendingSession, SourceTotals
+from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 
 from .helpers import parse_exposition, run, total_of
 

@@ -10,10 +10,10 @@ import pytest
 
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import parse_config
+from agent_session_exporter.count.state import CycleDelta, SourceTotals
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
-from agent_session_exporter.sqlite_store import SqliteStore, StateError
-from agent_session_exporter.state import CycleDelta, SourceTotals
+from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 
 from .helpers import parse_exposition, run, source_entry
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent_session_exporter.state import PendingSession, SourceState
-from agent_session_exporter.sweeps import SweepSchedule
+from agent_session_exporter.count.state import PendingSession, SourceState
+from agent_session_exporter.count.sweeps import SweepSchedule
 
 NOW = 1_000_000.0
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 from aioresponses import aioresponses
 
-from agent_session_exporter.providers import PollResult
-from agent_session_exporter.providers.dify import PAGE
+from agent_session_exporter.model import PollResult
+from agent_session_exporter.read.providers.dify import PAGE
 
 from .helpers import Harness, Upstream, make_source
 from .test_real_api_shapes import NOW, dify_row
@@ -72,7 +72,7 @@ async def test_a_page_with_a_bad_item_still_counts_the_good_ones_once(http_sessi
         m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {"data": rows, "has_more": False}),
               repeat=True)
         for _ in range(2):
-            assert await h.collector.run_cycle()
+            assert await h.poller.run_cycle()
             clock.advance(30)
     assert h.finished() == 4
     assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 1

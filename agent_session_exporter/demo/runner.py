@@ -8,8 +8,8 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from ..config import Config, parse_config
-from .server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, UI_PATHS, Simulators
+from agent_session_exporter.config import Config, parse_config
+from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, UI_PATHS, Simulators
 
 #: The demo's sources and the simulator each polls (two read HoneyHive, through each of its APIs).
 DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..timeparse import parse_timestamp
-from .sessions import SessionFactory, SimSession
+from agent_session_exporter.demo.sessions import SessionFactory, SimSession
+from agent_session_exporter.timeparse import parse_timestamp
 
 DEMO_KEYS = {p: f"demo-{p}-key" for p in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso")}
 PREFIXES = {

@@ -1,70 +1,19 @@
-"""What every provider shares: the poll contract, field readers, and the page-number pager."""
+"""What every provider shares: the base class that turns pages into records (the poll contract's
+records are in ``model.py``; field readers in ``read/fields.py``, pagers in ``read/pagers.py``)."""
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Container, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import structlog
 
-from ..http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
-from ..model import InvalidRecord, Outcome, SessionRecord
-from ..sourceconfig import SourceBase as SourceConfig
-from ..state import KnownRows
-from .fields import dropped_figures, item_id
-from .typed import Untyped, as_plain, is_typed
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRef:
-    """A session seen active that the provider must keep reporting until it ends."""
-
-    session_id: str
-    key_time: float
-
-
-@dataclass(frozen=True)
-class PollWindow:
-    """``since``: sessions whose key time is older are not needed, except ``stale_pending``
-    (pending sessions older than ``since``), which the provider re-checks its own way."""
-
-    since: float
-    stale_pending: tuple[PendingRef, ...] = ()
-    #: The collector's clock at the start of the cycle (None: the wall clock).
-    now: float | None = None
-    #: Ids already counted as finished (read-only), for providers that can skip work on them.
-    known_finished: Container[str] = frozenset()
-    #: A newest-first reader may stop after the first page holding a session in ``known_finished``
-    #: (a steady read: what lies past it was read before; late writes are the sweep's).
-    stop_at_known: bool = False
-
-    @property
-    def since_with_stale(self) -> float:
-        """``since`` widened back to the oldest stale pending session (for APIs without a lookup)."""
-        return min([self.since] + [p.key_time for p in self.stale_pending])
-
-
-@dataclass
-class PollResult:
-    records: list[SessionRecord] = field(default_factory=list)
-    #: Items skipped as invalid: (reason, the item's id where it has one).
-    invalid: list[tuple[str, str | None]] = field(default_factory=list)
-    #: Pending session ids the provider learned no longer exist upstream.
-    gone: list[str] = field(default_factory=list)
-    #: Pending session ids whose re-check failed this cycle, with the error kind; only they wait.
-    unreadable: dict[str, str] = field(default_factory=dict)
-    #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
-    unordered: str | None = None
-    #: Workflows no longer listed upstream: their pending sessions are given up on.
-    removed_workflows: set[str] = field(default_factory=set)
-    #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key
-    #: time, so that a probe (``Provider.band_holds``) knows them too.
-    skipped: dict[str, float] = field(default_factory=dict)
-    #: Requests spent looking pending sessions up one by one (part of the cycle's requests).
-    lookup_requests: int = 0
-
+from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.read.fields import dropped_figures, item_id
+from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
+from agent_session_exporter.read.source import SourceBase as SourceConfig
+from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 
 
 class Provider(abc.ABC):
@@ -75,7 +24,7 @@ class Provider(abc.ABC):
     #: How the API takes its key.
     AUTH: HeaderAuth = BEARER
     #: How pending sessions older than the window are re-checked: ``lookup`` (one request each, by a
-    #: detail endpoint or an id filter; the collector caps them per cycle) or ``window`` (the poll
+    #: detail endpoint or an id filter; the poller caps them per cycle) or ``window`` (the poll
     #: window widens back to the oldest of them).
     PENDING_RECHECK = "window"
     #: The status vocabulary: each raw status and its outcome, None for an active status.

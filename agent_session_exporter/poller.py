@@ -10,17 +10,21 @@ from typing import Any, Callable
 import aiohttp
 import structlog
 
-from .aggregates import LabelLimiter, SessionExemplar, SessionMetrics, SourceView, TotalsBuilder
-from .cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
-from .http_client import AuthRefused, BudgetExhausted, UpstreamError
-from .model import SessionRecord
-from .providers import PendingRef, PollResult, PollWindow, Provider, make_provider
-from .providers.fields import InvalidPage
-from .selfmetrics import SelfMetrics, SourceSelfMetrics
-from .sessionlinks import template_fields
-from .sourceconfig import SourceBase as SourceConfig
-from .state import SourceState, Store, window_cutoff
-from .sweeps import SweepSchedule
+from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
+from agent_session_exporter.count.state import SourceState, window_cutoff
+from agent_session_exporter.count.sweeps import SweepSchedule
+from agent_session_exporter.count.totals import LabelLimiter, SessionExemplar, SourceView, TotalsBuilder
+from agent_session_exporter.keep.store import Store
+from agent_session_exporter.model import PendingRef, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.read.fields import InvalidPage
+from agent_session_exporter.read.http_client import AuthRefused, BudgetExhausted, UpstreamError
+from agent_session_exporter.read.providers import make_provider
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.source import SourceBase as SourceConfig
+from agent_session_exporter.read.source import template_fields
+from agent_session_exporter.serve.links import link_of
+from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
+from agent_session_exporter.serve.session_metrics import SessionMetrics
 
 #: Sessions that ended in error or timeout listed per source on the landing page.
 RECENT_FAILURES = 20
@@ -32,7 +36,7 @@ _WORKFLOWS_KEPT = 5_000
 _INVALID_IDS_KEPT = 10_000
 
 
-class SourceCollector:
+class SourcePoller:
     """Polls one source on its interval and keeps its aggregates exact.
 
     A session is counted once, when first seen in a terminal status: the ids counted inside the
@@ -68,7 +72,7 @@ class SourceCollector:
         self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.snapshot()})
         #: Per committed cycle of the last hour: (when, sessions finished, of which error or timeout).
         self._recent_counts: deque[tuple[float, int, int]] = deque()
-        self.link = source.session_link
+        self.link = link_of(source)
         #: Where the link needs a session's workflow: that of the sessions finished lately.
         self._workflow_of: OrderedDict[str, str] | None = (
             OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None)
@@ -378,12 +382,12 @@ class SourceCollector:
         self.metrics.tracked(len(self.state.pending), len(self.state.counted))
 
 
-def build_collector(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
+def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
                     buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
                     on_change: Callable[[bool], None] = lambda sessions: None,
-                    sleep: Callable[[float], Any] = asyncio.sleep) -> SourceCollector:
-    """The one way a source's collector is built (the app, the tests and the benchmarks use it). Its
-    session metrics are ``collector.session_metrics``; its self-metrics, ``collector.metrics.registry``."""
+                    sleep: Callable[[float], Any] = asyncio.sleep) -> SourcePoller:
+    """The one way a source's poller is built (the app, the tests and the benchmarks use it). Its
+    session metrics are ``poller.session_metrics``; its self-metrics, ``poller.metrics.registry``."""
     metrics = self_metrics.for_source(source)
     provider = make_provider(source, session, metrics, sleep=sleep)
-    return SourceCollector(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)
+    return SourcePoller(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

@@ -27,7 +27,7 @@ import bcrypt
 import yaml
 from aiohttp import web
 
-from .config import ConfigError, yaml_problem
+from agent_session_exporter.config import ConfigError, yaml_problem
 
 #: Paths answered without credentials, so liveness probes need no secret.
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})

@@ -1,4 +1,5 @@
-"""The session counters as plain data, and the prometheus_client Collector that renders them.
+"""The totals step: finished records become one cycle's increment of a source's counters, as plain
+data, with each upstream label through its cap. ``serve/session_metrics.py`` renders them.
 
 Plain dicts keep ingestion cheap (a dict increment, not a labelled-metric lookup) and let the
 state store persist and restore exactly what is rendered.
@@ -8,15 +9,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Iterable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
-from prometheus_client.utils import floatToGoString
-
-from .model import Outcome, SessionRecord
-from .state import SourceTotals
+from agent_session_exporter.count.state import SourceTotals
+from agent_session_exporter.model import Outcome, SessionRecord
 
 MAX_LABEL_LENGTH = 64
 OTHER = "other"
@@ -51,9 +47,6 @@ class SessionExemplar:
     session_id: str
     value: float
     timestamp: float
-
-    def exemplar(self) -> Exemplar:
-        return Exemplar({"session_id": self.session_id}, self.value, self.timestamp)
 
 
 class TotalsBuilder:
@@ -161,64 +154,3 @@ class SourceView:
     duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = field(default_factory=dict)
 
 
-class SessionMetrics(Collector):
-    """Renders every configured source's aggregates at scrape time, from the snapshots ``views``
-    hands it (source name -> SourceView). Exemplars are attached to every sample; only the
-    OpenMetrics exposition writes them (the classic text format has no place for them)."""
-
-    def __init__(self, buckets: tuple[float, ...], views: Callable[[], dict[str, SourceView]]) -> None:
-        self.buckets = buckets
-        self.views = views
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        base = ["source", "provider", "workflow"]
-        finished = CounterMetricFamily("agent_sessions_finished", "Sessions first seen in a terminal status, each once.",
-                                       labels=base + ["status", "outcome"])
-        active = GaugeMetricFamily("agent_sessions_active", "Sessions last seen in a non-terminal status.",
-                                   labels=base + ["status"])
-        duration = HistogramMetricFamily("agent_session_duration_seconds", "Duration of finished sessions.",
-                                         labels=base + ["outcome"])
-        warnings = CounterMetricFamily("agent_session_warnings", "Provider-reported warnings of finished sessions.",
-                                       labels=base)
-        errors = CounterMetricFamily("agent_session_errors", "Finished sessions with outcome error or timeout, "
-                                     "or with an error text.", labels=base)
-        tokens = CounterMetricFamily("agent_session_tokens", "Tokens of finished sessions.",
-                                     labels=base + ["token_type"])
-        cost = CounterMetricFamily("agent_session_cost_usd", "Cost of finished sessions in US dollars.",
-                                   labels=base + ["model"])
-        info = GaugeMetricFamily("agent_session_workflow_info", "The display name of each workflow (always 1).",
-                                 labels=["source", "workflow", "workflow_name"])
-        bounds = [floatToGoString(b) for b in self.buckets] + ["+Inf"]
-        for name, view in self.views().items():
-            source = [name, view.provider]
-            totals = view.totals
-            workflows = totals.workflows() or {""}
-            for key, value in sorted(totals.finished.items()):
-                sample = view.finished_exemplars.get(key)
-                finished.add_metric(source + list(key), value, exemplar=sample.exemplar() if sample else None)
-            for (workflow, status), value in sorted(view.active.items()):
-                active.add_metric(source + [workflow, status], value)
-            for (workflow, outcome), counts in sorted(totals.duration_buckets.items()):
-                cumulative: list[Any] = []
-                running = 0
-                for index, (bound, count) in enumerate(zip(bounds, counts, strict=True)):
-                    running += count
-                    sample = view.duration_exemplars.get((workflow, outcome, index))
-                    cumulative.append((bound, running, sample.exemplar()) if sample else (bound, running))
-                duration.add_metric(source + [workflow, outcome], cumulative,
-                                    totals.duration_sum.get((workflow, outcome), 0.0))
-            for workflow in sorted(workflows):
-                labels = source + [workflow]
-                if "warnings" in view.figures:
-                    warnings.add_metric(labels, totals.warnings.get(workflow, 0.0))
-                errors.add_metric(labels, totals.errors.get(workflow, 0))
-            for (workflow, kind), value in sorted(totals.tokens.items()):
-                tokens.add_metric(source + [workflow, kind], value)
-            for (workflow, model), value in sorted(totals.cost.items()):
-                cost.add_metric(source + [workflow, model], value)
-            for workflow, workflow_name in sorted(totals.names.items()):
-                info.add_metric([name, workflow, workflow_name], 1)
-        yield from (finished, active, duration, warnings, errors, tokens, cost, info)

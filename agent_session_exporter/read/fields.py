@@ -7,9 +7,9 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..http_client import UpstreamError
-from ..model import InvalidRecord
-from ..timeparse import parse_timestamp
+from agent_session_exporter.model import InvalidRecord
+from agent_session_exporter.read.http_client import UpstreamError
+from agent_session_exporter.timeparse import parse_timestamp
 
 
 class InvalidPage(UpstreamError):

@@ -3,7 +3,7 @@
 No documented auth (a gateway may ask for Basic auth; Bearer is sent when a key is set).
 ``limit`` 1..200 and no page number: the list is newest first, so older pages are reached by
 moving the inclusive ``started_before`` bound to the oldest ``started_at`` seen, which brings the
-boundary item back once more (deduplicated by the collector). ``total`` is the page length, not a
+boundary item back once more (deduplicated by the poller). ``total`` is the page length, not a
 count, so a short page is the end. The newest-first order is verified on every page: should a full
 page break it, the time range is split in halves until each half fits in a page (slower, never
 wrong). ``total_cost_usd`` is a decimal string; ``duration_seconds`` is float seconds or null, and
@@ -18,12 +18,22 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from ..model import Outcome, SessionRecord, classify
-from ..sourceconfig import SourceBase
-from ..timeparse import to_iso
-from .base import PendingRef, PollResult, PollWindow, Provider
-from .fields import MAX_COST_USD, MAX_SECONDS, MAX_TOKENS, figure, lenient_str, list_field, optional_str, require_str, time_field
-from .pagers import time_ranges
+from agent_session_exporter.model import Outcome, PendingRef, PollResult, PollWindow, SessionRecord, classify
+from agent_session_exporter.read.fields import (
+    MAX_COST_USD,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    figure,
+    lenient_str,
+    list_field,
+    optional_str,
+    require_str,
+    time_field,
+)
+from agent_session_exporter.read.pagers import time_ranges
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.source import SourceBase
+from agent_session_exporter.timeparse import to_iso
 
 PATH = "/sessions"
 STATUSES: dict[str, Outcome | None] = {

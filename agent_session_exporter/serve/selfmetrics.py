@@ -9,8 +9,8 @@ from typing import Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric
 
-from . import __version__
-from .sourceconfig import SourceBase as SourceConfig
+from agent_session_exporter import __version__
+from agent_session_exporter.read.source import SourceBase as SourceConfig
 
 _LABELS = ("source", "provider")
 
@@ -132,7 +132,7 @@ class _AllSources:
 
 
 class SourceSelfMetrics:
-    """The self-metrics of one source, as the collector reports them; also the HttpClient's
+    """The self-metrics of one source, as the poller reports them; also the HttpClient's
     RequestObserver. Series of known label values exist from the start, at 0."""
 
     def __init__(self, metrics: SourceMetricSet, name: str, provider: str) -> None:
@@ -165,7 +165,7 @@ class SourceSelfMetrics:
     def rate_limit_remaining(self, remaining: float) -> None:
         self.m.rate_limit_remaining.labels(*self.labels).set(remaining)
 
-    # --- the collector's reports ---
+    # --- the poller's reports ---
     def cycle_lag(self, seconds: float) -> None:
         self.m.cycle_lag.labels(*self.labels).set(seconds)
 

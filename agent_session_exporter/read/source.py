@@ -7,12 +7,11 @@ Durations (``30s``, ``10m``, ``24h``, or plain seconds) are one type, ``Duration
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
-
-from .sessionlinks import SessionLink, template_fields
 
 _DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -35,6 +34,24 @@ _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
                     "description": f"seconds, or a duration {DURATION_EXAMPLES}"}
 #: A duration in seconds, given as a number or with a unit.
 Duration = Annotated[float, BeforeValidator(to_seconds), WithJsonSchema(_DURATION_SCHEMA)]
+
+
+#: The placeholders a template may use; ``project`` is HoneyHive's and empty for the others.
+PLACEHOLDERS = ("session_id", "workflow", "source", "project")
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholders ``template`` uses; ValueError for any other, or for a malformed template."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS or spec or conversion:
+            raise ValueError(f"unknown placeholder {{{name}}}: use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+        names.append(name)
+    if "session_id" not in names:
+        raise ValueError("must contain {session_id}")
+    return names
 
 
 class StrictModel(BaseModel):
@@ -105,15 +122,6 @@ class SourceBase(StrictModel):
                 raise ValueError("must be an http:// or https:// URL with a fixed host")
             template_fields(value)
         return value
-
-    @property
-    def session_link(self) -> SessionLink | None:
-        """How this source's sessions are linked to, or None."""
-        template = self.session_url
-        if template is None and self.SESSION_URL_DEFAULT:
-            host, default = self.SESSION_URL_DEFAULT
-            template = default if re.match(rf"^https://([a-z0-9.-]+\.)?{re.escape(host)}(/|$)", self.base_url) else None
-        return SessionLink(template, self.name, getattr(self, "project", "")) if template else None
 
     @model_validator(mode="after")
     def _credentials(self) -> SourceBase:

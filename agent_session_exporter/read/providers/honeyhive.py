@@ -1,7 +1,7 @@
 """HoneyHive: the legacy ``GET {base_url}/session`` (seeds/003) or the events API (``api: events``).
 
 ``Authorization: Bearer``. Sessions have no status: a session with an ``end_time`` is *settling*
-and the collector counts it once the ``end_time`` has stopped moving for ``settle_after``;
+and the poller counts it once the ``end_time`` has stopped moving for ``settle_after``;
 ``error`` set means an error outcome. ``start_time``/``end_time`` are Unix milliseconds and
 ``duration`` is milliseconds. Token and cost rollups are in ``metadata``.
 
@@ -19,13 +19,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..http_client import NotFound, UpstreamError
-from ..model import InvalidRecord, Outcome, Phase, SessionRecord
-from ..sourceconfig import Duration, SourceBase
-from ..timeparse import bounds_at_resolution, to_iso
-from ..state import KnownRows
-from .base import PollResult, PollWindow, Provider
-from .fields import (
+from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, Phase, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.read.fields import (
     MAX_COST_USD,
     MAX_MILLISECONDS,
     MAX_TOKENS,
@@ -39,7 +34,11 @@ from .fields import (
     require_str,
     time_field,
 )
-from .pagers import numbered_pages
+from agent_session_exporter.read.http_client import NotFound, UpstreamError
+from agent_session_exporter.read.pagers import numbered_pages
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.source import Duration, SourceBase
+from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
 SESSIONS_PATH = "/session"
 EVENTS_PATH = "/v1/events/export"

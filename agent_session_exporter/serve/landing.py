@@ -9,12 +9,13 @@ from __future__ import annotations
 import html
 import time
 from datetime import datetime, timezone
+from typing import Mapping
 from urllib.parse import quote
 
-from . import __version__
-from .collector import SourceCollector
-from .logs import redactor
-from .model import SessionRecord
+from agent_session_exporter import __version__
+from agent_session_exporter.logs import redactor
+from agent_session_exporter.model import SessionRecord
+from agent_session_exporter.serve.status import SourceStatus
 
 #: An error text is cut to this many characters on the page.
 ERROR_SHOWN = 120
@@ -46,14 +47,14 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _failure_row(name: str, collector: SourceCollector, record: SessionRecord) -> str:
+def _failure_row(name: str, status: SourceStatus, record: SessionRecord) -> str:
     workflow = record.workflow or "-"
-    label = collector.state.totals.names.get(workflow)
+    label = status.state.totals.names.get(workflow)
     shown = f"{label} ({workflow})" if label else workflow
     duration = f"{record.duration_seconds:.1f} s" if record.duration_seconds is not None else "-"
     error = (record.error_message or "")[:ERROR_SHOWN]
     link = "-"
-    if collector.link is not None:
+    if status.link is not None:
         href = f"/sessions/{quote(name, safe='')}/{quote(record.session_id, safe='')}"
         if record.workflow:
             href += f"?workflow={quote(record.workflow, safe='')}"
@@ -63,34 +64,34 @@ def _failure_row(name: str, collector: SourceCollector, record: SessionRecord) -
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
-def render_landing(collectors: dict[str, SourceCollector], telemetry_path: str, now: float | None = None) -> str:
+def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now: float | None = None) -> str:
     """The page; a source is marked failing when its last poll failed, or when more than
     ``FAILING_RATIO`` of its sessions of the last hour ended in error or timeout."""
     now = time.time() if now is None else now
     rows: list[str] = []
     sections: list[tuple[bool, int, str]] = []
-    for name, collector in collectors.items():
-        failures = list(collector.recent_failures)
-        finished, failed = collector.recent_failure_ratio()
+    for name, status in sources.items():
+        failures = list(status.recent_failures)
+        finished, failed = status.recent_failure_ratio()
         ratio = failed / finished if finished else 0.0
-        poll_failing = collector.last_result.startswith("error")
+        poll_failing = status.last_result.startswith("error")
         failing = poll_failing or ratio > FAILING_RATIO
-        age = f"{now - collector.last_success:.0f}s ago" if collector.last_success else "never"
+        age = f"{now - status.last_success:.0f}s ago" if status.last_success else "never"
         if poll_failing:
             state = "<span class='badge bad'>poll failing</span>"
         elif failed:
             tone = "bad" if failing else "warn"
             state = (f"<span class='badge {tone}'>{failed} of {finished} failed in the last hour "
                      f"({ratio:.0%})</span>")
-        elif collector.last_success:
+        elif status.last_success:
             state = "<span class='badge good'>ok</span>"
         else:
             state = "<span class='badge quiet'>not polled yet</span>"
         rows.append(f"<tr class='{'failing' if failing else 'ok'}'><td>{_text(name)}</td>"
-                    f"<td>{_text(collector.source.provider)}</td><td>{state}</td><td>{_text(age)}</td>"
-                    f"<td>{_text(collector.last_result)}</td></tr>")
+                    f"<td>{_text(status.source.provider)}</td><td>{state}</td><td>{_text(age)}</td>"
+                    f"<td>{_text(status.last_result)}</td></tr>")
         if failures:
-            body = "".join(_failure_row(name, collector, r) for r in reversed(failures))
+            body = "".join(_failure_row(name, status, r) for r in reversed(failures))
             sections.append((not failing, len(sections),
                 f"<h2>Recent failures: {_text(name)}</h2><table><tr><th>ended</th><th>status</th><th>workflow</th>"
                 f"<th>duration</th><th>error</th><th>session</th><th>link</th></tr>{body}</table>"))

@@ -1,5 +1,5 @@
 """When a source's overlap window is swept for late writes, and what a probe standing in for a
-sweep compares the list with. Pure bookkeeping: the collector does the reading.
+sweep compares the list with. Pure bookkeeping: the poller does the reading.
 
 A session may be written up to ``overlap`` behind the newest one seen. A sweep reads back to the
 newest key time *at the previous sweep* minus ``overlap``, so anything written since is inside it.
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .state import KnownRows, SourceState, window_cutoff
+from agent_session_exporter.count.state import SourceState, window_cutoff
+from agent_session_exporter.model import KnownRows
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Planning one cycle of a source: what a poll result changes in its state.
 
 A pure step: a function of (state, poll result, now, settings) with no I/O, no metrics and no
-logs. The collector commits the plan's delta, and only then applies it and reports its notes, so
+logs. The poller commits the plan's delta, and only then applies it and reports its notes, so
 a cycle whose commit fails changes and counts nothing.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .aggregates import TotalsBuilder
-from .model import Phase, SessionRecord
-from .providers.base import PollResult
-from .state import CycleDelta, PendingSession, SourceState, window_cutoff
+from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
+from agent_session_exporter.count.totals import TotalsBuilder
+from agent_session_exporter.model import Phase, PollResult, SessionRecord
 
 #: A key time further than this ahead of the exporter's clock is not believed (a unit mistaken,
 #: microseconds read as milliseconds): such an item would never leave the window nor expire.

@@ -16,7 +16,7 @@ import msgspec
 import orjson
 import yarl
 
-from .sourceconfig import SourceBase as SourceConfig
+from agent_session_exporter.read.source import SourceBase as SourceConfig
 
 USER_AGENT = "agent-session-exporter"
 _MAX_BACKOFF = 30.0

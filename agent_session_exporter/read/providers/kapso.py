@@ -25,13 +25,21 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from ..http_client import HeaderAuth, UpstreamError
-from ..model import Outcome, SessionRecord, classify
-from ..sourceconfig import Duration, SourceBase
-from ..timeparse import to_iso
-from .base import PendingRef, PollResult, PollWindow, Provider
-from .fields import elapsed, lenient_str, lenient_text, list_field, object_field, require_str, time_field
-from .pagers import cursor_pages
+from agent_session_exporter.model import Outcome, PendingRef, PollResult, PollWindow, SessionRecord, classify
+from agent_session_exporter.read.fields import (
+    elapsed,
+    lenient_str,
+    lenient_text,
+    list_field,
+    object_field,
+    require_str,
+    time_field,
+)
+from agent_session_exporter.read.http_client import HeaderAuth, UpstreamError
+from agent_session_exporter.read.pagers import cursor_pages
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.source import Duration, SourceBase
+from agent_session_exporter.timeparse import to_iso
 
 WORKFLOWS_PATH = "/workflows"
 STATUSES: dict[str, Outcome | None] = {

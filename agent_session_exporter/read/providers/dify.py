@@ -24,12 +24,17 @@ from typing import Any, Literal
 import msgspec
 from pydantic import Field
 
-from ..model import InvalidRecord, Outcome, SessionRecord, classify
-from ..sourceconfig import SourceBase
-from ..timeparse import bounds_at_resolution, to_iso
-from ..state import KnownRows
-from .base import PendingRef, PollResult, PollWindow, Provider
-from .fields import (
+from agent_session_exporter.model import (
+    InvalidRecord,
+    KnownRows,
+    Outcome,
+    PendingRef,
+    PollResult,
+    PollWindow,
+    SessionRecord,
+    classify,
+)
+from agent_session_exporter.read.fields import (
     MAX_ERROR_EXCERPT,
     MAX_PLAIN_SECONDS,
     MAX_SECONDS,
@@ -44,8 +49,11 @@ from .fields import (
     require_str,
     time_field,
 )
-from .pagers import numbered_pages
-from .typed import Untyped, as_plain
+from agent_session_exporter.read.pagers import numbered_pages
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.source import SourceBase
+from agent_session_exporter.read.typed import Untyped, as_plain
+from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
 PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {

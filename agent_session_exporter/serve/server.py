@@ -8,14 +8,14 @@ import gzip
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from .app import Exporter
-from .landing import render_landing
-from .listener import ConnectionGuard
-from .sessionlinks import MissingValue
-from .webconfig import basic_auth_middleware
+from agent_session_exporter.serve.landing import render_landing
+from agent_session_exporter.serve.links import MissingValue
+from agent_session_exporter.serve.listener import ConnectionGuard
+from agent_session_exporter.serve.status import Served
+from agent_session_exporter.serve.webconfig import basic_auth_middleware
 
 
-def make_app(exporter: Exporter, users: dict[str, bytes] | None = None,
+def make_app(exporter: Served, users: dict[str, bytes] | None = None,
              guard: ConnectionGuard | None = None, telemetry_path: str = "/metrics") -> web.Application:
     """The HTTP app; with ``users`` (name -> bcrypt hash) every path but /healthz needs basic auth;
     ``guard`` (the listener's connection limits) sees every request first."""
@@ -33,17 +33,17 @@ def make_app(exporter: Exporter, users: dict[str, bytes] | None = None,
         return web.Response(text="ok\n")
 
     async def index(request: web.Request) -> web.Response:
-        return web.Response(text=render_landing(exporter.collectors, telemetry_path, exporter.clock()),
+        return web.Response(text=render_landing(exporter.pollers, telemetry_path, exporter.clock()),
                             content_type="text/html")
 
     async def session(request: web.Request) -> web.Response:
         """Redirect to the provider's page of one session (the target of Grafana's exemplar links)."""
         source, session_id = request.match_info["source"], request.match_info["session_id"]
-        collector = exporter.collectors.get(source)
-        if collector is None:
+        poller = exporter.pollers.get(source)
+        if poller is None:
             return web.Response(status=404, text=f"no source named {source!r} is configured\n")
         try:
-            url = collector.session_url(session_id, request.query.get("workflow"))
+            url = poller.session_url(session_id, request.query.get("workflow"))
         except MissingValue:
             return web.Response(status=404, text=f"source {source!r} links sessions by workflow, and the workflow of "
                                                  "this session is not known: add ?workflow=<id>\n")

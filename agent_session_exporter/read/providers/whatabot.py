@@ -20,13 +20,21 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..http_client import HeaderAuth
-from ..model import InvalidRecord, Outcome, SessionRecord, classify
-from ..sourceconfig import SourceBase
-from ..state import KnownRows
-from .base import PendingRef, PollResult, PollWindow, Provider
-from .fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
-from .pagers import numbered_pages
+from agent_session_exporter.model import (
+    InvalidRecord,
+    KnownRows,
+    Outcome,
+    PendingRef,
+    PollResult,
+    PollWindow,
+    SessionRecord,
+    classify,
+)
+from agent_session_exporter.read.fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
+from agent_session_exporter.read.http_client import HeaderAuth
+from agent_session_exporter.read.pagers import numbered_pages
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.source import SourceBase
 
 PATH = "/sessions/logs"
 STATUSES: dict[str, Outcome | None] = {

@@ -8,9 +8,10 @@ from aiohttp import web
 
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import parse_config
-from agent_session_exporter.sessionlinks import MissingValue, SessionLink, template_fields
-from agent_session_exporter.server import make_app
-from agent_session_exporter.state import PendingSession
+from agent_session_exporter.count.state import PendingSession
+from agent_session_exporter.read.source import template_fields
+from agent_session_exporter.serve.links import MissingValue, SessionLink, link_of
+from agent_session_exporter.serve.server import make_app
 
 
 def test_values_are_encoded_as_one_path_segment_each():
@@ -37,7 +38,8 @@ def test_a_template_names_only_known_placeholders(template, error):
 def test_kapso_links_to_its_app_by_default_on_its_cloud_only(base_url, expected):
     source = parse_config({"sources": [{"name": "k", "provider": "kapso", "api_key": "k", "base_url": base_url,
                                         "workflow_ids": ["wf"]}]}, {}).sources[0]
-    assert (source.session_link.url("e1", "wf") if source.session_link else None) == expected
+    link = link_of(source)
+    assert (link.url("e1", "wf") if link else None) == expected
 
 
 @pytest.fixture
@@ -62,7 +64,7 @@ async def served():
 
 async def test_the_redirect_finds_the_workflow_or_says_what_is_missing(served):
     exporter, client, url = served
-    exporter.collectors["linked"].state.pending["run-7"] = PendingSession(1.0, "running", 1.0, workflow="wf-9")
+    exporter.pollers["linked"].state.pending["run-7"] = PendingSession(1.0, "running", 1.0, workflow="wf-9")
 
     async def get(path: str) -> tuple[int, str]:
         async with client.get(url + path, allow_redirects=False) as response:

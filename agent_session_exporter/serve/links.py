@@ -3,35 +3,22 @@
 A template such as ``https://app.example/workflows/{workflow}/executions/{session_id}`` names its
 placeholders; each value is percent-encoded as one path segment, so an id can never reach another
 path or host. The exporter's ``GET /sessions/{source}/{session_id}`` redirects there, which lets one
-Grafana link serve every source.
+Grafana link serve every source. The templates' placeholders are checked where the config is
+(``read/source.py``: ``template_fields``).
 """
 
 from __future__ import annotations
 
-import string
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-#: The placeholders a template may use; ``project`` is HoneyHive's and empty for the others.
-PLACEHOLDERS = ("session_id", "workflow", "source", "project")
+from agent_session_exporter.read.source import SourceBase, template_fields
 
 
 class MissingValue(LookupError):
     """The template needs a value (the session's workflow) that is not known."""
 
-
-def template_fields(template: str) -> list[str]:
-    """The placeholders ``template`` uses; ValueError for any other, or for a malformed template."""
-    names = []
-    for _, name, spec, conversion in string.Formatter().parse(template):
-        if name is None:
-            continue
-        if name not in PLACEHOLDERS or spec or conversion:
-            raise ValueError(f"unknown placeholder {{{name}}}: use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
-        names.append(name)
-    if "session_id" not in names:
-        raise ValueError("must contain {session_id}")
-    return names
 
 
 @dataclass(frozen=True)
@@ -46,3 +33,13 @@ class SessionLink:
         if "workflow" in template_fields(self.template) and not workflow:
             raise MissingValue("workflow")
         return self.template.format(**{k: quote(v or "", safe="") for k, v in values.items()})
+
+
+def link_of(source: SourceBase) -> SessionLink | None:
+    """How a source's sessions are linked to: its ``session_url``, else the vendor's app where its
+    ``base_url`` is the vendor's cloud API; None when neither applies (or ``session_url`` is empty)."""
+    template = source.session_url
+    if template is None and source.SESSION_URL_DEFAULT:
+        host, default = source.SESSION_URL_DEFAULT
+        template = default if re.match(rf"^https://([a-z0-9.-]+\.)?{re.escape(host)}(/|$)", source.base_url) else None
+    return SessionLink(template, source.name, getattr(source, "project", "")) if template else None

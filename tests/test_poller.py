@@ -14,7 +14,7 @@ from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import parse_config
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from agent_session_exporter.demo.server import HONEYHIVE_PROJECT, PREFIXES, Simulators
-from agent_session_exporter.sqlite_store import SqliteStore
+from agent_session_exporter.keep.sqlite import SqliteStore
 
 from .helpers import FakeClock, Harness, Upstream, make_source, parse_exposition, spring_page, total_of, whatabot_item
 
@@ -62,7 +62,7 @@ async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_
                 clock.advance(30)
                 simulators.tick()
                 assert all((await exporter.run_once()).values())
-            tracked = sum(len(c.state.counted) + len(c.state.pending) for c in exporter.collectors.values())
+            tracked = sum(len(c.state.counted) + len(c.state.pending) for c in exporter.pollers.values())
             return tracked, store.row_counts()
         try:
             tracked_1x, rows_1x = await flow(10)     # ~1,200 sessions per source
@@ -85,13 +85,13 @@ async def test_a_session_stuck_active_beyond_max_pending_age_is_dropped_and_coun
         with aioresponses() as m:
             m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(
                 [item] if q.get("sessionId") in (None, item["id"]) else [], 0, 100, 1)), repeat=True)
-            await h.collector.run_cycle()
+            await h.poller.run_cycle()
             assert h.value("agent_sessions_active", status="running") == 1
             clock.advance(1800)
-            await h.collector.run_cycle()
+            await h.poller.run_cycle()
             assert h.value("agent_sessions_active", status="running") == 1
             clock.advance(1800)
-            await h.collector.run_cycle()
+            await h.poller.run_cycle()
     assert h.value("agent_sessions_active", status="running") == 0
     assert h.value("agent_session_exporter_pending_dropped_total", reason="max_pending_age") == 1
     assert h.finished() == 0
@@ -171,14 +171,14 @@ async def test_a_session_written_late_behind_the_newest_is_counted_once_by_the_s
             clock.advance(5)
             simulators.tick()
             await exporter.run_once()  # the first cycle sweeps
-            newest = exporter.collectors["wb"].state.watermark
+            newest = exporter.pollers["wb"].state.watermark
             late = factory.start_session(started_at=newest - 30, duration=2)  # written now, keyed 30 s back
             clock.advance(5)
             simulators.tick()
             await exporter.run_once()
             # A sweep, within one overlap period (here at once: it costs no more), finds it.
             await run_cycles(exporter, simulators, clock, 30, 5)
-            totals = exporter.collectors["wb"].state.totals.finished
+            totals = exporter.pollers["wb"].state.totals.finished
         finally:
             await exporter.close()
     assert not late.running and sum(totals.values()) == 2 == sum(factory.truth.finished.values())
@@ -195,7 +195,7 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
             "initial_lookback": "10m"}]}, {})
         exporter = Exporter(config, clock=clock)
         await exporter.open()
-        collector = exporter.collectors["st"]
+        collector = exporter.pollers["st"]
         sweeps = collector.metrics.m.sweeps.labels("st", "syntropic137")
         try:
             factory = simulators.factories["syntropic137"]
@@ -237,7 +237,7 @@ async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycl
         exporter = Exporter(parse_config({"interval": 1, "sources": [dify_source(base_url, overlap="10m")]}, {}),
                             clock=clock)
         await exporter.open()
-        collector = exporter.collectors["dy"]
+        collector = exporter.pollers["dy"]
         try:
             factory = simulators.factories["dify"]
             for age in range(550):  # nine minutes of finished runs: a sweep costs far more than the read
@@ -271,7 +271,7 @@ async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_coun
                      if provider == "honeyhive" else {})}
         exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
         await exporter.open()
-        collector = exporter.collectors["src"]
+        collector = exporter.pollers["src"]
         m = collector.metrics.m
         labels = ("src", provider)
 
@@ -304,7 +304,7 @@ async def test_a_dify_run_paused_for_an_hour_is_looked_up_in_its_own_second_not_
         source = dify_source(base_url, page_size=20, max_pages=10_000)
         exporter = Exporter(parse_config({"interval": 30, "sources": [source]}, {}), clock=clock)
         await exporter.open()
-        collector = exporter.collectors["dy"]
+        collector = exporter.pollers["dy"]
         factory = simulators.factories["dify"]
         try:
             paused = factory.start_session(duration=3600)
@@ -335,7 +335,7 @@ async def test_a_probe_that_fails_leaves_the_sweep_to_the_next_cycle(clock):
         source = dify_source(base_url, overlap="1m", page_size=10, retries=0)
         exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
         await exporter.open()
-        collector = exporter.collectors["dy"]
+        collector = exporter.pollers["dy"]
         m = collector.metrics.m
         try:
             for _ in range(20):
@@ -375,7 +375,7 @@ async def test_a_list_written_as_runs_end_costs_what_is_new_under_load(clock):
                 rows = (sum(factory.truth.finished.values()) - ended) * 17 / 16  # one row in sixteen has no run
                 ideal += max(1, math.ceil(rows / 100))
             await drain(exporter, simulators, clock, 30, 2)
-            counted = sum(exporter.collectors["dy"].state.totals.finished.values())
+            counted = sum(exporter.pollers["dy"].state.totals.finished.values())
         finally:
             await exporter.close()
     assert counted == sum(factory.truth.finished.values()) > 5000
@@ -386,7 +386,7 @@ class FailingStore:
     """A MemoryStore whose commits fail while ``failing`` is set."""
 
     def __init__(self) -> None:
-        from agent_session_exporter.state import MemoryStore
+        from agent_session_exporter.keep.store import MemoryStore
         self.inner = MemoryStore()
         self.failing = True
 
@@ -406,12 +406,12 @@ async def test_self_metrics_are_bumped_only_after_the_commit(http_session, clock
     h = Harness(make_source("whatabot"), http_session, clock, store=store)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(items, 0, 100, 2)), repeat=True)
-        assert not await h.collector.run_cycle()  # the commit fails: nothing may be counted
+        assert not await h.poller.run_cycle()  # the commit fails: nothing may be counted
         assert h.value("agent_session_exporter_unknown_status_total", status="archived") == 0
         assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 0
         store.failing = False
         clock.advance(30)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     assert h.value("agent_session_exporter_unknown_status_total", status="archived") == 1
     assert h.value("agent_session_exporter_invalid_records_total", reason="wrong_type") == 1
     assert h.finished(status="archived", outcome="unknown") == 1
@@ -425,7 +425,7 @@ async def test_the_active_gauge_goes_through_the_label_cap(http_session, clock):
     h = Harness(make_source("whatabot", max_label_values=2), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(items, 0, 100, 5)), repeat=True)
-        assert await h.collector.run_cycle()
+        assert await h.poller.run_cycle()
     statuses = {labels["status"]: value for labels, value in
                 ((s.labels, s.value) for f in h.registry.collect() for s in f.samples
                  if s.name == "agent_sessions_active")}
@@ -467,7 +467,7 @@ async def test_a_source_whose_upstream_hangs_never_holds_up_another(clock):
                     if cycles("fine") >= 3:
                         break
                     await asyncio.sleep(0.1)
-                assert cycles("fine") >= 3 and exporter.collectors["fine"].last_result.startswith("ok")
+                assert cycles("fine") >= 3 and exporter.pollers["fine"].last_result.startswith("ok")
                 assert cycles("hung") == 0  # still waiting on its first answer
             finally:
                 await exporter.close(grace=0.1)

@@ -7,15 +7,14 @@ from typing import Any, Callable
 
 import aiohttp
 
-from ..http_client import HttpClient, RequestObserver
-from ..sourceconfig import SourceBase
-from ..state import KnownRows
-from .base import PendingRef, PollResult, PollWindow, Provider
-from .dify import DifyProvider
-from .honeyhive import HoneyhiveProvider
-from .kapso import KapsoProvider
-from .syntropic137 import Syntropic137Provider
-from .whatabot import WhatabotProvider
+from agent_session_exporter.read.http_client import HttpClient, RequestObserver
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.dify import DifyProvider
+from agent_session_exporter.read.providers.honeyhive import HoneyhiveProvider
+from agent_session_exporter.read.providers.kapso import KapsoProvider
+from agent_session_exporter.read.providers.syntropic137 import Syntropic137Provider
+from agent_session_exporter.read.providers.whatabot import WhatabotProvider
+from agent_session_exporter.read.source import SourceBase
 
 PROVIDER_CLASSES: dict[str, type[Provider]] = {
     "whatabot": WhatabotProvider,
@@ -33,4 +32,4 @@ def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: 
     return cls(source, HttpClient(session, source, observer, cls.AUTH, sleep=sleep))
 
 
-__all__ = ["PROVIDER_CLASSES", "KnownRows", "PendingRef", "PollResult", "PollWindow", "Provider", "make_provider"]
+__all__ = ["PROVIDER_CLASSES", "Provider", "make_provider"]

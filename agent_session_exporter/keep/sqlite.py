@@ -16,7 +16,8 @@ from typing import IO, Callable
 
 import structlog
 
-from .state import CycleDelta, PendingSession, SourceState, SourceTotals
+from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, SourceTotals
+from agent_session_exporter.keep.codec import totals_from_json, totals_to_json
 
 SCHEMA_VERSION = 2
 #: Older schema versions this one upgrades in place: version -> the statements that do it.
@@ -141,7 +142,7 @@ class SqliteStore:
             "INSERT INTO sources (name, provider, floor, watermark, totals) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, floor=excluded.floor, "
             "watermark=excluded.watermark, totals=excluded.totals",
-            (source, self.providers.get(source, ""), floor, watermark, totals.to_json()))
+            (source, self.providers.get(source, ""), floor, watermark, totals_to_json(totals)))
 
     def retain_only(self, providers: dict[str, str]) -> list[str]:
         """Drop the state of sources no longer configured, or whose provider changed (name -> provider)."""
@@ -163,7 +164,7 @@ class SqliteStore:
             if row is None:
                 return SourceState()
             state = SourceState(floor=_time_or_none(row[0]), watermark=_time_or_none(row[1]),
-                                totals=SourceTotals.from_json(row[2]))
+                                totals=totals_from_json(row[2]))
             reset = state.totals.drop_non_finite()
             if reset:
                 log.error("state held counters that are not finite numbers; they restart from zero",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from agent_session_exporter.aggregates import LabelLimiter, SessionMetrics, SourceView, TotalsBuilder
+from agent_session_exporter.count.state import SourceTotals
+from agent_session_exporter.count.totals import LabelLimiter, SourceView, TotalsBuilder
 from agent_session_exporter.model import Outcome, Phase, SessionRecord
-from agent_session_exporter.state import SourceTotals
+from agent_session_exporter.serve.session_metrics import SessionMetrics
 
 
 def record(sid: str, status: str = "completed", outcome: Outcome = Outcome.SUCCESS, **extra) -> SessionRecord:
@@ -85,18 +86,4 @@ def test_exemplars_are_written_in_openmetrics_only_and_parse_back():
     assert samples[("agent_session_duration_seconds_bucket", "1.0")].exemplar is None  # the long id has none
 
 
-def test_totals_round_trip_through_their_derived_json():
-    totals = SourceTotals(finished={("wf", "a", "success"): 2}, duration_buckets={("wf", "success"): [1, 1]},
-                          duration_sum={("wf", "success"): 3.5}, bounds=[1.0], warnings={"wf": 2.0}, errors={"": 1},
-                          tokens={("wf", "input"): 4.0}, cost={("", "m"): 0.5})
-    assert SourceTotals.from_json(totals.to_json()) == totals
-    assert SourceTotals.from_json(SourceTotals().to_json()) == SourceTotals()
 
-
-def test_totals_written_before_the_workflow_label_become_workflow_empty():
-    old = ('{"finished":[["a","success",2]],"duration_buckets":{"success":[1,1]},"duration_sum":{"success":3.5},'
-           '"bounds":[1.0],"warnings":2.0,"errors":1,"tokens":{"input":4.0},"cost":{"m":0.5}}')
-    assert SourceTotals.from_json(old) == SourceTotals(
-        finished={("", "a", "success"): 2}, duration_buckets={("", "success"): [1, 1]},
-        duration_sum={("", "success"): 3.5}, bounds=[1.0], warnings={"": 2.0}, errors={"": 1},
-        tokens={("", "input"): 4.0}, cost={("", "m"): 0.5})

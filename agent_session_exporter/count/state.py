@@ -1,0 +1,137 @@
+"""Per-source collection state, and the change one cycle makes to it (kept by ``keep/``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from agent_session_exporter.model import KnownRows
+
+
+@dataclass
+class SourceTotals:
+    """Counter values of one source, per workflow ("" where the provider has none); also used as
+    the increment of one cycle."""
+
+    finished: dict[tuple[str, str, str], int] = field(default_factory=dict)   # (workflow, status, outcome)
+    #: (workflow, outcome) -> per-bucket counts, +Inf last
+    duration_buckets: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    duration_sum: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: The bucket bounds the histogram counts refer to (the config's duration_buckets).
+    bounds: list[float] = field(default_factory=list)
+    warnings: dict[str, float] = field(default_factory=dict)                 # workflow -> count
+    errors: dict[str, int] = field(default_factory=dict)                     # workflow -> count
+    tokens: dict[tuple[str, str], float] = field(default_factory=dict)       # (workflow, token type)
+    cost: dict[tuple[str, str], float] = field(default_factory=dict)         # (workflow, model) -> USD
+    #: workflow -> its display name (not a counter: the newest name wins); kept so that
+    #: ``agent_session_workflow_info`` survives a restart
+    names: dict[str, str] = field(default_factory=dict)
+
+    def plus(self, other: SourceTotals) -> SourceTotals:
+        """A new SourceTotals holding self + other."""
+        result = SourceTotals()
+        result.add(self)
+        result.add(other)
+        return result
+
+    def add(self, other: SourceTotals) -> None:
+        if other.bounds:
+            self.bounds = list(other.bounds)
+        for key, counts in other.duration_buckets.items():
+            mine = self.duration_buckets.setdefault(key, [0] * len(counts))
+            for i, count in enumerate(counts):
+                mine[i] += count
+        self.names.update(other.names)
+        for name in ("finished", "duration_sum", "warnings", "errors", "tokens", "cost"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+    def workflows(self) -> set[str]:
+        """Every workflow these totals hold a value for."""
+        keyed = (*self.finished, *self.duration_buckets, *self.tokens, *self.cost)
+        return {key[0] for key in keyed} | set(self.warnings) | set(self.errors)
+
+    def drop_non_finite(self) -> list[str]:
+        """Reset to zero any figure that is infinite or NaN (an older version could persist one);
+        return the names of those reset."""
+        reset = []
+        for name in ("warnings", "duration_sum", "tokens", "cost"):
+            values: dict[Any, float] = getattr(self, name)
+            for key in [k for k, v in values.items() if not math.isfinite(v)]:
+                del values[key]
+                reset.append(f"{name}[{key}]")
+        return reset
+
+
+
+@dataclass(slots=True)
+class PendingSession:
+    """A session last seen active, re-checked every cycle until it finishes."""
+
+    key_time: float
+    status: str
+    first_seen: float
+    #: For settling sessions (no upstream status): the last end time and when it took that value.
+    end_time: float | None = None
+    end_seen_at: float | None = None
+    workflow: str = ""
+
+
+
+@dataclass
+class SourceState:
+    #: Cutoff of the source's first cycle: nothing older is ever read.
+    floor: float | None = None
+    #: Newest key time seen; the window reaches back to it minus the overlap.
+    watermark: float | None = None
+    pending: dict[str, PendingSession] = field(default_factory=dict)
+    #: Counted session ids that can still reappear in the window, with their key time.
+    counted: dict[str, float] = field(default_factory=dict)
+    totals: SourceTotals = field(default_factory=SourceTotals)
+
+    def known_rows(self, more: Iterable[float] = ()) -> KnownRows:
+        """The key times of every session known (counted or pending), and ``more``."""
+        return KnownRows(sorted([*self.counted.values(), *(p.key_time for p in self.pending.values()), *more]))
+
+    def active_by_status(self, label: Callable[[str], str] = str,
+                         workflow_label: Callable[[str], str] = str) -> dict[tuple[str, str], int]:
+        """Pending sessions by (workflow, status), each through its label cap."""
+        counts: dict[tuple[str, str], int] = {}
+        for pending in self.pending.values():
+            key = (workflow_label(pending.workflow), label(pending.status))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def window_cutoff(floor: float, watermark: float | None, overlap: float) -> float:
+    """The oldest key time a cycle still reads: the watermark minus the overlap, never below the floor."""
+    return floor if watermark is None else max(floor, watermark - overlap)
+
+
+@dataclass
+class CycleDelta:
+    """Everything one cycle changes; committed in one transaction, then applied."""
+
+    floor: float | None
+    watermark: float | None
+    counted_add: dict[str, float] = field(default_factory=dict)
+    counted_remove: list[str] = field(default_factory=list)
+    pending_upsert: dict[str, PendingSession] = field(default_factory=dict)
+    pending_remove: list[str] = field(default_factory=list)
+    increments: SourceTotals = field(default_factory=SourceTotals)
+
+    def apply_to(self, state: SourceState) -> None:
+        state.floor = self.floor
+        state.watermark = self.watermark
+        state.counted.update(self.counted_add)
+        for session_id in self.counted_remove:
+            state.counted.pop(session_id, None)
+        for session_id in self.pending_remove:
+            state.pending.pop(session_id, None)
+        state.pending.update(self.pending_upsert)
+        state.totals.add(self.increments)
+
+
+

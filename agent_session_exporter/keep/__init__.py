@@ -1,0 +1,1 @@
+"""Keeping: the store protocol, the in-memory store, the SQLite store and the totals' JSON form."""
