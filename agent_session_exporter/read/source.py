@@ -6,6 +6,7 @@ Durations (``30s``, ``10m``, ``24h``, or plain seconds) are one type, ``Duration
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from pathlib import Path
@@ -38,6 +39,26 @@ Duration = Annotated[float, BeforeValidator(to_seconds), WithJsonSchema(_DURATIO
 
 #: The placeholders a template may use; ``project`` is HoneyHive's and empty for the others.
 PLACEHOLDERS = ("session_id", "workflow", "source", "project")
+
+
+#: A template's fixed origin: scheme, host (an ASCII name, punycode for an international one, or an IPv6
+#: address in brackets) and optional port, then ``/``, ``?``, ``#`` or the end. Nothing a placeholder
+#: gives may reach the host or the port, and the redirect never fails on the host (IDNA, port range).
+_FIXED_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])(?::(?P<port>\d{1,5}))?(?=[/?#]|$)")
+FIXED_ORIGIN_RULE = ("must start with http:// or https:// and a fixed host (and port), ended by /, ? or # "
+                     "before any placeholder")
+
+
+def check_fixed_origin(template: str) -> None:
+    """ValueError unless ``template`` starts with a fixed ``scheme://host[:port]`` (``_FIXED_ORIGIN``)."""
+    match = _FIXED_ORIGIN.match(template)
+    if match is None or (match["port"] is not None and not 0 < int(match["port"]) <= 65535):
+        raise ValueError(FIXED_ORIGIN_RULE)
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            raise ValueError(FIXED_ORIGIN_RULE) from None
 
 
 def template_fields(template: str) -> list[str]:
@@ -118,8 +139,7 @@ class SourceBase(StrictModel):
     @classmethod
     def _session_url(cls, value: str | None) -> str | None:
         if value:
-            if not re.match(r"^https?://[^/\s{}]+", value):
-                raise ValueError("must be an http:// or https:// URL with a fixed host")
+            check_fixed_origin(value)
             template_fields(value)
         return value
 
