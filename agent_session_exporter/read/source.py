@@ -20,14 +20,13 @@ DURATION_EXAMPLES = "such as 30s, 10m or 24h"
 
 
 def to_seconds(value: Any) -> Any:
-    """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a duration {DURATION_EXAMPLES}")
-    if isinstance(value, (int, float)):
+    """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``. The error
+    never names the value: it may be a key pasted into the wrong line."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and (match := _DURATION_PATTERN.match(value)):
         return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    raise ValueError(f"must be a duration {DURATION_EXAMPLES}, got {value!r}")
+    raise ValueError(f"must be a duration {DURATION_EXAMPLES}")
 
 
 _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
@@ -36,6 +35,9 @@ _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
 #: A duration in seconds, given as a number or with a unit.
 Duration = Annotated[float, BeforeValidator(to_seconds), WithJsonSchema(_DURATION_SCHEMA)]
 
+
+#: What a source's name (its ``source`` label) may be.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 #: The placeholders a template may use; ``project`` is HoneyHive's and empty for the others.
 PLACEHOLDERS = ("session_id", "workflow", "source", "project")
@@ -92,7 +94,7 @@ class SourceBase(StrictModel):
     #: Whether the provider's API needs a credential (Syntropic137's has none of its own).
     CREDENTIAL_REQUIRED: ClassVar[bool] = True
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="unique; the `source` label")
+    name: str = Field(pattern=NAME_PATTERN, description="unique; the `source` label")
     provider: str
     base_url: str = Field(description="API root, http:// or https://")
     api_key: str | None = Field(None, repr=False, min_length=1)
@@ -145,17 +147,18 @@ class SourceBase(StrictModel):
 
     @model_validator(mode="after")
     def _credentials(self) -> SourceBase:
+        # Each message names the key, never its value: a path may be a key pasted into the wrong line.
         if self.api_key and self.api_key_file:
-            raise ValueError("give api_key or api_key_file, not both")
+            raise ValueError("api_key_file: give api_key or api_key_file, not both")
         if self.basic_auth and (self.api_key or self.api_key_file):
-            raise ValueError("give api_key or basic_auth, not both")
+            raise ValueError("basic_auth: give api_key or basic_auth, not both")
         if self.api_key_file:
             try:
                 key = Path(self.api_key_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(f"api_key_file: cannot read {self.api_key_file}: {exc.strerror}") from None
+                raise ValueError(f"api_key_file: cannot be read ({exc.strerror or type(exc).__name__})") from None
             if not key:
-                raise ValueError(f"api_key_file: {self.api_key_file} is empty")
+                raise ValueError("api_key_file: the file is empty")
             object.__setattr__(self, "api_key", key)
         if self.CREDENTIAL_REQUIRED and not self.api_key and not self.basic_auth:
             raise ValueError(f"api_key: required for provider {self.provider} (or api_key_file / basic_auth)")
