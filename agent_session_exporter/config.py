@@ -1,8 +1,10 @@
 """The configuration: YAML with ``${VAR}`` expansion, validated into one typed model (pydantic).
 
 Each provider module declares its own source model; the ``sources`` list is a union of them told
-apart by ``provider``. Every error is reported in one run, each naming the source and the key
-(``source 'wb': page_size: ...``), and never a value: a config line may hold a key.
+apart by ``provider``. Every error is reported in one run, one line each, in one format: where
+(``source 'NAME'``, or ``sources[i]`` for an entry without a valid name, or nothing at the top level),
+the key path, the rule (``source 'wb': page_size: ...``); never a value: a secret may have been pasted
+into the wrong key.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from agent_session_exporter.read.providers import PROVIDER_CLASSES
-from agent_session_exporter.read.source import BasicAuth, Duration, SourceBase, StrictModel, to_seconds
+from agent_session_exporter.read.source import NAME_PATTERN, BasicAuth, Duration, SourceBase, StrictModel, to_seconds
 
 PROVIDERS = tuple(PROVIDER_CLASSES)
 DEFAULT_LISTEN = "0.0.0.0:9817"
@@ -58,16 +61,17 @@ class Config(StrictModel):
     def _sources(cls, value: Any) -> Any:
         if not isinstance(value, list) or not value:
             raise ValueError("must be a non-empty list")
-        names = [entry.get("name") for entry in value if isinstance(entry, dict)]
-        duplicates = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate source name {duplicates[0]!r}")
+        names = [entry.get("name") if isinstance(entry, dict) else None for entry in value]
+        for index, name in enumerate(names):
+            if isinstance(name, str) and name in names[:index]:
+                # Located by _describe at this entry's name (the index is in the context).
+                raise PydanticCustomError("duplicate_source_name", "must be unique", {"index": index})
         return tuple(value)
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        parse_listen(value, "listen")
+        _listen_parts(value)
         return value
 
     @field_validator("duration_buckets", mode="before")
@@ -100,10 +104,10 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
 def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str]) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError("(top level): must be a mapping")
-    errors: list[str] = []
-    raw = _expand(raw, environ, "", errors)
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    raw = _expand(raw, environ, (), errors)
     if errors:
-        raise ConfigError("\n".join(errors))
+        raise ConfigError("\n".join(_line(loc, message, raw) for loc, message in errors))
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -111,29 +115,42 @@ def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str]) -> Config
 
 
 def _describe(error: Any, raw: dict[str, Any]) -> str:
-    """One error as ``source 'NAME': key: message`` (or ``key: message`` at the top level)."""
+    """One error as ``source 'NAME': key: rule`` (see ``_line``). Pydantic's message is the rule: with
+    ``hide_input_in_errors`` and the replacements here, none of them holds the value."""
     loc = list(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     elif error["type"] == "missing":
         message = "required"
-    elif error["type"] == "union_tag_invalid":
+    elif error["type"] == "union_tag_invalid":  # its message quotes the tag given
         message = f"must be one of {', '.join(PROVIDERS)}"
         loc.append("provider")
     elif error["type"] == "union_tag_not_found":
         message = "required"
         loc.append("provider")
+    elif error["type"] == "duplicate_source_name":
+        loc = ["sources", error["ctx"]["index"], "name"]
+    if len(loc) > 2 and loc[0] == "sources" and isinstance(loc[1], int) and loc[2] in PROVIDERS:
+        del loc[2]  # the union's tag; a check across keys (a model validator) names its key itself
+    return _line(tuple(loc), message, raw)
+
+
+def _line(loc: tuple[str | int, ...], message: str, raw: dict[str, Any]) -> str:
+    """The one format of an error: where, key path, rule. A source is named by its ``name`` where that
+    is a valid name, else by its index (an invalid name may be a value pasted into the wrong key)."""
+    where = ""
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
-        index = loc[1]
-        entry = raw["sources"][index] if isinstance(raw.get("sources"), list) else None
+        sources = raw.get("sources")
+        entry = sources[loc[1]] if isinstance(sources, list) and loc[1] < len(sources) else None
         name = entry.get("name") if isinstance(entry, dict) else None
-        where = f"source {name!r}" if isinstance(name, str) else f"sources[{index}]"
-        rest = [str(part) for part in loc[2:] if part not in PROVIDERS]
-        if rest and ":" in message.split(" ")[0]:
-            rest = []  # the message names its own key (a check across keys)
-        return f"{where}: {'.'.join(rest) + ': ' if rest else ''}{message}"
-    return f"{'.'.join(str(p) for p in loc) or '(top level)'}: {message}"
+        valid = isinstance(name, str) and re.match(NAME_PATTERN, name)
+        where = f"source {name!r}: " if valid else f"sources[{loc[1]}]: "
+        loc = loc[2:]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).removeprefix(".")
+    if not path:
+        return f"{where}{message}" if where else f"(top level): {message}"
+    return f"{where}{path}: {message}"
 
 
 def config_schema() -> dict[str, Any]:
@@ -165,12 +182,20 @@ def parse_duration(value: Any, key: str) -> float:
 
 
 def parse_listen(value: Any, key: str) -> tuple[str, int]:
+    """HOST and PORT of ``HOST:PORT``; ConfigError naming ``key`` (and never the value) otherwise."""
+    try:
+        return _listen_parts(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _listen_parts(value: Any) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
-        raise ConfigError(f"{key}: must be HOST:PORT, got {value!r}")
+        raise ValueError("must be HOST:PORT")
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"{key}: port must be a number from 0 to 65535, got {port_text!r}")
+        raise ValueError("port must be a number from 0 to 65535")
     return host or "0.0.0.0", int(port_text)
 
 
@@ -182,17 +207,17 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}{problem}"
 
 
-def _expand(value: Any, environ: Any, key: str, errors: list[str]) -> Any:
-    """Replace ``${VAR}`` in every string value; each missing variable is an error naming its key."""
+def _expand(value: Any, environ: Any, loc: tuple[str | int, ...], errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
+    """Replace ``${VAR}`` in every string value; each missing variable is an error at its key."""
     if isinstance(value, dict):
-        return {k: _expand(v, environ, f"{key}.{k}" if key else str(k), errors) for k, v in value.items()}
+        return {k: _expand(v, environ, (*loc, str(k)), errors) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, environ, f"{key}[{i}]", errors) for i, v in enumerate(value)]
+        return [_expand(v, environ, (*loc, i), errors) for i, v in enumerate(value)]
     if isinstance(value, str):
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in environ:
-                errors.append(f"{key}: environment variable {name} is not set")
+                errors.append((loc, f"environment variable {name} is not set"))
                 return ""
             return environ[name]
         return _ENV_PATTERN.sub(substitute, value)

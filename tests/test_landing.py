@@ -5,7 +5,7 @@ from __future__ import annotations
 from aioresponses import aioresponses
 
 from agent_session_exporter.logs import redactor
-from agent_session_exporter.serve.landing import render_landing
+from agent_session_exporter.serve.landing import ERROR_SHOWN, render_landing
 
 from .helpers import KEY, Harness, Upstream, make_source
 from .test_real_api_shapes import NOW, dify_row
@@ -31,3 +31,24 @@ async def test_the_latest_failures_are_listed_newest_first_without_secrets(http_
     assert page.index("run-25<") < page.index("run-6<")  # newest first
     assert "run-31" not in page  # a cancelled run is no failure
     assert "href='/sessions/dify-src/run-25'" in page
+
+
+async def test_an_error_text_is_redacted_before_it_is_cut(http_session, clock):
+    """A key that straddles the cut is replaced whole: cutting first would leave a prefix the
+    redactor no longer recognises."""
+    clock.now = NOW
+    long_key = "sk-live-" + "0123456789abcdefghijklmnopqrstuvwxyz"  # 44 characters
+    error = "x" * (ERROR_SHOWN - 15) + f" key {long_key} rejected"  # the cut falls 10 characters in
+    h = Harness(make_source("dify", api_key=long_key), http_session, clock)
+    redactor.set_secrets([long_key])
+    try:
+        with aioresponses() as m:
+            m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {
+                "data": [dify_row(1, "failed", error)] if params.get("page", "1") == "1" else [],
+                "has_more": False}), repeat=True)
+            assert await h.poller.run_cycle()
+        page = render_landing({"dify-src": h.poller}, "/metrics", now=NOW)
+    finally:
+        redactor.set_secrets([])
+    assert "run-1<" in page and "x" * (ERROR_SHOWN - 15) + " key [REDACTED]" in page
+    assert long_key[:4] not in page  # not even the start of the key

@@ -5,9 +5,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from agent_session_exporter.app import Exporter
-from agent_session_exporter.config import parse_config
+from agent_session_exporter.config import ConfigError, parse_config
 from agent_session_exporter.count.state import PendingSession
 from agent_session_exporter.read.source import template_fields
 from agent_session_exporter.serve.links import MissingValue, SessionLink, link_of
@@ -19,6 +20,44 @@ def test_values_are_encoded_as_one_path_segment_each():
     assert link.url("../x?y#z", "wf/1") == "https://app.example/w/wf%2F1/e/..%2Fx%3Fy%23z?src=src%20one"
     with pytest.raises(MissingValue):
         link.url("abc", None)
+
+
+@pytest.mark.parametrize("value", [".", "..", "..."])
+def test_a_value_of_dots_is_no_path_segment(value):
+    """``.`` and ``..`` would be resolved away (yarl in the redirect, browsers by the WHATWG URL rules,
+    which read ``%2E`` as a dot too): the dots are percent-encoded, and so is that percent sign."""
+    link = SessionLink("https://app.example/w/{workflow}/e/{session_id}", "s")
+    assert link.url(value, value) == "https://app.example/w/{0}/e/{0}".format("%252E" * len(value))
+    assert link.url("a.b", ".x") == "https://app.example/w/.x/e/a.b"  # dots among other characters stay
+
+
+@pytest.mark.parametrize("template", [
+    "https://app.example{session_id}",  # .../sessions/x/.com.evil.test would lead to app.example.com.evil.test
+    "https://app.example.{session_id}/x",
+    "https://app.example:{session_id}/x",  # a port placeholder: a 500 at request time
+    "https://app.example:{{1}}/{session_id}",
+    "https://app.example:99999/{session_id}",
+    "https://{session_id}.example/x",
+    "https://user@app.example/{session_id}",
+    "https://[zz]/{session_id}",
+    "https://" + "ü" * 70 + ".example/{session_id}",  # no IDNA form: a 500 at request time
+])
+def test_a_template_whose_host_is_not_fixed_is_refused_at_config_time(template):
+    raw = {"sources": [{"name": "k", "provider": "dify", "api_key": "k", "base_url": "https://x.example",
+                        "session_url": template}]}
+    with pytest.raises(ConfigError, match=r"^source 'k': session_url: must start with http:// or https:// and a "
+                                          r"fixed host"):
+        parse_config(raw, {})
+
+
+@pytest.mark.parametrize("template", [
+    "https://app.example/{session_id}", "http://app.example:8080?id={session_id}", "https://app.example#{session_id}",
+    "https://[::1]:3000/runs/{session_id}", "https://xn--bcher-kva.example/{session_id}",
+])
+def test_a_template_with_a_fixed_host_is_taken(template):
+    raw = {"sources": [{"name": "k", "provider": "dify", "api_key": "k", "base_url": "https://x.example",
+                        "session_url": template}]}
+    assert parse_config(raw, {}).sources[0].session_url == template
 
 
 @pytest.mark.parametrize("template, error", [
@@ -67,12 +106,17 @@ async def test_the_redirect_finds_the_workflow_or_says_what_is_missing(served):
     exporter.pollers["linked"].state.pending["run-7"] = PendingSession(1.0, "running", 1.0, workflow="wf-9")
 
     async def get(path: str) -> tuple[int, str]:
-        async with client.get(url + path, allow_redirects=False) as response:
+        async with client.get(URL(url + path, encoded=True), allow_redirects=False) as response:
             return response.status, response.headers.get("Location") or await response.text()
 
     assert await get("/sessions/linked/run-7") == (302, "https://app.example/workflows/wf-9/executions/run-7")
     assert await get("/sessions/linked/run-8?workflow=wf-2") == (
         302, "https://app.example/workflows/wf-2/executions/run-8")
+    # A value that is a dot segment stays one segment: the redirect keeps to the template's path.
+    assert await get("/sessions/linked/run-8?workflow=..") == (
+        302, "https://app.example/workflows/%252E%252E/executions/run-8")
+    assert await get("/sessions/linked/%2E%2E?workflow=.") == (
+        302, "https://app.example/workflows/%252E/executions/%252E%252E")
     status, text = await get("/sessions/linked/run-8")
     assert status == 404 and "add ?workflow=" in text
     status, text = await get("/sessions/plain/run-1")

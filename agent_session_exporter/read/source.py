@@ -6,6 +6,7 @@ Durations (``30s``, ``10m``, ``24h``, or plain seconds) are one type, ``Duration
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from pathlib import Path
@@ -19,14 +20,13 @@ DURATION_EXAMPLES = "such as 30s, 10m or 24h"
 
 
 def to_seconds(value: Any) -> Any:
-    """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a duration {DURATION_EXAMPLES}")
-    if isinstance(value, (int, float)):
+    """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``. The error
+    never names the value: it may be a key pasted into the wrong line."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and (match := _DURATION_PATTERN.match(value)):
         return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    raise ValueError(f"must be a duration {DURATION_EXAMPLES}, got {value!r}")
+    raise ValueError(f"must be a duration {DURATION_EXAMPLES}")
 
 
 _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
@@ -36,8 +36,31 @@ _DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
 Duration = Annotated[float, BeforeValidator(to_seconds), WithJsonSchema(_DURATION_SCHEMA)]
 
 
+#: What a source's name (its ``source`` label) may be.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
 #: The placeholders a template may use; ``project`` is HoneyHive's and empty for the others.
 PLACEHOLDERS = ("session_id", "workflow", "source", "project")
+
+
+#: A template's fixed origin: scheme, host (an ASCII name, punycode for an international one, or an IPv6
+#: address in brackets) and optional port, then ``/``, ``?``, ``#`` or the end. Nothing a placeholder
+#: gives may reach the host or the port, and the redirect never fails on the host (IDNA, port range).
+_FIXED_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])(?::(?P<port>\d{1,5}))?(?=[/?#]|$)")
+FIXED_ORIGIN_RULE = ("must start with http:// or https:// and a fixed host (and port), ended by /, ? or # "
+                     "before any placeholder")
+
+
+def check_fixed_origin(template: str) -> None:
+    """ValueError unless ``template`` starts with a fixed ``scheme://host[:port]`` (``_FIXED_ORIGIN``)."""
+    match = _FIXED_ORIGIN.match(template)
+    if match is None or (match["port"] is not None and not 0 < int(match["port"]) <= 65535):
+        raise ValueError(FIXED_ORIGIN_RULE)
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            raise ValueError(FIXED_ORIGIN_RULE) from None
 
 
 def template_fields(template: str) -> list[str]:
@@ -71,7 +94,7 @@ class SourceBase(StrictModel):
     #: Whether the provider's API needs a credential (Syntropic137's has none of its own).
     CREDENTIAL_REQUIRED: ClassVar[bool] = True
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="unique; the `source` label")
+    name: str = Field(pattern=NAME_PATTERN, description="unique; the `source` label")
     provider: str
     base_url: str = Field(description="API root, http:// or https://")
     api_key: str | None = Field(None, repr=False, min_length=1)
@@ -118,24 +141,24 @@ class SourceBase(StrictModel):
     @classmethod
     def _session_url(cls, value: str | None) -> str | None:
         if value:
-            if not re.match(r"^https?://[^/\s{}]+", value):
-                raise ValueError("must be an http:// or https:// URL with a fixed host")
+            check_fixed_origin(value)
             template_fields(value)
         return value
 
     @model_validator(mode="after")
     def _credentials(self) -> SourceBase:
+        # Each message names the key, never its value: a path may be a key pasted into the wrong line.
         if self.api_key and self.api_key_file:
-            raise ValueError("give api_key or api_key_file, not both")
+            raise ValueError("api_key_file: give api_key or api_key_file, not both")
         if self.basic_auth and (self.api_key or self.api_key_file):
-            raise ValueError("give api_key or basic_auth, not both")
+            raise ValueError("basic_auth: give api_key or basic_auth, not both")
         if self.api_key_file:
             try:
                 key = Path(self.api_key_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(f"api_key_file: cannot read {self.api_key_file}: {exc.strerror}") from None
+                raise ValueError(f"api_key_file: cannot be read ({exc.strerror or type(exc).__name__})") from None
             if not key:
-                raise ValueError(f"api_key_file: {self.api_key_file} is empty")
+                raise ValueError("api_key_file: the file is empty")
             object.__setattr__(self, "api_key", key)
         if self.CREDENTIAL_REQUIRED and not self.api_key and not self.basic_auth:
             raise ValueError(f"api_key: required for provider {self.provider} (or api_key_file / basic_auth)")

@@ -37,8 +37,10 @@ tr.ok td:first-child{border-left:4px solid #1a7f37}
 """
 
 
-def _text(value: object) -> str:
-    return html.escape(redactor.redact(str(value)))
+def _text(value: object, limit: int | None = None) -> str:
+    """Redacted, then cut to ``limit`` characters, then escaped: cutting first could leave part of a
+    secret that the redactor no longer recognises."""
+    return html.escape(redactor.redact(str(value))[:limit])
 
 
 def _when(timestamp: float | None) -> str:
@@ -52,7 +54,6 @@ def _failure_row(name: str, status: SourceStatus, record: SessionRecord) -> str:
     label = status.state.totals.names.get(workflow)
     shown = f"{label} ({workflow})" if label else workflow
     duration = f"{record.duration_seconds:.1f} s" if record.duration_seconds is not None else "-"
-    error = (record.error_message or "")[:ERROR_SHOWN]
     link = "-"
     if status.link is not None:
         href = f"/sessions/{quote(name, safe='')}/{quote(record.session_id, safe='')}"
@@ -60,7 +61,8 @@ def _failure_row(name: str, status: SourceStatus, record: SessionRecord) -> str:
             href += f"?workflow={quote(record.workflow, safe='')}"
         link = f"<a href='{html.escape(href)}'>open</a>"
     cells = (_text(_when(record.finished_at)), _text(record.status), _text(shown), duration,
-             f"<span class='err'>{_text(error) or '-'}</span>", _text(record.session_id[:64]), link)
+             f"<span class='err'>{_text(record.error_message or '', ERROR_SHOWN) or '-'}</span>",
+             _text(record.session_id, 64), link)
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 

@@ -2,9 +2,10 @@
 
 A template such as ``https://app.example/workflows/{workflow}/executions/{session_id}`` names its
 placeholders; each value is percent-encoded as one path segment, so an id can never reach another
-path or host. The exporter's ``GET /sessions/{source}/{session_id}`` redirects there, which lets one
-Grafana link serve every source. The templates' placeholders are checked where the config is
-(``read/source.py``: ``template_fields``).
+path or host: a value made only of dots (``.``, ``..``) has its dots encoded too, and the template's
+``scheme://host[:port]`` is fixed text. The exporter's ``GET /sessions/{source}/{session_id}``
+redirects there, which lets one Grafana link serve every source. The templates (placeholders, fixed
+host) are checked where the config is (``read/source.py``: ``template_fields``, ``check_fixed_origin``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ class MissingValue(LookupError):
     """The template needs a value (the session's workflow) that is not known."""
 
 
+def _segment(value: str) -> str:
+    """``value`` percent-encoded as one path segment. ``quote`` keeps dots, and ``.`` or ``..`` would
+    be resolved away; ``%2E`` would not do, since yarl (aiohttp's redirect) and browsers (the WHATWG
+    URL rules) read it as a dot: the dots become ``%252E``, whose percent sign no parser decodes."""
+    if value and value.strip(".") == "":
+        return "%252E" * len(value)
+    return quote(value, safe="")
+
 
 @dataclass(frozen=True)
 class SessionLink:
@@ -32,7 +41,7 @@ class SessionLink:
         values = {"session_id": session_id, "workflow": workflow, "source": self.source, "project": self.project}
         if "workflow" in template_fields(self.template) and not workflow:
             raise MissingValue("workflow")
-        return self.template.format(**{k: quote(v or "", safe="") for k, v in values.items()})
+        return self.template.format(**{k: _segment(v or "") for k, v in values.items()})
 
 
 def link_of(source: SourceBase) -> SessionLink | None:
