@@ -8,6 +8,7 @@ import asyncio
 import base64
 import io
 import json
+import socket
 import ssl
 import threading
 
@@ -62,6 +63,9 @@ class Refused(list):
             while self.count(reason) < count:
                 self.changed.clear()
                 await self.changed.wait()
+
+
+GET = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -190,6 +194,35 @@ def test_config_errors_never_echo_a_secret(tmp_path, text):
     assert "sk-live-SECRET123" not in str(caught.value) and "line" in str(caught.value)
     result = run("--config", str(path), "--check-config")
     assert result.returncode == 2 and "sk-live-SECRET123" not in result.stderr + result.stdout
+
+
+# Row 4: clients that never read --------------------------------------------------------------
+
+async def test_clients_that_pipeline_and_never_read_are_dropped_after_the_write_timeout():
+    refused = Refused()
+    guard = ConnectionGuard(max_connections=2, on_refused=refused, reserve=0, write_timeout=0.3)
+    runner, server, url = await serve(hello_app(guard.middleware, metrics_body=b"#" * 2**20), guard)
+    port = int(url.rsplit(":", 1)[1])
+    loop = asyncio.get_running_loop()
+    readers_that_never_read: list[socket.socket] = []
+    try:
+        for _ in range(2):  # the whole cap
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the answers back up fast
+            sock.setblocking(False)
+            readers_that_never_read.append(sock)
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            await loop.sock_sendall(sock, GET % b"/metrics" * 8)
+        await refused.wait_for("write_timeout", count=2)
+        async with aiohttp.ClientSession() as client:  # their places are free again
+            async with client.get(url + "/metrics") as response:
+                assert response.status == 200 and len(await response.read()) == 2**20
+    finally:
+        for sock in readers_that_never_read:
+            sock.close()
+        server.close()
+        await runner.cleanup()
+    assert refused == ["write_timeout", "write_timeout"]
 
 
 # Row 12 and past the cap: the reserve, TLS handshakes ----------------------------------------

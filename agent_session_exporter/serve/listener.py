@@ -1,10 +1,10 @@
 """The listening socket, with the limits a port open to a network needs: every client costs a
 bounded amount of the server's time, memory and connection slots.
 
-aiohttp's server has none of these: a client that connects and never sends a request holds its
-socket for good, and enough of them exhaust the file descriptors (then ``/healthz`` itself times
-out). Here each TCP connection, from its accept to its close, is a thin protocol around aiohttp's
-own handler that
+aiohttp's server has none of these: a client that connects and never sends a request, or never
+reads its answers, holds its socket for good, and enough of them exhaust the file descriptors
+(then ``/healthz`` itself times out). Here each TCP connection, from its accept to its close, is a
+thin protocol around aiohttp's own handler that
 
 - counts the connection from the TCP accept, its TLS handshake included (so TLS is layered here,
   not by the event loop, which would show the connection only once the handshake is done);
@@ -13,6 +13,8 @@ own handler that
   closed at once;
 - closes a connection whose first request has not arrived within ``header_timeout``, and gives TLS
   handshakes ``handshake_timeout``;
+- drops a connection whose answer has waited ``write_timeout`` for the client to take it (the
+  kernel's buffers full), whatever aiohttp is doing meanwhile: writing, idle, or closing;
 
 and reports each refusal through ``on_refused(reason)``. aiohttp closes keep-alive connections idle
 for ``keepalive_timeout`` (set on the runner).
@@ -32,6 +34,7 @@ DEFAULT_MAX_CONNECTIONS = 64
 RESERVED_CONNECTIONS = 4
 HEADER_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 10.0
+WRITE_TIMEOUT = 10.0
 KEEPALIVE_TIMEOUT = 30.0
 #: What a connection in the reserve may ask for; anything else is answered 503.
 RESERVED_PATHS = frozenset({"/healthz"})
@@ -43,13 +46,14 @@ class ConnectionGuard:
 
     def __init__(self, max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout: float = HEADER_TIMEOUT,
                  on_refused: Callable[[str], None] = lambda reason: None, *, reserve: int = RESERVED_CONNECTIONS,
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
                  reserved_paths: frozenset[str] = RESERVED_PATHS) -> None:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.on_refused = on_refused
         self.reserve = reserve
         self.handshake_timeout = handshake_timeout
+        self.write_timeout = write_timeout
         self.reserved_paths = reserved_paths
         self.live: set[_GuardedProtocol] = set()  # within the cap
         self.reserved: set[_GuardedProtocol] = set()  # past it, in the reserve
@@ -116,6 +120,7 @@ class _GuardedProtocol(asyncio.Protocol):
         self.reserved = False
         self.requests = 0
         self.header_timer: asyncio.TimerHandle | None = None
+        self.write_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -124,6 +129,9 @@ class _GuardedProtocol(asyncio.Protocol):
             self.guard.on_refused("max_connections")
             transport.abort()
             return
+        # Output left in the process (what the kernel would not take) pauses the writer at its first
+        # byte, so the write timeout runs exactly while the client is not taking its answer.
+        transport.set_write_buffer_limits(high=0)
         if self.ssl_context is None:
             self.layer = self.inner
             self.app_connection_made(transport)
@@ -149,16 +157,22 @@ class _GuardedProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.layer is None:
             return
+        if self.write_timer is None:
+            self.write_timer = asyncio.get_running_loop().call_later(self.guard.write_timeout, self._write_due)
         self.layer.pause_writing()
 
     def resume_writing(self) -> None:
         if self.layer is None:
             return
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
         self.layer.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.header_timer is not None:
-            self.header_timer.cancel()
+        for timer in (self.header_timer, self.write_timer):
+            if timer is not None:
+                timer.cancel()
         if self.layer is None:  # closed at once
             return
         self.guard.release(self)
@@ -177,6 +191,12 @@ class _GuardedProtocol(asyncio.Protocol):
     def _first_request_due(self) -> None:
         if self.requests == 0 and self.transport is not None:
             self.guard.on_refused("header_timeout")
+            self.transport.abort()
+
+    def _write_due(self) -> None:
+        self.write_timer = None
+        if self.transport is not None:
+            self.guard.on_refused("write_timeout")
             self.transport.abort()
 
 
