@@ -196,7 +196,7 @@ def test_config_errors_never_echo_a_secret(tmp_path, text):
     assert result.returncode == 2 and "sk-live-SECRET123" not in result.stderr + result.stdout
 
 
-# Row 4: clients that never read --------------------------------------------------------------
+# Row 4: clients that pipeline and never read -------------------------------------------------
 
 async def test_clients_that_pipeline_and_never_read_are_dropped_after_the_write_timeout():
     refused = Refused()
@@ -223,6 +223,37 @@ async def test_clients_that_pipeline_and_never_read_are_dropped_after_the_write_
         server.close()
         await runner.cleanup()
     assert refused == ["write_timeout", "write_timeout"]
+
+
+async def test_a_pipelined_flood_gets_a_bounded_number_of_answers_and_a_sequential_client_is_never_cut():
+    refused = Refused()
+    guard = ConnectionGuard(on_refused=refused, max_pipelined=4)
+    runner, server, url = await serve(hello_app(guard.middleware), guard)
+    port = int(url.rsplit(":", 1)[1])
+    connections_made: list[object] = []
+
+    async def on_connection(session, context, params) -> None:
+        connections_made.append(params)
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_create_end.append(on_connection)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(GET % b"/healthz" * 50)
+        answers = await asyncio.wait_for(reader.read(), 5)  # the server ends the connection
+        writer.close()
+        # The first request, then 4 sent before the answer to the one ahead: the last answer says so.
+        assert answers.count(b"HTTP/1.1 200 OK") == 1 + 4
+        assert b"Connection: close" in answers.rsplit(b"HTTP/1.1 200 OK", 1)[1]
+        assert refused == ["max_pipelined"]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), trace_configs=[tracing]) as client:
+            for _ in range(30):  # one request at a time on one keep-alive connection: never pipelined
+                async with client.get(url + "/healthz") as response:
+                    assert response.status == 200 and "close" not in response.headers.get("Connection", "")
+        assert len(connections_made) == 1
+    finally:
+        server.close()
+        await runner.cleanup()
+    assert refused == ["max_pipelined"]
 
 
 # Row 12 and past the cap: the reserve, TLS handshakes ----------------------------------------

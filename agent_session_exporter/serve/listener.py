@@ -15,6 +15,8 @@ thin protocol around aiohttp's own handler that
   handshakes ``handshake_timeout``;
 - drops a connection whose answer has waited ``write_timeout`` for the client to take it (the
   kernel's buffers full), whatever aiohttp is doing meanwhile: writing, idle, or closing;
+- closes a connection, with the answer to it, once ``max_pipelined`` of its requests came before
+  the answer to the request ahead of them (a pipelined flood gets a bounded number of answers);
 
 and reports each refusal through ``on_refused(reason)``. aiohttp closes keep-alive connections idle
 for ``keepalive_timeout`` (set on the runner).
@@ -36,6 +38,7 @@ HEADER_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 10.0
 WRITE_TIMEOUT = 10.0
 KEEPALIVE_TIMEOUT = 30.0
+MAX_PIPELINED = 16
 #: What a connection in the reserve may ask for; anything else is answered 503.
 RESERVED_PATHS = frozenset({"/healthz"})
 
@@ -47,13 +50,14 @@ class ConnectionGuard:
     def __init__(self, max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout: float = HEADER_TIMEOUT,
                  on_refused: Callable[[str], None] = lambda reason: None, *, reserve: int = RESERVED_CONNECTIONS,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
-                 reserved_paths: frozenset[str] = RESERVED_PATHS) -> None:
+                 max_pipelined: int = MAX_PIPELINED, reserved_paths: frozenset[str] = RESERVED_PATHS) -> None:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.on_refused = on_refused
         self.reserve = reserve
         self.handshake_timeout = handshake_timeout
         self.write_timeout = write_timeout
+        self.max_pipelined = max_pipelined
         self.reserved_paths = reserved_paths
         self.live: set[_GuardedProtocol] = set()  # within the cap
         self.reserved: set[_GuardedProtocol] = set()  # past it, in the reserve
@@ -81,6 +85,9 @@ class ConnectionGuard:
         connection = self.by_transport.get(request.transport) if request.transport is not None else None
         if connection is None:  # an app served some other way than through listen()
             return await handler(request)
+        # No byte came since the last answer was made: this request was sent before the client had it.
+        if connection.requests and not connection.fresh:
+            connection.pipelined += 1
         connection.requests += 1
         if connection.reserved and request.path not in self.reserved_paths:
             self.on_refused("max_connections")
@@ -93,12 +100,17 @@ class ConnectionGuard:
         except web.HTTPException as exc:
             self._last_answer_if_due(connection, exc)
             raise
+        finally:
+            connection.fresh = False
         self._last_answer_if_due(connection, response)
         return response
 
     def _last_answer_if_due(self, connection: _GuardedProtocol, response: web.StreamResponse) -> None:
-        """A connection in the reserve gets one answer."""
+        """A connection in the reserve gets one answer; one that pipelined its share, this one."""
         if connection.reserved:
+            response.force_close()
+        elif connection.pipelined >= self.max_pipelined:
+            self.on_refused("max_pipelined")
             response.force_close()
 
     def protocol_factory(self, inner_factory: Callable[[], asyncio.Protocol],
@@ -119,6 +131,8 @@ class _GuardedProtocol(asyncio.Protocol):
         self.layer: asyncio.Protocol | asyncio.BufferedProtocol | None = None  # where its events go: aiohttp, or TLS
         self.reserved = False
         self.requests = 0
+        self.pipelined = 0
+        self.fresh = False  # a byte came since the last answer was made
         self.header_timer: asyncio.TimerHandle | None = None
         self.write_timer: asyncio.TimerHandle | None = None
 
@@ -186,6 +200,7 @@ class _GuardedProtocol(asyncio.Protocol):
         self.header_timer = asyncio.get_running_loop().call_later(self.guard.header_timeout, self._first_request_due)
 
     def app_data_received(self, data: bytes) -> None:
+        self.fresh = True
         self.inner.data_received(data)
 
     def _first_request_due(self) -> None:
