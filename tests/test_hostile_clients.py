@@ -8,14 +8,20 @@ import asyncio
 import base64
 import io
 import json
+import os
+import resource
 import socket
 import ssl
 import threading
+import time
+from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 import bcrypt
 import pytest
 import trustme
+import yaml
 from aiohttp import web
 
 from agent_session_exporter.app import Exporter
@@ -256,7 +262,7 @@ async def test_a_pipelined_flood_gets_a_bounded_number_of_answers_and_a_sequenti
     assert refused == ["max_pipelined"]
 
 
-# Row 12 and past the cap: the reserve, TLS handshakes ----------------------------------------
+# Row 12 and past the cap: the reserve, TLS handshakes, accept errors -------------------------
 
 async def test_past_the_cap_a_reserve_serves_healthz_and_answers_a_scrape_503_then_closes_at_once():
     refused = Refused()
@@ -325,3 +331,36 @@ async def test_tls_handshakes_count_against_the_cap_from_the_tcp_accept_and_give
         server.close()
         await runner.cleanup()
     assert refused == ["max_connections"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir() or not hasattr(resource, "prlimit"),
+                    reason="needs Linux's /proc and prlimit")
+def test_accept_errors_are_logged_at_most_once_a_second(tmp_path):
+    from .test_web import Exporter
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"interval": 3600, "sources": [
+        {"name": "s", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0}]}))
+    exporter = Exporter(tmp_path, "--config.file", str(config), "--web.max-connections", "200")
+    port = int(exporter.url.rsplit(":", 1)[1].split("/")[0])
+    pid = exporter.process.pid
+    limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    clients: list[socket.socket] = []
+
+    def accept_errors() -> list[dict]:
+        return [e for e in exporter.events() if "accept" in e["msg"]]
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 2, limits[1]))
+        clients += [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+        deadline = time.monotonic() + 10
+        while len(accept_errors()) < 2 and time.monotonic() < deadline:  # the errors go on: every retry fails
+            time.sleep(0.05)
+        first, second = accept_errors()[:2]
+        gap = (datetime.fromisoformat(second["time"]) - datetime.fromisoformat(first["time"])).total_seconds()
+        assert gap >= 0.9, f"two accept errors logged {gap:.3f} s apart: {first['msg']!r}"
+        assert first["msg"] == "cannot accept connections" and "Too many open files" in first["error"]
+        assert second["suppressed"] > 0  # the errors in between were counted, not logged
+    finally:
+        for client in clients:
+            client.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        assert exporter.stop() == 0
