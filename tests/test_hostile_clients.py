@@ -1,6 +1,7 @@
 """Hostile clients, signals and config (issue #10, defects 9-13): the HTTP port stays answerable,
 reloads stay serial, and no secret is echoed. Then the listener's bounded cost per client (rows 4
-and 12 of the adversarial review)."""
+and 12 of the adversarial review): clients that never read, pipelined floods, the reserve past the
+connection cap, TLS handshakes counted, accept errors logged once a second."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from agent_session_exporter.serve import webconfig
 from agent_session_exporter.serve.listener import ConnectionGuard, listen
 from agent_session_exporter.serve.webconfig import basic_auth_middleware
 
-from .helpers import run
+from .helpers import parse_exposition, run
 
 
 async def serve(app: web.Application, guard: ConnectionGuard, ssl_context: ssl.SSLContext | None = None):
@@ -140,6 +141,20 @@ async def test_idle_connections_are_closed_and_past_the_limit_refused():
         server.close()
         await runner.cleanup()
     assert refused.count("max_connections") == 1 and refused.count("header_timeout") == 6
+
+
+async def test_every_reason_a_connection_is_refused_is_a_series_from_the_start():
+    exporter = Exporter(parse_config({"sources": [{"name": "a", "provider": "syntropic137",
+                                                   "base_url": "http://127.0.0.1:9"}]}, {}))
+    await exporter.open()
+    try:
+        exporter.connection_refused("write_timeout")
+        samples = parse_exposition(exporter.render_metrics().decode())
+    finally:
+        await exporter.close()
+    refused = {dict(labels)["reason"]: value for (name, labels), value in samples.items()
+               if name == "agent_session_exporter_web_connections_refused_total"}
+    assert refused == {"max_connections": 0, "header_timeout": 0, "write_timeout": 1, "max_pipelined": 0}
 
 
 # 11 ------------------------------------------------------------------------------------------
