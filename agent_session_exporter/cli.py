@@ -24,7 +24,8 @@ from agent_session_exporter.config import DEFAULT_LISTEN, Config, ConfigError, c
 from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
-from agent_session_exporter.serve.listener import DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, ConnectionGuard
+from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, RESERVED_CONNECTIONS,
+                                                   ConnectionGuard)
 from agent_session_exporter.serve.listener import listen as listen_on
 from agent_session_exporter.serve.server import make_app
 from agent_session_exporter.serve.webconfig import WebConfig, load_web_config
@@ -44,7 +45,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
                         help="exporter-toolkit web config: TLS (tls_server_config) and basic auth (basic_auth_users)")
     parser.add_argument("--web.max-connections", dest="max_connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
-                        help=f"connections served at once; more are closed at once (default {DEFAULT_MAX_CONNECTIONS})")
+                        help=f"connections served at once, TLS handshakes included (default {DEFAULT_MAX_CONNECTIONS}); "
+                             f"{RESERVED_CONNECTIONS} more may ask for /healthz (anything else gets 503), the rest are "
+                             "closed at once")
     parser.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                         choices=["debug", "info", "warning", "error"])
     parser.add_argument("--log.format", "--log-format", dest="log_format", choices=["logfmt", "json"],

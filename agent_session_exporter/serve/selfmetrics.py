@@ -84,10 +84,12 @@ class SelfMetrics:
                                        "Times the state file was found deleted or replaced while running and was "
                                        "recreated from memory.", registry=registry)
         self.connections_refused = Counter(p + "web_connections_refused",
-                                           "Connections to the exporter's HTTP port closed unserved: past "
-                                           "--web.max-connections, or no request within the header timeout.",
+                                           "Connections to the exporter's HTTP port refused or cut off: past "
+                                           "--web.max-connections (answered 503, or closed at once past the "
+                                           "reserve), no request within the header timeout, an answer the client "
+                                           "did not take within the write timeout, or too many pipelined requests.",
                                            ("reason",), registry=registry)
-        for reason in ("max_connections", "header_timeout"):
+        for reason in CONNECTION_REFUSED_REASONS:
             self.connections_refused.labels(reason)
         self.build_info = Gauge(p + "build_info", "Always 1: the exporter's version and the Python it runs on.",
                                 ("version", "python_version", "python_implementation"), registry=registry)
@@ -216,3 +218,5 @@ INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_objec
                    "invalid_page", "oversized_page", "bad_figure")
 #: Every reason a pending session is given up on.
 DROP_REASONS = ("max_pending_age", "gone", "unreadable", "workflow_removed")
+#: Every reason the HTTP listener refuses or cuts off a connection.
+CONNECTION_REFUSED_REASONS = ("max_connections", "header_timeout", "write_timeout", "max_pipelined")
