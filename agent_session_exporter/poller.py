@@ -22,6 +22,7 @@ from agent_session_exporter.read.providers import make_provider
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.source import template_fields
+from agent_session_exporter.safetext import safe_text
 from agent_session_exporter.serve.links import link_of
 from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
 from agent_session_exporter.serve.session_metrics import SessionMetrics
@@ -32,7 +33,7 @@ RECENT_FAILURES = 20
 RECENT_SECONDS = 3600.0
 #: Finished sessions whose workflow is remembered for their links (where the link needs it).
 _WORKFLOWS_KEPT = 5_000
-#: Invalid items remembered by id, so each is counted and logged once.
+#: Invalid items (and sanitised values) remembered by id, so each is counted and logged once.
 _INVALID_IDS_KEPT = 10_000
 
 
@@ -78,6 +79,7 @@ class SourcePoller:
             OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None)
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._sanitized_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
@@ -327,6 +329,7 @@ class SourcePoller:
         """Self-metrics and logs of a committed cycle (never before: a failed commit must not count twice)."""
         m = self.metrics
         self._report_invalid(plan.invalid)
+        self._report_sanitized(plan.sanitized)
         if plan.dropped_figures:
             m.invalid("bad_figure", plan.dropped_figures)
             self.log.warning("sessions counted without figures whose values were unusable",
@@ -358,28 +361,45 @@ class SourcePoller:
     def _report_invalid(self, invalid: list[tuple[str, str | None]]) -> None:
         """Count and log each bad item once (by id where it has one): one line per reason and cycle."""
         by_reason: dict[str, list[str | None]] = {}
-        seen = self._invalid_seen
         for reason, item_id in invalid:
-            if item_id is not None:
-                if (reason, item_id) in seen:
-                    continue
-                seen[(reason, item_id)] = None
-                if len(seen) > _INVALID_IDS_KEPT:
-                    seen.popitem(last=False)
-            by_reason.setdefault(reason, []).append(item_id)
+            if item_id is None or _first_time(self._invalid_seen, (reason, item_id)):
+                by_reason.setdefault(reason, []).append(item_id)
         for reason, ids in by_reason.items():
             self.metrics.invalid(reason, len(ids))
             self.log.warning("invalid upstream items skipped", reason=reason, items=len(ids),
-                             example_id=next((i[:64] for i in ids if i), None))
+                             example_id=next((safe_text(i[:64]) for i in ids if i), None))
+
+    def _report_sanitized(self, sanitized: list[tuple[str, str]]) -> None:
+        """Count each session's made-safe text fields once (a pending session is read every cycle)."""
+        by_field: dict[str, int] = {}
+        for field, session_id in sanitized:
+            if _first_time(self._sanitized_seen, (field, session_id)):
+                by_field[field] = by_field.get(field, 0) + 1
+        for field, count in by_field.items():
+            self.metrics.sanitized(field, count)
+        if by_field:
+            self.log.info("upstream text with control characters or lone surrogates made safe (U+FFFD)",
+                          sessions_by_field=by_field)
 
     def _report_dropped(self, plan: CyclePlan) -> None:
         for sid, reason in plan.dropped:
             self.metrics.pending_dropped(reason)
-            self.log.warning("pending session given up on; dropped", session_id=sid[:64], reason=reason,
+            self.log.warning("pending session given up on; dropped", session_id=safe_text(sid[:64]), reason=reason,
                              max_pending_age=self.source.max_pending_age)
 
     def _update_gauges(self) -> None:
         self.metrics.tracked(len(self.state.pending), len(self.state.counted))
+
+
+def _first_time(seen: OrderedDict[tuple[str, str], None], key: tuple[str, str]) -> bool:
+    """Whether ``key`` is new to ``seen``, which then remembers it (the oldest forgotten past
+    ``_INVALID_IDS_KEPT``)."""
+    if key in seen:
+        return False
+    seen[key] = None
+    if len(seen) > _INVALID_IDS_KEPT:
+        seen.popitem(last=False)
+    return True
 
 
 def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,

@@ -11,6 +11,7 @@ from prometheus_client.core import Metric
 
 from agent_session_exporter import __version__
 from agent_session_exporter.read.source import SourceBase as SourceConfig
+from agent_session_exporter.safetext import ID_REASONS, TEXT_FIELDS
 
 _LABELS = ("source", "provider")
 
@@ -36,6 +37,10 @@ class SourceMetricSet:
                                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
         self.invalid_records = Counter(p + "invalid_records", "Upstream items or pages skipped as invalid.",
                                        _LABELS + ("reason",), registry=registry)
+        self.sanitized_values = Counter(p + "sanitized_values",
+                                        "Upstream text values (not ids) whose lone surrogates or control characters "
+                                        "were replaced by U+FFFD, by record field; once per session and field.",
+                                        _LABELS + ("field",), registry=registry)
         self.unknown_status = Counter(p + "unknown_status", "Records seen with a status the exporter does not know.",
                                       _LABELS + ("status",), registry=registry)
         self.pending_dropped = Counter(p + "pending_dropped",
@@ -147,6 +152,8 @@ class SourceSelfMetrics:
         metrics.order_ok.labels(*labels).set(1)
         for reason in INVALID_REASONS:
             metrics.invalid_records.labels(*labels, reason)
+        for field in TEXT_FIELDS:
+            metrics.sanitized_values.labels(*labels, field)
         for reason in DROP_REASONS:
             metrics.pending_dropped.labels(*labels, reason)
         for limit in ("requests", "deadline"):
@@ -179,6 +186,9 @@ class SourceSelfMetrics:
 
     def invalid(self, reason: str, count: int = 1) -> None:
         self.m.invalid_records.labels(*self.labels, reason).inc(count)
+
+    def sanitized(self, field: str, count: int) -> None:
+        self.m.sanitized_values.labels(*self.labels, field).inc(count)
 
     def unknown_status(self, status: str) -> None:
         self.m.unknown_status.labels(*self.labels, status).inc()
@@ -213,6 +223,6 @@ class SourceSelfMetrics:
 
 #: Every reason an upstream item or page is counted as invalid.
 INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_object", "future_timestamp",
-                   "invalid_page", "oversized_page", "bad_figure")
+                   "invalid_page", "oversized_page", "bad_figure", *ID_REASONS)
 #: Every reason a pending session is given up on.
 DROP_REASONS = ("max_pending_age", "gone", "unreadable", "workflow_removed")
