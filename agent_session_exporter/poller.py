@@ -37,6 +37,12 @@ _WORKFLOWS_KEPT = 5_000
 _INVALID_IDS_KEPT = 10_000
 
 
+class CycleFault(Exception):
+    """A cycle failed other than by its upstream (a bug in the exporter, the state store, a render):
+    already logged, the source marked down. ``run`` ends with it, so that the task is restarted
+    with backoff (``Exporter._supervise``)."""
+
+
 class SourcePoller:
     """Polls one source on its interval and keeps its aggregates exact.
 
@@ -89,6 +95,10 @@ class SourcePoller:
             self.log.info(line)
         self.last_result = "not polled yet"
         self.last_success: float | None = None
+        #: The unexpected error of the last cycle, if it had one (then ``run`` ends: see CycleFault).
+        self.fault: Exception | None = None
+        #: Cycles ended without a fault (a restart's backoff starts over once one has).
+        self.cycles = 0
         #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
@@ -114,6 +124,7 @@ class SourcePoller:
         The first cycle runs at once; the second waits ``offset`` more, so that many sources started
         together spread their cycles over the interval instead of all polling at the same moment.
         How much later than scheduled each cycle starts is the ``cycle_lag_seconds`` gauge.
+        A cycle with a fault ends the loop with CycleFault (anything else raised here ends it too).
         """
         due: float | None = None
         while not stop.is_set():
@@ -121,6 +132,8 @@ class SourcePoller:
             if due is not None:
                 self.metrics.cycle_lag(max(0.0, started - due))
             await self.run_cycle()
+            if self.fault is not None:
+                raise CycleFault(f"{type(self.fault).__name__}: {self.fault}") from self.fault
             due = started + self.source.interval + offset
             offset = 0.0
             delay = max(0.0, due - time.monotonic())
@@ -132,10 +145,14 @@ class SourcePoller:
     async def run_cycle(self) -> bool:
         """One poll; commit the planned delta and only then change the in-memory model and report.
 
-        Whatever the poll's fate, pending sessions past ``max_pending_age`` are given up on.
+        Whatever the poll's fate, pending sessions past ``max_pending_age`` are given up on. Every
+        step is guarded: an upstream failure fails the cycle; anything else (the cycle's own steps
+        after the poll included: reporting, gauges, the render) is a fault, logged with its
+        traceback, the source marked down, and kept in ``fault``. Returns whether the cycle succeeded.
         """
         started = time.monotonic()
         ok = False
+        self.fault = None
         before = self._session_fingerprint()
         try:
             now = self.clock()
@@ -183,11 +200,16 @@ class SourcePoller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one source's bug (or its state's) must not stop the others
-            self._fail("collection cycle failed", exc, unexpected=True)
+            self._fault("collection cycle failed", exc)
         finally:
-            self.metrics.cycle_took(time.monotonic() - started)
-            self.on_change(self._session_fingerprint() != before)
-        return ok
+            try:
+                self.metrics.cycle_took(time.monotonic() - started)
+                self.on_change(self._session_fingerprint() != before)
+            except Exception as exc:  # noqa: BLE001 - the render and the self-metrics are guarded too
+                self._fault("updating or rendering the source's metrics after its cycle failed", exc)
+        if self.fault is None:
+            self.cycles += 1
+        return ok and self.fault is None
 
     def _plan_read(self, floor: float, reach: float, sweep_due: bool) -> ReadPlan:
         return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
@@ -317,6 +339,20 @@ class SourcePoller:
         for ref in chosen:
             self._looked_up[ref.session_id] = self._lookup_rounds
         return tuple(chosen)
+
+    def _fault(self, message: str, exc: Exception) -> None:
+        self.fault = exc
+        self._fail(message, exc, unexpected=True)
+
+    def task_ended(self, exc: BaseException | None, restart_in: float) -> None:
+        """The polling task ended other than by shutdown, and is restarted in ``restart_in`` seconds:
+        said as an error, counted, and the source down until a cycle succeeds."""
+        self.metrics.up(False)
+        self.metrics.task_restarted()
+        text = (str(exc) or type(exc).__name__) if exc is not None else "it returned while running"
+        self.last_result = f"error: polling task ended ({text}); restarting"
+        self.log.error("the source's polling task ended; restarting it", error=text, restart_in=restart_in,
+                       exc_info=exc if exc is not None and not isinstance(exc, CycleFault) else None)
 
     def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:
         self.metrics.up(False)

@@ -72,6 +72,10 @@ class SourceMetricSet:
         self.cycle_lag = Gauge(p + "cycle_lag_seconds",
                                "How much later than its interval said the source's last cycle started: above 0, "
                                "the exporter (or its event loop) is overloaded.", _LABELS, registry=registry)
+        self.task_restarts = Counter(p + "source_task_restarts",
+                                     "Times the source's polling task ended other than by shutdown (an unexpected "
+                                     "error in a cycle) and was restarted after a backoff.",
+                                     _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -161,6 +165,7 @@ class SourceSelfMetrics:
         for kind in ("steady", "lookup", "sweep", "probe"):
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
+        metrics.task_restarts.labels(*labels)
 
     # --- RequestObserver ---
     def request(self, code: str) -> None:
@@ -215,6 +220,9 @@ class SourceSelfMetrics:
 
     def order_broken(self) -> None:
         self.m.order_ok.labels(*self.labels).set(0)
+
+    def task_restarted(self) -> None:
+        self.m.task_restarts.labels(*self.labels).inc()
 
     def tracked(self, pending: int, counted_ids: int) -> None:
         self.m.pending.labels(*self.labels).set(pending)
