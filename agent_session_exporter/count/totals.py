@@ -87,8 +87,9 @@ class TotalsBuilder:
         finished = totals.finished
         finished[label_key] = finished.get(label_key, 0) + 1
         session_id = record.session_id
-        # An id is never altered (``safetext``): one with a control character is no exemplar.
-        exemplary = len(session_id) <= _EXEMPLAR_ID_MAX and is_safe(session_id)
+        # An id is never altered (``safetext``): one with a control character is no exemplar, nor one
+        # with a quote (prometheus_client's OpenMetrics parser, 0.26, misreads it escaped there).
+        exemplary = len(session_id) <= _EXEMPLAR_ID_MAX and is_safe(session_id) and '"' not in session_id
         if exemplary:
             self.finished_exemplars[label_key] = record
         duration = record.duration_seconds
