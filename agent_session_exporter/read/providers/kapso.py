@@ -171,12 +171,12 @@ class KapsoProvider(Provider):
                 max_pages=self.source.max_pages, on_limit=self.max_pages_reached):
             for item in items:
                 workflow_id = lenient_str(item, "id", limit=MAX_ID_BYTES + 1) if isinstance(item, dict) else None
+                if not workflow_id or workflow_id in found:
+                    continue
                 try:
-                    if workflow_id and workflow_id not in found:
-                        found.append(check_id(workflow_id))  # it goes into a path, and into the state
+                    found.append(check_id(workflow_id))  # it goes into a path, and into the state
                 except InvalidRecord as exc:
-                    refused += 1
-                    reason = exc.reason
+                    refused, reason = refused + 1, exc.reason
             if len(found) >= limit:
                 break
         if refused:
