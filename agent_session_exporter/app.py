@@ -24,10 +24,17 @@ log = structlog.get_logger()
 disable_created_metrics()
 
 
+#: A source's polling task that ends other than by shutdown is restarted after this long at most;
+#: the first restart waits ``Exporter.restart_backoff``, each further one in a row twice as long.
+MAX_RESTART_BACKOFF = 60.0
+
+
 class Exporter:
-    def __init__(self, config: Config, store: Store | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, store: Store | None = None, clock: Callable[[], float] = time.time,
+                 restart_backoff: float = 1.0) -> None:
         self.config = config
         self.clock = clock
+        self.restart_backoff = restart_backoff
         self.store: Store = store or MemoryStore()
         #: The exporter-wide self-metrics; each source's series are in a registry of its own.
         self.registry = CollectorRegistry(auto_describe=False)
@@ -132,8 +139,38 @@ class Exporter:
 
     def _start_task(self, name: str, offset: float = 0.0) -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(self.pollers[name].run(stop, offset), name=f"source:{name}")
+        task = asyncio.create_task(self._supervise(self.pollers[name], stop, offset), name=f"source:{name}")
+        task.add_done_callback(_log_if_failed)
         self._tasks[name] = (task, stop)
+
+    async def _supervise(self, poller: SourcePoller, stop: asyncio.Event, offset: float) -> None:
+        """Run a source's polling loop until ``stop``. Should it end otherwise (a cycle's fault, a bug
+        in the loop), it is said as an error, the source shown down, and the loop started again
+        after a backoff: ``restart_backoff``, doubled for each restart in a row without a cycle free
+        of faults between them, up to ``MAX_RESTART_BACKOFF`` (or the interval, if longer)."""
+        in_a_row = 0
+        while not stop.is_set():
+            cycles = poller.cycles
+            error: Exception | None = None
+            try:
+                await poller.run(stop, offset)
+            except Exception as exc:  # noqa: BLE001 - whatever ended it, the source must go on
+                error = exc
+            if stop.is_set():
+                return
+            in_a_row = 1 if poller.cycles > cycles else in_a_row + 1
+            delay = min(self.restart_backoff * 2 ** (in_a_row - 1), max(MAX_RESTART_BACKOFF, poller.source.interval))
+            poller.task_ended(error, delay)
+            try:
+                self.exposition.source_changed(poller.source.name, everything=False)  # source_up 0, meanwhile
+            except Exception as exc:  # noqa: BLE001 - the restart must not depend on the render
+                log.error("rendering a source's self-metrics failed", source=poller.source.name, error=str(exc),
+                          exc_info=exc)
+            offset = 0.0
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
 
     async def _stop_tasks(self, names: list[str], grace: float) -> None:
         """Let in-flight cycles finish (their commit included) for ``grace`` seconds, then abandon them."""
@@ -156,6 +193,13 @@ class Exporter:
     def render_metrics(self, openmetrics: bool = False) -> bytes:
         """The exposition (classic text, or OpenMetrics), joined from blocks cached per source."""
         return self.exposition.render(openmetrics)
+
+
+def _log_if_failed(task: asyncio.Task[None]) -> None:
+    """The last net: a source's supervising task itself ending in error is said, never silent."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("a source's task ended in error and is not restarted", task=task.get_name(), error=str(exc),
+                  exc_info=exc)
 
 
 def _providers(config: Config) -> dict[str, str]:

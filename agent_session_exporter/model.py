@@ -56,6 +56,8 @@ class SessionRecord:
     error_message: str | None = None
     #: Keys of optional figures whose values were unusable and left out (the session still counts).
     dropped_figures: tuple[str, ...] = ()
+    #: Text fields that held lone surrogates or control characters, replaced (``safetext``).
+    sanitized: tuple[str, ...] = ()
 
     @property
     def counts_as_error(self) -> bool:

@@ -22,6 +22,7 @@ from agent_session_exporter.read.providers import make_provider
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.source import template_fields
+from agent_session_exporter.safetext import safe_text
 from agent_session_exporter.serve.links import link_of
 from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
 from agent_session_exporter.serve.session_metrics import SessionMetrics
@@ -32,8 +33,14 @@ RECENT_FAILURES = 20
 RECENT_SECONDS = 3600.0
 #: Finished sessions whose workflow is remembered for their links (where the link needs it).
 _WORKFLOWS_KEPT = 5_000
-#: Invalid items remembered by id, so each is counted and logged once.
+#: Invalid items (and sanitised values) remembered by id, so each is counted and logged once.
 _INVALID_IDS_KEPT = 10_000
+
+
+class CycleFault(Exception):
+    """A cycle failed other than by its upstream (a bug in the exporter, the state store, a render):
+    already logged, the source marked down. ``run`` ends with it, so that the task is restarted
+    with backoff (``Exporter._supervise``)."""
 
 
 class SourcePoller:
@@ -78,6 +85,7 @@ class SourcePoller:
             OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None)
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._sanitized_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._active = self.state.active_by_status(self.status_label, self.workflow_label)
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
@@ -87,6 +95,10 @@ class SourcePoller:
             self.log.info(line)
         self.last_result = "not polled yet"
         self.last_success: float | None = None
+        #: The unexpected error of the last cycle, if it had one (then ``run`` ends: see CycleFault).
+        self.fault: Exception | None = None
+        #: Cycles ended without a fault (a restart's backoff starts over once one has).
+        self.cycles = 0
         #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
@@ -112,6 +124,7 @@ class SourcePoller:
         The first cycle runs at once; the second waits ``offset`` more, so that many sources started
         together spread their cycles over the interval instead of all polling at the same moment.
         How much later than scheduled each cycle starts is the ``cycle_lag_seconds`` gauge.
+        A cycle with a fault ends the loop with CycleFault (anything else raised here ends it too).
         """
         due: float | None = None
         while not stop.is_set():
@@ -119,6 +132,8 @@ class SourcePoller:
             if due is not None:
                 self.metrics.cycle_lag(max(0.0, started - due))
             await self.run_cycle()
+            if self.fault is not None:
+                raise CycleFault(f"{type(self.fault).__name__}: {self.fault}") from self.fault
             due = started + self.source.interval + offset
             offset = 0.0
             delay = max(0.0, due - time.monotonic())
@@ -130,10 +145,14 @@ class SourcePoller:
     async def run_cycle(self) -> bool:
         """One poll; commit the planned delta and only then change the in-memory model and report.
 
-        Whatever the poll's fate, pending sessions past ``max_pending_age`` are given up on.
+        Whatever the poll's fate, pending sessions past ``max_pending_age`` are given up on. Every
+        step is guarded: an upstream failure fails the cycle; anything else (the cycle's own steps
+        after the poll included: reporting, gauges, the render) is a fault, logged with its
+        traceback, the source marked down, and kept in ``fault``. Returns whether the cycle succeeded.
         """
         started = time.monotonic()
         ok = False
+        self.fault = None
         before = self._session_fingerprint()
         try:
             now = self.clock()
@@ -181,11 +200,16 @@ class SourcePoller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one source's bug (or its state's) must not stop the others
-            self._fail("collection cycle failed", exc, unexpected=True)
+            self._fault("collection cycle failed", exc)
         finally:
-            self.metrics.cycle_took(time.monotonic() - started)
-            self.on_change(self._session_fingerprint() != before)
-        return ok
+            try:
+                self.metrics.cycle_took(time.monotonic() - started)
+                self.on_change(self._session_fingerprint() != before)
+            except Exception as exc:  # noqa: BLE001 - the render and the self-metrics are guarded too
+                self._fault("updating or rendering the source's metrics after its cycle failed", exc)
+        if self.fault is None:
+            self.cycles += 1
+        return ok and self.fault is None
 
     def _plan_read(self, floor: float, reach: float, sweep_due: bool) -> ReadPlan:
         return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
@@ -316,6 +340,20 @@ class SourcePoller:
             self._looked_up[ref.session_id] = self._lookup_rounds
         return tuple(chosen)
 
+    def _fault(self, message: str, exc: Exception) -> None:
+        self.fault = exc
+        self._fail(message, exc, unexpected=True)
+
+    def task_ended(self, exc: BaseException | None, restart_in: float) -> None:
+        """The polling task ended other than by shutdown, and is restarted in ``restart_in`` seconds:
+        said as an error, counted, and the source down until a cycle succeeds."""
+        self.metrics.up(False)
+        self.metrics.task_restarted()
+        text = (str(exc) or type(exc).__name__) if exc is not None else "it returned while running"
+        self.last_result = f"error: polling task ended ({text}); restarting"
+        self.log.error("the source's polling task ended; restarting it", error=text, restart_in=restart_in,
+                       exc_info=exc if exc is not None and not isinstance(exc, CycleFault) else None)
+
     def _fail(self, message: str, exc: BaseException, unexpected: bool = False) -> None:
         self.metrics.up(False)
         text = str(exc) or type(exc).__name__
@@ -327,6 +365,7 @@ class SourcePoller:
         """Self-metrics and logs of a committed cycle (never before: a failed commit must not count twice)."""
         m = self.metrics
         self._report_invalid(plan.invalid)
+        self._report_sanitized(plan.sanitized)
         if plan.dropped_figures:
             m.invalid("bad_figure", plan.dropped_figures)
             self.log.warning("sessions counted without figures whose values were unusable",
@@ -358,28 +397,45 @@ class SourcePoller:
     def _report_invalid(self, invalid: list[tuple[str, str | None]]) -> None:
         """Count and log each bad item once (by id where it has one): one line per reason and cycle."""
         by_reason: dict[str, list[str | None]] = {}
-        seen = self._invalid_seen
         for reason, item_id in invalid:
-            if item_id is not None:
-                if (reason, item_id) in seen:
-                    continue
-                seen[(reason, item_id)] = None
-                if len(seen) > _INVALID_IDS_KEPT:
-                    seen.popitem(last=False)
-            by_reason.setdefault(reason, []).append(item_id)
+            if item_id is None or _first_time(self._invalid_seen, (reason, item_id)):
+                by_reason.setdefault(reason, []).append(item_id)
         for reason, ids in by_reason.items():
             self.metrics.invalid(reason, len(ids))
             self.log.warning("invalid upstream items skipped", reason=reason, items=len(ids),
-                             example_id=next((i[:64] for i in ids if i), None))
+                             example_id=next((safe_text(i[:64]) for i in ids if i), None))
+
+    def _report_sanitized(self, sanitized: list[tuple[str, str]]) -> None:
+        """Count each session's made-safe text fields once (a pending session is read every cycle)."""
+        by_field: dict[str, int] = {}
+        for field, session_id in sanitized:
+            if _first_time(self._sanitized_seen, (field, session_id)):
+                by_field[field] = by_field.get(field, 0) + 1
+        for field, count in by_field.items():
+            self.metrics.sanitized(field, count)
+        if by_field:
+            self.log.info("upstream text with control characters or lone surrogates made safe (U+FFFD)",
+                          sessions_by_field=by_field)
 
     def _report_dropped(self, plan: CyclePlan) -> None:
         for sid, reason in plan.dropped:
             self.metrics.pending_dropped(reason)
-            self.log.warning("pending session given up on; dropped", session_id=sid[:64], reason=reason,
+            self.log.warning("pending session given up on; dropped", session_id=safe_text(sid[:64]), reason=reason,
                              max_pending_age=self.source.max_pending_age)
 
     def _update_gauges(self) -> None:
         self.metrics.tracked(len(self.state.pending), len(self.state.counted))
+
+
+def _first_time(seen: OrderedDict[tuple[str, str], None], key: tuple[str, str]) -> bool:
+    """Whether ``key`` is new to ``seen``, which then remembers it (the oldest forgotten past
+    ``_INVALID_IDS_KEPT``)."""
+    if key in seen:
+        return False
+    seen[key] = None
+    if len(seen) > _INVALID_IDS_KEPT:
+        seen.popitem(last=False)
+    return True
 
 
 def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -16,6 +17,7 @@ from typing import Any, Callable
 import aiohttp
 from aioresponses import CallbackResult
 from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_session_exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
@@ -75,6 +77,24 @@ def sum_samples(registry: CollectorRegistry, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} not found: install Debian's 'prometheus' package (.ci/run does)"
+    return path
+
+
+def check_exposition(body: bytes, openmetrics: bool) -> list[Any]:
+    """Every family of an exposition, asserting that what Prometheus and prometheus_client parse
+    accepts it: promtool (which reads the text format) and the parser of its format."""
+    text = body.decode()
+    if openmetrics:
+        assert text.endswith("\n# EOF\n")
+        return list(parse_openmetrics(text))
+    result = subprocess.run([tool("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    return list(text_string_to_metric_families(text))
 
 
 def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

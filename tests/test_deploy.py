@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,17 +22,13 @@ from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
 from agent_session_exporter.serve.server import make_app
 
+from .helpers import tool
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "agent-sessions.json"
 EXPORTER_PORT = DEFAULT_LISTEN.rsplit(":", 1)[1]
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} not found: install Debian's 'prometheus' package (.ci/run does)"
-    return path
 
 
 def load(path: Path):

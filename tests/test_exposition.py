@@ -10,6 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from agent_session_exporter.serve.exposition import Exposition, split_families
 
+from .helpers import check_exposition
+
 
 class CountingRegistry(CollectorRegistry):
     """A registry that counts how often it is rendered."""
@@ -92,3 +94,20 @@ def test_split_families_keeps_headers_and_samples_apart():
     assert headers == {"x_total": b"# HELP x_total X.\n# TYPE x_total counter\n",
                        "y": b"# HELP y Y.\n# TYPE y gauge\n# UNIT y seconds\n"}
     assert blocks == {"x_total": b"x_total 1.0\n", "y": b'y{a="# HELP"} 2.0\n'}
+
+
+def test_a_carriage_return_in_a_label_value_leaves_every_line_whole():
+    """The text formats end lines with \\n only: a \\r in a label value (which prometheus_client
+    writes as it is) must not cut a sample line in two, nor start a header line."""
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    hostile = "run\r# HELP x_total X.\r# TYPE x_total counter\rx_total 1"
+    registries = {}
+    for name, status in (("a", hostile), ("b", "ok")):
+        registries[name] = registry = CollectorRegistry()
+        Gauge("demo_active", "Active.", ["source", "status"], registry=registry).labels(name, status).set(1)
+        exposition.add_source(name, {"sessions": registry})
+    for openmetrics in (False, True):
+        families = check_exposition(exposition.render(openmetrics), openmetrics)
+        assert {s.labels["status"] for f in families for s in f.samples} == {hostile, "ok"}
+    headers, blocks = split_families(generate_latest(registries["a"]))
+    assert list(headers) == list(blocks) == ["demo_active"]

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from prometheus_client import generate_latest
 
 from agent_session_exporter.keep.sqlite import SqliteStore
 from agent_session_exporter.model import PendingRef, PollWindow
 
-from .helpers import Harness, Upstream, make_source
+from .helpers import Harness, Upstream, check_exposition, make_source
 
 NOW = 1_780_000_000.0
 
@@ -54,7 +55,7 @@ def syntropic_upstream(listed: list[dict[str, Any]], details: dict[str, Any]) ->
 
 async def test_a_pending_session_whose_lookup_fails_holds_up_nothing_and_expires_with_a_reason(http_session, clock):
     clock.now = NOW
-    long_id = "x" * 20_000
+    long_id = "x" * 256  # the longest id taken (safetext.MAX_ID_BYTES)
     listed = [syntropic("old-1", NOW - 7000, "running"), syntropic(long_id, NOW - 6990, "running")]
     details: dict[str, Any] = {"old-1": 500, long_id: 400}
     upstream = syntropic_upstream(listed, details)
@@ -245,3 +246,49 @@ async def test_a_cycle_past_its_deadline_is_abandoned(http_session, clock):
         m.get(Upstream.pattern(), callback=slow, repeat=True)
         assert not await h.poller.run_cycle()
     assert h.value("agent_session_exporter_cycle_limit_reached_total", limit="deadline") == 1
+
+
+# Hostile strings (issue rows 1 and 2) ---------------------------------------------------------
+
+async def test_a_lone_surrogate_in_a_label_value_is_replaced_and_counted(http_session, clock):
+    """orjson refuses a lone surrogate escape, the stdlib decoder takes it: as a label value it
+    made every render fail (UnicodeEncodeError, a 500 on every scrape)."""
+    clock.now = NOW
+    listed = [syntropic("s-1", NOW - 50, "compl\ud800eted", agent_model="m\udfff", workflow_id="wf\ud800",
+                        workflow_name="name\ud800"),
+              syntropic("s-2", NOW - 40), syntropic("s-3", NOW - 30, "failed", error_message="boom\ud800")]
+    h = Harness(make_source("syntropic137"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: {"sessions": listed}), repeat=True)
+        for _ in range(2):
+            assert await h.poller.run_cycle()
+            clock.advance(30)
+    families = check_exposition(generate_latest(h.registry), openmetrics=False)
+
+    def labels(metric: str, name: str) -> set[str]:
+        return {s.labels[name] for f in families for s in f.samples if s.name == metric}
+    assert labels("agent_sessions_finished_total", "status") == {"compl\ufffdeted", "completed", "failed"}
+    assert labels("agent_session_cost_usd_total", "model") == {"m\ufffd", "unknown"}
+    assert labels("agent_session_workflow_info", "workflow_name") == {"name\ufffd"}
+    assert h.finished() == 3
+    for field in ("status", "model", "workflow", "workflow_name", "error_message"):
+        assert h.value("agent_session_exporter_sanitized_values_total", field=field) == 1, field
+    assert [r.error_message for r in h.poller.recent_failures] == ["boom\ufffd"]
+
+
+async def test_an_id_that_is_not_utf8_is_refused_and_the_source_keeps_committing(tmp_path, http_session, clock):
+    """A lone surrogate in a session id could not be written to SQLite: every commit failed and the
+    source stopped counting for good."""
+    clock.now = NOW
+    listed = [syntropic("bad-\ud800", NOW - 50), syntropic("x" * 257, NOW - 45), syntropic("é" * 128, NOW - 42),
+              syntropic("s-2", NOW - 40)]
+    store = SqliteStore(str(tmp_path / "s.db"), {"syntropic137-src": "syntropic137"})
+    h = Harness(make_source("syntropic137"), http_session, clock, store=store)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: {"sessions": listed}), repeat=True)
+        for _ in range(3):
+            assert await h.poller.run_cycle()
+            clock.advance(30)
+    assert h.finished() == 2 and set(store.load("syntropic137-src").counted) == {"é" * 128, "s-2"}
+    assert h.value("agent_session_exporter_invalid_records_total", reason="id_not_utf8") == 1
+    assert h.value("agent_session_exporter_invalid_records_total", reason="id_too_long") == 1

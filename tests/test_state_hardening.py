@@ -7,15 +7,18 @@ import os
 import sqlite3
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from agent_session_exporter.app import Exporter
-from agent_session_exporter.config import parse_config
+from agent_session_exporter.config import DEFAULT_BUCKETS, parse_config
 from agent_session_exporter.count.state import CycleDelta, SourceTotals
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
+from agent_session_exporter.keep.codec import totals_to_json
 from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 
-from .helpers import parse_exposition, run, source_entry
+from .helpers import Harness, check_exposition, make_source, parse_exposition, run, source_entry
 
 
 def config_file(tmp_path, state_path) -> str:
@@ -119,3 +122,44 @@ async def test_a_state_file_deleted_while_running_is_recreated_from_memory(tmp_p
             assert after[key] >= value > 0, key  # counters never fall back after the restart
     finished = [k for k in during if k[0] == "agent_sessions_finished_total"]
     assert all(after[k] == during[k] for k in finished)
+
+
+# Hostile strings (issue row 2) ---------------------------------------------------------------
+
+async def test_a_state_file_holding_poisoned_labels_loads_clean(tmp_path, http_session, clock):
+    """A state file as 0.1.0 wrote it, before labels were made safe: a lone surrogate (an escape in
+    the totals' JSON) or a \\r# in a label key made every render fail, or broke the exposition,
+    after every restart. Keys that become one are merged, so no count is lost."""
+    path = str(tmp_path / "state.db")
+    source = make_source("syntropic137")
+    SqliteStore(path, {source.name: "syntropic137"}).close()
+    buckets = len(DEFAULT_BUCKETS) + 1
+    poisoned = SourceTotals(
+        finished={("wf\r# x", "run\r# HELP y", "success"): 2, ("wf\n# x", "run\n# HELP y", "success"): 3,
+                  ("", "lone\ud800", "error"): 1},
+        duration_buckets={("wf\r# x", "success"): [1] + [0] * (buckets - 1),
+                          ("wf\n# x", "success"): [0] * (buckets - 1) + [4]},
+        duration_sum={("wf\r# x", "success"): 1.0, ("wf\n# x", "success"): 400.0},
+        bounds=list(DEFAULT_BUCKETS), warnings={"wf\r# x": 1.0}, errors={"": 1, "wf\x00": 2},
+        tokens={("wf\x85", "total"): 10.0}, cost={("", "model\udfff"): 0.5}, names={"wf\r# x": "Name\x1b[31m"})
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO sources VALUES (?, 'syntropic137', 100.0, 200.0, ?)", (source.name, totals_to_json(poisoned)))
+    db.execute("INSERT INTO pending VALUES (?, 'p-1', 190.0, 'run\r# HELP z', 191.0, NULL, NULL, 'wf\n# x')", (source.name,))
+    db.execute("INSERT INTO counted VALUES (?, 'c-1', 150.0)", (source.name,))
+    db.commit()
+    db.close()
+    store = SqliteStore(path, {source.name: "syntropic137"})
+    state = store.load(source.name)
+    totals = state.totals
+    assert totals.finished == {("wf\ufffd# x", "run\ufffd# HELP y", "success"): 5, ("", "lone\ufffd", "error"): 1}
+    assert totals.duration_buckets == {("wf\ufffd# x", "success"): [1] + [0] * (buckets - 2) + [4]}
+    assert totals.duration_sum == {("wf\ufffd# x", "success"): 401.0}
+    assert totals.errors == {"": 1, "wf\ufffd": 2} and totals.tokens == {("wf\ufffd", "total"): 10.0}
+    assert totals.cost == {("", "model\ufffd"): 0.5} and totals.names == {"wf\ufffd# x": "Name\ufffd[31m"}
+    assert state.pending["p-1"].status == "run\ufffd# HELP z" and state.pending["p-1"].workflow == "wf\ufffd# x"
+    assert state.counted == {"c-1": 150.0}
+    h = Harness(source, http_session, clock, store=store)
+    for openmetrics in (False, True):
+        families = check_exposition(generate_openmetrics(h.registry) if openmetrics else generate_latest(h.registry),
+                                    openmetrics)
+        assert sum(s.value for f in families for s in f.samples if s.name == "agent_sessions_finished_total") == 6

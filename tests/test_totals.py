@@ -17,7 +17,7 @@ def record(sid: str, status: str = "completed", outcome: Outcome = Outcome.SUCCE
 def test_label_values_are_capped_and_truncated():
     limit = LabelLimiter(3)
     assert [limit(v) for v in ("a", "b", "c", "d", "a", "e")] == ["a", "b", "c", "other", "a", "other"]
-    assert LabelLimiter(5)("x" * 500) == "x" * 64
+    assert LabelLimiter(5)("x" * 500) == "x" * 128
 
 
 def test_one_cycles_increments_follow_the_one_definition_of_an_error():

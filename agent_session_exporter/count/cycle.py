@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
-from agent_session_exporter.count.totals import TotalsBuilder
+from agent_session_exporter.count.totals import MAX_LABEL_LENGTH, TotalsBuilder
 from agent_session_exporter.model import Phase, PollResult, SessionRecord
 
 #: A key time further than this ahead of the exporter's clock is not believed (a unit mistaken,
@@ -44,6 +44,8 @@ class CyclePlan:
     dropped: list[tuple[str, str]] = field(default_factory=list)
     #: Newly counted sessions with optional figures left out as unusable.
     dropped_figures: int = 0
+    #: (text field, session id) of each value made safe in the records taken this cycle.
+    sanitized: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def finished(self) -> int:
@@ -159,9 +161,11 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
         if key_time > latest_future:
             plan.invalid.append(("future_timestamp", sid[:128]))
             continue
+        if record.sanitized:
+            plan.sanitized.extend((name, sid) for name in record.sanitized)
         if key_time > newest:
             newest = key_time if key_time < now else now
-        if not record.known_status and (pending is None or pending.status != record.status[:64]
+        if not record.known_status and (pending is None or pending.status != record.status[:MAX_LABEL_LENGTH]
                                         or record.phase is Phase.FINISHED):
             plan.unknown_statuses.append(record.status)
         if record.phase is Phase.SETTLING:
@@ -173,7 +177,7 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
                                                            record.finished_at, reference, record.workflow)
                 continue
         elif record.phase is Phase.ACTIVE:
-            delta.pending_upsert[sid] = PendingSession(key_time, record.status[:64],
+            delta.pending_upsert[sid] = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
                                                        pending.first_seen if pending else now,
                                                        workflow=record.workflow)
             continue

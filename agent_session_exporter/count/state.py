@@ -53,6 +53,31 @@ class SourceTotals:
         keyed = (*self.finished, *self.duration_buckets, *self.tokens, *self.cost)
         return {key[0] for key in keyed} | set(self.warnings) | set(self.errors)
 
+    def make_safe(self, clean: Callable[[str], str]) -> int:
+        """Pass every label key and workflow name through ``clean`` (``safetext.safe_text``: a state
+        file written before labels were made safe may hold any string), merging the keys that
+        become one so no count is lost; return how many keys changed."""
+        changed = 0
+
+        def safe_key(key: Any) -> Any:
+            return tuple(clean(part) for part in key) if isinstance(key, tuple) else clean(key)
+        for name in ("finished", "duration_buckets", "duration_sum", "warnings", "errors", "tokens", "cost"):
+            values: dict[Any, Any] = getattr(self, name)
+            merged: dict[Any, Any] = {}
+            for key, value in values.items():
+                new = safe_key(key)
+                changed += new != key
+                if new not in merged:
+                    merged[new] = list(value) if isinstance(value, list) else value
+                elif isinstance(value, list):
+                    merged[new] = [a + b for a, b in zip(merged[new], value, strict=True)]
+                else:
+                    merged[new] += value
+            setattr(self, name, merged)
+        changed += sum(clean(workflow) != workflow or clean(name) != name for workflow, name in self.names.items())
+        self.names = {clean(workflow): clean(name) for workflow, name in self.names.items()}
+        return changed
+
     def drop_non_finite(self) -> list[str]:
         """Reset to zero any figure that is infinite or NaN (an older version could persist one);
         return the names of those reset."""

@@ -13,8 +13,10 @@ from typing import Iterable
 
 from agent_session_exporter.count.state import SourceTotals
 from agent_session_exporter.model import Outcome, SessionRecord
+from agent_session_exporter.safetext import is_safe
 
-MAX_LABEL_LENGTH = 64
+#: Label values from upstream are cut to this many characters (ids never are).
+MAX_LABEL_LENGTH = 128
 OTHER = "other"
 _OUTCOME_LABEL = {outcome: outcome.value for outcome in Outcome}
 
@@ -85,7 +87,9 @@ class TotalsBuilder:
         finished = totals.finished
         finished[label_key] = finished.get(label_key, 0) + 1
         session_id = record.session_id
-        exemplary = len(session_id) <= _EXEMPLAR_ID_MAX
+        # An id is never altered (``safetext``): one with a control character is no exemplar, nor one
+        # with a quote (prometheus_client's OpenMetrics parser, 0.26, misreads it escaped there).
+        exemplary = len(session_id) <= _EXEMPLAR_ID_MAX and is_safe(session_id) and '"' not in session_id
         if exemplary:
             self.finished_exemplars[label_key] = record
         duration = record.duration_seconds

@@ -18,6 +18,7 @@ import structlog
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, SourceTotals
 from agent_session_exporter.keep.codec import totals_from_json, totals_to_json
+from agent_session_exporter.safetext import is_safe, safe_text
 
 SCHEMA_VERSION = 2
 #: Older schema versions this one upgrades in place: version -> the statements that do it.
@@ -159,6 +160,7 @@ class SqliteStore:
             self.db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,))
 
     def load(self, source: str) -> SourceState:
+        """A source's state; its label values made safe (``safetext``), whatever version wrote them."""
         try:
             row = self.db.execute("SELECT floor, watermark, totals FROM sources WHERE name=?", (source,)).fetchone()
             if row is None:
@@ -169,6 +171,7 @@ class SqliteStore:
             if reset:
                 log.error("state held counters that are not finite numbers; they restart from zero",
                           state_path=self.path, source=source, counters=reset)
+            made_safe = state.totals.make_safe(safe_text)
             state.counted = {str(sid): _time(key_time) for sid, key_time in
                              self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,))}
             for sid, key_time, status, first_seen, end_time, end_seen_at, workflow in self.db.execute(
@@ -176,9 +179,14 @@ class SqliteStore:
                     "WHERE source=?", (source,)):
                 if not isinstance(status, str) or not isinstance(workflow, str):
                     raise ValueError(f"pending status {status!r}, workflow {workflow!r}")
-                state.pending[str(sid)] = PendingSession(_time(key_time), status, _time(first_seen),
+                made_safe += not (is_safe(status) and is_safe(workflow))
+                state.pending[str(sid)] = PendingSession(_time(key_time), safe_text(status), _time(first_seen),
                                                          _time_or_none(end_time), _time_or_none(end_seen_at),
-                                                         workflow)
+                                                         safe_text(workflow))
+            if made_safe:
+                log.warning("state held label values with control characters or lone surrogates (written by an "
+                            "older version); made safe as upstream text is now", state_path=self.path, source=source,
+                            values=made_safe)
         except (sqlite3.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"{self.path}: cannot read the state of source {source!r} ({exc});"
                              " start with --reset-state to begin anew") from None

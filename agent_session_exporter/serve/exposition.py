@@ -11,6 +11,7 @@ registry is rendered again only after it changed; process metrics are live.
 
 from __future__ import annotations
 
+import io
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
@@ -23,11 +24,14 @@ _EOF = b"# EOF\n"
 
 def split_families(text: bytes) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """The header lines (``# HELP``, ``# TYPE``, ``# UNIT``) and the sample lines of each family of
-    an exposition, in order."""
+    an exposition, in order.
+
+    Lines end at ``\\n`` alone, as both formats define them: a ``\\r`` is part of a line (a label
+    value may hold one, unescaped), so ``splitlines`` would cut a sample in two."""
     headers: dict[str, bytes] = {}
     samples: dict[str, list[bytes]] = {}
     name = ""
-    for line in text.removesuffix(_EOF).splitlines(keepends=True):
+    for line in io.BytesIO(text.removesuffix(_EOF)):  # a binary stream's lines end at \n only
         if line.startswith(b"# "):
             kind, _, rest = line[2:].partition(b" ")
             if kind == b"HELP":

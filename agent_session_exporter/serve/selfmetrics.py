@@ -11,6 +11,7 @@ from prometheus_client.core import Metric
 
 from agent_session_exporter import __version__
 from agent_session_exporter.read.source import SourceBase as SourceConfig
+from agent_session_exporter.safetext import ID_REASONS, TEXT_FIELDS
 
 _LABELS = ("source", "provider")
 
@@ -36,6 +37,10 @@ class SourceMetricSet:
                                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
         self.invalid_records = Counter(p + "invalid_records", "Upstream items or pages skipped as invalid.",
                                        _LABELS + ("reason",), registry=registry)
+        self.sanitized_values = Counter(p + "sanitized_values",
+                                        "Upstream text values (not ids) whose lone surrogates or control characters "
+                                        "were replaced by U+FFFD, by record field; once per session and field.",
+                                        _LABELS + ("field",), registry=registry)
         self.unknown_status = Counter(p + "unknown_status", "Records seen with a status the exporter does not know.",
                                       _LABELS + ("status",), registry=registry)
         self.pending_dropped = Counter(p + "pending_dropped",
@@ -67,6 +72,10 @@ class SourceMetricSet:
         self.cycle_lag = Gauge(p + "cycle_lag_seconds",
                                "How much later than its interval said the source's last cycle started: above 0, "
                                "the exporter (or its event loop) is overloaded.", _LABELS, registry=registry)
+        self.task_restarts = Counter(p + "source_task_restarts",
+                                     "Times the source's polling task ended other than by shutdown (an unexpected "
+                                     "error in a cycle) and was restarted after a backoff.",
+                                     _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -149,6 +158,8 @@ class SourceSelfMetrics:
         metrics.order_ok.labels(*labels).set(1)
         for reason in INVALID_REASONS:
             metrics.invalid_records.labels(*labels, reason)
+        for field in TEXT_FIELDS:
+            metrics.sanitized_values.labels(*labels, field)
         for reason in DROP_REASONS:
             metrics.pending_dropped.labels(*labels, reason)
         for limit in ("requests", "deadline"):
@@ -156,6 +167,7 @@ class SourceSelfMetrics:
         for kind in ("steady", "lookup", "sweep", "probe"):
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
+        metrics.task_restarts.labels(*labels)
 
     # --- RequestObserver ---
     def request(self, code: str) -> None:
@@ -181,6 +193,9 @@ class SourceSelfMetrics:
 
     def invalid(self, reason: str, count: int = 1) -> None:
         self.m.invalid_records.labels(*self.labels, reason).inc(count)
+
+    def sanitized(self, field: str, count: int) -> None:
+        self.m.sanitized_values.labels(*self.labels, field).inc(count)
 
     def unknown_status(self, status: str) -> None:
         self.m.unknown_status.labels(*self.labels, status).inc()
@@ -208,6 +223,9 @@ class SourceSelfMetrics:
     def order_broken(self) -> None:
         self.m.order_ok.labels(*self.labels).set(0)
 
+    def task_restarted(self) -> None:
+        self.m.task_restarts.labels(*self.labels).inc()
+
     def tracked(self, pending: int, counted_ids: int) -> None:
         self.m.pending.labels(*self.labels).set(pending)
         self.m.tracked_ids.labels(*self.labels).set(counted_ids)
@@ -215,7 +233,7 @@ class SourceSelfMetrics:
 
 #: Every reason an upstream item or page is counted as invalid.
 INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_object", "future_timestamp",
-                   "invalid_page", "oversized_page", "bad_figure")
+                   "invalid_page", "oversized_page", "bad_figure", *ID_REASONS)
 #: Every reason a pending session is given up on.
 DROP_REASONS = ("max_pending_age", "gone", "unreadable", "workflow_removed")
 #: Every reason the HTTP listener refuses or cuts off a connection.

@@ -14,6 +14,7 @@ from agent_session_exporter.read.fields import dropped_figures, item_id
 from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
+from agent_session_exporter.safetext import make_safe
 
 
 class Provider(abc.ABC):
@@ -73,7 +74,9 @@ class Provider(abc.ABC):
 
     def parse_items(self, items: Iterable[Any], result: PollResult,
                     parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None) -> list[SessionRecord]:
-        """Parse a page's items, skipping (and noting) the bad ones so the rest still count.
+        """Parse a page's items, skipping (and noting) the bad ones so the rest still count. Every
+        record, typed or read item by item, is made safe here (``safetext.make_safe``): its id
+        checked, its text fields cleaned.
 
         A page is read up to the ``page_size`` asked for: an API that sends more gets the surplus
         ignored and noted once (``oversized_page``), so a page of a million items costs no more.
@@ -101,12 +104,15 @@ class Provider(abc.ABC):
                     raise InvalidRecord("not_an_object")
                 else:
                     record = parse(item)
+                sanitized = make_safe(record) if record is not None else ()
             except InvalidRecord as exc:
                 result.invalid.append((exc.reason, item_id(item)))
                 continue
             if record is not None:
                 if dropped:
                     record.dropped_figures = tuple(dropped)
+                if sanitized:
+                    record.sanitized = sanitized
                 records.append(record)
             elif (row := self.skipped_row(item)) is not None:
                 result.skipped[row[0]] = row[1]

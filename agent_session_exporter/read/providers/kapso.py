@@ -25,7 +25,15 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from agent_session_exporter.model import Outcome, PendingRef, PollResult, PollWindow, SessionRecord, classify
+from agent_session_exporter.model import (
+    InvalidRecord,
+    Outcome,
+    PendingRef,
+    PollResult,
+    PollWindow,
+    SessionRecord,
+    classify,
+)
 from agent_session_exporter.read.fields import (
     elapsed,
     lenient_str,
@@ -39,6 +47,7 @@ from agent_session_exporter.read.http_client import HeaderAuth, UpstreamError
 from agent_session_exporter.read.pagers import cursor_pages
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.source import Duration, SourceBase
+from agent_session_exporter.safetext import MAX_ID_BYTES, check_id
 from agent_session_exporter.timeparse import to_iso
 
 WORKFLOWS_PATH = "/workflows"
@@ -154,17 +163,24 @@ class KapsoProvider(Provider):
     async def _discover(self) -> tuple[str, ...]:
         found: list[str] = []
         limit = self.source.max_workflows
+        refused, reason = 0, ""
 
         async for items in cursor_pages(
                 lambda after: self.http.get_json(WORKFLOWS_PATH, {"limit": min(100, limit), "after": after}),
                 lambda body: read_page(body, WORKFLOWS_PATH),
                 max_pages=self.source.max_pages, on_limit=self.max_pages_reached):
             for item in items:
-                workflow_id = lenient_str(item, "id") if isinstance(item, dict) else None
-                if workflow_id and workflow_id not in found:
-                    found.append(workflow_id)
+                workflow_id = lenient_str(item, "id", limit=MAX_ID_BYTES + 1) if isinstance(item, dict) else None
+                if not workflow_id or workflow_id in found:
+                    continue
+                try:
+                    found.append(check_id(workflow_id))  # it goes into a path, and into the state
+                except InvalidRecord as exc:
+                    refused, reason = refused + 1, exc.reason
             if len(found) >= limit:
                 break
+        if refused:
+            self.log.warning("workflows with ids that cannot be kept are not polled", workflows=refused, reason=reason)
         if len(found) > limit:
             self.log.warning("more workflows than max_workflows; polling the first of them", max_workflows=limit)
         return tuple(found[:limit])
