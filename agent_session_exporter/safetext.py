@@ -9,13 +9,16 @@ a label, a log line or a page. So:
 - an id (what a session is known by, looked up by, deduplicated and stored by) is never altered:
   one that is not valid UTF-8, or longer than ``MAX_ID_BYTES``, is refused;
 - every other string has each lone surrogate and control character (C0, DEL, C1) replaced by
-  U+FFFD, so it stays readable and its length is unchanged.
+  U+FFFD, so it stays readable and its length is unchanged;
+- an error text has every configured secret redacted (an upstream may echo the key it was sent)
+  before it is cut to ``MAX_ERROR_EXCERPT``: cut first, a key straddling the cut would show in part.
 """
 
 from __future__ import annotations
 
 import re
 
+from agent_session_exporter.logs import redactor
 from agent_session_exporter.model import InvalidRecord, SessionRecord
 
 #: The longest id taken, in UTF-8 bytes (none of the providers' ids comes near it).
@@ -23,6 +26,8 @@ MAX_ID_BYTES = 256
 REPLACEMENT = "\ufffd"
 #: The text fields of a record that may become a label, a log field or a page's text.
 TEXT_FIELDS = ("status", "workflow", "workflow_name", "model", "error_message")
+#: The longest error excerpt kept (for the landing page), cut after secrets are redacted.
+MAX_ERROR_EXCERPT = 200
 #: Invalid-record reasons of a refused id.
 ID_REASONS = ("id_not_utf8", "id_too_long")
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -58,6 +63,8 @@ def make_safe(record: SessionRecord) -> tuple[str, ...]:
     """Check the record's id (InvalidRecord) and make its text fields safe in place; returns the
     fields that were changed."""
     check_id(record.session_id)
+    if record.error_message:
+        record.error_message = redactor.redact(record.error_message)[:MAX_ERROR_EXCERPT]
     changed: tuple[str, ...] = ()
     for name in TEXT_FIELDS:
         value = getattr(record, name)

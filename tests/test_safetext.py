@@ -1,11 +1,13 @@
-"""Upstream strings made safe: ids kept or refused, never altered; other text cleaned, never cut."""
+"""Upstream strings made safe: ids kept or refused, never altered; other text cleaned; error texts
+redacted, then cut."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent_session_exporter.model import InvalidRecord
-from agent_session_exporter.safetext import check_id, is_safe, safe_text
+from agent_session_exporter.logs import redactor
+from agent_session_exporter.model import InvalidRecord, Phase, SessionRecord
+from agent_session_exporter.safetext import MAX_ERROR_EXCERPT, check_id, is_safe, make_safe, safe_text
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -30,3 +32,18 @@ def test_ids_are_kept_as_they_are_or_refused():
         with pytest.raises(InvalidRecord) as info:
             check_id(refused)
         assert info.value.reason == reason
+
+
+def test_an_error_text_has_secrets_redacted_before_it_is_cut():
+    """An upstream may echo the key it was sent: a key straddling the excerpt's end must not show in
+    part (cut first, then redacted, its first characters would stay)."""
+    key = "sk-live-4f9c2e7d1a8b6c3e5f0a9d2b7c4e1f8a"
+    text = "x" * (MAX_ERROR_EXCERPT - 20) + f" key {key} refused"  # the key straddles the cut
+    redactor.set_secrets([key])
+    try:
+        record = SessionRecord("s1", "failed", Phase.FINISHED, 1.0, error_message=text)
+        make_safe(record)
+    finally:
+        redactor.set_secrets([])
+    assert record.error_message is not None and len(record.error_message) <= MAX_ERROR_EXCERPT
+    assert key[:4] not in record.error_message and "[REDACTED]" in record.error_message

@@ -38,17 +38,20 @@ def optional_str(item: dict[str, Any], key: str) -> str | None:
     return value
 
 
-#: The longest error excerpt kept for the landing page.
-MAX_ERROR_EXCERPT = 200
+#: The longest descriptive string kept (a workflow name; cut again as a label).
+MAX_TEXT = 200
+#: The longest error text taken from an item: ``safetext.make_safe`` redacts secrets in it, then
+#: cuts it to its excerpt; a bound, so a 10 MB error text costs no more.
+MAX_ERROR_TEXT = 64 * 1024
 
 
-def lenient_str(item: dict[str, Any], key: str, limit: int = MAX_ERROR_EXCERPT) -> str | None:
+def lenient_str(item: dict[str, Any], key: str, limit: int = MAX_TEXT) -> str | None:
     """A descriptive string (a workflow name, an error excerpt) where one is given; anything else,
     even of the wrong type, is None: it labels a session and never decides whether it counts."""
     return lenient_text(item.get(key), limit)
 
 
-def lenient_text(value: Any, limit: int = MAX_ERROR_EXCERPT) -> str | None:
+def lenient_text(value: Any, limit: int = MAX_TEXT) -> str | None:
     """``lenient_str`` of a value itself."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)

@@ -35,7 +35,7 @@ from agent_session_exporter.model import (
     classify,
 )
 from agent_session_exporter.read.fields import (
-    MAX_ERROR_EXCERPT,
+    MAX_ERROR_TEXT,
     MAX_PLAIN_SECONDS,
     MAX_SECONDS,
     MAX_TOKENS,
@@ -187,7 +187,7 @@ class DifyProvider(Provider):
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
             warnings=warnings or 0.0,
-            error_text=bool(error), error_message=error[:MAX_ERROR_EXCERPT] if error else None,
+            error_text=bool(error), error_message=error[:MAX_ERROR_TEXT] if error else None,
             tokens={"total": total_tokens} if total_tokens else {},
         )
 
@@ -213,6 +213,6 @@ class DifyProvider(Provider):
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
             warnings=figure(run, "exceptions_count", MAX_WARNINGS) or 0.0,
-            error_text=bool(optional_str(run, "error")), error_message=lenient_str(run, "error"),
+            error_text=bool(optional_str(run, "error")), error_message=lenient_str(run, "error", MAX_ERROR_TEXT),
             tokens={"total": total_tokens} if total_tokens else {},
         )

@@ -27,6 +27,7 @@ from agent_session_exporter.read.fields import (
     InvalidPage,
     elapsed,
     figure,
+    MAX_ERROR_TEXT,
     lenient_str,
     list_field,
     object_field,
@@ -158,7 +159,7 @@ class HoneyhiveProvider(Provider):
             outcome=(Outcome.ERROR if error else Outcome.SUCCESS) if settling else None,
             key_time=started_at, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration_ms / 1000.0 if duration_ms else elapsed(started_at, finished_at),
-            error_text=error, error_message=lenient_str(item, "error"),
+            error_text=error, error_message=lenient_str(item, "error", MAX_ERROR_TEXT),
             tokens=tokens, cost_usd=figure(metadata, "cost", MAX_COST_USD),
             model=metadata.get("model") if isinstance(metadata.get("model"), str) else None,
         )

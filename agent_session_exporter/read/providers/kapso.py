@@ -36,6 +36,7 @@ from agent_session_exporter.model import (
 )
 from agent_session_exporter.read.fields import (
     elapsed,
+    MAX_ERROR_TEXT,
     lenient_str,
     lenient_text,
     list_field,
@@ -228,5 +229,5 @@ class KapsoProvider(Provider):
 def _excerpt(details: Any) -> str | None:
     """``error_details`` is free-form: a text, or an object with a message."""
     if isinstance(details, dict):
-        return lenient_str(details, "message") or lenient_str(details, "error")
-    return lenient_text(details)
+        return lenient_str(details, "message", MAX_ERROR_TEXT) or lenient_str(details, "error", MAX_ERROR_TEXT)
+    return lenient_text(details, MAX_ERROR_TEXT)

@@ -24,6 +24,7 @@ from agent_session_exporter.read.fields import (
     MAX_SECONDS,
     MAX_TOKENS,
     figure,
+    MAX_ERROR_TEXT,
     lenient_str,
     list_field,
     optional_str,
@@ -98,5 +99,5 @@ class Syntropic137Provider(Provider):
             tokens=tokens, cost_usd=figure(item, "total_cost_usd", MAX_COST_USD),
             model=optional_str(item, "agent_model"),
             workflow=lenient_str(item, "workflow_id") or "", workflow_name=lenient_str(item, "workflow_name"),
-            error_message=lenient_str(item, "error_message"),
+            error_message=lenient_str(item, "error_message", MAX_ERROR_TEXT),
         )
