@@ -64,14 +64,23 @@ def _first_keys(logger: Any, method: str, event_dict: MutableMapping[str, Any]) 
     return ordered
 
 
+#: What a logfmt line cannot carry as it is (structlog escapes ``\n`` itself): shown escaped, so an
+#: upstream id holding ``\r`` cannot overwrite a terminal's line or forge one.
+_LOGFMT_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _flatten_for_logfmt(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Lists, dicts and other objects as one value a logfmt parser reads whole (compact JSON or text)."""
+    """Lists, dicts and other objects as one value a logfmt parser reads whole (compact JSON or text);
+    control characters and lone surrogates escaped."""
     out: dict[str, Any] = {}
     for key, value in event_dict.items():
         if isinstance(value, (list, tuple, dict)):
             value = json.dumps(value, separators=(",", ":"), default=str)
         elif value is not None and not isinstance(value, (str, int, float, bool)):
             value = str(value)
+        if isinstance(value, str):
+            value = _LOGFMT_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                       else f"\\u{ord(m.group()):04x}", value)
         out[key] = value
     return out
 

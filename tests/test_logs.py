@@ -55,3 +55,17 @@ def test_json_lines_start_with_time_level_msg():
     configure_logging("info", json=True, stream=stream)
     structlog.get_logger().info("hello", source="a")
     assert list(json.loads(stream.getvalue()))[:3] == ["time", "level", "msg"]
+
+
+def test_logfmt_lines_carry_no_control_character_from_a_value():
+    """An upstream id is never altered, and may hold ``\\r`` or a lone surrogate: its logfmt line
+    stays one line that cannot overwrite or forge another."""
+    import logfmtkv
+
+    stream = io.StringIO()
+    configure_logging("info", json=False, stream=stream)
+    structlog.get_logger().warning("invalid upstream items skipped", example_id="run\r level=error msg=forged\x00\ud800")
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and "\r" not in text and "\x00" not in text
+    text.encode()  # no lone surrogate left
+    assert logfmtkv.parse(text.strip())["example_id"] == "run\\x0d level=error msg=forged\\x00\\ud800"
