@@ -20,7 +20,15 @@ from aiohttp import web
 
 from agent_session_exporter import __version__
 from agent_session_exporter.app import Exporter
-from agent_session_exporter.config import DEFAULT_LISTEN, Config, ConfigError, config_schema_text, load_config, parse_listen
+from agent_session_exporter.config import (
+    DEFAULT_LISTEN,
+    Config,
+    ConfigError,
+    check_machine,
+    config_schema_text,
+    load_config,
+    parse_listen,
+)
 from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
@@ -49,7 +57,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              f"{RESERVED_CONNECTIONS} more may ask for /healthz (anything else gets 503), the rest are "
                              "closed at once")
     parser.add_argument("--log.level", "--log-level", dest="log_level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+                        choices=["debug", "info", "warn", "warning", "error"],
+                        help="debug, info, warn (Prometheus's spelling; warning too) or error")
     parser.add_argument("--log.format", "--log-format", dest="log_format", choices=["logfmt", "json"],
                         help="default: json, logfmt on a terminal")
     parser.add_argument("--check-config", nargs="?", const=True, default=False, metavar="PATH",
@@ -84,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.healthcheck:
         return healthcheck()
-    configure_logging(args.log_level, None if args.log_format is None else args.log_format == "json")
+    configure_logging("warning" if args.log_level == "warn" else args.log_level,
+                      None if args.log_format is None else args.log_format == "json")
     try:
         config = load_config(args.config) if args.config else None
         if config is None and args.check_config:
@@ -93,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.listen:
             parse_listen(args.listen, "--web.listen-address")
         web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+        if config is not None and (problems := check_machine(config)):
+            raise ConfigError("\n".join(problems))
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"config error: {line}", file=sys.stderr)

@@ -106,12 +106,31 @@ def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str]) -> Config
         raise ConfigError("(top level): must be a mapping")
     errors: list[tuple[tuple[str | int, ...], str]] = []
     raw = _expand(raw, environ, (), errors)
-    if errors:
-        raise ConfigError("\n".join(_line(loc, message, raw) for loc, message in errors))
+    lines = [_line(loc, message, raw) for loc, message in errors]
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_describe(error, raw) for error in exc.errors())) from None
+        # Every error in one run; a key whose variable is unset is reported for that alone.
+        unset = {loc for loc, _ in errors}
+        lines += [_describe(error, raw) for error in exc.errors() if _under_provider(tuple(error["loc"])) not in unset]
+    if lines:
+        raise ConfigError("\n".join(lines))
+    return config
+
+
+def _under_provider(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """A source's key as the expansion names it (pydantic puts the union's tag after the index)."""
+    return loc[:2] + loc[3:] if len(loc) > 2 and loc[0] == "sources" and loc[2] in PROVIDERS else loc
+
+
+def check_machine(config: Config) -> list[str]:
+    """What the config needs of this machine, checked by ``--check-config`` and at start (never by
+    ``parse_config``: a config is also validated for another machine, a Kubernetes pod's, say)."""
+    problems = []
+    if config.state_path and not Path(config.state_path).resolve().parent.is_dir():
+        problems.append("state_path: its directory does not exist (it is never created: a typo would "
+                        "otherwise start counting anew)")
+    return problems
 
 
 def _describe(error: Any, raw: dict[str, Any]) -> str:
@@ -218,7 +237,7 @@ def _expand(value: Any, environ: Any, loc: tuple[str | int, ...], errors: list[t
             name = match.group(1)
             if name not in environ:
                 errors.append((loc, f"environment variable {name} is not set"))
-                return ""
+                return match.group(0)  # left as written, so the other keys are still checked
             return environ[name]
         return _ENV_PATTERN.sub(substitute, value)
     return value

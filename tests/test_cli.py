@@ -98,3 +98,26 @@ def test_production_start_never_loads_the_simulators(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe, str(config)], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.splitlines()[-1] == "[]", result.stderr
+
+
+def test_log_level_warn_is_the_prometheus_spelling_of_warning(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("sources:\n  - {name: a, provider: dify, base_url: 'http://127.0.0.1:1', api_key: k, retries: 0}\n")
+    result = run("--config.file", str(config), "--once", "--log.level", "warn", "--log.format", "json")
+    assert result.returncode == 1  # the source cannot be read: a warning line, and no info line
+    levels = {json.loads(line)["level"] for line in result.stderr.splitlines() if line.startswith("{")}
+    assert "warning" in levels or "error" in levels
+    assert not levels & {"info", "debug"}, levels
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_a_state_path_in_a_missing_directory_is_refused_by_name(tmp_path, check):
+    """It would otherwise start a fresh state silently (a typo in a mount path costs every count)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"state_path: {tmp_path / 'no-such-dir' / 'state.db'}\n"
+                      "sources:\n  - {name: a, provider: dify, base_url: 'http://127.0.0.1:1', api_key: k}\n")
+    result = run("--config.file", str(config), *(["--check-config"] if check else ["--once"]))
+    assert result.returncode == 2, result.stderr[-500:]
+    assert result.stderr.splitlines() == ["config error: state_path: its directory does not exist (it is never "
+                                          "created: a typo would otherwise start counting anew)"]
+    assert not (tmp_path / "no-such-dir").exists()

@@ -200,3 +200,17 @@ def test_an_empty_key_file_is_named_without_its_path(tmp_path):
     empty = tmp_path / SECRET
     empty.write_text("\n")
     assert _errors(minimal(api_key=None, api_key_file=str(empty))) == ["source 'wb': api_key_file: the file is empty"]
+
+
+def test_every_error_is_reported_in_one_run_unset_variables_included():
+    raw = {"interval": "soon", "sources": [
+        {"name": "wb", "provider": "whatabot", "base_url": "https://api.whatabot.app/api/v1", "api_key": "${NOPE}",
+         "page_size": 0},
+        {"name": "dy", "provider": "dify", "base_url": "https://api.dify.ai/v1", "api_key": "k",
+         "timeout": "${ALSO_NOPE}"}]}
+    assert sorted(_errors(raw)) == sorted([
+        "source 'wb': api_key: environment variable NOPE is not set",
+        "source 'dy': timeout: environment variable ALSO_NOPE is not set",
+        "source 'wb': page_size: Input should be greater than or equal to 1",
+        "interval: must be a duration such as 30s, 10m or 24h",
+    ])
