@@ -23,14 +23,13 @@ from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.source import template_fields
 from agent_session_exporter.safetext import safe_text
+from agent_session_exporter.serve.alerting import WINDOW_SECONDS
 from agent_session_exporter.serve.links import link_of
 from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
 from agent_session_exporter.serve.session_metrics import SessionMetrics
 
 #: Sessions that ended in error or timeout listed per source on the landing page.
 RECENT_FAILURES = 20
-#: What the landing page calls recent.
-RECENT_SECONDS = 3600.0
 #: Finished sessions whose workflow is remembered for their links (where the link needs it).
 _WORKFLOWS_KEPT = 5_000
 #: Invalid items (and sanitised values) remembered by id, so each is counted and logged once.
@@ -77,7 +76,7 @@ class SourcePoller:
         self.recent_failures: list[SessionRecord] = []
         #: This source's session metrics (a prometheus_client Collector).
         self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.snapshot()})
-        #: Per committed cycle of the last hour: (when, sessions finished, of which error or timeout).
+        #: Per committed cycle of the alert's window: (when, sessions finished, of which errors).
         self._recent_counts: deque[tuple[float, int, int]] = deque()
         self.link = link_of(source)
         #: Where the link needs a session's workflow: that of the sessions finished lately.
@@ -299,8 +298,8 @@ class SourcePoller:
             self._duration_exemplars[bucket] = exemplar(record, record.duration_seconds or 0.0)
         finished = sum(builder.totals.finished.values())
         if finished:
-            self._recent_counts.append((builder.now, finished, len(builder.failures)))
-        while self._recent_counts and builder.now - self._recent_counts[0][0] > RECENT_SECONDS:
+            self._recent_counts.append((builder.now, finished, sum(builder.totals.errors.values())))
+        while self._recent_counts and builder.now - self._recent_counts[0][0] > WINDOW_SECONDS:
             self._recent_counts.popleft()
         if builder.failures:
             merged = self.recent_failures + builder.failures
@@ -312,7 +311,8 @@ class SourcePoller:
                 self._workflow_of.popitem(last=False)
 
     def recent_failure_ratio(self) -> tuple[int, int]:
-        """Sessions finished in the last hour (of committed cycles), and how many of them failed."""
+        """Sessions finished in the alert's window (of committed cycles), and how many of them were
+        errors as the alert counts them (``agent_session_errors_total``)."""
         return (sum(finished for _, finished, _ in self._recent_counts),
                 sum(failed for _, _, failed in self._recent_counts))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import yaml
 from aioresponses import aioresponses
 
 from agent_session_exporter.logs import redactor
+from agent_session_exporter.serve.alerting import ERROR_RATIO, MIN_FINISHED, WINDOW_SECONDS
 from agent_session_exporter.serve.landing import ERROR_SHOWN, render_landing
 
-from .helpers import KEY, Harness, Upstream, make_source
+from .helpers import KEY, ROOT, Harness, Upstream, make_source
 from .test_real_api_shapes import NOW, dify_row
 
 
@@ -24,7 +26,7 @@ async def test_the_latest_failures_are_listed_newest_first_without_secrets(http_
         assert await h.poller.run_cycle()
     page = render_landing({"dify-src": h.poller, "quiet": quiet.poller}, "/metrics", now=NOW)
     assert KEY not in page and "tok-" not in page and "[REDACTED]" in page
-    assert "<tr class='failing'><td>dify-src</td>" in page and "25 of 27 failed in the last hour (93%)" in page
+    assert "<tr class='failing'><td>dify-src</td>" in page and "25 of 27 ended in error in the last 15 minutes (93%)" in page
     assert "<tr class='ok'><td>quiet</td>" in page and "not polled yet" in page
     listed = [n for n in range(1, 26) if f"run-{n}<" in page]
     assert listed == list(range(6, 26))  # the 20 newest (by end time) of 25
@@ -52,3 +54,29 @@ async def test_an_error_text_is_redacted_before_it_is_cut(http_session, clock):
         redactor.set_secrets([])
     assert "run-1<" in page and "x" * (ERROR_SHOWN - 15) + " key [REDACTED]" in page
     assert long_key[:4] not in page  # not even the start of the key
+
+
+async def test_a_source_turns_red_exactly_when_the_error_alert_would(http_session, clock):
+    """The ratio and the minimum count the alert needs (``serve/thresholds.json``): 2 failures of 2
+    sessions are amber, not red; past both numbers, red."""
+    clock.now = NOW
+    few = [dify_row(1, "failed", "boom"), dify_row(2, "failed", "boom")]
+    many = [dify_row(n, "failed", "boom") if n <= 5 else dify_row(n, "succeeded") for n in range(1, MIN_FINISHED + 1)]
+    assert 5 / MIN_FINISHED > ERROR_RATIO
+    pages = []
+    for name, rows in (("few", few), ("many", many)):
+        h = Harness(make_source("dify", name=name), http_session, clock)
+        with aioresponses() as m:
+            m.get(Upstream.pattern(), callback=Upstream(lambda path, params, rows=rows: {
+                "data": rows if params.get("page", "1") == "1" else [], "has_more": False}), repeat=True)
+            assert await h.poller.run_cycle()
+        pages.append(render_landing({name: h.poller}, "/metrics", now=NOW))
+    assert "<tr class='ok'><td>few</td>" in pages[0] and "badge warn'>2 of 2 ended in error" in pages[0]
+    assert "<tr class='failing'><td>many</td>" in pages[1] and f"badge bad'>5 of {MIN_FINISHED} ended" in pages[1]
+
+
+def test_the_shipped_alert_uses_the_same_numbers():
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules.yml").read_text())
+    (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "AgentSessionsHighErrorRatio"]
+    assert f"> {ERROR_RATIO:g}" in alert["expr"] and f">= {MIN_FINISHED}" in alert["expr"]
+    assert "rate15m" in alert["expr"] and WINDOW_SECONDS == 15 * 60

@@ -15,14 +15,11 @@ from urllib.parse import quote
 from agent_session_exporter import __version__
 from agent_session_exporter.logs import redactor
 from agent_session_exporter.model import SessionRecord
+from agent_session_exporter.serve.alerting import ERROR_RATIO, MIN_FINISHED, WINDOW_SECONDS
 from agent_session_exporter.serve.status import SourceStatus
 
 #: An error text is cut to this many characters on the page.
 ERROR_SHOWN = 120
-#: A source whose sessions of the last hour failed (error or timeout) this often is marked failing,
-#: as the shipped alert's threshold (source:agent_sessions_error_ratio:rate15m > 0.20).
-FAILING_RATIO = 0.20
-
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430;background:#f6f7f9}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px}
@@ -67,8 +64,9 @@ def _failure_row(name: str, status: SourceStatus, record: SessionRecord) -> str:
 
 
 def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now: float | None = None) -> str:
-    """The page; a source is marked failing when its last poll failed, or when more than
-    ``FAILING_RATIO`` of its sessions of the last hour ended in error or timeout."""
+    """The page; a source is marked failing when its last poll failed, or as the error alert would
+    fire (``serve/alerting.py``): more than ``ERROR_RATIO`` of at least ``MIN_FINISHED`` sessions
+    finished in its window were errors."""
     now = time.time() if now is None else now
     rows: list[str] = []
     sections: list[tuple[bool, int, str]] = []
@@ -77,14 +75,14 @@ def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now
         finished, failed = status.recent_failure_ratio()
         ratio = failed / finished if finished else 0.0
         poll_failing = status.last_result.startswith("error")
-        failing = poll_failing or ratio > FAILING_RATIO
+        failing = poll_failing or (finished >= MIN_FINISHED and ratio > ERROR_RATIO)
         age = f"{now - status.last_success:.0f}s ago" if status.last_success else "never"
         if poll_failing:
             state = "<span class='badge bad'>poll failing</span>"
         elif failed:
             tone = "bad" if failing else "warn"
-            state = (f"<span class='badge {tone}'>{failed} of {finished} failed in the last hour "
-                     f"({ratio:.0%})</span>")
+            state = (f"<span class='badge {tone}'>{failed} of {finished} ended in error in the last "
+                     f"{WINDOW_SECONDS / 60:g} minutes ({ratio:.0%})</span>")
         elif status.last_success:
             state = "<span class='badge good'>ok</span>"
         else:
