@@ -58,17 +58,6 @@ def test_promtool_finds_no_problem_in_the_real_exposition():
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
 
 
-def test_the_prometheus_rule_custom_resource_matches_rules_yml():
-    sys.path.insert(0, str(DEPLOY / "kubernetes"))
-    try:
-        import make_prometheusrule
-    finally:
-        sys.path.pop(0)
-    committed = (DEPLOY / "kubernetes" / "prometheusrule.yaml").read_text()
-    assert committed == make_prometheusrule.render(), "run deploy/kubernetes/make_prometheusrule.py"
-    assert yaml.safe_load(committed)["spec"]["groups"] == yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
-
-
 def test_kubernetes_manifests_hold_probes_limits_and_a_hardened_pod(tmp_path):
     k8s = DEPLOY / "kubernetes"
     deployment = load(k8s / "deployment.yaml")[0]
