@@ -1,5 +1,5 @@
-"""deploy/: every file loads, rules pass promtool, manifests hold what operators need, and a real
-Prometheus scraping the exporter evaluates every dashboard query and raises the error alert."""
+"""deploy/: every file loads, rules pass promtool, the compose file and the Dockerfile agree with the
+exporter, and a real Prometheus scraping the exporter evaluates every dashboard query and raises the error alert."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 
 from agent_session_exporter.app import Exporter
-from agent_session_exporter.config import DEFAULT_LISTEN, parse_config
+from agent_session_exporter.config import DEFAULT_LISTEN
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
 from agent_session_exporter.serve.server import make_app
@@ -61,61 +61,6 @@ def test_promtool_finds_no_problem_in_the_real_exposition():
     assert b"agent_sessions_finished_total{" in exposition
     result = subprocess.run([tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, timeout=60)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
-
-
-def test_the_prometheus_rule_custom_resource_matches_rules_yml():
-    sys.path.insert(0, str(DEPLOY / "kubernetes"))
-    try:
-        import make_prometheusrule
-    finally:
-        sys.path.pop(0)
-    committed = (DEPLOY / "kubernetes" / "prometheusrule.yaml").read_text()
-    assert committed == make_prometheusrule.render(), "run deploy/kubernetes/make_prometheusrule.py"
-    assert yaml.safe_load(committed)["spec"]["groups"] == yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
-
-
-def test_kubernetes_manifests_hold_probes_limits_and_a_hardened_pod(tmp_path):
-    k8s = DEPLOY / "kubernetes"
-    deployment = load(k8s / "deployment.yaml")[0]
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["ports"][0]["containerPort"] == int(EXPORTER_PORT)
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "persistentVolumeClaim" in volumes["state"]
-    assert volumes["state"]["persistentVolumeClaim"]["claimName"] == load(k8s / "pvc.yaml")[0]["metadata"]["name"]
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
-
-    # The ConfigMap's config is valid, keeps its state on the volume and its keys in the Secret.
-    raw = yaml.safe_load(load(k8s / "configmap.yaml")[0]["data"]["config.yaml"])
-    assert Path(raw["state_path"]).parent == Path(mounts["state"])
-    secret_keys = set(load(k8s / "secret.example.yaml")[0]["stringData"])
-    for source in raw["sources"]:
-        key_file = Path(source["api_key_file"])
-        assert key_file.parent == Path(mounts["secrets"]) and key_file.name in secret_keys
-        (tmp_path / key_file.name).write_text("k")
-        source["api_key_file"] = str(tmp_path / key_file.name)
-    parse_config(raw, {})
-    assert container["args"] == ["--config.file", f"{mounts['config']}/config.yaml"]
-    # The secrets are not mounted inside the ConfigMap's mount (nor the other way round).
-    assert not Path(mounts["secrets"]).is_relative_to(mounts["config"])
-    assert not Path(mounts["config"]).is_relative_to(mounts["secrets"])
-    assert pod["automountServiceAccountToken"] is False
-
-    service = load(k8s / "service.yaml")[0]
-    monitor = load(k8s / "servicemonitor.yaml")[0]
-    assert service["spec"]["ports"][0]["port"] == int(EXPORTER_PORT)
-    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
-    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
-    # The selector label the Operator matches, on both custom resources, as the README documents it.
-    rule = load(k8s / "prometheusrule.yaml")[0]
-    assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"] == "prometheus"
-    assert "`release: prometheus`" in (ROOT / "README.md").read_text()
 
 
 def test_compose_services_ports_and_mounts_agree_with_the_exporter():

@@ -1,6 +1,6 @@
 """Write prometheusrule.yaml (Prometheus Operator) from ../prometheus/rules.yml, the one source of the rules.
 
-    python deploy/kubernetes/make_prometheusrule.py
+    python deploy/kubernetes/monitoring/make_prometheusrule.py
 """
 
 from pathlib import Path
@@ -8,10 +8,11 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+DEPLOY = HERE.parent.parent
 
 
 def render() -> str:
-    groups = yaml.safe_load((HERE.parent / "prometheus" / "rules.yml").read_text())["groups"]
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())["groups"]
     rule = {
         "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
         # `release: prometheus` is what the Operator's ruleSelector matches in a kube-prometheus-stack
