@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from agent_session_exporter.app import Exporter
+from agent_session_exporter.cli import parse_args
 from agent_session_exporter.config import DEFAULT_LISTEN
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
@@ -87,14 +88,24 @@ def test_dockerfile_installs_and_starts_the_way_the_readme_says():
     commands = re.findall(r"```sh\n(.+?)\n```", readme)
     run_command, test_command = commands[0], commands[1]
     assert "pip install ." in run_command and run_command.endswith("agent-session-exporter --demo")
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"RUN pip install --no-cache-dir \.", dockerfile)
-    assert 'ENTRYPOINT ["agent-session-exporter"]' in dockerfile and 'CMD ["--demo"]' in dockerfile
-    assert f"EXPOSE {EXPORTER_PORT}" in dockerfile
-    assert 'HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["agent-session-exporter", "--healthcheck"]' \
-        in dockerfile
-    assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.M)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build, final = re.split(r"^FROM \$\{PYTHON_IMAGE\}", dockerfile, flags=re.M)[1:]
+    assert build.startswith(" AS build\n")
+    # The final stage takes the built venv and builds nothing: no pip, compiler or package manager.
+    assert "COPY --from=build /opt/agent-session-exporter /opt/agent-session-exporter" in final
+    assert not re.search(r"\b(pip|apt-get|gcc|wheel)\b", "\n".join(re.findall(r"^RUN .*", final, re.M)))
+    assert re.search(r"^USER (?!root|0\b)\S+", final, re.M)
+    assert f"EXPOSE {EXPORTER_PORT}" in final
+    assert 'HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["agent-session-exporter", "--healthcheck"]' in final
+    assert 'ENTRYPOINT ["agent-session-exporter"]' in final
+    # The default command reads the config at the path the README gives; --demo is one flag away.
+    (cmd,) = re.findall(r"^CMD (.+)$", final, re.M)
+    args = parse_args(json.loads(cmd))
+    assert args.config == "/etc/agent-session-exporter/config.yaml" and not args.demo
+    section = readme[readme.index("### Build and run the image"):readme.index("### Kubernetes")]
+    for needed in ("docker build -t ", "docker push ", "images:", f"{args.config}:ro", " --demo"):
+        assert needed in section, needed
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
