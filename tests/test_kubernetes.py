@@ -210,6 +210,8 @@ def test_the_sharded_overlay_runs_one_replica_per_shard_each_with_its_own_state(
     replicas = statefulset["spec"]["replicas"]
     assert replicas > 1 and statefulset["spec"]["podManagementPolicy"] == "Parallel"
     assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
+    # A replica scaled away takes its state with it: its sources moved, its state must not come back.
+    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Delete"}
     (pod_name,) = [e for e in exporter["env"] if e["name"] == "POD_NAME"]
     assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert "$(POD_NAME)" in exporter["args"]

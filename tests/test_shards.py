@@ -111,8 +111,18 @@ def test_two_processes_of_two_shards_poll_disjoint_sources_that_together_are_all
     assert not shards[0] & shards[1]
     assert shards[0] | shards[1] == set(DEMO_SOURCES)
     assert shards[1] == {name for name in DEMO_SOURCES if shard_of(name, 2) == 1}
+    # No shard label: `source` tells the replicas' series apart.
+    assert not any("shard" in dict(labels) for _, labels in parse_exposition(result.stdout))
     unsharded = run("--demo", "--once")
     assert unsharded.returncode == 0 and polled(unsharded.stdout) == set(DEMO_SOURCES)
+
+
+def test_a_replica_whose_shard_holds_no_source_serves_its_own_metrics_and_says_so():
+    empty = min(set(range(8)) - {shard_of(name, 8) for name in DEMO_SOURCES})
+    result = run("--demo", "--once", "--shard", str(empty), "--total-shards", "8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert polled(result.stdout) == set() and "agent_session_exporter_build_info" in result.stdout
+    assert "this shard holds none of the configured sources" in result.stderr
 
 
 def test_a_reload_keeps_each_replica_to_its_shard_and_check_config_sees_every_source(tmp_path):
