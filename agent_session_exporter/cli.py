@@ -37,6 +37,7 @@ from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEP
 from agent_session_exporter.serve.listener import listen as listen_on
 from agent_session_exporter.serve.server import make_app
 from agent_session_exporter.serve.webconfig import WebConfig, load_web_config
+from agent_session_exporter.shards import Shard, pod_ordinal
 
 log = structlog.get_logger()
 
@@ -72,6 +73,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
     parser.add_argument("--reset-state", action="store_true",
                         help="delete the state file (state_path) and start counting anew")
+    parser.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
+                        help="run as one of M replicas, each polling the sources whose name hashes to its shard (default 1)")
+    shard = parser.add_mutually_exclusive_group()
+    shard.add_argument("--shard", type=int, metavar="N", help="this replica's shard, from 0 to M-1 (with --total-shards M)")
+    shard.add_argument("--shard-from-pod-name", dest="shard_pod_name", metavar="POD_NAME",
+                       help="take the shard from a StatefulSet pod's name, <set>-<ordinal> (e.g. $(POD_NAME) from the "
+                            "downward API)")
     parser.add_argument("--version", action="version",
                         version=f"%(prog)s {__version__} (Python {platform.python_version()})")
     args = parser.parse_args(argv)
@@ -83,7 +91,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--web.telemetry-path must start with / and not be / or /healthz")
     if not args.config and not args.demo and not args.config_schema and not args.healthcheck:
         parser.error("--config.file is required (or --demo)")
+    args.shard = _shard(parser, args)
     return args
+
+
+def _shard(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Shard:
+    """The shard the flags name; without them, the one shard that holds every source."""
+    index = args.shard
+    if args.shard_pod_name is not None:
+        try:
+            index = pod_ordinal(args.shard_pod_name)
+        except ValueError as exc:
+            parser.error(f"--shard-from-pod-name: {exc}")
+    if index is None and args.total_shards != 1:
+        parser.error("--total-shards needs --shard or --shard-from-pod-name")
+    try:
+        return Shard(index or 0, args.total_shards)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 @contextlib.asynccontextmanager
 async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncIterator[Config]:
     if config is not None:
-        yield config
+        yield _select(args.shard, config)
         return
     from agent_session_exporter.demo.runner import demo_config, running_simulators  # the simulators load only for --demo
     from agent_session_exporter.demo.server import Simulators
@@ -130,7 +155,18 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
     simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
     async with running_simulators(simulators, tick_every=1.0) as base_url:
         log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
-        yield demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5)
+        yield _select(args.shard, demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5))
+
+
+def _select(shard: Shard, config: Config) -> Config:
+    """The sources this process polls: its shard's (every source, unsharded)."""
+    selected = shard.select(config)
+    if shard.total > 1:
+        log.info("polling one shard", shard=shard.index, total_shards=shard.total,
+                 sources=len(selected.sources), configured=len(config.sources))
+        if not selected.sources:
+            log.warning("this shard holds none of the configured sources", shard=shard.index, total_shards=shard.total)
+    return selected
 
 
 async def _run(args: argparse.Namespace, config: Config | None, web_config: WebConfig) -> int:
@@ -228,7 +264,7 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
     reloads: set[asyncio.Task[None]] = set()
 
     def on_sighup() -> None:
-        task = asyncio.create_task(_reload(exporter, config_path))
+        task = asyncio.create_task(_reload(exporter, config_path, args.shard))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
@@ -241,7 +277,7 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
     return 0
 
 
-async def _reload(exporter: Exporter, config_path: str | None) -> None:
+async def _reload(exporter: Exporter, config_path: str | None, shard: Shard) -> None:
     if config_path is None:
         log.info("SIGHUP: no config file to reload (demo mode)")
         return
@@ -251,4 +287,4 @@ async def _reload(exporter: Exporter, config_path: str | None) -> None:
         exporter.note_reload(False)  # before the log line: what reads the log then sees the metric too
         log.error("config reload refused; the running config stays", error=str(exc))
         return
-    await exporter.reload(config)
+    await exporter.reload(_select(shard, config))

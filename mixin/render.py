@@ -19,7 +19,7 @@ import yaml
 MIXIN = Path(__file__).resolve().parent
 ROOT = MIXIN.parent
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
-PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml"
+PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "monitoring" / "prometheusrule.yaml"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 HEADER = "# Generated from mixin/ by `python mixin/render.py`; edit the mixin, not this file.\n"
 

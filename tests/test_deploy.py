@@ -1,5 +1,5 @@
-"""deploy/: every file loads, rules pass promtool, manifests hold what operators need, and a real
-Prometheus scraping the exporter evaluates every dashboard query and raises the error alert."""
+"""deploy/: every file loads, rules pass promtool, the compose file and the Dockerfile agree with the
+exporter, and a real Prometheus scraping the exporter evaluates every dashboard query and raises the error alert."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import yaml
 from aiohttp import web
 
 from agent_session_exporter.app import Exporter
-from agent_session_exporter.config import DEFAULT_LISTEN, parse_config
+from agent_session_exporter.cli import parse_args
+from agent_session_exporter.config import DEFAULT_LISTEN
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
 from agent_session_exporter.serve.server import make_app
@@ -58,50 +59,6 @@ def test_promtool_finds_no_problem_in_the_real_exposition():
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
 
 
-def test_kubernetes_manifests_hold_probes_limits_and_a_hardened_pod(tmp_path):
-    k8s = DEPLOY / "kubernetes"
-    deployment = load(k8s / "deployment.yaml")[0]
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["ports"][0]["containerPort"] == int(EXPORTER_PORT)
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "persistentVolumeClaim" in volumes["state"]
-    assert volumes["state"]["persistentVolumeClaim"]["claimName"] == load(k8s / "pvc.yaml")[0]["metadata"]["name"]
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
-
-    # The ConfigMap's config is valid, keeps its state on the volume and its keys in the Secret.
-    raw = yaml.safe_load(load(k8s / "configmap.yaml")[0]["data"]["config.yaml"])
-    assert Path(raw["state_path"]).parent == Path(mounts["state"])
-    secret_keys = set(load(k8s / "secret.example.yaml")[0]["stringData"])
-    for source in raw["sources"]:
-        key_file = Path(source["api_key_file"])
-        assert key_file.parent == Path(mounts["secrets"]) and key_file.name in secret_keys
-        (tmp_path / key_file.name).write_text("k")
-        source["api_key_file"] = str(tmp_path / key_file.name)
-    parse_config(raw, {})
-    assert container["args"] == ["--config.file", f"{mounts['config']}/config.yaml"]
-    # The secrets are not mounted inside the ConfigMap's mount (nor the other way round).
-    assert not Path(mounts["secrets"]).is_relative_to(mounts["config"])
-    assert not Path(mounts["config"]).is_relative_to(mounts["secrets"])
-    assert pod["automountServiceAccountToken"] is False
-
-    service = load(k8s / "service.yaml")[0]
-    monitor = load(k8s / "servicemonitor.yaml")[0]
-    assert service["spec"]["ports"][0]["port"] == int(EXPORTER_PORT)
-    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
-    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
-    # The selector label the Operator matches, on both custom resources, as the README documents it.
-    rule = load(k8s / "prometheusrule.yaml")[0]
-    assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"] == "prometheus"
-    assert "`release: prometheus`" in (ROOT / "README.md").read_text()
-
-
 def test_compose_services_ports_and_mounts_agree_with_the_exporter():
     compose = load(DEPLOY / "docker-compose.yml")[0]["services"]
     assert set(compose) == {"exporter", "prometheus", "alertmanager", "grafana"}
@@ -126,14 +83,24 @@ def test_dockerfile_installs_and_starts_the_way_the_readme_says():
     commands = re.findall(r"```sh\n(.+?)\n```", readme)
     run_command, test_command = commands[0], commands[1]
     assert "pip install ." in run_command and run_command.endswith("agent-session-exporter --demo")
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"RUN pip install --no-cache-dir \.", dockerfile)
-    assert 'ENTRYPOINT ["agent-session-exporter"]' in dockerfile and 'CMD ["--demo"]' in dockerfile
-    assert f"EXPOSE {EXPORTER_PORT}" in dockerfile
-    assert 'HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["agent-session-exporter", "--healthcheck"]' \
-        in dockerfile
-    assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.M)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    build, final = re.split(r"^FROM \$\{PYTHON_IMAGE\}", dockerfile, flags=re.M)[1:]
+    assert build.startswith(" AS build\n")
+    # The final stage takes the built venv and builds nothing: no pip, compiler or package manager.
+    assert "COPY --from=build /opt/agent-session-exporter /opt/agent-session-exporter" in final
+    assert not re.search(r"\b(pip|apt-get|gcc|wheel)\b", "\n".join(re.findall(r"^RUN .*", final, re.M)))
+    assert re.search(r"^USER (?!root|0\b)\S+", final, re.M)
+    assert f"EXPOSE {EXPORTER_PORT}" in final
+    assert 'HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD ["agent-session-exporter", "--healthcheck"]' in final
+    assert 'ENTRYPOINT ["agent-session-exporter"]' in final
+    # The default command reads the config at the path the README gives; --demo is one flag away.
+    (cmd,) = re.findall(r"^CMD (.+)$", final, re.M)
+    args = parse_args(json.loads(cmd))
+    assert args.config == "/etc/agent-session-exporter/config.yaml" and not args.demo
+    section = readme[readme.index("### Build and run the image"):readme.index("### Kubernetes")]
+    for needed in ("docker build -t ", "docker push ", "images:", f"{args.config}:ro", " --demo"):
+        assert needed in section, needed
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
