@@ -68,12 +68,18 @@ def test_a_corrupt_row_exits_3_naming_the_file(tmp_path, corrupt):
 
 
 def test_unusable_state_paths_exit_3_naming_the_path(tmp_path):
+    """A path whose directory is missing is a config error (exit 2, before anything starts); one the
+    store cannot open (here: a directory) is a state error (exit 3) that names the path."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    state_path = str(blocker / "sub" / "state.db")
+    missing_dir = str(blocker / "sub" / "state.db")
+    unopenable = tmp_path / "a-directory"
+    unopenable.mkdir()
     for args in (("--once",), ("--once", "--reset-state")):
-        result = run("--config", config_file(tmp_path, state_path), *args)
-        assert result.returncode == 3 and state_path in result.stderr and "Traceback" not in result.stderr
+        result = run("--config", config_file(tmp_path, missing_dir), *args)
+        assert result.returncode == 2 and "state_path: its directory does not exist" in result.stderr
+        result = run("--config", config_file(tmp_path, str(unopenable)), *args)
+        assert result.returncode == 3 and str(unopenable) in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_empty_state_file_is_said_to_start_anew(tmp_path):
