@@ -18,6 +18,9 @@ def test_label_values_are_capped_and_truncated():
     limit = LabelLimiter(3)
     assert [limit(v) for v in ("a", "b", "c", "d", "a", "e")] == ["a", "b", "c", "other", "a", "other"]
     assert LabelLimiter(5)("x" * 500) == "x" * 128
+    # "other" is where the rest go, not a value of its own: known or seen, it takes no place.
+    limit = LabelLimiter(2, {"other", "a"})
+    assert [limit(v) for v in ("other", "b", "c")] == ["other", "b", "other"]
 
 
 def test_one_cycles_increments_follow_the_one_definition_of_an_error():

@@ -22,15 +22,16 @@ _OUTCOME_LABEL = {outcome: outcome.value for outcome in Outcome}
 
 
 class LabelLimiter:
-    """Caps the distinct values of one upstream-supplied label; the rest become ``other``."""
+    """Caps the distinct values of one upstream-supplied label; the rest become ``other`` (which
+    takes no place of its own: it is where the rest go)."""
 
     def __init__(self, max_values: int, known: Iterable[str] = ()) -> None:
         self.max_values = max_values
-        self.values: set[str] = set(known)
+        self.values: set[str] = set(known) - {OTHER}
 
     def __call__(self, value: str) -> str:
         value = value[:MAX_LABEL_LENGTH]
-        if value in self.values:
+        if value in self.values or value == OTHER:
             return value
         if len(self.values) >= self.max_values:
             return OTHER
