@@ -51,7 +51,9 @@ class SessionMetrics(Collector):
         for name, view in self.views().items():
             source = [name, view.provider]
             totals = view.totals
-            workflows = totals.workflows() or {""}
+            # Errors and warnings count a session under the workflow of its finished series: they are
+            # shown for the workflows that has (at 0 where none), within its budget.
+            workflows = {key[0] for key in totals.finished} | set(totals.errors) | set(totals.warnings) or {""}
             for key, value in sorted(totals.finished.items()):
                 sample = view.finished_exemplars.get(key)
                 finished.add_metric(source + list(key), value, exemplar=_exemplar(sample) if sample else None)
