@@ -11,9 +11,18 @@ import aiohttp
 import structlog
 
 from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
-from agent_session_exporter.count.state import SourceState, window_cutoff
+from agent_session_exporter.count.state import SourceState, SourceTotals, window_cutoff
 from agent_session_exporter.count.sweeps import SweepSchedule
-from agent_session_exporter.count.totals import LabelLimiter, SessionExemplar, SourceView, TotalsBuilder
+from agent_session_exporter.count.totals import (
+    ACTIVE,
+    FAMILIES,
+    SeriesBudget,
+    SessionExemplar,
+    SourceView,
+    TotalsBuilder,
+    fold_counts,
+    label_limiters,
+)
 from agent_session_exporter.keep.store import Store
 from agent_session_exporter.model import PendingRef, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.fields import InvalidPage
@@ -26,7 +35,7 @@ from agent_session_exporter.safetext import safe_text
 from agent_session_exporter.serve.alerting import WINDOW_SECONDS
 from agent_session_exporter.serve.links import link_of
 from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
-from agent_session_exporter.serve.session_metrics import SessionMetrics
+from agent_session_exporter.serve.session_metrics import FAMILY_NAMES, SessionMetrics
 
 #: Sessions that ended in error or timeout listed per source on the landing page.
 RECENT_FAILURES = 20
@@ -64,10 +73,8 @@ class SourcePoller:
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
         self.state: SourceState = store.load(source.name)
         self._check_histogram_bounds()
-        self.status_label = LabelLimiter(source.max_label_values, {s for _, s, _ in self.state.totals.finished})
-        self.model_label = LabelLimiter(source.max_label_values, {model for _, model in self.state.totals.cost})
-        self.workflow_label = LabelLimiter(source.max_label_values, self.state.totals.workflows()
-                                           | {p.workflow for p in self.state.pending.values()})
+        self.status_label, self.model_label, self.workflow_label = label_limiters(
+            self.state.totals, self.state.pending.values(), source.max_label_values)
         #: In memory only (a restart forgets them): per series the newest session, and the newest
         #: sessions that ended in error or timeout.
         self._finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
@@ -85,7 +92,8 @@ class SourcePoller:
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._sanitized_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._active = self.state.active_by_status(self.status_label, self.workflow_label)
+        self._count_folded_so_far()
+        self._active = self._active_view()
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
         if provider.PROBES:
@@ -277,7 +285,7 @@ class SourcePoller:
         self.store.commit(self.source.name, plan.delta, self.state.totals)
         plan.delta.apply_to(self.state)
         self._report_dropped(plan)
-        self._active = self.state.active_by_status(self.status_label, self.workflow_label)
+        self._active = self._active_view()
         self._update_gauges()
 
     def snapshot(self) -> SourceView:
@@ -287,7 +295,48 @@ class SourcePoller:
                           duration_exemplars=self._duration_exemplars)
 
     def _builder(self, now: float = 0.0) -> TotalsBuilder:
-        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now)
+        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now,
+                             self.source.max_series_per_family, self.state.totals)
+
+    def _active_view(self) -> dict[tuple[str, str], int]:
+        """The active gauge: pending sessions by (workflow, status), through the label caps and the
+        gauge's series budget. The series it adds and the values it folds join the state here, after
+        the commit: they follow from the pending sessions and the series before, both committed, so
+        a restart before the next commit (which writes them) makes the same of them."""
+        totals = self.state.totals
+        folded: dict[tuple[str, str], list[str]] = {}
+        budget = SeriesBudget(ACTIVE, self.source.max_series_per_family, totals.active_series, totals.folded, folded)
+        active = fold_counts(self.state.active_by_status(self.status_label, self.workflow_label), budget)
+        totals.add(SourceTotals(active_series=budget.new, folded=folded))
+        self._report_folded(folded)
+        return active
+
+    def _count_folded_so_far(self) -> None:
+        """Start the folding self-metric from the values the state says were folded (its series of
+        the families this provider has exist from the start, at 0)."""
+        folded = self.state.totals.folded
+        figures = self.provider.FIGURES  # "tokens" and "cost": the families of those figures
+        for family in FAMILIES:
+            if family.name in ("tokens", "cost") and family.name not in figures:
+                continue
+            for label in family.folds:
+                self.metrics.series_folded(FAMILY_NAMES[family.name], label, 0)
+        for (family_name, label), values in folded.items():
+            self.metrics.series_folded(FAMILY_NAMES[family_name], label, len(values))
+
+    def _report_folded(self, folded: dict[tuple[str, str], list[str]]) -> None:
+        """Count the values newly folded past a series budget (already in the state), and say so once
+        a family starts folding."""
+        so_far = self.state.totals.folded
+        for (family, label), values in folded.items():
+            self.metrics.series_folded(FAMILY_NAMES[family], label, len(values))
+        for family in sorted({family for family, _ in folded}):
+            new = sum(len(values) for (name, _), values in folded.items() if name == family)
+            if new == sum(len(values) for (name, _), values in so_far.items() if name == family):
+                self.log.warning("a session metric family reached its series budget: new label sets fold "
+                                 "workflow, then model, then status into other", family=FAMILY_NAMES[family],
+                                 max_series_per_family=self.source.max_series_per_family,
+                                 labels=sorted(label for name, label in folded if name == family))
 
     def _note_sessions(self, builder: TotalsBuilder, records: list[SessionRecord], counted: dict[str, float]) -> None:
         """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
@@ -386,9 +435,10 @@ class SourcePoller:
         if result.unreadable:
             self.log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
                              sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))
+        self._report_folded(plan.delta.increments.folded)
         self.last_success = self.clock()
         m.up(True, self.last_success)
-        self._active = self.state.active_by_status(self.status_label, self.workflow_label)
+        self._active = self._active_view()
         self._update_gauges()
         self.last_result = (f"ok: {len(result.records)} records, {plan.finished} newly finished, "
                             f"{len(self.state.pending)} active")

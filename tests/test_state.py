@@ -26,7 +26,9 @@ def test_round_trip_of_every_part_of_the_state(tmp_path):
     store = SqliteStore(path, {"a": "dify"})
     increments = SourceTotals(finished={("wf", "failed", "error"): 2}, duration_buckets={("wf", "error"): [1, 0, 1]},
                               duration_sum={("wf", "error"): 7.5}, warnings={"wf": 3}, errors={"wf": 2},
-                              tokens={("wf", "total"): 40}, cost={("", "m"): 0.25}, names={"wf": "Support"})
+                              tokens={("wf", "total"): 40}, cost={("", "m"): 0.25}, names={"wf": "Support"},
+                              active_series={("wf", "running"), ("other", "waiting")},
+                              folded={("active", "workflow"): ["wf-2", "wf-1"], ("finished", "status"): ["odd"]})
     delta = CycleDelta(floor=100.0, watermark=200.0, counted_add={"s1": 150.0, "s2": 190.0},
                        pending_upsert={"p1": PendingSession(180.0, "running", 181.0),
                                        "p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0, "wf")},
@@ -70,6 +72,7 @@ def test_a_state_file_of_schema_1_is_upgraded_in_place(tmp_path):
     assert state.counted == {"s1": 150.0}
     assert state.totals.finished == {("", "failed", "error"): 2} and state.totals.errors == {"": 2}
     assert state.totals.duration_buckets == {("", "error"): [1, 0, 1]}
+    assert state.totals.active_series == set() and state.totals.folded == {}  # written before the series budget
     store.commit("a", CycleDelta(floor=100.0, watermark=210.0, pending_upsert={
         "p2": PendingSession(190.0, "running", 191.0, workflow="wf")}), state.totals)
     store.close()

@@ -147,7 +147,8 @@ async def test_a_state_file_holding_poisoned_labels_loads_clean(tmp_path, http_s
                           ("wf\n# x", "success"): [0] * (buckets - 1) + [4]},
         duration_sum={("wf\r# x", "success"): 1.0, ("wf\n# x", "success"): 400.0},
         bounds=list(DEFAULT_BUCKETS), warnings={"wf\r# x": 1.0}, errors={"": 1, "wf\x00": 2},
-        tokens={("wf\x85", "total"): 10.0}, cost={("", "model\udfff"): 0.5}, names={"wf\r# x": "Name\x1b[31m"})
+        tokens={("wf\x85", "total"): 10.0}, cost={("", "model\udfff"): 0.5}, names={"wf\r# x": "Name\x1b[31m"},
+        active_series={("wf\r# x", "run\r"), ("wf\n# x", "run\n")}, folded={("active", "workflow"): ["wf\r# x", "wf\n# x"]})
     db = sqlite3.connect(path)
     db.execute("INSERT INTO sources VALUES (?, 'syntropic137', 100.0, 200.0, ?)", (source.name, totals_to_json(poisoned)))
     db.execute("INSERT INTO pending VALUES (?, 'p-1', 190.0, 'run\r# HELP z', 191.0, NULL, NULL, 'wf\n# x')", (source.name,))
@@ -162,6 +163,8 @@ async def test_a_state_file_holding_poisoned_labels_loads_clean(tmp_path, http_s
     assert totals.duration_sum == {("wf\ufffd# x", "success"): 401.0}
     assert totals.errors == {"": 1, "wf\ufffd": 2} and totals.tokens == {("wf\ufffd", "total"): 10.0}
     assert totals.cost == {("", "model\ufffd"): 0.5} and totals.names == {"wf\ufffd# x": "Name\ufffd[31m"}
+    assert totals.active_series == {("wf\ufffd# x", "run\ufffd")}
+    assert totals.folded == {("active", "workflow"): ["wf\ufffd# x"]}
     assert state.pending["p-1"].status == "run\ufffd# HELP z" and state.pending["p-1"].workflow == "wf\ufffd# x"
     assert state.counted == {"c-1": 150.0}
     h = Harness(source, http_session, clock, store=store)

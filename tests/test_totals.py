@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from agent_session_exporter.count.state import SourceTotals
-from agent_session_exporter.count.totals import LabelLimiter, SourceView, TotalsBuilder
+from agent_session_exporter.count.state import PendingSession, SourceTotals
+from agent_session_exporter.count.totals import (
+    COST,
+    FINISHED,
+    LabelLimiter,
+    SeriesBudget,
+    SourceView,
+    TotalsBuilder,
+    label_limiters,
+)
 from agent_session_exporter.model import Outcome, Phase, SessionRecord
 from agent_session_exporter.serve.session_metrics import SessionMetrics
 
@@ -18,6 +26,88 @@ def test_label_values_are_capped_and_truncated():
     limit = LabelLimiter(3)
     assert [limit(v) for v in ("a", "b", "c", "d", "a", "e")] == ["a", "b", "c", "other", "a", "other"]
     assert LabelLimiter(5)("x" * 500) == "x" * 128
+    # "other" is where the rest go, not a value of its own: known or seen, it takes no place.
+    limit = LabelLimiter(2, {"other", "a"})
+    assert [limit(v) for v in ("other", "b", "c")] == ["other", "b", "other"]
+
+
+def test_past_the_budget_workflow_folds_first_then_model_or_status():
+    """Cost (workflow, model) with 20 series: 17 label sets of their own, then a tenth of the budget
+    (2) for label sets with only the workflow folded, then the fully folded one (room is kept for it);
+    finished (workflow, status, outcome) alike, with room for each outcome's fully folded label set.
+    A label set that is a series always stays what it is."""
+    folded: dict[tuple[str, str], list[str]] = {}
+    cost = SeriesBudget(COST, 20, {}, {}, folded)
+    assert [cost((f"wf-{n}", f"m-{n}")) for n in range(17)] == [(f"wf-{n}", f"m-{n}") for n in range(17)]
+    assert cost(("wf-new", "m-0")) == ("other", "m-0")
+    assert cost(("wf-new", "m-1")) == ("other", "m-1")
+    assert cost(("wf-new", "m-2")) == ("other", "other")
+    assert cost(("wf-late", "m-0")) == ("other", "m-0") and cost(("wf-3", "m-3")) == ("wf-3", "m-3")
+    assert cost(("wf-late", "m-9")) == ("other", "other")
+    assert len(cost.new) == 20
+    assert folded == {("cost", "workflow"): ["wf-new", "wf-late"], ("cost", "model"): ["m-2", "m-9"]}
+
+    finished = SeriesBudget(FINISHED, 20, {}, {}, folded)
+    for n in range(13):
+        assert finished((f"wf-{n}", "done", "success")) == (f"wf-{n}", "done", "success")
+    assert finished(("wf-new", "done", "success")) == ("other", "done", "success")
+    assert finished(("wf-new", "failed", "error")) == ("other", "failed", "error")
+    for outcome in ("success", "error", "timeout", "cancelled", "unknown"):
+        assert finished(("wf-new", "odd", outcome)) == ("other", "other", outcome)
+    assert finished(("wf-late", "failed", "error")) == ("other", "failed", "error")
+    assert len(finished.new) == 20
+    assert folded[("finished", "status")] == ["odd"]
+
+
+def test_no_family_passes_its_budget_and_no_session_or_figure_is_lost():
+    builder = TotalsBuilder((1.0, 10.0), LabelLimiter(100), LabelLimiter(100), LabelLimiter(100), max_series=10)
+    records = [record(f"s{n}", f"status-{n % 7}", (Outcome.SUCCESS, Outcome.ERROR)[n % 2], workflow=f"wf-{n % 13}",
+                      duration_seconds=float(n % 20), tokens={"input": 1.0, "output": 2.0}, cost_usd=0.5,
+                      model=f"m-{n % 5}", warnings=1.0) for n in range(500)]
+    for r in records:
+        builder.add(r)
+    totals = builder.totals
+    for family in ("finished", "duration_buckets", "tokens", "cost"):
+        assert len(getattr(totals, family)) <= 10, family
+    assert len(totals.errors) <= len({w for w, _, _ in totals.finished})
+    assert sum(totals.finished.values()) == 500
+    assert sum(sum(counts) for counts in totals.duration_buckets.values()) == 500
+    assert sum(totals.duration_sum.values()) == sum(r.duration_seconds for r in records)
+    assert sum(totals.tokens.values()) == 1500 and sum(totals.cost.values()) == 250
+    assert sum(totals.errors.values()) == 250 and sum(totals.warnings.values()) == 500
+    # Errors follow each session's finished series: by workflow, never more than it finished.
+    for workflow, errors in totals.errors.items():
+        assert errors <= sum(v for (w, _, _), v in totals.finished.items() if w == workflow)
+
+
+def test_series_restored_past_the_budget_keep_counting_and_new_ones_fold():
+    """A state written before the budget may hold more series than it allows: they stay."""
+    restored = SourceTotals(finished={(f"wf-{n}", "done", "success"): 1 for n in range(30)})
+    builder = TotalsBuilder((1.0,), LabelLimiter(100), LabelLimiter(100), LabelLimiter(100), max_series=10,
+                            series=restored)
+    builder.add(record("a", "done", workflow="wf-29"))
+    builder.add(record("b", "done", workflow="wf-30"))
+    assert builder.totals.finished == {("wf-29", "done", "success"): 1, ("other", "other", "success"): 1}
+
+
+def test_workflow_names_stay_within_the_budget_and_renames_still_apply():
+    builder = TotalsBuilder((1.0,), LabelLimiter(100), LabelLimiter(100), LabelLimiter(100), max_series=10)
+    known = {f"wf-{n}": f"Name {n}" for n in range(9)}
+    builder.name_workflows([record(f"s{n}", workflow=f"wf-{n}", workflow_name=f"New {n}") for n in range(12)], known)
+    assert builder.totals.names == {**{f"wf-{n}": f"New {n}" for n in range(9)}, "wf-9": "New 9"}
+
+
+def test_the_label_caps_know_every_value_the_state_holds():
+    """After a restart each cap knows the values it let through before: in a series, in a series of
+    the active gauge, or folded past a budget (which appears in no series)."""
+    totals = SourceTotals(finished={("wf-a", "done", "success"): 1, ("other", "other", "success"): 1},
+                          cost={("wf-a", "m-a"): 1.0}, active_series={("wf-b", "waiting")},
+                          folded={("finished", "workflow"): ["wf-c"], ("finished", "status"): ["odd"],
+                                  ("cost", "model"): ["m-b"]})
+    status, model, workflow = label_limiters(totals, [PendingSession(1.0, "running", 1.0, workflow="wf-d")], 5)
+    assert status.values == {"done", "waiting", "odd"}
+    assert model.values == {"m-a", "m-b"}
+    assert workflow.values == {"wf-a", "wf-b", "wf-c", "wf-d"}
 
 
 def test_one_cycles_increments_follow_the_one_definition_of_an_error():

@@ -27,6 +27,12 @@ class SourceTotals:
     #: workflow -> its display name (not a counter: the newest name wins); kept so that
     #: ``agent_session_workflow_info`` survives a restart
     names: dict[str, str] = field(default_factory=dict)
+    #: The label sets (workflow, status) the active gauge has a series for (not a counter: its series
+    #: come and go with the pending sessions, and are kept so that they fold alike after a restart).
+    active_series: set[tuple[str, str]] = field(default_factory=set)
+    #: (family, label) -> the values of that label a family folded into ``other`` past its series
+    #: budget, in the order they folded (``count/totals.py: SeriesBudget``).
+    folded: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def plus(self, other: SourceTotals) -> SourceTotals:
         """A new SourceTotals holding self + other."""
@@ -43,6 +49,10 @@ class SourceTotals:
             for i, count in enumerate(counts):
                 mine[i] += count
         self.names.update(other.names)
+        self.active_series |= other.active_series
+        for key, values in other.folded.items():
+            mine_folded = self.folded.setdefault(key, [])
+            mine_folded.extend(value for value in values if value not in mine_folded)
         for name in ("finished", "duration_sum", "warnings", "errors", "tokens", "cost"):
             mine, theirs = getattr(self, name), getattr(other, name)
             for key, value in theirs.items():
@@ -76,6 +86,17 @@ class SourceTotals:
             setattr(self, name, merged)
         changed += sum(clean(workflow) != workflow or clean(name) != name for workflow, name in self.names.items())
         self.names = {clean(workflow): clean(name) for workflow, name in self.names.items()}
+        active_series = {safe_key(key) for key in self.active_series}
+        changed += len(self.active_series - active_series)
+        self.active_series = active_series
+        folded: dict[tuple[str, str], list[str]] = {}
+        for key, folded_values in self.folded.items():
+            kept = folded.setdefault(safe_key(key), [])
+            for value in folded_values:
+                changed += clean(value) != value
+                if clean(value) not in kept:
+                    kept.append(clean(value))
+        self.folded = folded
         return changed
 
     def drop_non_finite(self) -> list[str]:

@@ -1,5 +1,6 @@
 """The persisted form of a source's totals (JSON), derived from the dataclass's own fields, so a
-new counter needs no codec change; older forms (before the ``workflow`` label) still load."""
+new counter needs no codec change; older forms (before the ``workflow`` label, or without a field
+added since) still load."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from agent_session_exporter.count.state import SourceTotals
 
+#: Fields added after the first persisted form: a state written before one of them loads it empty.
+_ADDED_LATER = ("bounds", "names", "active_series", "folded")
+
 
 def totals_to_json(totals: SourceTotals) -> str:
     """The persisted form, derived from the fields: dicts keyed by tuples become lists of rows."""
@@ -19,6 +23,8 @@ def totals_to_json(totals: SourceTotals) -> str:
         value = getattr(totals, spec.name)
         if _keyed_by_tuples(hints[spec.name]):
             value = [[*key, count] for key, count in value.items()]
+        elif _set_of_tuples(hints[spec.name]):
+            value = sorted([*key] for key in value)
         data[spec.name] = value
     return json.dumps(data, separators=(",", ":"))
 
@@ -32,7 +38,7 @@ def totals_from_json(text: str) -> SourceTotals:
     for spec in fields(SourceTotals):
         if spec.name in raw:
             values[spec.name] = _typed(raw[spec.name], hints[spec.name], spec.name)
-        elif spec.name not in ("bounds", "names"):
+        elif spec.name not in _ADDED_LATER:
             raise KeyError(spec.name)
     return SourceTotals(**values)
 
@@ -62,6 +68,10 @@ def _keyed_by_tuples(hint: Any) -> bool:
     return get_origin(hint) is dict and get_origin(get_args(hint)[0]) is tuple
 
 
+def _set_of_tuples(hint: Any) -> bool:
+    return get_origin(hint) is set and get_origin(get_args(hint)[0]) is tuple
+
+
 def _typed(value: Any, hint: Any, name: str) -> Any:
     """``value`` read from JSON as the type ``hint`` (float, int, str, list[...], dict[...], tuples as rows)."""
     origin, args = get_origin(hint), get_args(hint)
@@ -86,6 +96,11 @@ def _typed(value: Any, hint: Any, name: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(row, list) and len(row) == width + 1 for row in value):
             raise TypeError(f"{name}: not a list of rows")
         return {tuple(_typed(k, str, name) for k in row[:width]): _typed(row[width], args[1], name) for row in value}
+    if _set_of_tuples(hint):
+        width = len(get_args(args[0]))
+        if not isinstance(value, list) or not all(isinstance(row, list) and len(row) == width for row in value):
+            raise TypeError(f"{name}: not a list of rows")
+        return {tuple(_typed(k, str, name) for k in row) for row in value}
     if origin is dict:
         if not isinstance(value, dict):
             raise TypeError(f"{name}: not a mapping")

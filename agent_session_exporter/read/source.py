@@ -114,6 +114,9 @@ class SourceBase(StrictModel):
     max_requests_per_second: float | None = Field(None, gt=0)
     max_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_label_values: int = Field(100, ge=1, description="distinct values per upstream label; the rest: other")
+    max_series_per_family: int = Field(2000, ge=10, description=(
+        "series per session metric family (a histogram's label set counts once); past it new label sets fold "
+        "workflow, then model, then status into other"))
     retries: int = Field(3, ge=0)
     max_requests_per_cycle: int = Field(2000, ge=1, description="a cycle needing more is abandoned")
     cycle_timeout: Duration = Field(300.0, gt=0, description="a cycle running longer is abandoned")

@@ -76,6 +76,11 @@ class SourceMetricSet:
                                      "Times the source's polling task ended other than by shutdown (an unexpected "
                                      "error in a cycle) and was restarted after a backoff.",
                                      _LABELS, registry=registry)
+        self.series_folded = Counter(p + "series_folded",
+                                     "Values of an upstream label that a session metric family folded into "
+                                     "'other' once its series budget (max_series_per_family) was spent, each "
+                                     "value once per family; kept in the state, as the session counters are.",
+                                     _LABELS + ("family", "label"), registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -225,6 +230,10 @@ class SourceSelfMetrics:
 
     def task_restarted(self) -> None:
         self.m.task_restarts.labels(*self.labels).inc()
+
+    def series_folded(self, family: str, label: str, values: int) -> None:
+        """``values`` more values of ``label`` folded in ``family`` (0: the series exists from the start)."""
+        self.m.series_folded.labels(*self.labels, family, label).inc(values)
 
     def tracked(self, pending: int, counted_ids: int) -> None:
         self.m.pending.labels(*self.labels).set(pending)

@@ -13,6 +13,12 @@ from prometheus_client.utils import floatToGoString
 from agent_session_exporter.count.totals import SessionExemplar, SourceView
 
 
+#: The name of each family with a series budget (``count/totals.py: FAMILIES``), as exposed.
+FAMILY_NAMES = {"finished": "agent_sessions_finished", "active": "agent_sessions_active",
+                "duration": "agent_session_duration_seconds", "tokens": "agent_session_tokens",
+                "cost": "agent_session_cost_usd"}
+
+
 def _exemplar(sample: SessionExemplar) -> Exemplar:
     return Exemplar({"session_id": sample.session_id}, sample.value, sample.timestamp)
 
@@ -31,19 +37,19 @@ class SessionMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         base = ["source", "provider", "workflow"]
-        finished = CounterMetricFamily("agent_sessions_finished", "Sessions first seen in a terminal status, each once.",
+        finished = CounterMetricFamily(FAMILY_NAMES["finished"], "Sessions first seen in a terminal status, each once.",
                                        labels=base + ["status", "outcome"])
-        active = GaugeMetricFamily("agent_sessions_active", "Sessions last seen in a non-terminal status.",
+        active = GaugeMetricFamily(FAMILY_NAMES["active"], "Sessions last seen in a non-terminal status.",
                                    labels=base + ["status"])
-        duration = HistogramMetricFamily("agent_session_duration_seconds", "Duration of finished sessions.",
+        duration = HistogramMetricFamily(FAMILY_NAMES["duration"], "Duration of finished sessions.",
                                          labels=base + ["outcome"])
         warnings = CounterMetricFamily("agent_session_warnings", "Provider-reported warnings of finished sessions.",
                                        labels=base)
         errors = CounterMetricFamily("agent_session_errors", "Finished sessions with outcome error or timeout, "
                                      "or with an error text.", labels=base)
-        tokens = CounterMetricFamily("agent_session_tokens", "Tokens of finished sessions.",
+        tokens = CounterMetricFamily(FAMILY_NAMES["tokens"], "Tokens of finished sessions.",
                                      labels=base + ["token_type"])
-        cost = CounterMetricFamily("agent_session_cost_usd", "Cost of finished sessions in US dollars.",
+        cost = CounterMetricFamily(FAMILY_NAMES["cost"], "Cost of finished sessions in US dollars.",
                                    labels=base + ["model"])
         info = GaugeMetricFamily("agent_session_workflow_info", "The display name of each workflow (always 1).",
                                  labels=["source", "workflow", "workflow_name"])
@@ -51,7 +57,9 @@ class SessionMetrics(Collector):
         for name, view in self.views().items():
             source = [name, view.provider]
             totals = view.totals
-            workflows = totals.workflows() or {""}
+            # Errors and warnings count a session under the workflow of its finished series: they are
+            # shown for the workflows that has (at 0 where none), within its budget.
+            workflows = {key[0] for key in totals.finished} | set(totals.errors) | set(totals.warnings) or {""}
             for key, value in sorted(totals.finished.items()):
                 sample = view.finished_exemplars.get(key)
                 finished.add_metric(source + list(key), value, exemplar=_exemplar(sample) if sample else None)
