@@ -79,6 +79,20 @@
             runbook_url: runbook('runbook-source-task-restarting'),
           },
         },
+        // A source's label values passed its series budget (max_series_per_family): new values of
+        // `workflow`, then `model`, then `status` are counted under `other`. Totals stay exact;
+        // the breakdown by that label no longer is.
+        {
+          alert: 'AgentSessionSeriesFolded',
+          expr: 'sum by (source, provider, family, label) (%s) > 0' % ha('increase(agent_session_exporter_series_folded_total[1h])'),
+          'for': '5m',
+          labels: { severity: 'info' },
+          annotations: {
+            summary: '{{ $labels.source }}: {{ $labels.label }} values of {{ $labels.family }} fold into "other"',
+            description: 'The series budget of {{ $labels.source }} ({{ $labels.provider }}) is spent for {{ $labels.family }}: new {{ $labels.label }} values are counted as "other". Raise max_series_per_family, or lower max_label_values.',
+            runbook_url: runbook('runbook-series-folded'),
+          },
+        },
         // The exporter itself is not scraped.
         {
           alert: 'AgentSessionExporterDown',
