@@ -91,6 +91,13 @@ def classify(status: str, mapping: dict[str, Outcome | None], finished_at: float
     return Phase.FINISHED, Outcome.UNKNOWN, False
 
 
+#: A key time further than this ahead of the exporter's clock is not believed (a unit mistaken, microseconds
+#: read as milliseconds): refused and counted (``future_timestamp``). Within it (an upstream clock ahead of
+#: ours) it is taken, the watermark follows it, and a read bounded above asks this far ahead. One bound for
+#: every provider.
+MAX_FUTURE_SECONDS = 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class PendingRef:
     """A session seen active that the provider must keep reporting until it ends."""

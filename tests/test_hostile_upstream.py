@@ -12,10 +12,13 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from prometheus_client import generate_latest
 
+from agent_session_exporter.app import Exporter
+from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
+from agent_session_exporter.demo.server import Simulators
 from agent_session_exporter.keep.sqlite import SqliteStore
 from agent_session_exporter.model import PendingRef, PollWindow
 
-from .helpers import Harness, Upstream, check_exposition, make_source
+from .helpers import Harness, Upstream, check_exposition, make_source, parse_exposition, total_of
 
 NOW = 1_780_000_000.0
 
@@ -292,3 +295,43 @@ async def test_an_id_that_is_not_utf8_is_refused_and_the_source_keeps_committing
     assert h.finished() == 2 and set(store.load("syntropic137-src").counted) == {"é" * 128, "s-2"}
     assert h.value("agent_session_exporter_invalid_records_total", reason="id_not_utf8") == 1
     assert h.value("agent_session_exporter_invalid_records_total", reason="id_too_long") == 1
+
+
+# Assumptions about an upstream are re-verified, not latched (issue #24) ------------------------
+
+async def test_an_upstream_clock_two_hours_ahead_costs_one_request_per_idle_cycle_and_keeps_the_window_small(clock):
+    """Issue #24 row 7: key times ahead of the exporter's clock (within the one bound) are taken, and
+    the watermark follows them; capped at now, every steady read re-read the two hours ahead of it
+    (19 requests a cycle for Syntropic137) and every id since was tracked (3,600 instead of 61)."""
+    simulators = Simulators(clock=lambda: clock.now + 7200, rate=0.5, retention=None)
+    simulators.backfill(2.5 * 3600)  # all of it ahead of the exporter's clock but the first half hour
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0"), clock=clock)
+        await exporter.open()
+        try:
+            await exporter.run_once()
+            for factory in simulators.factories.values():
+                factory.rate = 0  # nothing new upstream from here on
+            simulators.finish_all()
+            for _ in range(3):
+                clock.advance(15)
+                await exporter.run_once()
+            simulators.requests.clear()
+            cycles = 5
+            for _ in range(cycles):
+                clock.advance(15)
+                assert all((await exporter.run_once()).values())
+            samples = parse_exposition(exporter.render_metrics().decode())
+            overlaps = {name: poller.source.overlap for name, poller in exporter.pollers.items()}
+        finally:
+            await exporter.close()
+    per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}
+    for source, provider in DEMO_SOURCES.items():
+        # The ids of about two overlaps at 0.5 sessions/s (61 with a minute's), not the two hours ahead.
+        tracked = total_of(samples, "agent_session_exporter_tracked_session_ids", source=source)
+        assert tracked <= 0.5 * (2 * overlaps[source] + 15) + 1, source
+        if source != "demo-honeyhive":  # GET /session lists its newest 1,000 only
+            assert total_of(samples, "agent_sessions_finished_total", source=source) \
+                == sum(simulators.factories[provider].truth.finished.values()), source
+    assert total_of(samples, "agent_session_exporter_invalid_records_total", reason="future_timestamp") == 0
