@@ -102,7 +102,6 @@ class SourcePoller:
         #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
-        self._order_broken = False
         self.sweeps = SweepSchedule(source.overlap)
         self._update_gauges()
 
@@ -220,7 +219,7 @@ class SourcePoller:
         """Where the provider can vouch for a band of its list in a request or two (``Provider.PROBES``)
         and a due sweep costs more than the steady read: the steady read, and the band the sweep would
         have re-read beyond it, to probe after the read; None to read as planned."""
-        if not (read.sweep and self.provider.PROBES and self.sweeps.may_probe and not self._order_broken):
+        if not (read.sweep and self.provider.PROBES and self.sweeps.may_probe and self.provider.trust_order):
             return None
         steady = self._plan_read(floor, reach, sweep_due=False)
         return None if steady.sweep or steady.since <= reach else (steady, (reach, steady.since))
@@ -378,11 +377,7 @@ class SourcePoller:
                 self.log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
                                  status=label)
         self._report_dropped(plan)
-        if result.unordered and not self._order_broken:
-            self._order_broken = True
-            m.order_broken()
-            self.log.error("the API ignores the order the exporter asked for; whole windows are read from now on "
-                           "(slower, never wrong)", parameter=result.unordered)
+        m.order_ok(self.provider.trust_order)  # the provider logs its fallback, each way
         if result.unreadable:
             self.log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
                              sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))

@@ -19,6 +19,7 @@ from agent_session_exporter.keep.sqlite import SqliteStore
 from agent_session_exporter.model import PendingRef, PollWindow
 
 from .helpers import Harness, Upstream, check_exposition, make_source, parse_exposition, total_of
+from .helpers import spring_page as spring
 
 NOW = 1_780_000_000.0
 
@@ -335,3 +336,47 @@ async def test_an_upstream_clock_two_hours_ahead_costs_one_request_per_idle_cycl
             assert total_of(samples, "agent_sessions_finished_total", source=source) \
                 == sum(simulators.factories[provider].truth.finished.values()), source
     assert total_of(samples, "agent_session_exporter_invalid_records_total", reason="future_timestamp") == 0
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def test_one_whatabot_answer_out_of_order_costs_a_whole_window_read_for_ten_minutes_not_forever(
+        http_session, clock, logs):
+    """Issue #24 row 8: one swapped pair of rows on one page made every later cycle read the whole list
+    (30 requests instead of 1, forever). The order is tried again once per max(overlap, 10 minutes),
+    and trusted again once a read shows it kept; the gauge and the log say so each way."""
+    clock.now = NOW
+    items = [{"id": f"wb-{n}", "status": "completed", "warnings": 0, "startedAt": iso(NOW - 60 * n),
+              "finishedAt": iso(NOW - 60 * n + 5)} for n in range(1, 3001)]  # 50 hours, newest first
+    swapped = {"once": True}
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        page, size = int(params["page"]), int(params["size"])
+        chunk = items[page * size:(page + 1) * size]
+        if swapped["once"] and page == 0:
+            swapped["once"] = False
+            chunk = [chunk[1], chunk[0], *chunk[2:]]
+        return spring(chunk, page, size, len(items))
+    upstream = Upstream(serve)
+    h = Harness(make_source("whatabot", overlap="1m", initial_lookback="1h"), http_session, clock)
+    costs, gauge = [], []
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        for _ in range(30):  # 15 minutes at a 30 s interval, one new session each
+            before = len(upstream.calls)
+            assert await h.poller.run_cycle()
+            costs.append(len(upstream.calls) - before)
+            gauge.append(h.value("agent_session_exporter_upstream_order_ok"))
+            clock.advance(30)
+            items.insert(0, {"id": f"wb-new-{len(costs)}", "status": "completed", "warnings": 0,
+                             "startedAt": iso(clock.now - 1), "finishedAt": iso(clock.now)})
+    assert min(costs[:20]) >= 30  # the whole list, 30 pages: whole-window reads meanwhile
+    assert gauge[:20] == [0] * 20  # tried again at the cycle ten minutes after the break, ...
+    assert max(costs[-8:]) <= 3 and gauge[-1] == 1  # ... where the order held: one page a cycle (and probes)
+    assert h.finished() == 60 + 29  # the hour's sessions, and every new one but the last, not read yet
+    assert [line["parameter"] for line in logs("error")] == ["orderBy"]
+    assert [line["msg"] for line in logs("info") if "order" in line["msg"]] \
+        == ["the API keeps the order the exporter asks for again; reading newest first as planned"]
+

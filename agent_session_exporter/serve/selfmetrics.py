@@ -68,7 +68,8 @@ class SourceMetricSet:
                                            "deadline (cycle_timeout).", _LABELS + ("limit",), registry=registry)
         self.order_ok = Gauge(p + "upstream_order_ok",
                               "1 while the source's pages come in the order the exporter asks for; 0 once they broke "
-                              "it (whole windows are read from then on).", _LABELS, registry=registry)
+                              "it, while whole windows are read: the order is tried again once per max(overlap, "
+                              "10 minutes), and trusted again once it holds.", _LABELS, registry=registry)
         self.cycle_lag = Gauge(p + "cycle_lag_seconds",
                                "How much later than its interval said the source's last cycle started: above 0, "
                                "the exporter (or its event loop) is overloaded.", _LABELS, registry=registry)
@@ -220,8 +221,8 @@ class SourceSelfMetrics:
     def cycle_limit_reached(self, limit: str) -> None:
         self.m.cycle_limit_reached.labels(*self.labels, limit).inc()
 
-    def order_broken(self) -> None:
-        self.m.order_ok.labels(*self.labels).set(0)
+    def order_ok(self, ok: bool) -> None:
+        self.m.order_ok.labels(*self.labels).set(1 if ok else 0)
 
     def task_restarted(self) -> None:
         self.m.task_restarts.labels(*self.labels).inc()

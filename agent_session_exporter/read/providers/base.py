@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import structlog
@@ -15,6 +16,46 @@ from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderA
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
+
+
+#: A fallback is tried without again this long after the upstream last broke what it stands in for (or
+#: after the source's ``overlap``, where that is longer).
+FALLBACK_RETRY_SECONDS = 600.0
+
+
+class Fallback:
+    """A slower way of reading, taken when an upstream broke what the fast way assumes (an order it
+    promised, a field its items carry). It is used from that moment on; the fast way is tried again once
+    per ``every`` seconds, and the fallback is dropped the first time a read the fast way sees the
+    upstream behave. So one bad answer costs one period of slower reads, not slower reads for good.
+    Taking it and dropping it are each logged."""
+
+    def __init__(self, log: Any, every: float, taken: str, dropped: str, level: str = "warning") -> None:
+        self.log = log
+        self.every = every
+        self.taken, self.dropped, self.level = taken, dropped, level
+        #: When the upstream last broke the assumption (None: it holds, or held when last tried).
+        self.broken_at: float | None = None
+
+    def in_use(self, now: float) -> bool:
+        """Whether a read at ``now`` takes the fallback (False: the fast way, at first or tried again)."""
+        return self.broken_at is not None and now - self.broken_at < self.every
+
+    def broke(self, now: float, **context: Any) -> None:
+        """A read the fast way saw the upstream break the assumption: the fallback, from ``now`` on."""
+        self.broken_at = now
+        getattr(self.log, self.level)(self.taken, retry_in=self.every, **context)
+
+    def held(self, now: float) -> None:
+        """A read the fast way saw the assumption hold throughout: the fallback, if taken, is dropped."""
+        if self.broken_at is not None and not self.in_use(now):
+            self.broken_at = None
+            self.log.info(self.dropped)
+
+
+def now_of(window: PollWindow) -> float:
+    """The poll's clock: the poller's at the start of the cycle, or the wall clock."""
+    return window.now if window.now is not None else time.time()
 
 
 class Provider(abc.ABC):
@@ -41,6 +82,15 @@ class Provider(abc.ABC):
         self.source = source
         self.http = http
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
+        #: Taken while the API breaks the newest-first order it promises: whole windows are read.
+        self.order = self.fallback(
+            "the API ignores the order the exporter asked for; whole windows are read until it is tried again "
+            "(slower, never wrong)", "the API keeps the order the exporter asks for again; reading newest first "
+            "as planned", level="error")
+
+    def fallback(self, taken: str, dropped: str, level: str = "warning") -> Fallback:
+        """A fallback of this source, tried without again once per max(``overlap``, 10 minutes)."""
+        return Fallback(self.log, max(self.source.overlap, FALLBACK_RETRY_SECONDS), taken, dropped, level)
 
     def describe(self) -> str | None:
         """A line logged once at start about how this provider reads its API, if any."""
@@ -155,20 +205,23 @@ class Provider(abc.ABC):
                 result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
 
     def check_newest_first(self, key_times: Iterable[float], previous: float | None, parameter: str,
-                           result: PollResult) -> float | None:
-        """Verify that a page's key times continue a newest-first order; note ``parameter`` (and
-        never trust the order again) when they do not. Returns the page's last key time, the
-        bound the next page must not exceed."""
+                           result: PollResult, now: float) -> float | None:
+        """Verify that a page's key times continue a newest-first order; note ``parameter`` when they do
+        not, and in a read that trusted the order take the fallback (``self.order``). Returns the page's
+        last key time, the bound the next page must not exceed."""
         last = previous
         for key_time in key_times:
             if last is not None and key_time > last:
+                if not self.order.in_use(now):
+                    self.order.broke(now, parameter=parameter)
                 result.unordered = parameter
-                self.trust_order = False
             last = key_time
         return last
 
-    #: False once the API has been seen to break the order it promises; then whole windows are read.
-    trust_order: bool = True
+    @property
+    def trust_order(self) -> bool:
+        """Whether the order the API promises held in every read (or held again when last tried)."""
+        return self.order.broken_at is None
 
     async def read_newest_first(self, pages: AsyncIterator[list[Any]], window: PollWindow, since: float,
                                 result: PollResult, order_parameter: str) -> None:
@@ -176,8 +229,10 @@ class Provider(abc.ABC):
         ``since`` (older pages hold nothing new).
 
         The order is verified, never trusted: on a page out of newest-first order,
-        ``order_parameter`` is reported and the list is read to its end (slower, never wrong).
+        ``order_parameter`` is reported and the list is read to its end (slower, never wrong), and so
+        are the next cycles' until the order is tried again (``self.order``).
         """
+        now = now_of(window)
         bound: float | None = None
         seen: set[str] = set()
         async with contextlib.aclosing(pages):
@@ -187,12 +242,14 @@ class Provider(abc.ABC):
                 # last few of this one, newer than its end. Only sessions not read yet say anything of order.
                 fresh = [r.key_time for r in records if r.session_id not in seen]
                 seen.update(r.session_id for r in records)
-                bound = self.check_newest_first(fresh, bound, order_parameter, result)
-                if self.trust_order and records and min(r.key_time for r in records) < since:
-                    return
-                if self.trust_order and window.stop_at_known and any(
-                        r.session_id in window.known_finished for r in records):
-                    return
+                bound = self.check_newest_first(fresh, bound, order_parameter, result, now)
+                if self.order.in_use(now):
+                    continue
+                if records and min(r.key_time for r in records) < since:
+                    break
+                if window.stop_at_known and any(r.session_id in window.known_finished for r in records):
+                    break
+        self.order.held(now)
 
     def max_pages_reached(self, **context: Any) -> None:
         self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages,
