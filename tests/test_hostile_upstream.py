@@ -380,3 +380,39 @@ async def test_one_whatabot_answer_out_of_order_costs_a_whole_window_read_for_te
     assert [line["msg"] for line in logs("info") if "order" in line["msg"]] \
         == ["the API keeps the order the exporter asks for again; reading newest first as planned"]
 
+
+async def test_one_kapso_page_without_status_costs_a_query_per_status_for_ten_minutes_not_forever(
+        http_session, clock, logs):
+    """Issue #24 row 8: one page whose executions lacked ``status`` made every later cycle with anything
+    new query once per status (6 requests instead of 1, forever). The status field is tried again once
+    per max(overlap, 10 minutes) and trusted again once every execution carries it."""
+    clock.now = NOW
+    executions = [{"id": "ex-0", "status": "ended", "started_at": iso(NOW - 100), "ended_at": iso(NOW - 50)}]
+    bare = {"once": True}
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        after = datetime.fromisoformat(params["created_after"].replace("Z", "+00:00")).timestamp()
+        chosen = [e for e in executions if datetime.fromisoformat(e["started_at"].replace("Z", "+00:00")).timestamp()
+                  >= after and params.get("status") in (None, e["status"])]
+        if bare["once"]:
+            bare["once"] = False
+            chosen = [{k: v for k, v in e.items() if k != "status"} for e in chosen]
+        return {"data": chosen, "paging": {"cursors": {}, "next": None}}
+    upstream = Upstream(serve)
+    h = Harness(make_source("kapso", overlap="1m", initial_lookback="1h"), http_session, clock)
+    costs = []
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        for n in range(1, 31):  # 15 minutes at a 30 s interval, one new execution each
+            before = len(upstream.calls)
+            assert await h.poller.run_cycle()
+            costs.append(len(upstream.calls) - before)
+            clock.advance(30)
+            executions.insert(0, {"id": f"ex-{n}", "status": "ended", "started_at": iso(clock.now - 2),
+                                  "ended_at": iso(clock.now - 1)})
+    assert costs[:20] == [6] * 20  # one query per status while the fallback holds, ...
+    assert costs[-8:] == [1] * 8  # ... then one chain again: every execution carried its status
+    assert h.finished() == 30
+    assert [line["msg"] for line in logs() if "status field" in line["msg"]] == [
+        "kapso executions carry no status field; learning status with one query per status",
+        "kapso executions carry a status field again; one query chain per workflow"]

@@ -44,9 +44,9 @@ from agent_session_exporter.read.fields import (
     require_str,
     time_field,
 )
-from agent_session_exporter.read.http_client import HeaderAuth, UpstreamError
+from agent_session_exporter.read.http_client import HeaderAuth, HttpClient, UpstreamError
 from agent_session_exporter.read.pagers import cursor_pages
-from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.base import Provider, now_of
 from agent_session_exporter.read.source import Duration, SourceBase
 from agent_session_exporter.safetext import MAX_ID_BYTES, check_id
 from agent_session_exporter.timeparse import to_iso
@@ -98,8 +98,14 @@ class KapsoProvider(Provider):
     FIGURES: frozenset[str] = frozenset()
     PENDING_RECHECK = "lookup"
 
-    #: None until the API has shown whether executions carry ``status``.
-    status_in_field: bool | None = None
+    def __init__(self, source: KapsoSource, http: HttpClient) -> None:
+        super().__init__(source, http)
+        #: Taken while executions come without ``status``: it is learned with one query per status.
+        self.status_field = self.fallback(
+            "kapso executions carry no status field; learning status with one query per status",
+            "kapso executions carry a status field again; one query chain per workflow")
+        #: Whether the API has shown whether executions carry ``status`` (said once in the log).
+        self._status_seen = False
 
     def describe(self) -> str:
         return ("kapso executions: status is read from each execution's 'status' field where present; "
@@ -112,25 +118,25 @@ class KapsoProvider(Provider):
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        since = window.since
+        since, now = window.since, now_of(window)
         for workflow_id in await self._workflows(window.now, result):
             probe = PollResult()
             await self._walk(workflow_id, since, None, probe)
             result.invalid.extend(probe.invalid)
-            if self.status_in_field is not False:
+            if not self.status_field.in_use(now):
                 if not probe.records or all(r.status for r in probe.records):
-                    if probe.records and self.status_in_field is None:
-                        self.status_in_field = True
+                    if probe.records and not self._status_seen:
+                        self._status_seen = True
                         self.log.info("kapso executions carry a status field; one query chain per workflow")
                     result.records.extend(probe.records)
                     continue
-                self.status_in_field = False
-                self.log.warning("kapso executions carry no status field; learning status with one query per status",
-                                 statuses=list(STATUSES))
+                self._status_seen = True  # from here on the fallback says when that changes
+                self.status_field.broke(now, statuses=list(STATUSES))
             elif all(r.session_id in window.known_finished for r in probe.records):
                 continue  # nothing new or pending in this workflow's window: no status to learn
             for status in STATUSES:
                 await self._walk(workflow_id, since, status, result)
+        self.status_field.held(now)
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
 
