@@ -416,3 +416,59 @@ async def test_one_kapso_page_without_status_costs_a_query_per_status_for_ten_mi
     assert [line["msg"] for line in logs() if "status field" in line["msg"]] == [
         "kapso executions carry no status field; learning status with one query per status",
         "kapso executions carry a status field again; one query chain per workflow"]
+
+
+async def test_a_kapso_workflow_missing_from_one_listing_keeps_its_running_executions(http_session, clock, logs):
+    """Issue #24 row 9: a workflow missing from one discovery listing had its running executions
+    dropped (never counted when they ended), though the next listing had it again. A workflow is
+    removed only once missing from 3 listings in a row, and polled meanwhile; should its list be
+    gone (404), it is skipped, the source stays up."""
+    clock.now = NOW
+    listed = {"wf-a", "wf-b"}
+    def execution(workflow: str, sid: str, started: float) -> dict[str, Any]:
+        return {"id": sid, "status": "running", "started_at": iso(started), "ended_at": None,
+                "workflow": {"id": workflow}}
+    executions = {"wf-a": [execution("wf-a", "a-1", NOW - 60)], "wf-b": [execution("wf-b", "b-1", NOW - 50)]}
+    deleted: set[str] = set()
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        if path == "/workflows":
+            return {"data": [{"id": w} for w in sorted(listed)], "paging": {"cursors": {}, "next": None}}
+        if path.startswith("/workflow_executions/"):
+            sid = path.rsplit("/", 1)[1]
+            return next(e for items in executions.values() for e in items if e["id"] == sid)
+        workflow = path.split("/")[2]
+        if workflow in deleted:
+            return CallbackResult(status=404, payload={"error": "workflow not found"})
+        return {"data": executions[workflow], "paging": {"cursors": {}, "next": None}}
+    source = make_source("kapso", workflow_ids=None, discovery_interval="10m", overlap="1m")
+    h = Harness(source, http_session, clock)
+
+    async def listing() -> None:
+        clock.advance(600)  # wf-a stays busy: the window moves on, past b-1's start
+        executions["wf-a"].append(execution("wf-a", f"a-{clock.now}", clock.now - 2) | {"status": "ended"})
+        assert await h.poller.run_cycle()
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.poller.run_cycle()
+        assert h.value("agent_sessions_active") == 2
+        listed.discard("wf-b")  # one listing without it (eventual consistency, a page boundary moving)
+        await listing()
+        listed.add("wf-b")
+        executions["wf-b"][0].update(status="ended", ended_at=iso(clock.now))
+        await listing()
+        assert h.finished(workflow="wf-b") == 1  # b-1, counted when it ended
+        assert h.value("agent_session_exporter_pending_dropped_total", reason="workflow_removed") == 0
+
+        executions["wf-b"].append(execution("wf-b", "b-2", clock.now - 5))
+        await listing()
+        listed.discard("wf-b")
+        deleted.add("wf-b")  # really gone: its list answers 404 while it is given its three listings
+        for _ in range(2):
+            await listing()
+            assert h.value("agent_session_exporter_pending_dropped_total", reason="workflow_removed") == 0
+        await listing()
+    assert h.value("agent_session_exporter_pending_dropped_total", reason="workflow_removed") == 1
+    assert h.value("agent_sessions_active") == 1  # a-1, still running
+    assert h.finished(workflow="wf-a") == 6
+    assert h.value("agent_session_exporter_source_up") == 1
