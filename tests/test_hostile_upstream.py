@@ -13,6 +13,7 @@ from aioresponses import CallbackResult, aioresponses
 from prometheus_client import generate_latest
 
 from agent_session_exporter.app import Exporter
+from agent_session_exporter.count.state import PendingSession
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
 from agent_session_exporter.keep.sqlite import SqliteStore
@@ -472,3 +473,56 @@ async def test_a_kapso_workflow_missing_from_one_listing_keeps_its_running_execu
     assert h.value("agent_sessions_active") == 1  # a-1, still running
     assert h.finished(workflow="wf-a") == 6
     assert h.value("agent_session_exporter_source_up") == 1
+
+
+async def test_a_dify_lookup_stops_at_the_first_page_that_proves_created_at_before_ignored(http_session, clock, logs):
+    """Issue #24 row 6: a pending run is looked up in the log rows of its own second; an upstream that
+    ignores ``created_at__before`` answers every row since, and the lookup paged through them all
+    until its row came up (1,220 requests a cycle for 20 runs paused two hours back, instead of 20).
+    The lookup checks that the rows it got are of the second it asked for: the first page that
+    proves the filter ignored ends it (the run waits; counted as ``filter_ignored``)."""
+    clock.now = NOW
+    second = int(NOW)
+
+    def row(n: int, created: int, status: str = "succeeded") -> dict[str, Any]:
+        return {"id": f"log-{n}", "created_at": created,
+                "workflow_run": {"id": f"run-{n}", "status": status, "created_at": created,
+                                 "finished_at": None if status == "running" else created + 1, "elapsed_time": 1.0}}
+    paused = [row(n, second - 7200 + 5 * n, "running") for n in range(20)]
+    done = [row(100 + n, second - 7000 + n * 7000 // 6100) for n in range(6100)]
+    rows = sorted(paused + done, key=lambda r: r["created_at"], reverse=True)
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        after = datetime.fromisoformat(params["created_at__after"].replace("Z", "+00:00")).timestamp()
+        chosen = [r for r in rows if r["created_at"] >= after]  # created_at__before: ignored
+        page, limit = int(params["page"]), int(params["limit"])
+        return {"page": page, "limit": limit, "total": len(chosen), "has_more": len(chosen) > page * limit,
+                "data": chosen[(page - 1) * limit:page * limit]}
+    upstream = Upstream(serve)
+    h = Harness(make_source("dify", overlap="1m", initial_lookback="3h"), http_session, clock)
+    state = h.poller.state
+    state.floor, state.watermark = NOW - 3 * 3600, float(done[-1]["created_at"])
+    state.counted.update({r["workflow_run"]["id"]: float(r["created_at"]) for r in done})
+    state.pending.update({r["workflow_run"]["id"]: PendingSession(float(r["created_at"]), "running", NOW - 7200)
+                          for r in paused})
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.poller.run_cycle()
+    assert h.value("agent_session_exporter_cycle_requests_total", kind="lookup") == 20
+    assert h.value("agent_session_exporter_invalid_records_total", reason="filter_ignored") == 20
+    assert h.value("agent_session_exporter_pending_sessions") == 20  # they wait: neither gone nor counted
+    assert h.value("agent_session_exporter_pending_dropped_total") == 0
+    assert [line["errors"] for line in logs("warning") if line["msg"].startswith("pending sessions could not")] \
+        == [["filter_ignored"]]
+
+
+async def test_a_whatabot_lookup_answered_with_another_session_proves_session_id_ignored(http_session, clock):
+    """The same rule for every lookup: Whatabot's ``sessionId`` filter ignored answers the newest session."""
+    clock.now = NOW
+    newest = {"id": "wb-new", "status": "completed", "warnings": 0, "startedAt": iso(NOW - 5), "finishedAt": iso(NOW)}
+    h = Harness(make_source("whatabot"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring([newest], 0, int(q["size"]), 1)), repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 60, now=NOW, stale_pending=(PendingRef("wb-old", NOW - 7200),)))
+    assert result.unreadable == {"wb-old": "filter_ignored"} and result.invalid == [("filter_ignored", None)]
+    assert [r.session_id for r in result.records] == ["wb-new"] and not result.gone

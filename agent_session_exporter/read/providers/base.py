@@ -53,6 +53,15 @@ class Fallback:
             self.log.info(self.dropped)
 
 
+class FilterIgnored(Exception):
+    """A lookup got rows its filter leaves out: the API ignored ``parameter``, and the lookup ends there
+    (the session waits; ``_recheck`` counts it)."""
+
+    def __init__(self, parameter: str) -> None:
+        super().__init__(f"the API ignored the lookup's filter {parameter}")
+        self.parameter = parameter
+
+
 def now_of(window: PollWindow) -> float:
     """The poll's clock: the poller's at the start of the cycle, or the wall clock."""
     return window.now if window.now is not None else time.time()
@@ -175,7 +184,9 @@ class Provider(abc.ABC):
         the list narrowed to the session's own key time).
 
         A session the API no longer has is ``gone``; one whose lookup fails is ``unreadable`` this
-        cycle and nothing else is affected (refused credentials still fail the cycle).
+        cycle and nothing else is affected (refused credentials still fail the cycle). A lookup checks
+        that the rows it got are the ones it asked for, and raises FilterIgnored at the first page that
+        proves its filter ignored: counted (``filter_ignored``), the session waits.
         """
         before = self.http.requests_this_cycle
         try:
@@ -195,6 +206,10 @@ class Provider(abc.ABC):
                 raise
             except UpstreamError as exc:
                 result.unreadable[ref.session_id] = exc.kind
+                continue
+            except FilterIgnored:
+                result.unreadable[ref.session_id] = "filter_ignored"
+                result.invalid.append(("filter_ignored", None))  # counted each time an answer proves it
                 continue
             records = self.parse_items(items, result)
             if not items:
