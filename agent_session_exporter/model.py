@@ -138,6 +138,8 @@ class PollResult:
     unreadable: dict[str, str] = field(default_factory=dict)
     #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
     unordered: str | None = None
+    #: Full pages whose items all share one key time: the list could not be paged past them.
+    stuck_pages: int = 0
     #: Workflows no longer listed upstream: their pending sessions are given up on.
     removed_workflows: set[str] = field(default_factory=set)
     #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key

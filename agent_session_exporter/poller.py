@@ -378,6 +378,8 @@ class SourcePoller:
                                  status=label)
         self._report_dropped(plan)
         m.order_ok(self.provider.trust_order)  # the provider logs its fallback, each way
+        if result.stuck_pages:
+            m.pages_stuck(result.stuck_pages)
         if result.unreadable:
             self.log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
                              sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))

@@ -526,3 +526,26 @@ async def test_a_whatabot_lookup_answered_with_another_session_proves_session_id
         result = await h.provider.poll(PollWindow(since=NOW - 60, now=NOW, stale_pending=(PendingRef("wb-old", NOW - 7200),)))
     assert result.unreadable == {"wb-old": "filter_ignored"} and result.invalid == [("filter_ignored", None)]
     assert [r.session_id for r in result.records] == ["wb-new"] and not result.gone
+
+
+async def test_a_full_syntropic_page_of_one_started_at_is_counted_in_a_self_metric(http_session, clock, logs):
+    """Issue #24 row 14: 450 sessions started in one second (``str(datetime)``: no fraction), 200 to a
+    page, no offset: the list cannot be paged past the first 200. That loss was only a log line; it
+    is counted in ``agent_session_exporter_stuck_pages_total``, once a cycle that hits it."""
+    clock.now = NOW
+    listed = [syntropic(f"s-{n}", float(int(NOW) - 30)) for n in range(450)]
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        low = datetime.fromisoformat(params["started_after"].replace("Z", "+00:00")).timestamp()
+        high = datetime.fromisoformat(params["started_before"].replace("Z", "+00:00")).timestamp() \
+            if "started_before" in params else math.inf
+        chosen = [s for s in listed if low <= datetime.fromisoformat(s["started_at"]).timestamp() <= high]
+        return {"sessions": chosen[:int(params["limit"])], "total": min(len(chosen), int(params["limit"]))}
+    h = Harness(make_source("syntropic137", initial_lookback="1h"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.poller.run_cycle()
+    assert h.finished() == 200
+    assert h.value("agent_session_exporter_stuck_pages_total") == 1
+    assert [line["started_at"] for line in logs("warning") if "cannot page further" in line["msg"]] \
+        == ["2026-05-28T20:26:10.000000Z"]

@@ -88,7 +88,7 @@ async def time_ranges(read: Callable[[float, float | None], Awaitable[tuple[int,
         oldest = min(keys)
         if newest_first(keys):
             if high is not None and oldest + 1e-6 >= high:
-                on_stuck(high)
+                on_stuck(oldest)
                 continue
             ranges.append((low, oldest + 1e-6))  # rounded up: nothing at the boundary is skipped
             continue

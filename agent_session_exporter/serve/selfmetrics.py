@@ -77,6 +77,10 @@ class SourceMetricSet:
                                      "Times the source's polling task ended other than by shutdown (an unexpected "
                                      "error in a cycle) and was restarted after a backoff.",
                                      _LABELS, registry=registry)
+        self.stuck_pages = Counter(p + "stuck_pages",
+                                   "Full pages whose items all share one key time, which the API offers no way past "
+                                   "(no offset): the sessions beyond them in that instant may be missed.",
+                                   _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -169,6 +173,7 @@ class SourceSelfMetrics:
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
         metrics.task_restarts.labels(*labels)
+        metrics.stuck_pages.labels(*labels)
 
     # --- RequestObserver ---
     def request(self, code: str) -> None:
@@ -226,6 +231,9 @@ class SourceSelfMetrics:
 
     def task_restarted(self) -> None:
         self.m.task_restarts.labels(*self.labels).inc()
+
+    def pages_stuck(self, count: int) -> None:
+        self.m.stuck_pages.labels(*self.labels).inc(count)
 
     def tracked(self, pending: int, counted_ids: int) -> None:
         self.m.pending.labels(*self.labels).set(pending)

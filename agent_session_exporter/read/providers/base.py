@@ -16,6 +16,7 @@ from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderA
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
+from agent_session_exporter.timeparse import to_iso
 
 
 #: A fallback is tried without again this long after the upstream last broke what it stands in for (or
@@ -265,6 +266,13 @@ class Provider(abc.ABC):
                 if window.stop_at_known and any(r.session_id in window.known_finished for r in records):
                     break
         self.order.held(now)
+
+    def page_stuck(self, result: PollResult, at: float, key: str) -> None:
+        """A full page whose items share one key time ``at``: the API has no way past it (no offset), so
+        sessions there may be missed. Logged, and counted (``stuck_pages_total``)."""
+        result.stuck_pages += 1
+        self.log.warning(f"a full page shares one {key}; cannot page further: sessions there may be missed",
+                         **{key: to_iso(at)})
 
     def max_pages_reached(self, **context: Any) -> None:
         self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages,

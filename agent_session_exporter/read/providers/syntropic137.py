@@ -71,8 +71,7 @@ class Syntropic137Provider(Provider):
         await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,
                           page_size=self.source.page_size, max_pages=self.source.max_pages,
                           newest_first=lambda keys: self._in_order(keys, result, now), on_limit=self.max_pages_reached,
-                          on_stuck=lambda at: self.log.warning("a full page shares one started_at; cannot page "
-                                                               "further", started_at=to_iso(at)))
+                          on_stuck=lambda at: self.page_stuck(result, at, "started_at"))
         self.order.held(now)
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
