@@ -549,3 +549,37 @@ async def test_a_full_syntropic_page_of_one_started_at_is_counted_in_a_self_metr
     assert h.value("agent_session_exporter_stuck_pages_total") == 1
     assert [line["started_at"] for line in logs("warning") if "cannot page further" in line["msg"]] \
         == ["2026-05-28T20:26:10.000000Z"]
+
+
+async def test_a_kapso_workflow_given_up_on_in_a_cycle_that_fails_is_reported_by_the_next(http_session, clock):
+    """The removal of a workflow is kept until a poll returns: a cycle that fails after the listing (or a
+    read started again at half the page size) no longer loses it, leaving its executions pending."""
+    clock.now = NOW
+    listed = {"wf-a", "wf-b"}
+    failing = {"now": False}
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        if path == "/workflows":
+            return {"data": [{"id": w} for w in sorted(listed)], "paging": {"cursors": {}, "next": None}}
+        workflow = path.split("/")[2]
+        if workflow == "wf-a" and failing["now"]:
+            return CallbackResult(status=400, payload={"error": "bad request"})
+        return {"data": [{"id": f"{workflow}-1", "status": "running", "started_at": iso(NOW - 50),
+                          "workflow": {"id": workflow}}] if workflow in listed else [],
+                "paging": {"cursors": {}, "next": None}}
+    h = Harness(make_source("kapso", workflow_ids=None, discovery_interval="10m"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.poller.run_cycle()
+        listed.discard("wf-b")
+        for _ in range(2):
+            clock.advance(600)
+            assert await h.poller.run_cycle()
+        clock.advance(600)
+        failing["now"] = True  # the third listing without wf-b, then a failed request
+        assert not await h.poller.run_cycle()
+        failing["now"] = False
+        clock.advance(30)
+        assert await h.poller.run_cycle()
+    assert h.value("agent_session_exporter_pending_dropped_total", reason="workflow_removed") == 1
+    assert h.value("agent_sessions_active", workflow="wf-b") == 0

@@ -111,6 +111,9 @@ class KapsoProvider(Provider):
         #: Whether the API has shown whether executions carry ``status`` (said once in the log).
         self._status_seen = False
         self._missing = {}
+        #: Workflows given up on and not yet reported in a poll's result (a poll that fails after the
+        #: listing, or starts again at a smaller page size, must not lose them).
+        self._removed: set[str] = set()
 
     def describe(self) -> str:
         return ("kapso executions: status is read from each execution's 'status' field where present; "
@@ -127,7 +130,7 @@ class KapsoProvider(Provider):
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         since, now = window.since, now_of(window)
-        for workflow_id in await self._workflows(window.now, result):
+        for workflow_id in await self._workflows(window.now):
             probe = PollResult()
             try:
                 await self._walk(workflow_id, since, None, probe)
@@ -151,9 +154,10 @@ class KapsoProvider(Provider):
                 await self._walk(workflow_id, since, status, result)
         self.status_field.held(now)
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
+        result.removed_workflows, self._removed = self._removed, set()
         return result
 
-    async def _workflows(self, now: float | None, result: PollResult) -> tuple[str, ...]:
+    async def _workflows(self, now: float | None) -> tuple[str, ...]:
         """The configured workflows, or those discovered (listed anew once per ``discovery_interval``)."""
         if self.source.workflow_ids is not None:
             return self.source.workflow_ids
@@ -174,7 +178,7 @@ class KapsoProvider(Provider):
             missing = {w: self._missing.get(w, 0) + 1 for w in previous if w not in found}
             removed = {w for w, listings in missing.items() if listings >= MISSING_LISTINGS}
             self._missing = {w: listings for w, listings in missing.items() if w not in removed}
-            result.removed_workflows |= removed
+            self._removed = (self._removed | removed) - set(found)
             added = [w for w in found if w not in previous]
             if added or removed or self._missing:
                 self.log.info("workflows discovered", added=len(added), removed=len(removed),
