@@ -211,7 +211,7 @@ class SourcePoller:
         return ok and self.fault is None
 
     def _plan_read(self, floor: float, reach: float, sweep_due: bool) -> ReadPlan:
-        return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
+        return plan_read(self.state, floor, self.source.overlap, self.provider.source.page_size, reach, sweep_due,
                          lookups=self.provider.PENDING_RECHECK == "lookup")
 
     def _probe_instead(self, read: ReadPlan, floor: float,
@@ -252,7 +252,7 @@ class SourcePoller:
         m = self.metrics
         try:
             async with asyncio.timeout(self.source.cycle_timeout):
-                return await self.provider.poll(window)
+                return await self.provider.read(window)
         except AuthRefused as exc:
             self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
         except BudgetExhausted as exc:
@@ -268,6 +268,8 @@ class SourcePoller:
             m.cycle_limit_reached("deadline")
             self._fail(f"the cycle ran past its deadline (cycle_timeout {self.source.cycle_timeout:g}s) and was "
                        "abandoned", exc)
+        finally:
+            m.page_size(self.provider.source.page_size)  # a page over the byte cap may have halved it
         return None
 
     def _expire_after_failure(self, now: float, floor: float, cutoff: float) -> None:

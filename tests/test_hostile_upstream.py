@@ -8,7 +8,9 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aioresponses import CallbackResult, aioresponses
 from prometheus_client import generate_latest
 
@@ -549,6 +551,47 @@ async def test_a_full_syntropic_page_of_one_started_at_is_counted_in_a_self_metr
     assert h.value("agent_session_exporter_stuck_pages_total") == 1
     assert [line["started_at"] for line in logs("warning") if "cannot page further" in line["msg"]] \
         == ["2026-05-28T20:26:10.000000Z"]
+
+
+async def test_honeyhive_events_of_40_kb_at_the_default_page_size_are_read_at_half_the_page_size(clock, logs):
+    """Issue #24 row 13: 1,000 session events of 40 KB make a 40 MB page, over the 32 MiB cap: every
+    page was refused and the source stayed down, 0 of 1,200 counted. A page over the cap restarts the
+    read at half the page size (down to 10), kept for the next cycles, said in a log line and a gauge.
+    (A real server on loopback: aioresponses cannot hold a body this large.)"""
+    clock.now = NOW
+    start = int((NOW - 1800) * 1000)
+    events = [{"event_id": f"ev-{n}", "session_id": f"hh-{n}", "event_type": "session", "start_time": start + n,
+               "end_time": start + n + 500, "duration": 500, "error": None, "metadata": {"total_tokens": 10},
+               "outputs": {"text": "x" * 40_000}} for n in range(1200)]
+    sizes: list[int] = []
+
+    async def export(request: web.Request) -> web.Response:
+        query = await request.json()
+        limit, page = query["limit"], query["page"]
+        sizes.append(limit)
+        return web.json_response({"events": events[(page - 1) * limit:page * limit], "totalEvents": len(events)})
+    app = web.Application()
+    app.router.add_post("/v1/events/export", export)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            base_url = "http://127.0.0.1:{}".format(runner.addresses[0][1])
+            h = Harness(make_source("honeyhive", api="events", settle_after=0, base_url=base_url), session, clock)
+            gauge = h.value("agent_session_exporter_page_size")
+            assert await h.poller.run_cycle(), h.poller.last_result
+            clock.advance(60)
+            assert await h.poller.run_cycle()  # the next cycle asks for 500 from the start
+    finally:
+        await runner.cleanup()
+    assert h.finished() == 1200
+    assert sizes[0] == 1000 and set(sizes[1:]) == {500}
+    assert (gauge, h.value("agent_session_exporter_page_size")) == (1000, 500)
+    assert h.value("agent_session_exporter_requests_total", code="too_large") == 1
+    assert [(line["page_size"], line["was"]) for line in logs("warning") if "max_response_bytes" in line["msg"]] \
+        == [(500, 1000)]
 
 
 async def test_a_kapso_workflow_given_up_on_in_a_cycle_that_fails_is_reported_by_the_next(http_session, clock):

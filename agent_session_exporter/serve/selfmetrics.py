@@ -81,6 +81,10 @@ class SourceMetricSet:
                                    "Full pages whose items all share one key time, which the API offers no way past "
                                    "(no offset): the sessions beyond them in that instant may be missed.",
                                    _LABELS, registry=registry)
+        self.page_size = Gauge(p + "page_size",
+                               "Items the source asks for per page: its page_size, or less once a page over "
+                               "max_response_bytes halved it (down to 10; kept for the next cycles).",
+                               _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -125,6 +129,7 @@ class SelfMetrics:
 
     def for_source(self, source: SourceConfig) -> SourceSelfMetrics:
         metrics = self.sources[source.name] = SourceSelfMetrics(SourceMetricSet(), source.name, source.provider)
+        metrics.page_size(source.page_size)
         return metrics
 
     def forget(self, name: str) -> None:
@@ -234,6 +239,9 @@ class SourceSelfMetrics:
 
     def pages_stuck(self, count: int) -> None:
         self.m.stuck_pages.labels(*self.labels).inc(count)
+
+    def page_size(self, size: int) -> None:
+        self.m.page_size.labels(*self.labels).set(size)
 
     def tracked(self, pending: int, counted_ids: int) -> None:
         self.m.pending.labels(*self.labels).set(pending)

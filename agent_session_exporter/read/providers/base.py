@@ -13,12 +13,15 @@ import structlog
 from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.fields import dropped_figures, item_id
 from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
+from agent_session_exporter.read.http_client import ResponseTooLarge
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
 from agent_session_exporter.timeparse import to_iso
 
 
+#: A page over ``max_response_bytes`` halves the page size, down to this.
+MIN_PAGE_SIZE = 10
 #: A fallback is tried without again this long after the upstream last broke what it stands in for (or
 #: after the source's ``overlap``, where that is longer).
 FALLBACK_RETRY_SECONDS = 600.0
@@ -109,6 +112,24 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def poll(self, window: PollWindow) -> PollResult:
         """Fetch every session with key time >= ``window.since`` (at least), and the stale pending."""
+
+    async def read(self, window: PollWindow) -> PollResult:
+        """``poll``, whose page size is learned: a page over ``max_response_bytes`` restarts the read at
+        half the page size (down to ``MIN_PAGE_SIZE``), and that size is kept for the next cycles
+        (``source.page_size``, which every request chain asks for, becomes it). A response still over
+        the cap at the smallest size fails the cycle, as any failed request does."""
+        while True:
+            try:
+                return await self.poll(window)
+            except ResponseTooLarge:
+                was = self.source.page_size
+                if was <= MIN_PAGE_SIZE:
+                    raise
+                size = max(MIN_PAGE_SIZE, was // 2)
+                self.log.warning("a page was over max_response_bytes: the read starts again at half the page size, "
+                                 "kept for the next cycles", page_size=size, was=was,
+                                 max_response_bytes=self.source.max_response_bytes)
+                self.source = self.source.model_copy(update={"page_size": size})
 
     @abc.abstractmethod
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
