@@ -626,3 +626,27 @@ async def test_a_kapso_workflow_given_up_on_in_a_cycle_that_fails_is_reported_by
         assert await h.poller.run_cycle()
     assert h.value("agent_session_exporter_pending_dropped_total", reason="workflow_removed") == 1
     assert h.value("agent_sessions_active", workflow="wf-b") == 0
+
+
+@pytest.mark.parametrize("provider", ["whatabot", "dify"])
+async def test_a_full_page_never_ends_paging_whatever_the_answer_says_of_a_total(http_session, clock, provider):
+    """The shared paging rule (#24): a total that counts the page (``last``: true, ``has_more``: false on
+    every page) ended the read after its first full page: 100 of 250 counted."""
+    clock.now = NOW
+
+    def serve(path: str, params: dict[str, str]) -> Any:
+        if provider == "whatabot":
+            page, size = int(params["page"]), int(params["size"])
+            chunk = [{"id": f"s-{n}", "status": "completed", "warnings": 0, "startedAt": iso(NOW - 10 - n),
+                      "finishedAt": iso(NOW - 5 - n)} for n in range(250)][page * size:(page + 1) * size]
+            return {"content": chunk, "totalElements": len(chunk), "number": page, "last": True}
+        page, limit = int(params["page"]), int(params["limit"])
+        chunk = [{"id": f"log-{n}", "created_at": int(NOW) - 10 - n,
+                  "workflow_run": {"id": f"s-{n}", "status": "succeeded", "created_at": int(NOW) - 10 - n,
+                                   "finished_at": int(NOW) - 5 - n}} for n in range(250)][(page - 1) * limit:page * limit]
+        return {"page": page, "limit": limit, "total": len(chunk), "has_more": False, "data": chunk}
+    h = Harness(make_source(provider, initial_lookback="1h"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        assert await h.poller.run_cycle()
+    assert h.finished() == 250

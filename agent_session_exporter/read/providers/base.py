@@ -242,10 +242,11 @@ class Provider(abc.ABC):
                 result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
 
     def check_newest_first(self, key_times: Iterable[float], previous: float | None, parameter: str,
-                           result: PollResult, now: float) -> float | None:
+                           result: PollResult, now: float | None = None) -> float | None:
         """Verify that a page's key times continue a newest-first order; note ``parameter`` when they do
         not, and in a read that trusted the order take the fallback (``self.order``). Returns the page's
-        last key time, the bound the next page must not exceed."""
+        last key time, the bound the next page must not exceed. ``now``: the poll's clock (``now_of``)."""
+        now = time.time() if now is None else now
         last = previous
         for key_time in key_times:
             if last is not None and key_time > last:

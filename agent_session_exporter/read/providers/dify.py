@@ -141,7 +141,8 @@ class DifyProvider(Provider):
         params = {"limit": self.source.page_size, "created_at__after": to_iso(window.since)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=1,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
-                               prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
+                               prefetch=not window.stop_at_known,  # a steady read mostly ends on page one
+                               page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "created_at")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
@@ -155,7 +156,7 @@ class DifyProvider(Provider):
         rows: list[Any] = []
         async for rows in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
                                          read_page, first=1, max_pages=self.source.max_pages,
-                                         on_limit=self.max_pages_reached):
+                                         on_limit=self.max_pages_reached, page_size=self.source.page_size):
             found = any(_run_id(item) == ref.session_id for item in rows)
             ours = [item for item in rows if _run_id(item) == ref.session_id
                     or (created := _row_created_at(item)) is None or math.floor(created) == second]

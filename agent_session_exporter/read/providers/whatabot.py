@@ -84,7 +84,8 @@ class WhatabotProvider(Provider):
         result = PollResult()
         params = {"size": self.source.page_size, **self._params(window.since, window.now)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=0,
-                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached)
+                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
+                               page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "orderBy")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
