@@ -108,9 +108,10 @@ class KapsoProvider(Provider):
         self.status_field = self.fallback(
             "kapso executions carry no status field; learning status with one query per status",
             "kapso executions carry a status field again; one query chain per workflow")
-        #: Whether the API has shown whether executions carry ``status`` (said once in the log).
+        #: Whether the API has shown if executions carry ``status`` (said once in the log).
         self._status_seen = False
-        self._missing = {}
+        #: Workflows polled though missing from the last listings: how many listings in a row.
+        self._missing: dict[str, int] = {}
         #: Workflows given up on and not yet reported in a poll's result (a poll that fails after the
         #: listing, or starts again at a smaller page size, must not lose them).
         self._removed: set[str] = set()
@@ -124,8 +125,6 @@ class KapsoProvider(Provider):
     #: last listings but not yet given up on; and when they were listed.
     _discovered: tuple[str, ...] | None = None
     _discovered_at: float | None = None
-    #: Workflows missing from the last listings: how many in a row.
-    _missing: dict[str, int]
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
