@@ -91,6 +91,13 @@ def classify(status: str, mapping: dict[str, Outcome | None], finished_at: float
     return Phase.FINISHED, Outcome.UNKNOWN, False
 
 
+#: A key time further than this ahead of the exporter's clock is not believed (a unit mistaken, microseconds
+#: read as milliseconds): refused and counted (``future_timestamp``). Within it (an upstream clock ahead of
+#: ours) it is taken, the watermark follows it, and a read bounded above asks this far ahead. One bound for
+#: every provider.
+MAX_FUTURE_SECONDS = 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class PendingRef:
     """A session seen active that the provider must keep reporting until it ends."""
@@ -131,6 +138,8 @@ class PollResult:
     unreadable: dict[str, str] = field(default_factory=dict)
     #: The request parameter whose promised order the pages broke (e.g. Whatabot ``orderBy``), if any.
     unordered: str | None = None
+    #: Full pages whose items all share one key time: the list could not be paged past them.
+    stuck_pages: int = 0
     #: Workflows no longer listed upstream: their pending sessions are given up on.
     removed_workflows: set[str] = field(default_factory=set)
     #: Rows the list holds that are not sessions to count (a Dify log row without a run): id to key

@@ -109,7 +109,6 @@ class SourcePoller:
         #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
-        self._order_broken = False
         self.sweeps = SweepSchedule(source.overlap)
         self._update_gauges()
 
@@ -219,7 +218,7 @@ class SourcePoller:
         return ok and self.fault is None
 
     def _plan_read(self, floor: float, reach: float, sweep_due: bool) -> ReadPlan:
-        return plan_read(self.state, floor, self.source.overlap, self.source.page_size, reach, sweep_due,
+        return plan_read(self.state, floor, self.source.overlap, self.provider.source.page_size, reach, sweep_due,
                          lookups=self.provider.PENDING_RECHECK == "lookup")
 
     def _probe_instead(self, read: ReadPlan, floor: float,
@@ -227,7 +226,7 @@ class SourcePoller:
         """Where the provider can vouch for a band of its list in a request or two (``Provider.PROBES``)
         and a due sweep costs more than the steady read: the steady read, and the band the sweep would
         have re-read beyond it, to probe after the read; None to read as planned."""
-        if not (read.sweep and self.provider.PROBES and self.sweeps.may_probe and not self._order_broken):
+        if not (read.sweep and self.provider.PROBES and self.sweeps.may_probe and self.provider.trust_order):
             return None
         steady = self._plan_read(floor, reach, sweep_due=False)
         return None if steady.sweep or steady.since <= reach else (steady, (reach, steady.since))
@@ -260,7 +259,7 @@ class SourcePoller:
         m = self.metrics
         try:
             async with asyncio.timeout(self.source.cycle_timeout):
-                return await self.provider.poll(window)
+                return await self.provider.read(window)
         except AuthRefused as exc:
             self._fail("credentials refused by the upstream API; check api_key/basic_auth", exc)
         except BudgetExhausted as exc:
@@ -276,6 +275,8 @@ class SourcePoller:
             m.cycle_limit_reached("deadline")
             self._fail(f"the cycle ran past its deadline (cycle_timeout {self.source.cycle_timeout:g}s) and was "
                        "abandoned", exc)
+        finally:
+            m.page_size(self.provider.source.page_size)  # a page over the byte cap may have halved it
         return None
 
     def _expire_after_failure(self, now: float, floor: float, cutoff: float) -> None:
@@ -427,11 +428,9 @@ class SourcePoller:
                 self.log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
                                  status=label)
         self._report_dropped(plan)
-        if result.unordered and not self._order_broken:
-            self._order_broken = True
-            m.order_broken()
-            self.log.error("the API ignores the order the exporter asked for; whole windows are read from now on "
-                           "(slower, never wrong)", parameter=result.unordered)
+        m.order_ok(self.provider.trust_order)  # the provider logs its fallback, each way
+        if result.stuck_pages:
+            m.pages_stuck(result.stuck_pages)
         if result.unreadable:
             self.log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
                              sessions=len(result.unreadable), errors=sorted(set(result.unreadable.values())))

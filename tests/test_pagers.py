@@ -104,3 +104,23 @@ async def test_time_ranges_page_backwards_in_order_and_split_out_of_order():
     await time_ranges(read, since=0.0, now=200.0, page_size=10, max_pages=2, newest_first=lambda ks: False,
                       on_limit=lambda: limits.append(1), on_stuck=lambda at: None)
     assert len(asked) == 2 and limits == [1]
+
+
+async def test_numbered_pages_never_end_on_a_full_page_whatever_a_total_says():
+    """The shared paging rule (#24): a full page never ends paging, whatever a total (or a flag made of
+    one, Spring's ``last``, Dify's ``has_more``) says; a total ends paging only with a short page."""
+    rows = list(range(250))
+    asked: list[int] = []
+
+    async def fetch(page: int) -> dict:
+        asked.append(page)
+        return {"items": rows[page * 100:(page + 1) * 100], "total": 100}  # a "total" that counts the page
+    read = lambda body: (body["items"], (len(asked)) * 100 >= body["total"])  # noqa: E731
+    pages = await collect(numbered_pages(fetch, read, first=0, max_pages=10, on_limit=lambda: None, page_size=100))
+    assert [len(p) for p in pages] == [100, 100, 50] and asked == [0, 1, 2]  # the short page agrees: the end
+
+    asked.clear()
+    never_last = lambda body: (body["items"], False)  # noqa: E731
+    pages = await collect(numbered_pages(fetch, never_last, first=0, max_pages=10, on_limit=lambda: None,
+                                         page_size=100))
+    assert [len(p) for p in pages] == [100, 100, 50, 0]  # a short page the total disagrees with: on to an empty one

@@ -520,7 +520,8 @@ async def test_a_page_failing_mid_pagination_leaves_the_state_untouched(http_ses
 async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pending_of_a_removed_one(
         http_session, clock, logs):
     """GET /workflows (cursor pages) once per discovery_interval; a new workflow is polled from the
-    next discovery, a removed one no more, and its pending executions are dropped with a reason."""
+    next discovery; one missing from 3 listings in a row is polled no more, and its pending executions
+    are dropped with a reason."""
     clock.now = NOW
     workflows = {"wf-a": "Support", "wf-b": "Sales"}
     executions = {"wf-a": [], "wf-b": []}
@@ -559,7 +560,8 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
         assert sum_samples(h.registry, "agent_session_workflow_info", workflow="wf-a", workflow_name="Support") == 1
         assert sum_samples(h.registry, "agent_session_workflow_info", workflow="wf-b", workflow_name="Sales") == 1
 
-        # Within the interval no listing; past it, wf-b is gone and wf-c is new.
+        # Within the interval no listing; past it, wf-b is gone and wf-c is new: wf-b is polled and its
+        # execution kept through two more listings, and given up on at the third without it.
         upstream.calls.clear()
         clock.advance(60)
         assert await h.poller.run_cycle()
@@ -567,6 +569,13 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
         del workflows["wf-b"]
         workflows["wf-c"] = "Billing"
         executions["wf-c"] = [execution("wf-c", 4, True)]
+        for _ in range(2):
+            upstream.calls.clear()
+            clock.advance(600)
+            assert await h.poller.run_cycle()
+            polled = [c[0] for c in upstream.calls if c[0] != "/workflows"]
+            assert polled == ["/workflows/wf-a/executions", "/workflows/wf-c/executions", "/workflows/wf-b/executions"]
+            assert h.value("agent_sessions_active", workflow="wf-b") == 1
         upstream.calls.clear()
         clock.advance(600)
         assert await h.poller.run_cycle()

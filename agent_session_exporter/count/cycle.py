@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
 from agent_session_exporter.count.totals import MAX_LABEL_LENGTH, TotalsBuilder
-from agent_session_exporter.model import Phase, PollResult, SessionRecord
+from agent_session_exporter.model import MAX_FUTURE_SECONDS, Phase, PollResult, SessionRecord
 
-#: A key time further than this ahead of the exporter's clock is not believed (a unit mistaken,
-#: microseconds read as milliseconds): such an item would never leave the window nor expire.
-MAX_FUTURE_SECONDS = 86400.0
 #: The status a settling session (no upstream status) is shown with while its end time may move.
 SETTLING_STATUS = "running"
 #: A read reaching back to a pending session starts this much before its key time: key times come
@@ -164,7 +161,7 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
         if record.sanitized:
             plan.sanitized.extend((name, sid) for name in record.sanitized)
         if key_time > newest:
-            newest = key_time if key_time < now else now
+            newest = key_time  # ahead of now too: the upstream's clock is the one its list is keyed by
         if not record.known_status and (pending is None or pending.status != record.status[:MAX_LABEL_LENGTH]
                                         or record.phase is Phase.FINISHED):
             plan.unknown_statuses.append(record.status)

@@ -48,6 +48,10 @@ class NotFound(UpstreamError):
     """404 on a detail lookup: the session no longer exists upstream."""
 
 
+class ResponseTooLarge(UpstreamError):
+    """A response over ``max_response_bytes``, cut off while streaming (kind ``too_large``)."""
+
+
 class BudgetExhausted(UpstreamError):
     """The cycle's request budget is spent: a looping or endless upstream costs no more than that."""
 
@@ -195,8 +199,8 @@ class HttpClient:
         if response.content_length is not None:
             if response.content_length > limit:
                 self._observer.request("too_large")
-                raise UpstreamError("too_large",
-                                    f"{what}: response of {response.content_length} bytes exceeds {limit}")
+                raise ResponseTooLarge("too_large",
+                                       f"{what}: response of {response.content_length} bytes exceeds {limit}")
             if response.headers.get("Content-Encoding") is None:
                 return await response.read()  # the server said how much, and it is within the cap
         chunks: list[bytes] = []
@@ -205,7 +209,7 @@ class HttpClient:
             size += len(chunk)
             if size > limit:
                 self._observer.request("too_large")
-                raise UpstreamError("too_large", f"{what}: response exceeds {limit} bytes")
+                raise ResponseTooLarge("too_large", f"{what}: response exceeds {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 

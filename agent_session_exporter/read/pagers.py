@@ -19,8 +19,13 @@ _MIN_SPLIT_SECONDS = 1e-3
 
 async def numbered_pages(fetch: Callable[[int], Awaitable[Any]], read: Callable[[Any], tuple[list[Any], bool]], *,
                          first: int, max_pages: int, on_limit: Callable[[], None],
-                         prefetch: bool = False) -> AsyncIterator[list[Any]]:
+                         prefetch: bool = False, page_size: int | None = None) -> AsyncIterator[list[Any]]:
     """Pages ``first``, ``first + 1``, ... until ``read`` says the last one (or a page is empty).
+
+    ``page_size``, the items each page asks for: a full page never ends paging, whatever ``read`` makes
+    of a total (a ``last`` or ``has_more`` flag made of one, a total that counts only the page); a total
+    ends paging only when a short page agrees with it. (A page of more items than asked for has broken
+    the paging already: there ``read`` has the last word.)
 
     ``prefetch``: a page that is not the last means the next one is needed (the API filters by
     time itself), so it is requested while this one is being used.
@@ -33,6 +38,8 @@ async def numbered_pages(fetch: Callable[[int], Awaitable[Any]], read: Callable[
             else:
                 body = await fetch(page)
             items, last = read(body)
+            if len(items) == page_size:
+                last = False
             if prefetch and not last and items:
                 pending = asyncio.ensure_future(fetch(page + 1))
                 await asyncio.sleep(0)  # let it send its request before this page is used
@@ -88,7 +95,7 @@ async def time_ranges(read: Callable[[float, float | None], Awaitable[tuple[int,
         oldest = min(keys)
         if newest_first(keys):
             if high is not None and oldest + 1e-6 >= high:
-                on_stuck(high)
+                on_stuck(oldest)
                 continue
             ranges.append((low, oldest + 1e-6))  # rounded up: nothing at the boundary is skipped
             continue

@@ -68,7 +68,8 @@ class SourceMetricSet:
                                            "deadline (cycle_timeout).", _LABELS + ("limit",), registry=registry)
         self.order_ok = Gauge(p + "upstream_order_ok",
                               "1 while the source's pages come in the order the exporter asks for; 0 once they broke "
-                              "it (whole windows are read from then on).", _LABELS, registry=registry)
+                              "it, while whole windows are read: the order is tried again once per max(overlap, "
+                              "10 minutes), and trusted again once it holds.", _LABELS, registry=registry)
         self.cycle_lag = Gauge(p + "cycle_lag_seconds",
                                "How much later than its interval said the source's last cycle started: above 0, "
                                "the exporter (or its event loop) is overloaded.", _LABELS, registry=registry)
@@ -81,6 +82,14 @@ class SourceMetricSet:
                                      "'other' once its series budget (max_series_per_family) was spent, each "
                                      "value once per family; kept in the state, as the session counters are.",
                                      _LABELS + ("family", "label"), registry=registry)
+        self.stuck_pages = Counter(p + "stuck_pages",
+                                   "Full pages whose items all share one key time, which the API offers no way past "
+                                   "(no offset): the sessions beyond them in that instant may be missed.",
+                                   _LABELS, registry=registry)
+        self.page_size = Gauge(p + "page_size",
+                               "Items the source asks for per page: its page_size, or less once a page over "
+                               "max_response_bytes halved it (down to 10; kept for the next cycles).",
+                               _LABELS, registry=registry)
         self.tracked_ids = Gauge(p + "tracked_session_ids",
                                  "Counted session ids kept to deduplicate the overlap window.",
                                  _LABELS, registry=registry)
@@ -125,6 +134,7 @@ class SelfMetrics:
 
     def for_source(self, source: SourceConfig) -> SourceSelfMetrics:
         metrics = self.sources[source.name] = SourceSelfMetrics(SourceMetricSet(), source.name, source.provider)
+        metrics.page_size(source.page_size)
         return metrics
 
     def forget(self, name: str) -> None:
@@ -173,6 +183,7 @@ class SourceSelfMetrics:
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
         metrics.task_restarts.labels(*labels)
+        metrics.stuck_pages.labels(*labels)
 
     # --- RequestObserver ---
     def request(self, code: str) -> None:
@@ -225,8 +236,8 @@ class SourceSelfMetrics:
     def cycle_limit_reached(self, limit: str) -> None:
         self.m.cycle_limit_reached.labels(*self.labels, limit).inc()
 
-    def order_broken(self) -> None:
-        self.m.order_ok.labels(*self.labels).set(0)
+    def order_ok(self, ok: bool) -> None:
+        self.m.order_ok.labels(*self.labels).set(1 if ok else 0)
 
     def task_restarted(self) -> None:
         self.m.task_restarts.labels(*self.labels).inc()
@@ -235,6 +246,12 @@ class SourceSelfMetrics:
         """``values`` more values of ``label`` folded in ``family`` (0: the series exists from the start)."""
         self.m.series_folded.labels(*self.labels, family, label).inc(values)
 
+    def pages_stuck(self, count: int) -> None:
+        self.m.stuck_pages.labels(*self.labels).inc(count)
+
+    def page_size(self, size: int) -> None:
+        self.m.page_size.labels(*self.labels).set(size)
+
     def tracked(self, pending: int, counted_ids: int) -> None:
         self.m.pending.labels(*self.labels).set(pending)
         self.m.tracked_ids.labels(*self.labels).set(counted_ids)
@@ -242,7 +259,8 @@ class SourceSelfMetrics:
 
 #: Every reason an upstream item or page is counted as invalid.
 INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_object", "future_timestamp",
-                   "invalid_page", "oversized_page", "bad_figure", *ID_REASONS)
+                   "invalid_page", "oversized_page", "bad_figure", *ID_REASONS,
+                   "filter_ignored")  # a lookup's page that proved its filter ignored: counted each time
 #: Every reason a pending session is given up on.
 DROP_REASONS = ("max_pending_age", "gone", "unreadable", "workflow_removed")
 #: Every reason the HTTP listener refuses or cuts off a connection.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import structlog
@@ -12,9 +13,62 @@ import structlog
 from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.fields import dropped_figures, item_id
 from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
+from agent_session_exporter.read.http_client import ResponseTooLarge
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
+from agent_session_exporter.timeparse import to_iso
+
+
+#: A page over ``max_response_bytes`` halves the page size, down to this.
+MIN_PAGE_SIZE = 10
+#: A fallback is tried without again this long after the upstream last broke what it stands in for (or
+#: after the source's ``overlap``, where that is longer).
+FALLBACK_RETRY_SECONDS = 600.0
+
+
+class Fallback:
+    """A slower way of reading, taken when an upstream broke what the fast way assumes (an order it
+    promised, a field its items carry). It is used from that moment on; the fast way is tried again once
+    per ``every`` seconds, and the fallback is dropped the first time a read the fast way sees the
+    upstream behave. So one bad answer costs one period of slower reads, not slower reads for good.
+    Taking it and dropping it are each logged."""
+
+    def __init__(self, log: Any, every: float, taken: str, dropped: str, level: str = "warning") -> None:
+        self.log = log
+        self.every = every
+        self.taken, self.dropped, self.level = taken, dropped, level
+        #: When the upstream last broke the assumption (None: it holds, or held when last tried).
+        self.broken_at: float | None = None
+
+    def in_use(self, now: float) -> bool:
+        """Whether a read at ``now`` takes the fallback (False: the fast way, at first or tried again)."""
+        return self.broken_at is not None and now - self.broken_at < self.every
+
+    def broke(self, now: float, **context: Any) -> None:
+        """A read the fast way saw the upstream break the assumption: the fallback, from ``now`` on."""
+        self.broken_at = now
+        getattr(self.log, self.level)(self.taken, retry_in=self.every, **context)
+
+    def held(self, now: float) -> None:
+        """A read the fast way saw the assumption hold throughout: the fallback, if taken, is dropped."""
+        if self.broken_at is not None and not self.in_use(now):
+            self.broken_at = None
+            self.log.info(self.dropped)
+
+
+class FilterIgnored(Exception):
+    """A lookup got rows its filter leaves out: the API ignored ``parameter``, and the lookup ends there
+    (the session waits; ``_recheck`` counts it)."""
+
+    def __init__(self, parameter: str) -> None:
+        super().__init__(f"the API ignored the lookup's filter {parameter}")
+        self.parameter = parameter
+
+
+def now_of(window: PollWindow) -> float:
+    """The poll's clock: the poller's at the start of the cycle, or the wall clock."""
+    return window.now if window.now is not None else time.time()
 
 
 class Provider(abc.ABC):
@@ -41,6 +95,15 @@ class Provider(abc.ABC):
         self.source = source
         self.http = http
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
+        #: Taken while the API breaks the newest-first order it promises: whole windows are read.
+        self.order = self.fallback(
+            "the API ignores the order the exporter asked for; whole windows are read until it is tried again "
+            "(slower, never wrong)", "the API keeps the order the exporter asks for again; reading newest first "
+            "as planned", level="error")
+
+    def fallback(self, taken: str, dropped: str, level: str = "warning") -> Fallback:
+        """A fallback of this source, tried without again once per max(``overlap``, 10 minutes)."""
+        return Fallback(self.log, max(self.source.overlap, FALLBACK_RETRY_SECONDS), taken, dropped, level)
 
     def describe(self) -> str | None:
         """A line logged once at start about how this provider reads its API, if any."""
@@ -49,6 +112,24 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def poll(self, window: PollWindow) -> PollResult:
         """Fetch every session with key time >= ``window.since`` (at least), and the stale pending."""
+
+    async def read(self, window: PollWindow) -> PollResult:
+        """``poll``, whose page size is learned: a page over ``max_response_bytes`` restarts the read at
+        half the page size (down to ``MIN_PAGE_SIZE``), and that size is kept for the next cycles
+        (``source.page_size``, which every request chain asks for, becomes it). A response still over
+        the cap at the smallest size fails the cycle, as any failed request does."""
+        while True:
+            try:
+                return await self.poll(window)
+            except ResponseTooLarge:
+                was = self.source.page_size
+                if was <= MIN_PAGE_SIZE:
+                    raise
+                size = max(MIN_PAGE_SIZE, was // 2)
+                self.log.warning("a page was over max_response_bytes: the read starts again at half the page size, "
+                                 "kept for the next cycles", page_size=size, was=was,
+                                 max_response_bytes=self.source.max_response_bytes)
+                self.source = self.source.model_copy(update={"page_size": size})
 
     @abc.abstractmethod
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
@@ -125,7 +206,9 @@ class Provider(abc.ABC):
         the list narrowed to the session's own key time).
 
         A session the API no longer has is ``gone``; one whose lookup fails is ``unreadable`` this
-        cycle and nothing else is affected (refused credentials still fail the cycle).
+        cycle and nothing else is affected (refused credentials still fail the cycle). A lookup checks
+        that the rows it got are the ones it asked for, and raises FilterIgnored at the first page that
+        proves its filter ignored: counted (``filter_ignored``), the session waits.
         """
         before = self.http.requests_this_cycle
         try:
@@ -146,6 +229,10 @@ class Provider(abc.ABC):
             except UpstreamError as exc:
                 result.unreadable[ref.session_id] = exc.kind
                 continue
+            except FilterIgnored:
+                result.unreadable[ref.session_id] = "filter_ignored"
+                result.invalid.append(("filter_ignored", None))  # counted each time an answer proves it
+                continue
             records = self.parse_items(items, result)
             if not items:
                 result.gone.append(ref.session_id)
@@ -155,20 +242,24 @@ class Provider(abc.ABC):
                 result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
 
     def check_newest_first(self, key_times: Iterable[float], previous: float | None, parameter: str,
-                           result: PollResult) -> float | None:
-        """Verify that a page's key times continue a newest-first order; note ``parameter`` (and
-        never trust the order again) when they do not. Returns the page's last key time, the
-        bound the next page must not exceed."""
+                           result: PollResult, now: float | None = None) -> float | None:
+        """Verify that a page's key times continue a newest-first order; note ``parameter`` when they do
+        not, and in a read that trusted the order take the fallback (``self.order``). Returns the page's
+        last key time, the bound the next page must not exceed. ``now``: the poll's clock (``now_of``)."""
+        now = time.time() if now is None else now
         last = previous
         for key_time in key_times:
             if last is not None and key_time > last:
+                if not self.order.in_use(now):
+                    self.order.broke(now, parameter=parameter)
                 result.unordered = parameter
-                self.trust_order = False
             last = key_time
         return last
 
-    #: False once the API has been seen to break the order it promises; then whole windows are read.
-    trust_order: bool = True
+    @property
+    def trust_order(self) -> bool:
+        """Whether the order the API promises held in every read (or held again when last tried)."""
+        return self.order.broken_at is None
 
     async def read_newest_first(self, pages: AsyncIterator[list[Any]], window: PollWindow, since: float,
                                 result: PollResult, order_parameter: str) -> None:
@@ -176,8 +267,10 @@ class Provider(abc.ABC):
         ``since`` (older pages hold nothing new).
 
         The order is verified, never trusted: on a page out of newest-first order,
-        ``order_parameter`` is reported and the list is read to its end (slower, never wrong).
+        ``order_parameter`` is reported and the list is read to its end (slower, never wrong), and so
+        are the next cycles' until the order is tried again (``self.order``).
         """
+        now = now_of(window)
         bound: float | None = None
         seen: set[str] = set()
         async with contextlib.aclosing(pages):
@@ -187,12 +280,21 @@ class Provider(abc.ABC):
                 # last few of this one, newer than its end. Only sessions not read yet say anything of order.
                 fresh = [r.key_time for r in records if r.session_id not in seen]
                 seen.update(r.session_id for r in records)
-                bound = self.check_newest_first(fresh, bound, order_parameter, result)
-                if self.trust_order and records and min(r.key_time for r in records) < since:
-                    return
-                if self.trust_order and window.stop_at_known and any(
-                        r.session_id in window.known_finished for r in records):
-                    return
+                bound = self.check_newest_first(fresh, bound, order_parameter, result, now)
+                if self.order.in_use(now):
+                    continue
+                if records and min(r.key_time for r in records) < since:
+                    break
+                if window.stop_at_known and any(r.session_id in window.known_finished for r in records):
+                    break
+        self.order.held(now)
+
+    def page_stuck(self, result: PollResult, at: float, key: str) -> None:
+        """A full page whose items share one key time ``at``: the API has no way past it (no offset), so
+        sessions there may be missed. Logged, and counted (``stuck_pages_total``)."""
+        result.stuck_pages += 1
+        self.log.warning(f"a full page shares one {key}; cannot page further: sessions there may be missed",
+                         **{key: to_iso(at)})
 
     def max_pages_reached(self, **context: Any) -> None:
         self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages,

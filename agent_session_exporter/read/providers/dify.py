@@ -50,7 +50,7 @@ from agent_session_exporter.read.fields import (
     time_field,
 )
 from agent_session_exporter.read.pagers import numbered_pages
-from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.base import FilterIgnored, Provider
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped, as_plain
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
@@ -106,6 +106,17 @@ def _run_id(item: Any) -> str | None:
     return None if run_id is None else str(run_id)
 
 
+def _row_created_at(item: Any) -> float | None:
+    """A log row's ``created_at`` (what the list is filtered by), None where it has none that reads."""
+    if isinstance(item, _Row) and type(item.created_at) is float:
+        return item.created_at
+    plain = as_plain(item) if isinstance(item, _Row) else item
+    try:
+        return time_field(plain, "created_at") if isinstance(plain, dict) else None
+    except InvalidRecord:
+        return None
+
+
 def read_page(body: Any) -> tuple[list[Any], bool]:
     if type(body) is _Page:
         return body.data, body.has_more is not True
@@ -130,19 +141,30 @@ class DifyProvider(Provider):
         params = {"limit": self.source.page_size, "created_at__after": to_iso(window.since)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=1,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
-                               prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
+                               prefetch=not window.stop_at_known,  # a steady read mostly ends on page one
+                               page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "created_at")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
 
     async def _fetch_one(self, ref: PendingRef) -> list[Any]:
-        """The page of the pending run's own second that holds its row (the last one read if none does)."""
+        """The page of the pending run's own second that holds its row (the last one read if none does).
+        A row of another second proves ``created_at__after``/``__before`` ignored: FilterIgnored, unless
+        the run's row is on that page too (then the rows of its second are kept)."""
         params = {"limit": self.source.page_size, **_second_of(ref.key_time)}
+        second = math.floor(ref.key_time)
         rows: list[Any] = []
         async for rows in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
                                          read_page, first=1, max_pages=self.source.max_pages,
-                                         on_limit=self.max_pages_reached):
-            if any(_run_id(item) == ref.session_id for item in rows):
+                                         on_limit=self.max_pages_reached, page_size=self.source.page_size):
+            found = any(_run_id(item) == ref.session_id for item in rows)
+            ours = [item for item in rows if _run_id(item) == ref.session_id
+                    or (created := _row_created_at(item)) is None or math.floor(created) == second]
+            if len(ours) < len(rows):
+                if not found:
+                    raise FilterIgnored("created_at__after/__before")
+                return ours
+            if found:
                 break
         return rows
 

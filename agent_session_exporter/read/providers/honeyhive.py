@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, Phase, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.model import MAX_FUTURE_SECONDS
 from agent_session_exporter.read.fields import (
     MAX_COST_USD,
     MAX_MILLISECONDS,
@@ -45,8 +46,6 @@ SESSIONS_PATH = "/session"
 EVENTS_PATH = "/v1/events/export"
 EVENTS_MAX_LIMIT = 7500
 SESSION_FILTER = {"field": "event_type", "operator": "is", "value": "session", "type": "string"}
-#: Sessions whose start lies this far past the exporter's clock are still asked for (clock skew).
-_FUTURE_SLACK = 3600.0
 
 
 class HoneyhiveSource(SourceBase):
@@ -112,7 +111,7 @@ class HoneyhiveProvider(Provider):
     async def _poll_events(self, window: PollWindow) -> PollResult:
         result = PollResult()
         since = window.since_with_stale
-        until = (window.now if window.now is not None else since) + _FUTURE_SLACK
+        until = (window.now if window.now is not None else since) + MAX_FUTURE_SECONDS
         limit = self.source.page_size
         query = {"project": self.source.project, "filters": [SESSION_FILTER],
                  "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}

@@ -12,9 +12,11 @@ window back to them.
 
 Without ``workflow_ids`` the workflows are discovered: ``GET {base_url}/workflows`` (cursor pages,
 as the execution lists; a single page where the answer has no ``paging``) every
-``discovery_interval``, at most ``max_workflows`` of them. A workflow that disappears stops being
-polled, and its pending executions are dropped (reason ``workflow_removed``). Should a discovery
-fail, the workflows found last are polled meanwhile.
+``discovery_interval``, at most ``max_workflows`` of them. A workflow missing from a listing is
+still polled (a listing may miss one: eventual consistency, a page boundary moving; its list
+answering 404 skips it); once missing from 3 listings in a row it is no longer polled, and its
+pending executions are dropped (reason ``workflow_removed``). Should a discovery fail, the
+workflows found last are polled meanwhile.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ from agent_session_exporter.read.fields import (
     require_str,
     time_field,
 )
-from agent_session_exporter.read.http_client import HeaderAuth, UpstreamError
+from agent_session_exporter.read.http_client import HeaderAuth, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.pagers import cursor_pages
-from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.base import Provider, now_of
 from agent_session_exporter.read.source import Duration, SourceBase
 from agent_session_exporter.safetext import MAX_ID_BYTES, check_id
 from agent_session_exporter.timeparse import to_iso
@@ -56,6 +58,8 @@ STATUSES: dict[str, Outcome | None] = {
     "running": None, "waiting": None, "handoff": None,
     "ended": Outcome.SUCCESS, "failed": Outcome.ERROR,
 }
+#: A discovered workflow is given up on only once it is missing from this many listings in a row.
+MISSING_LISTINGS = 3
 
 
 def read_page(body: Any, path: str) -> tuple[list[Any], str | None]:
@@ -98,43 +102,61 @@ class KapsoProvider(Provider):
     FIGURES: frozenset[str] = frozenset()
     PENDING_RECHECK = "lookup"
 
-    #: None until the API has shown whether executions carry ``status``.
-    status_in_field: bool | None = None
+    def __init__(self, source: KapsoSource, http: HttpClient) -> None:
+        super().__init__(source, http)
+        #: Taken while executions come without ``status``: it is learned with one query per status.
+        self.status_field = self.fallback(
+            "kapso executions carry no status field; learning status with one query per status",
+            "kapso executions carry a status field again; one query chain per workflow")
+        #: Whether the API has shown if executions carry ``status`` (said once in the log).
+        self._status_seen = False
+        #: Workflows polled though missing from the last listings: how many listings in a row.
+        self._missing: dict[str, int] = {}
+        #: Workflows given up on and not yet reported in a poll's result (a poll that fails after the
+        #: listing, or starts again at a smaller page size, must not lose them).
+        self._removed: set[str] = set()
 
     def describe(self) -> str:
         return ("kapso executions: status is read from each execution's 'status' field where present; "
                 "where the API omits it, it is learned with one 'status'-filtered query per status "
                 f"({', '.join(STATUSES)})")
 
-    #: Discovered workflow ids (without ``workflow_ids``), and when they were listed.
+    #: The workflows polled (without ``workflow_ids``): those discovered, and those missing from the
+    #: last listings but not yet given up on; and when they were listed.
     _discovered: tuple[str, ...] | None = None
     _discovered_at: float | None = None
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        since = window.since
-        for workflow_id in await self._workflows(window.now, result):
+        since, now = window.since, now_of(window)
+        for workflow_id in await self._workflows(window.now):
             probe = PollResult()
-            await self._walk(workflow_id, since, None, probe)
+            try:
+                await self._walk(workflow_id, since, None, probe)
+            except NotFound:
+                if workflow_id not in self._missing:
+                    raise
+                continue  # missing from the listing, and its list gone too: skipped until it is given up on
             result.invalid.extend(probe.invalid)
-            if self.status_in_field is not False:
+            if not self.status_field.in_use(now):
                 if not probe.records or all(r.status for r in probe.records):
-                    if probe.records and self.status_in_field is None:
-                        self.status_in_field = True
+                    if probe.records and not self._status_seen:
+                        self._status_seen = True
                         self.log.info("kapso executions carry a status field; one query chain per workflow")
                     result.records.extend(probe.records)
                     continue
-                self.status_in_field = False
-                self.log.warning("kapso executions carry no status field; learning status with one query per status",
-                                 statuses=list(STATUSES))
+                self._status_seen = True  # from here on the fallback says when that changes
+                self.status_field.broke(now, statuses=list(STATUSES))
             elif all(r.session_id in window.known_finished for r in probe.records):
                 continue  # nothing new or pending in this workflow's window: no status to learn
             for status in STATUSES:
                 await self._walk(workflow_id, since, status, result)
+        self.status_field.held(now)
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
+        result.removed_workflows, self._removed = self._removed, set()
         return result
 
-    async def _workflows(self, now: float | None, result: PollResult) -> tuple[str, ...]:
+    async def _workflows(self, now: float | None) -> tuple[str, ...]:
         """The configured workflows, or those discovered (listed anew once per ``discovery_interval``)."""
         if self.source.workflow_ids is not None:
             return self.source.workflow_ids
@@ -150,16 +172,21 @@ class KapsoProvider(Provider):
             self.log.warning("workflow discovery failed; polling the workflows found last", error=str(exc),
                              workflows=len(self._discovered))
             return self._discovered
-        if self._discovered is not None:
-            removed = set(self._discovered) - set(found)
-            result.removed_workflows |= removed
-            added = [w for w in found if w not in self._discovered]
-            if added or removed:
-                self.log.info("workflows discovered", added=len(added), removed=len(removed), polled=len(found))
+        previous = self._discovered
+        if previous is not None:
+            missing = {w: self._missing.get(w, 0) + 1 for w in previous if w not in found}
+            removed = {w for w, listings in missing.items() if listings >= MISSING_LISTINGS}
+            self._missing = {w: listings for w, listings in missing.items() if w not in removed}
+            self._removed = (self._removed | removed) - set(found)
+            added = [w for w in found if w not in previous]
+            if added or removed or self._missing:
+                self.log.info("workflows discovered", added=len(added), removed=len(removed),
+                              missing=len(self._missing), polled=len(found) + len(self._missing))
         else:
             self.log.info("workflows discovered", polled=len(found))
-        self._discovered, self._discovered_at = found, now
-        return found
+        polled = found + tuple(w for w in previous or () if w in self._missing)
+        self._discovered, self._discovered_at = polled, now
+        return polled
 
     async def _discover(self) -> tuple[str, ...]:
         found: list[str] = []

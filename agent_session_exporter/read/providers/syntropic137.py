@@ -32,7 +32,7 @@ from agent_session_exporter.read.fields import (
     time_field,
 )
 from agent_session_exporter.read.pagers import time_ranges
-from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.base import Provider, now_of
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.timeparse import to_iso
 
@@ -67,18 +67,20 @@ class Syntropic137Provider(Provider):
             items = list_field(await self.http.get_json(PATH, params), "sessions", PATH)
             return len(items), [r.key_time for r in self.parse_items(items, result)]
 
+        now = now_of(window)
         await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,
                           page_size=self.source.page_size, max_pages=self.source.max_pages,
-                          newest_first=lambda keys: self._in_order(keys, result), on_limit=self.max_pages_reached,
-                          on_stuck=lambda at: self.log.warning("a full page shares one started_at; cannot page "
-                                                               "further", started_at=to_iso(at)))
+                          newest_first=lambda keys: self._in_order(keys, result, now), on_limit=self.max_pages_reached,
+                          on_stuck=lambda at: self.page_stuck(result, at, "started_at"))
+        self.order.held(now)
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
 
-    def _in_order(self, keys: Sequence[float], result: PollResult) -> bool:
-        """Whether a full page keeps the promised newest-first order (once broken, never trusted)."""
-        self.check_newest_first(keys, None, "started_at order", result)
-        return self.trust_order
+    def _in_order(self, keys: Sequence[float], result: PollResult, now: float) -> bool:
+        """Whether a full page keeps the promised newest-first order (once broken, not trusted until the
+        order is tried again)."""
+        self.check_newest_first(keys, None, "started_at order", result, now)
+        return not self.order.in_use(now)
 
     async def _fetch_one(self, ref: PendingRef) -> list[Any]:
         return [await self.http.get_json(f"{PATH}/{quote(ref.session_id, safe='')}")]

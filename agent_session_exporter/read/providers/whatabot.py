@@ -33,7 +33,7 @@ from agent_session_exporter.model import (
 from agent_session_exporter.read.fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
 from agent_session_exporter.read.http_client import HeaderAuth
 from agent_session_exporter.read.pagers import numbered_pages
-from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.base import FilterIgnored, Provider
 from agent_session_exporter.read.source import SourceBase
 
 PATH = "/sessions/logs"
@@ -84,7 +84,8 @@ class WhatabotProvider(Provider):
         result = PollResult()
         params = {"size": self.source.page_size, **self._params(window.since, window.now)}
         pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=0,
-                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached)
+                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
+                               page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "orderBy")
         await self.recheck_pending(window.stale_pending, result, self._fetch_one)
         return result
@@ -122,9 +123,14 @@ class WhatabotProvider(Provider):
             return None
 
     async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+        """The session's row, by the ``sessionId`` filter; a row of another session proves it ignored."""
         body = await self.http.get_json(PATH, {"sessionId": ref.session_id, "page": 0, "size": 1,
                                                "workspaceId": self.source.workspace_id})
-        return read_page(body)[0]
+        items = read_page(body)[0]
+        if any(isinstance(item, dict) and isinstance(item.get("id"), (str, int)) and not isinstance(item["id"], bool)
+               and str(item["id"]) != ref.session_id for item in items):
+            raise FilterIgnored("sessionId")
+        return items
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         started_at = time_field(item, "startedAt", required=True)
