@@ -445,5 +445,5 @@ def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: St
     """The one way a source's poller is built (the app, the tests and the benchmarks use it). Its
     session metrics are ``poller.session_metrics``; its self-metrics, ``poller.metrics.registry``."""
     metrics = self_metrics.for_source(source)
-    provider = make_provider(source, session, metrics, sleep=sleep)
+    provider = make_provider(source, session, metrics, sleep=sleep, clock=clock)
     return SourcePoller(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

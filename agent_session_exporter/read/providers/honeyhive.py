@@ -1,7 +1,8 @@
 """HoneyHive: the legacy ``GET {base_url}/session`` (seeds/003) or the events API (``api: events``).
 
 ``Authorization: Bearer``. Sessions have no status: a session with an ``end_time`` is *settling*
-and the poller counts it once the ``end_time`` has stopped moving for ``settle_after``;
+and is counted once the exporter has seen the same ``end_time`` again ``settle_after`` later by its
+own clock (``count/cycle.py``; events are exported late, so an old ``end_time`` proves nothing);
 ``error`` set means an error outcome. ``start_time``/``end_time`` are Unix milliseconds and
 ``duration`` is milliseconds. Token and cost rollups are in ``metadata``.
 
