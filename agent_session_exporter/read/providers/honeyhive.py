@@ -9,9 +9,10 @@ own clock (``count/cycle.py``; events are exported late, so an old ``end_time`` 
 - ``api: sessions`` (default): ``GET /session`` with ``project`` and ``limit``; a bare list. It is
   gone from HoneyHive's current OpenAPI: a 404 says to switch to ``api: events``.
 - ``api: events``: ``POST /v1/events/export`` filtered to ``event_type`` = ``session`` with a
-  server-side ``dateRange`` around the poll window, paged by ``page`` (from 1) until a short page or
-  ``page × limit ≥ totalEvents``. Its order is not documented, so the whole window is read every
-  cycle; child events, should the filter let any through, are never counted.
+  server-side ``dateRange`` around the poll window, paged by ``page`` (from 1) until a short page (a
+  full page never ends paging, whatever ``totalEvents`` says: a low one once cut the read short). Its
+  order is not documented, so the whole window is read every cycle; child events, should the filter
+  let any through, are never counted.
 """
 
 from __future__ import annotations
@@ -117,18 +118,13 @@ class HoneyhiveProvider(Provider):
         limit = self.source.page_size
         query = {"project": self.source.project, "filters": [SESSION_FILTER],
                  "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}
-        fetched = {"page": 0}
-
-        async def fetch(page: int) -> Any:
-            fetched["page"] = page
-            return await self.http.post_json(EVENTS_PATH, {**query, "page": page})
 
         def read(body: Any) -> tuple[list[Any], bool]:
             events = list_field(body, "events", EVENTS_PATH)
-            total = body.get("totalEvents")
-            return events, len(events) < limit or (isinstance(total, int) and fetched["page"] * limit >= total)
+            return events, len(events) < limit  # a full page never ends paging, whatever totalEvents says
 
-        async for events in numbered_pages(fetch, read, first=1, max_pages=self.source.max_pages,
+        async for events in numbered_pages(lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}),
+                                           read, first=1, max_pages=self.source.max_pages,
                                            on_limit=self.max_pages_reached):
             self.parse_items(events, result)
         return result
