@@ -152,6 +152,24 @@ def dify_log(n: int, status: str = "succeeded", created: int = int(NOW) - 100, *
             "created_at": created}
 
 
+async def test_dify_a_failed_runs_exceptions_count_is_no_warning_its_failure_is_the_error(http_session, clock):
+    """Dify counts the failing node in ``exceptions_count`` (1 on every failed run of a real 1.13.2): that
+    is the run's error, not a warning. A partial success's handled node errors stay its warnings. Both
+    ways of reading a page (typed structs, item by item) agree."""
+    clock.now = NOW
+    logs = [dify_log(1, status="failed", error="node crashed", exceptions_count=1, created=int(NOW) - 1),
+            dify_log(2, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 2),
+            dify_log(3, status="succeeded", created=int(NOW) - 3)]
+    h = Harness(make_source("dify"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=dify_pages(logs), repeat=True)
+        assert await h.poller.run_cycle()
+    assert h.value("agent_session_warnings_total") == 2
+    assert h.value("agent_session_errors_total") == 1
+    plain = {r.session_id: r.warnings for r in map(h.provider.parse_item, logs) if r is not None}
+    assert plain == {"run-1": 0.0, "run-2": 2.0, "run-3": 0.0}
+
+
 async def test_dify_pages_with_has_more_and_reads_the_run(http_session, clock):
     logs = [dify_log(i, created=int(NOW) - i) for i in range(45)]
     logs[3] = dify_log(3, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 3)
