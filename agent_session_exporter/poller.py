@@ -93,6 +93,8 @@ class SourcePoller:
             metrics.probes_sweeps()
         if (line := provider.describe()):
             self.log.info(line)
+        if (deprecated := source.deprecated):
+            self.log.warning(deprecated)
         self.last_result = "not polled yet"
         self.last_success: float | None = None
         #: The unexpected error of the last cycle, if it had one (then ``run`` ends: see CycleFault).

@@ -45,8 +45,8 @@ async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
     # 1 h lookback at 0.5 sessions/s is ~1,800 sessions: 18+ pages of 100 on the first cycle.
     assert first["whatabot"] >= 18 and first["dify"] >= 18
     per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
-    # HoneyHive: two sources (one per API); Kapso: 2 workflows.
-    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}
+    # HoneyHive: three sources (one per API); Kapso: 2 workflows.
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}
 
 
 async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_path, clock):
@@ -123,7 +123,7 @@ async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, se
     await run_cycles(exporter, simulators, clock, cycles, seconds)
 
 
-CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}  # requests per steady cycle
+CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}  # requests per steady cycle
 
 
 async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_exact(clock):
@@ -483,6 +483,7 @@ async def test_a_source_whose_upstream_hangs_never_holds_up_another(clock):
 NOW = 1_780_000_000.0
 #: The HoneyHive APIs, each with what it answers for a list of session events.
 HONEYHIVE_ANSWERS = {
+    "search": lambda events: {"events": events, "count": len(events)},
     "sessions": lambda events: events,
     "events": lambda events: {"events": events, "totalEvents": len(events)},
 }

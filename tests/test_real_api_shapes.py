@@ -196,13 +196,14 @@ async def test_honeyhive_events_paging_ends_on_a_short_page_never_on_a_low_total
     assert [b["page"] for b in upstream.bodies] == [1, 2, 3, 4, 5, 6] and h.finished() == 23
 
 
-async def test_honeyhive_sessions_api_answering_404_says_to_set_api_events(http_session, clock, logs):
-    h = Harness(make_source("honeyhive"), http_session, clock)
+async def test_honeyhive_sessions_api_answering_404_says_to_set_api_search(http_session, clock, logs):
+    h = Harness(make_source("honeyhive", api="sessions"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), status=404, payload={"message": "Not Found"}, repeat=True)
         assert not await h.poller.run_cycle()
-    assert "set 'api: events'" in h.poller.last_result
-    assert ["set 'api: events'" in line["error"] for line in logs("warning")] == [True]
+    assert "set 'api: search'" in h.poller.last_result
+    assert ["set 'api: search'" in line.get("error", "") for line in logs("warning")
+            if line["msg"] == "upstream request failed"] == [True]
 
 
 # --- Order assumptions are verified, never trusted -------------------------------------------

@@ -166,6 +166,12 @@ class SourceBase(StrictModel):
         return self
 
     @property
+    def deprecated(self) -> str | None:
+        """What this source's settings use that is deprecated, and what to set instead: said in the log at
+        start and on the landing page (None: nothing)."""
+        return None
+
+    @property
     def secrets(self) -> list[str]:
         values = [self.api_key] if self.api_key else []
         if self.basic_auth:
