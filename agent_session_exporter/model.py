@@ -58,6 +58,10 @@ class SessionRecord:
     dropped_figures: tuple[str, ...] = ()
     #: Text fields that held lone surrogates or control characters, replaced (``safetext``).
     sanitized: tuple[str, ...] = ()
+    #: When the response that brought this record arrived, by the exporter's clock (taken as its page
+    #: is parsed: ``Provider.parse_items``). The settle clock, ``first_seen`` and ``max_pending_age``
+    #: count from it; None (a record made by hand) stands for the cycle's start.
+    observed_at: float | None = None
 
     @property
     def counts_as_error(self) -> bool:

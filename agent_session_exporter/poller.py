@@ -100,6 +100,8 @@ class SourcePoller:
             metrics.probes_sweeps()
         if (line := provider.describe()):
             self.log.info(line)
+        if (deprecated := source.deprecated):
+            self.log.warning(deprecated)
         self.last_result = "not polled yet"
         self.last_success: float | None = None
         #: The unexpected error of the last cycle, if it had one (then ``run`` ends: see CycleFault).
@@ -494,5 +496,5 @@ def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: St
     """The one way a source's poller is built (the app, the tests and the benchmarks use it). Its
     session metrics are ``poller.session_metrics``; its self-metrics, ``poller.metrics.registry``."""
     metrics = self_metrics.for_source(source)
-    provider = make_provider(source, session, metrics, sleep=sleep)
+    provider = make_provider(source, session, metrics, sleep=sleep, clock=clock)
     return SourcePoller(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

@@ -46,12 +46,13 @@ class Harness:
     """One source's poller wired to a real aiohttp session and a private registry."""
 
     def __init__(self, source: SourceConfig, session: aiohttp.ClientSession, clock: Callable[[], float],
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, sleep: Callable[[float], Any] | None = None) -> None:
+        """``sleep``: what the HTTP client's waits (retry backoff, Retry-After) do; by default nothing."""
         self.source = source
         self.registry = CollectorRegistry(auto_describe=False)
         self.self_metrics = SelfMetrics(self.registry)
         self.poller = build_poller(source, session, store or MemoryStore(), self.self_metrics, DEFAULT_BUCKETS,
-                                         clock=clock, sleep=_no_sleep)
+                                         clock=clock, sleep=sleep or _no_sleep)
         self.provider = self.poller.provider
         self.http = self.provider.http
         self.registry.register(self.self_metrics.all_sources)

@@ -40,9 +40,13 @@ def test_missing_environment_variable_names_the_key():
     ({"timeout": 0}, r"source 'wb': timeout"),
     ({"api_key": None}, r"source 'wb': api_key: required for provider whatabot"),
     ({"surprise": 1}, r"source 'wb': surprise: unknown key"),
-    ({"provider": "honeyhive"}, r"source 'wb': project: required"),
+    ({"provider": "honeyhive", "api": "events"}, r"source 'wb': project: required with api: events"),
+    ({"provider": "honeyhive", "api": "sessions"}, r"source 'wb': project: required with api: sessions"),
+    ({"provider": "honeyhive", "session_url": "https://h.example/{project}/{session_id}"},
+     r"source 'wb': session_url: \{project\} needs project"),
     ({"api": "events"}, r"source 'wb': api: unknown key"),
-    ({"provider": "honeyhive", "project": "p", "api": "graphql"}, r"source 'wb': api: Input should be 'sessions'"),
+    ({"provider": "honeyhive", "project": "p", "api": "graphql"}, r"source 'wb': api: Input should be 'search'"),
+    ({"provider": "honeyhive", "page_size": 1001}, r"source 'wb': page_size: the search API allows at most 1000"),
     ({"provider": "honeyhive", "project": "p", "api": "events", "page_size": 8000},
      r"source 'wb': page_size: the events API allows at most 7500"),
     ({"provider": "kapso", "workflow_ids": []}, r"source 'wb': workflow_ids: "),
@@ -214,3 +218,12 @@ def test_every_error_is_reported_in_one_run_unset_variables_included():
         "source 'wb': page_size: Input should be greater than or equal to 1",
         "interval: must be a duration such as 30s, 10m or 24h",
     ])
+
+
+def test_a_honeyhive_source_reads_the_search_by_default_and_needs_no_project():
+    source = parse_config({"sources": [{"name": "hh", "provider": "honeyhive", "api_key": "k",
+                                        "base_url": "https://api.dp1.us.honeyhive.ai"}]}, {}).sources[0]
+    assert (source.api, source.project, source.page_size, source.deprecated) == ("search", None, 1000, None)
+    older = parse_config({"sources": [{"name": "hh", "provider": "honeyhive", "api_key": "k", "project": "p",
+                                       "base_url": "https://api.honeyhive.ai", "api": "sessions"}]}, {}).sources[0]
+    assert older.api == "sessions" and "set api: search" in (older.deprecated or "")

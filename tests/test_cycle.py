@@ -67,6 +67,24 @@ def test_settling_sessions_count_once_their_end_stops_moving():
     assert plan.finished == 1
 
 
+def test_the_settle_clock_and_first_seen_start_when_the_response_arrived_not_at_the_cycle_start():
+    """A poll slowed by retries: the cycle began at NOW, its answer came 400 s later. The session's
+    end time is that of the answer (the upstream's end_time never stands in for a sighting)."""
+    record = SessionRecord(session_id="h", status="ended", phase=Phase.SETTLING, key_time=NOW - 900,
+                           outcome=Outcome.SUCCESS, finished_at=NOW - 600, observed_at=NOW + 400)
+    state = SourceState()
+    plan = plan_cycle(state, PollResult(records=[record]), NOW, NOW - 7200, NOW - 7200, SETTINGS, builder())
+    pending = plan.delta.pending_upsert["h"]
+    assert plan.finished == 0 and pending.first_seen == pending.end_seen_at == NOW + 400
+    plan.delta.apply_to(state)
+    record.observed_at = NOW + 420  # 20 s later by the exporter's clock: not yet settle_after (30 s)
+    plan = plan_cycle(state, PollResult(records=[record]), NOW + 410, NOW - 7200, NOW - 7200, SETTINGS, builder())
+    assert plan.finished == 0 and plan.delta.pending_upsert["h"].end_seen_at == NOW + 400
+    record.observed_at = NOW + 430
+    plan = plan_cycle(state, PollResult(records=[record]), NOW + 425, NOW - 7200, NOW - 7200, SETTINGS, builder())
+    assert plan.finished == 1
+
+
 def test_a_pending_session_keyed_at_the_newest_key_time_keeps_the_read_going_past_known_rows():
     """Keys of one-second resolution are shared by many rows: a steady read from the newest key time
     that stopped at the first counted row would leave a pending session of that same second unread

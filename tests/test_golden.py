@@ -114,6 +114,22 @@ def serve_honeyhive_events(items: Items, path: str, params: dict[str, str], body
     return {"events": [_served(i) for i in chosen[(page - 1) * limit:page * limit]], "totalEvents": len(chosen)}
 
 
+def serve_honeyhive_search(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
+    """``POST /v1/events/search`` (no ``project``: the key is project-scoped): ``dateRange`` on
+    ``start_time`` (ms), a ``session_id is`` filter, one-based ``page``/``limit``, newest start first as
+    listed. The ``event_type`` filter is not applied: a child event gets through. ``count`` is the page's
+    length, which the exporter never takes for a total."""
+    if path != "/v1/events/search" or not body.keys() <= {"filters", "dateRange", "limit", "page"}:
+        return _not_found()
+    low, high = (parse_timestamp(body["dateRange"][key]) for key in ("start_time", "end_time"))
+    wanted = [rule["value"] for rule in body["filters"] if rule["field"] == "session_id" and rule["operator"] == "is"]
+    chosen = [item for item in items if _between(item["start_time"] / 1000, low, high)
+              and all(item["session_id"] == value for value in wanted)]
+    page, limit = body["page"], body["limit"]
+    events = [_served(i) for i in chosen[(page - 1) * limit:page * limit]]
+    return {"events": events, "count": len(events)}
+
+
 def serve_kapso(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
     """``GET /workflows/{id}/executions``: ``created_after`` on ``started_at``, ``limit``, ``after``
     cursors (offsets here); ``GET /workflow_executions/{id}`` one execution in ``data``."""
@@ -152,10 +168,12 @@ CASES = {
     "whatabot": Case("whatabot", serve_whatabot, finished=9, active=2, source={"page_size": 3}),
     "dify": Case("dify", serve_dify, finished=8, active=1, source={"page_size": 3}),
     "syntropic137": Case("syntropic137", serve_syntropic, finished=9, active=1, source={"page_size": 3}),
-    "honeyhive-sessions": Case("honeyhive", serve_honeyhive_sessions, finished=6, active=2,
-                               source={"settle_after": "20s"}),
-    "honeyhive-events": Case("honeyhive", serve_honeyhive_events, finished=6, active=2,
+    "honeyhive-sessions": Case("honeyhive", serve_honeyhive_sessions, finished=5, active=3,
+                               source={"api": "sessions", "settle_after": "20s"}),
+    "honeyhive-events": Case("honeyhive", serve_honeyhive_events, finished=5, active=3,
                              source={"api": "events", "page_size": 3, "settle_after": "20s"}, method="post"),
+    "honeyhive-search": Case("honeyhive", serve_honeyhive_search, finished=5, active=3,
+                             source={"api": "search", "page_size": 3, "settle_after": "20s"}, method="post"),
     "kapso": Case("kapso", serve_kapso, finished=7, active=3,
                   source={"page_size": 2, "workflow_ids": ["wf-support", "wf-sales"]}),
 }

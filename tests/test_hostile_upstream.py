@@ -145,7 +145,7 @@ async def test_microsecond_times_are_read_as_such_and_far_future_key_times_are_r
         {"session_id": "future", "start_time": int((NOW + 10 * 86400) * 1000), "end_time": None},
     ]
     with aioresponses() as m:
-        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: sessions), repeat=True)
+        m.post(Upstream.pattern(), callback=Upstream(lambda p, q: {"events": sessions, "count": 2}), repeat=True)
         for _ in range(2):
             assert await h.poller.run_cycle()
             clock.advance(5)

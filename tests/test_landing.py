@@ -80,3 +80,16 @@ def test_the_shipped_alert_uses_the_same_numbers():
     (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "AgentSessionsHighErrorRatio"]
     assert f"> {ERROR_RATIO:g}" in alert["expr"] and f">= {MIN_FINISHED}" in alert["expr"]
     assert "rate15m" in alert["expr"] and WINDOW_SECONDS == 15 * 60
+async def test_a_source_on_a_deprecated_api_says_so_and_what_to_set(http_session, clock, logs):
+    """HoneyHive's export and GET /session are deprecated: said once in the log at start, with the API in
+    use, and on the landing page; the search (the default) says nothing of the kind."""
+    events = Harness(make_source("honeyhive", name="hh-events", api="events"), http_session, clock)
+    search = Harness(make_source("honeyhive", name="hh-search"), http_session, clock)
+    page = render_landing({"hh-events": events.poller, "hh-search": search.poller}, "/metrics", now=NOW)
+    assert "Deprecated settings" in page and "<li>hh-events: api: events reads POST /v1/events/export" in page
+    assert "set api: search" in page and "hh-search:" not in page
+    warned = [(line["source"], line["msg"]) for line in logs("warning")]
+    assert warned == [("hh-events", events.source.deprecated)]
+    assert {(line["source"], line["msg"]) for line in logs("info")} >= {
+        ("hh-events", "HoneyHive sessions read with POST /v1/events/export (api: events)"),
+        ("hh-search", "HoneyHive sessions read with POST /v1/events/search (api: search)")}

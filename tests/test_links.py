@@ -81,6 +81,18 @@ def test_kapso_links_to_its_app_by_default_on_its_cloud_only(base_url, expected)
     assert (link.url("e1", "wf") if link else None) == expected
 
 
+@pytest.mark.parametrize("extra, expected", [
+    ({"project": "my project"}, "https://app.honeyhive.ai/projects/my%20project/sessions/s1"),
+    ({}, None),  # api: search needs no project, and without one its app's page cannot be named
+    ({"session_url": "https://hh.example/s/{session_id}"}, "https://hh.example/s/s1"),
+])
+def test_honeyhive_links_to_its_app_only_with_a_project(extra, expected):
+    source = parse_config({"sources": [{"name": "h", "provider": "honeyhive", "api_key": "k",
+                                        "base_url": "https://api.dp1.us.honeyhive.ai", **extra}]}, {}).sources[0]
+    link = link_of(source)
+    assert (link.url("s1", None) if link else None) == expected
+
+
 @pytest.fixture
 async def served():
     config = parse_config({"sources": [

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any, Callable
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import parse_config
@@ -20,7 +21,9 @@ from .helpers import FakeClock, Harness, Upstream, make_source, parse_exposition
 
 
 async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
-    simulators = Simulators(clock=clock, rate=0.5)
+    # No retention: a HoneyHive session first seen ended at the lookback's edge must still be listed
+    # when it is seen again settle_after later (one forgotten meanwhile stays pending, read back to).
+    simulators = Simulators(clock=clock, rate=0.5, retention=None)
     simulators.backfill(3 * 3600)  # three hours of history: many pages on the first cycle
     async with running_simulators(simulators, tick_every=None) as base_url:
         exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0"), clock=clock)
@@ -42,8 +45,8 @@ async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
     # 1 h lookback at 0.5 sessions/s is ~1,800 sessions: 18+ pages of 100 on the first cycle.
     assert first["whatabot"] >= 18 and first["dify"] >= 18
     per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
-    # HoneyHive: two sources (one per API); Kapso: 2 workflows.
-    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}
+    # HoneyHive: three sources (one per API); Kapso: 2 workflows.
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}
 
 
 async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_path, clock):
@@ -120,7 +123,7 @@ async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, se
     await run_cycles(exporter, simulators, clock, cycles, seconds)
 
 
-CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 2, "kapso": 2}  # requests per steady cycle
+CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}  # requests per steady cycle
 
 
 async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_exact(clock):
@@ -473,3 +476,113 @@ async def test_a_source_whose_upstream_hangs_never_holds_up_another(clock):
                 await exporter.close(grace=0.1)
     finally:
         await runner.cleanup()
+
+
+# --- HoneyHive: the settle clock is the exporter's own -----------------------------------------
+
+NOW = 1_780_000_000.0
+#: The HoneyHive APIs, each with what it answers for a list of session events.
+HONEYHIVE_ANSWERS = {
+    "search": lambda events: {"events": events, "count": len(events)},
+    "sessions": lambda events: events,
+    "events": lambda events: {"events": events, "totalEvents": len(events)},
+}
+
+
+def honeyhive_event(start: float, end: float, error: str | None = None, tokens: int = 100) -> dict[str, object]:
+    return {"event_id": "ev-1", "session_id": "sess-1", "event_type": "session", "event_name": "agent",
+            "start_time": round(start * 1000), "end_time": round(end * 1000), "duration": (end - start) * 1000,
+            "error": error, "metadata": {"prompt_tokens": tokens, "completion_tokens": tokens // 10, "cost": tokens / 1e4}}
+
+
+class HoneyhiveUpstream:
+    """One HoneyHive session served by whichever API the source reads, failing ``fail`` times first."""
+
+    def __init__(self, api: str, session: dict[str, object]) -> None:
+        self.session = session
+        self.fail = 0
+        self.upstream = Upstream(self.serve)
+        self.answer = HONEYHIVE_ANSWERS[api]
+        #: Called as an answer is sent (the moment the upstream's state is read), if set.
+        self.on_answer: Callable[[], None] | None = None
+
+    def serve(self, path: str, params: dict[str, str]) -> Any:
+        if self.fail:
+            self.fail -= 1
+            return CallbackResult(status=503, payload={"message": "unavailable"})
+        if self.on_answer is not None:
+            self.on_answer()
+        return self.answer([dict(self.session)])
+
+    def mock(self, mocked: aioresponses) -> None:
+        mocked.get(Upstream.pattern(), callback=self.upstream, repeat=True)
+        mocked.post(Upstream.pattern(), callback=self.upstream, repeat=True)
+
+
+@pytest.mark.parametrize("api", list(HONEYHIVE_ANSWERS))
+async def test_a_poll_delayed_by_retries_past_settle_after_never_settles_a_session_still_moving(
+        http_session, clock, api):
+    """The cycle's start stood in for when its answer was read: a poll that retried for 400 s lent the
+    settle clock those 400 s, and a session still running was counted 10 s after its end time last moved."""
+    clock.now = NOW
+    start = NOW - 60
+    hh = HoneyhiveUpstream(api, honeyhive_event(start, NOW - 1))
+
+    async def backoff(seconds: float) -> None:  # each retry's wait passes on the exporter's clock
+        clock.advance(100)
+    h = Harness(make_source("honeyhive", api=api, settle_after=300, retries=5), http_session, clock, sleep=backoff)
+    with aioresponses() as mocked:
+        hh.mock(mocked)
+        assert await h.poller.run_cycle()
+        clock.advance(30)
+        hh.fail = 4  # four retries, 100 s each: the answer comes 400 s after the cycle began
+
+        def newest_event_exported() -> None:  # the session is still running: an event a second old
+            hh.session = honeyhive_event(start, clock.now - 1)
+            hh.on_answer = None
+        hh.on_answer = newest_event_exported
+        assert await h.poller.run_cycle()
+        clock.advance(10)  # no new event in these 10 s: the same end time again
+        assert await h.poller.run_cycle()
+        assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
+        # It ends later, in error, with more tokens: that is what counts, once, settle_after after it is seen.
+        clock.advance(100)
+        end = clock.now - 1
+        hh.session = honeyhive_event(start, end, error="tool failed", tokens=500)
+        for _ in range(4):
+            assert await h.poller.run_cycle()
+            clock.advance(100)
+    assert h.finished() == 1 and h.finished(status="ended", outcome="error") == 1
+    assert h.value("agent_session_errors_total") == 1
+    assert h.value("agent_session_tokens_total", token_type="input") == 500
+    assert h.value("agent_session_duration_seconds_sum", outcome="error") == pytest.approx(end - start, abs=1e-3)
+
+
+@pytest.mark.parametrize("api", list(HONEYHIVE_ANSWERS))
+async def test_a_session_first_seen_long_ended_counts_only_once_it_stood_still_for_settle_after(
+        http_session, clock, api):
+    """HoneyHive exports events late: a session whose last event is an hour old when it is first seen
+    may still be running. It was counted on first sight (its end time an hour back); now it waits
+    settle_after from that sight, and a later event, with an error, is still taken."""
+    clock.now = NOW
+    start = NOW - 7200
+    hh = HoneyhiveUpstream(api, honeyhive_event(start, NOW - 3600))
+    h = Harness(make_source("honeyhive", api=api, settle_after=300, initial_lookback="3h"), http_session, clock)
+    with aioresponses() as mocked:
+        hh.mock(mocked)
+        assert await h.poller.run_cycle()
+        assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
+        clock.advance(100)
+        end = NOW + 90  # a later event arrives: the session was not over, and it failed
+        hh.session = honeyhive_event(start, end, error="model refused", tokens=900)
+        assert await h.poller.run_cycle()
+        clock.advance(250)  # 250 s since that end time was first seen: not yet
+        assert await h.poller.run_cycle()
+        assert h.finished() == 0
+        clock.advance(60)
+        assert await h.poller.run_cycle()
+        clock.advance(300)
+        assert await h.poller.run_cycle()
+    assert h.finished() == 1 and h.finished(status="ended", outcome="error") == 1
+    assert h.value("agent_session_tokens_total", token_type="input") == 900
+    assert h.value("agent_session_duration_seconds_sum", outcome="error") == pytest.approx(end - start, abs=1e-3)

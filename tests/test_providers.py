@@ -152,6 +152,24 @@ def dify_log(n: int, status: str = "succeeded", created: int = int(NOW) - 100, *
             "created_at": created}
 
 
+async def test_dify_a_failed_runs_exceptions_count_is_no_warning_its_failure_is_the_error(http_session, clock):
+    """Dify counts the failing node in ``exceptions_count`` (1 on every failed run of a real 1.13.2): that
+    is the run's error, not a warning. A partial success's handled node errors stay its warnings. Both
+    ways of reading a page (typed structs, item by item) agree."""
+    clock.now = NOW
+    logs = [dify_log(1, status="failed", error="node crashed", exceptions_count=1, created=int(NOW) - 1),
+            dify_log(2, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 2),
+            dify_log(3, status="succeeded", created=int(NOW) - 3)]
+    h = Harness(make_source("dify"), http_session, clock)
+    with aioresponses() as m:
+        m.get(Upstream.pattern(), callback=dify_pages(logs), repeat=True)
+        assert await h.poller.run_cycle()
+    assert h.value("agent_session_warnings_total") == 2
+    assert h.value("agent_session_errors_total") == 1
+    plain = {r.session_id: r.warnings for r in map(h.provider.parse_item, logs) if r is not None}
+    assert plain == {"run-1": 0.0, "run-2": 2.0, "run-3": 0.0}
+
+
 async def test_dify_pages_with_has_more_and_reads_the_run(http_session, clock):
     logs = [dify_log(i, created=int(NOW) - i) for i in range(45)]
     logs[3] = dify_log(3, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 3)
@@ -334,10 +352,10 @@ def honeyhive_session(n: int, start_ms: int, end_ms: int | None, error: str | No
             "start_time": start_ms, "user_properties": {}}
 
 
-async def test_honeyhive_sends_project_and_limit_and_reads_milliseconds(http_session, clock):
+async def test_honeyhive_sessions_api_sends_project_and_limit_and_reads_milliseconds(http_session, clock):
     start = int(NOW * 1000) - 60_000
     upstream = Upstream(lambda path, params: [honeyhive_session(1, start, start + 4_500)])
-    h = Harness(make_source("honeyhive", page_size=500), http_session, clock)
+    h = Harness(make_source("honeyhive", api="sessions", page_size=500), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         result = await h.provider.poll(PollWindow(since=NOW - 3600))
@@ -349,9 +367,86 @@ async def test_honeyhive_sends_project_and_limit_and_reads_milliseconds(http_ses
     assert record.phase is Phase.SETTLING and record.tokens == {"input": 1000, "output": 200}
 
 
+def honeyhive_search(events: list[dict[str, Any]], count: int | None = None) -> Upstream:
+    """HoneyHive's ``POST /v1/events/search``: ``events`` (newest start first, as the route orders them)
+    filtered by its ``is`` filters and ``dateRange`` on ``start_time``, a page at a time; ``count`` the
+    answer's count (by default the total matched)."""
+    def serve(path: str, params: dict[str, Any]) -> Any:
+        body = upstream.bodies[-1]
+        wanted = {rule["field"]: rule["value"] for rule in body["filters"] if rule["operator"] == "is"}
+        low, high = (parse_timestamp(body["dateRange"][key]) for key in ("start_time", "end_time"))
+        chosen = [e for e in events if low <= e["start_time"] / 1000 <= high
+                  and all(str(e.get(field)) == value for field, value in wanted.items())]
+        page, limit = body["page"], body["limit"]
+        return {"events": chosen[(page - 1) * limit:page * limit], "count": len(chosen) if count is None else count}
+    upstream = Upstream(serve)
+    return upstream
+
+
+async def test_honeyhive_search_is_the_default_posts_the_documented_query_and_never_ends_on_count(
+        http_session, clock):
+    """Newest first, paged until a short page whatever ``count`` says (here it says 2 of 10); no
+    ``project`` (the key is project-scoped); a steady cycle then reads what is new, on one page."""
+    clock.now = NOW
+    events = [honeyhive_session(n, int(NOW * 1000) - 60_000 - n * 1000, int(NOW * 1000) - 50_000) for n in range(10)]
+    upstream = honeyhive_search(events, count=2)
+    h = Harness(make_source("honeyhive", page_size=4, settle_after=0, project=None), http_session, clock)
+    assert h.source.api == "search" and h.provider.PENDING_RECHECK == "lookup" and not h.provider.PROBES
+    with aioresponses() as m:
+        m.post(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.poller.run_cycle()
+        assert h.finished() == 10 and [b["page"] for b in upstream.bodies] == [1, 2, 3]
+        body = upstream.bodies[0]
+        assert upstream.calls[0][0] == "/v1/events/search" and upstream.calls[0][2]["Authorization"] == f"Bearer {KEY}"
+        assert set(body) == {"filters", "dateRange", "limit", "page"} and body["limit"] == 4
+        assert body["filters"] == [{"field": "event_type", "operator": "is", "value": "session", "type": "string"}]
+        assert parse_timestamp(body["dateRange"]["start_time"]) == NOW - 86400
+        assert parse_timestamp(body["dateRange"]["end_time"]) > NOW
+        events.insert(0, honeyhive_session(10, int(NOW * 1000) - 1000, int(NOW * 1000) - 500))
+        upstream.bodies.clear()
+        clock.advance(30)
+        assert await h.poller.run_cycle()
+    assert h.finished() == 11 and [b["page"] for b in upstream.bodies] == [1]  # what is new: one page
+    assert parse_timestamp(upstream.bodies[0]["dateRange"]["start_time"]) == pytest.approx(NOW - 60, abs=1e-3)
+    assert h.value("agent_session_exporter_upstream_order_ok") == 1
+
+
+async def test_honeyhive_search_order_is_verified_and_a_list_out_of_order_is_read_whole(http_session, clock, logs):
+    clock.now = NOW
+    events = [honeyhive_session(n, int(NOW * 1000) - 60_000 + n * 1000, int(NOW * 1000) - 1000) for n in range(10)]
+    upstream = honeyhive_search(events)  # oldest first: not the order the route promises
+    h = Harness(make_source("honeyhive", page_size=4, settle_after=0), http_session, clock)
+    with aioresponses() as m:
+        m.post(Upstream.pattern(), callback=upstream, repeat=True)
+        assert await h.poller.run_cycle()
+    assert h.finished() == 10 and h.value("agent_session_exporter_upstream_order_ok") == 0
+    assert [line["parameter"] for line in logs("error")] == ["start_time (the search's own order)"]
+
+
+async def test_honeyhive_search_looks_pending_sessions_up_by_session_id(http_session, clock):
+    """A pending session older than the read is looked up alone with a ``session_id is`` filter; one the
+    search no longer has is gone. Child events let through are never counted."""
+    clock.now = NOW
+    old_start = int(NOW * 1000) - 7_200_000
+    running = honeyhive_session(1, old_start, None)
+    child = {**honeyhive_session(1, old_start + 10, old_start + 20), "event_id": "ev-child", "event_type": "model"}
+    events = [child, running]
+    upstream = honeyhive_search(events)
+    h = Harness(make_source("honeyhive", settle_after=60), http_session, clock)
+    refs = (PendingRef("hh-1", old_start / 1000), PendingRef("hh-gone", NOW - 5000))
+    with aioresponses() as m:
+        m.post(Upstream.pattern(), callback=upstream, repeat=True)
+        result = await h.provider.poll(PollWindow(since=NOW - 600, now=NOW, stale_pending=refs))
+    assert [r.session_id for r in result.records] == ["hh-1"] and result.gone == ["hh-gone"]
+    assert len(upstream.bodies) == 3  # the read, then one lookup each
+    lookup = upstream.bodies[1]
+    assert lookup["filters"][1] == {"field": "session_id", "operator": "is", "value": "hh-1", "type": "string"}
+    assert parse_timestamp(lookup["dateRange"]["start_time"]) <= old_start / 1000
+
+
 async def test_honeyhive_events_probe_a_band_by_its_count_on_whole_milliseconds(http_session, clock):
     h = Harness(make_source("honeyhive", api="events"), http_session, clock)
-    assert h.provider.PROBES and not Harness(make_source("honeyhive"), http_session, clock).provider.PROBES
+    assert h.provider.PROBES and not Harness(make_source("honeyhive", api="sessions"), http_session, clock).provider.PROBES
     known = KnownRows([NOW - 30.0004, NOW - 20.123, NOW - 10.5, NOW - 5.0])
     answers = [{"events": [], "totalEvents": 2}, {"events": [], "count": 3}, {"events": []}]
     upstream = Upstream(lambda path, params: answers.pop(0))
@@ -371,7 +466,7 @@ async def test_honeyhive_session_counts_once_its_end_time_stops_moving(http_sess
     session = honeyhive_session(1, start, start + 10_000, error="tool failed")
     h = Harness(make_source("honeyhive", settle_after=60), http_session, clock)
     with aioresponses() as m:
-        m.get(Upstream.pattern(), callback=Upstream(lambda p, q: [session]), repeat=True)
+        m.post(Upstream.pattern(), callback=Upstream(lambda p, q: {"events": [session], "count": 1}), repeat=True)
         await h.poller.run_cycle()
         assert h.finished() == 0 and h.value("agent_sessions_active", status="running") == 1
         clock.advance(40)

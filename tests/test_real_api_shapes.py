@@ -182,24 +182,28 @@ async def test_honeyhive_events_api_posts_the_documented_query_and_counts_only_s
     assert h.value("agent_session_duration_seconds_sum", outcome="success") == pytest.approx(4 * 100.0008, rel=1e-4)
 
 
-async def test_honeyhive_events_paging_stops_when_page_times_limit_reaches_the_total(http_session, clock):
-    events = [hh_event(n) for n in range(8)]
+async def test_honeyhive_events_paging_ends_on_a_short_page_never_on_a_low_total(http_session, clock):
+    """A full page never ends paging, whatever ``totalEvents`` says: trusting ``page × limit ≥ totalEvents``
+    read two pages of four and counted 8 of 23 sessions when the total said 5."""
+    clock.now = NOW
+    events = [hh_event(n, start=NOW - 600 - n) for n in range(23)]
     upstream = Upstream(lambda path, params: {"events": events[(params["page"] - 1) * 4:params["page"] * 4],
-                                              "totalEvents": 8})
-    h = Harness(make_source("honeyhive", api="events", page_size=4), http_session, clock)
+                                              "totalEvents": 5})
+    h = Harness(make_source("honeyhive", api="events", page_size=4, settle_after=0), http_session, clock)
     with aioresponses() as m:
         m.post(Upstream.pattern(), callback=upstream, repeat=True)
-        result = await h.provider.poll(PollWindow(since=NOW - 3600, now=NOW))
-    assert [b["page"] for b in upstream.bodies] == [1, 2] and len(result.records) == 8
+        assert await h.poller.run_cycle()
+    assert [b["page"] for b in upstream.bodies] == [1, 2, 3, 4, 5, 6] and h.finished() == 23
 
 
-async def test_honeyhive_sessions_api_answering_404_says_to_set_api_events(http_session, clock, logs):
-    h = Harness(make_source("honeyhive"), http_session, clock)
+async def test_honeyhive_sessions_api_answering_404_says_to_set_api_search(http_session, clock, logs):
+    h = Harness(make_source("honeyhive", api="sessions"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), status=404, payload={"message": "Not Found"}, repeat=True)
         assert not await h.poller.run_cycle()
-    assert "set 'api: events'" in h.poller.last_result
-    assert ["set 'api: events'" in line["error"] for line in logs("warning")] == [True]
+    assert "set 'api: search'" in h.poller.last_result
+    assert ["set 'api: search'" in line.get("error", "") for line in logs("warning")
+            if line["msg"] == "upstream request failed"] == [True]
 
 
 # --- Order assumptions are verified, never trusted -------------------------------------------

@@ -63,7 +63,7 @@ def install_faults(simulators: Simulators) -> None:
         return None
 
     def honeyhive(request: web.Request) -> Any:
-        return web.Response(body=b'[{"children": [', content_type="application/json") if honeyhive_cut() else None
+        return web.Response(body=b'{"events": [{"children": [', content_type="application/json") if honeyhive_cut() else None
 
     simulators.faults.update(whatabot=whatabot, dify=dify, syntropic137=syntropic, honeyhive=honeyhive)
 
@@ -76,8 +76,10 @@ def install_faults(simulators: Simulators) -> None:
         ]
         return page
 
-    def honeyhive_items(sessions: list) -> list:
-        return sessions + [None, {"session_id": "nulls", "start_time": None, "end_time": None, "metadata": None}]
+    def honeyhive_items(answer: dict) -> dict:
+        # Bad items, and a count that says less than there is: the search's count is never trusted.
+        return {**answer, "events": answer["events"] + [
+            None, {"session_id": "nulls", "start_time": None, "end_time": None, "metadata": None}], "count": 1}
     simulators.mutators.update(whatabot=whatabot_items, honeyhive=honeyhive_items)
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.cli import open_store
-from agent_session_exporter.config import Config
+from agent_session_exporter.config import Config, parse_config
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceTotals
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
-from agent_session_exporter.demo.server import Simulators
+from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, Simulators
 from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 
 from .helpers import parse_exposition, run, total_of
@@ -151,14 +151,71 @@ async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock
             if key[0].startswith("agent_session") and "exporter" not in key[0]:
                 assert restarted.get(key) == value, key
         await exporter_cycles(4)
+        for factory in simulators.factories.values():
+            factory.rate = 0  # nothing new from here on: the truth is final
         simulators.finish_all()
         clock.advance(15)
-        final = await exporter_cycles(2)
+        final = await exporter_cycles(3)  # HoneyHive: final end times seen, then seen still settle_after later
     for source, provider in DEMO_SOURCES.items():
         factory = simulators.factories[provider]
         assert total_of(final, "agent_sessions_finished_total", source=source) == \
             sum(factory.truth.finished.values()), source
         assert total_of(final, "agent_session_errors_total", source=source) == factory.truth.errors
+
+
+async def test_a_honeyhive_source_switching_between_its_apis_keeps_its_state(tmp_path, clock):
+    """sessions -> events -> search -> sessions on one state file, restarted at each switch: the three
+    APIs name a session alike (its ``session_id``), so a session pending under one API is counted under
+    the next, and none twice: at the end every counter equals what the simulator finished."""
+    simulators = Simulators(clock=clock, rate=0.5, retention=None)
+    simulators.backfill(600)
+    factory = simulators.factories["honeyhive"]
+    async with running_simulators(simulators, tick_every=None) as base_url:
+        def config(api: str) -> Config:
+            return parse_config({"state_path": str(tmp_path / "state.db"), "sources": [{
+                "name": "hh", "provider": "honeyhive", "base_url": base_url + PREFIXES["honeyhive"],
+                "api_key": DEMO_KEYS["honeyhive"], "project": HONEYHIVE_PROJECT, "api": api, "settle_after": "10s",
+                "initial_lookback": "1h"}]}, {})
+
+        async def cycles(api: str, count: int) -> tuple[dict, set[str], set[str]]:
+            """``count`` cycles 5 s apart on ``api``: the exposition, the ids pending before and after."""
+            exporter = Exporter(config(api), open_store(config(api)), clock=clock)
+            await exporter.open()
+            try:
+                pending_before = set(exporter.pollers["hh"].state.pending)
+                for _ in range(count):
+                    clock.advance(5)
+                    simulators.tick()
+                    assert all((await exporter.run_once()).values()), api
+                return (parse_exposition(exporter.render_metrics().decode()), pending_before,
+                        set(exporter.pollers["hh"].state.pending))
+            finally:
+                await exporter.close()
+
+        counted = 0.0
+        pending: set[str] = set()
+        for api in ("sessions", "events", "search", "sessions", "search"):
+            samples, carried, pending = await cycles(api, 4)
+            assert bool(carried) == bool(counted), api  # a fresh start, or sessions pending carried over
+            # What was pending under the previous API and has ended since was counted under this one
+            # (none dropped: the counter below stays 0, and the end's totals are exact).
+            assert not carried or carried - pending, api
+            assert total_of(samples, "agent_session_exporter_pending_dropped_total", source="hh") == 0, api
+            now_counted = total_of(samples, "agent_sessions_finished_total", source="hh")
+            assert now_counted > counted, api  # carried over, then more
+            counted = now_counted
+        assert pending
+        for each in simulators.factories.values():
+            each.rate = 0
+        simulators.finish_all()
+        final, _, left = await cycles("events", 4)
+    truth = factory.truth
+    assert total_of(final, "agent_sessions_finished_total", source="hh") == sum(truth.finished.values())
+    for (status, outcome), count in truth.finished.items():
+        assert total_of(final, "agent_sessions_finished_total", source="hh", status=status, outcome=outcome) == count
+    assert total_of(final, "agent_session_errors_total", source="hh") == truth.errors
+    assert total_of(final, "agent_session_tokens_total", source="hh", token_type="input") == truth.tokens["input"]
+    assert not left and total_of(final, "agent_sessions_active", source="hh") == 0
 
 
 async def test_changed_duration_buckets_restart_only_the_histogram(tmp_path, clock):

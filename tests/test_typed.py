@@ -101,7 +101,7 @@ def provider_page(provider: str, ids: list[Any]) -> tuple[dict[str, Any], Any]:
     if provider == "honeyhive":
         sessions = [{**honeyhive_session(n, int(NOW - 100 + n) * 1000, int(NOW - 90 + n) * 1000), "session_id": sid}
                     for n, sid in enumerate(ids)]
-        return {"settle_after": 0}, lambda path, params: sessions
+        return {"settle_after": 0}, lambda path, params: {"events": sessions, "count": len(sessions)}
     executions = [{**kapso_execution(n, NOW - 100 + n, NOW - 90 + n, status="ended"), "id": sid}
                   for n, sid in enumerate(ids)]
     return {}, lambda path, params: {"data": executions, "paging": {"cursors": {}}}
@@ -114,6 +114,7 @@ async def test_ids_past_64_bits_count_by_their_digits_with_every_provider(http_s
     h = Harness(make_source(provider, **overrides), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
+        m.post(Upstream.pattern(), callback=Upstream(serve), repeat=True)  # HoneyHive's search
         result = await h.provider.poll(PollWindow(since=NOW - 3600, now=NOW))
     assert sorted(r.session_id for r in result.records) == sorted(str(sid) for sid in BIG_IDS)
     assert result.invalid == []

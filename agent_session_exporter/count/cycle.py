@@ -165,17 +165,21 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
         if not record.known_status and (pending is None or pending.status != record.status[:MAX_LABEL_LENGTH]
                                         or record.phase is Phase.FINISHED):
             plan.unknown_statuses.append(record.status)
+        observed = record.observed_at if record.observed_at is not None else now
         if record.phase is Phase.SETTLING:
-            reference = (pending.end_seen_at if pending and pending.end_time == record.finished_at
-                         and pending.end_seen_at is not None else min(now, record.finished_at or now))
-            if now - reference < settings.settle_after:
+            # The settle clock is the exporter's own: from the first response that showed this end time
+            # to one that shows it still, ``settle_after`` later; never the upstream's end_time, nor
+            # the cycle's start (a poll slowed by retries would lend it its delay).
+            seen_since = (pending.end_seen_at if pending and pending.end_time == record.finished_at
+                          and pending.end_seen_at is not None else observed)
+            if observed - seen_since < settings.settle_after:
                 delta.pending_upsert[sid] = PendingSession(key_time, SETTLING_STATUS,
-                                                           pending.first_seen if pending else now,
-                                                           record.finished_at, reference, record.workflow)
+                                                           pending.first_seen if pending else observed,
+                                                           record.finished_at, seen_since, record.workflow)
                 continue
         elif record.phase is Phase.ACTIVE:
             delta.pending_upsert[sid] = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
-                                                       pending.first_seen if pending else now,
+                                                       pending.first_seen if pending else observed,
                                                        workflow=record.workflow)
             continue
         add_finished(record)
@@ -208,7 +212,9 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
                 delta.pending_remove.append(sid)
                 delta.pending_upsert.pop(sid, None)
                 plan.dropped.append((sid, "workflow_removed"))
-    oldest_allowed = now - settings.max_pending_age
+    # The latest moment the cycle knows by the exporter's clock: its start, or the last response read.
+    present = max([now, *(r.observed_at for r in result.records if r.observed_at is not None)])
+    oldest_allowed = present - settings.max_pending_age
     for sid, pending in list(state.pending.items()) + list(delta.pending_upsert.items()):
         too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed
         if too_old and sid not in delta.pending_remove:
@@ -218,10 +224,14 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
 
 
 def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
-    """One record per session id: the most advanced phase wins (a page may repeat a session)."""
+    """One record per session id (a page, or a lookup, may repeat a session): the most advanced phase
+    wins, and of one phase the latest observed (it may show an end time that moved since)."""
     by_id: dict[str, SessionRecord] = {}
     for record in records:
         current = by_id.setdefault(record.session_id, record)
-        if current is not record and _PHASE_RANK[record.phase] > _PHASE_RANK[current.phase]:
+        if current is record:
+            continue
+        rank, current_rank = _PHASE_RANK[record.phase], _PHASE_RANK[current.phase]
+        if rank > current_rank or (rank == current_rank and (record.observed_at or 0.0) > (current.observed_at or 0.0)):
             by_id[record.session_id] = record
     return list(by_id.values())

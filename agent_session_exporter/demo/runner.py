@@ -11,9 +11,11 @@ from aiohttp import web
 from agent_session_exporter.config import Config, parse_config
 from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, UI_PATHS, Simulators
 
-#: The demo's sources and the simulator each polls (two read HoneyHive, through each of its APIs).
+#: The demo's sources and the simulator each polls (three read HoneyHive: its search, the default, and
+#: the two older APIs, which say on the landing page and in the log that they are deprecated).
 DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",
-                "demo-honeyhive": "honeyhive", "demo-honeyhive-events": "honeyhive", "demo-kapso": "kapso"}
+                "demo-honeyhive": "honeyhive", "demo-honeyhive-events": "honeyhive",
+                "demo-honeyhive-sessions": "honeyhive", "demo-kapso": "kapso"}
 
 
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
@@ -30,8 +32,10 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
             source("demo-whatabot", "whatabot"),
             source("demo-dify", "dify"),
             source("demo-syntropic", "syntropic137"),
-            source("demo-honeyhive", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s"),
+            source("demo-honeyhive", "honeyhive", settle_after="10s"),  # api: search, which needs no project
             source("demo-honeyhive-events", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s", api="events"),
+            source("demo-honeyhive-sessions", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s",
+                   api="sessions"),
             source("demo-kapso", "kapso"),  # its workflows discovered
         ],
     }, {})

@@ -79,7 +79,7 @@ class Simulators:
         self.kapso_status_field = kapso_status_field
         #: A Whatabot that ignores ``orderBy``/``direction`` and lists oldest first.
         self.whatabot_ignores_order = whatabot_ignores_order
-        #: A HoneyHive events export that lets child events through its ``event_type`` filter.
+        #: A HoneyHive events export and search that let child events through their ``event_type`` filter.
         self.honeyhive_ignores_filters = honeyhive_ignores_filters
         #: When Dify writes a run's log row, whose ``created_at`` is that moment: "start" (newer
         #: versions: running runs are listed) or "finish" (1.x: only ended runs are).
@@ -113,6 +113,7 @@ class Simulators:
         app.router.add_get(p["syntropic137"] + "/sessions/{id}", self._guard("syntropic137", self.syntropic_detail))
         app.router.add_get(p["honeyhive"] + "/session", self._guard("honeyhive", self.honeyhive))
         app.router.add_post(p["honeyhive"] + "/v1/events/export", self._guard("honeyhive", self.honeyhive_events))
+        app.router.add_post(p["honeyhive"] + "/v1/events/search", self._guard("honeyhive", self.honeyhive_search))
         app.router.add_get(p["kapso"] + "/workflows/{workflow_id}/executions", self._guard("kapso", self.kapso))
         app.router.add_get(p["kapso"] + "/workflow_executions/{id}", self._guard("kapso", self.kapso_detail))
         app.router.add_get(p["kapso"] + "/workflows", self._guard("kapso", self.kapso_workflows))
@@ -333,6 +334,45 @@ class Simulators:
                 if wanted_type in (None, event["event_type"]) or self.honeyhive_ignores_filters:
                     events.append(event)
         return web.json_response({"events": events[(page - 1) * limit:page * limit], "totalEvents": len(events)})
+
+    # --- HoneyHive events search (v2): POST, filters, dateRange {start_time,end_time} (ISO), limit <= 1000,
+    # page; no project (the key is project-scoped); always newest start_time first; answers {events, count} ---
+    SEARCH_KEYS = frozenset({"filters", "dateRange", "limit", "page", "ignore_order", "evaluation_id"})
+    SEARCH_OPERATORS = frozenset({"is", "is not", "exists", "not exists", "contains", "not contains", "greater than",
+                                  "less than", "after", "before"})
+
+    async def honeyhive_search(self, request: web.Request) -> web.Response:
+        try:
+            query = await request.json()
+        except ValueError:
+            return _bad("body must be JSON")
+        if not isinstance(query, dict) or not query.keys() <= self.SEARCH_KEYS:
+            return _bad(f"unknown fields: {sorted(set(query) - self.SEARCH_KEYS) if isinstance(query, dict) else query}")
+        limit, page = query.get("limit", 1000), query.get("page", 1)
+        if type(limit) is not int or not 1 <= limit <= 1000 or type(page) is not int or page < 1:
+            return _bad("limit must be 1..1000 and page >= 1")
+        date_range = query.get("dateRange") or {}
+        try:
+            low, high = parse_timestamp(date_range.get("start_time")), parse_timestamp(date_range.get("end_time"))
+        except (AttributeError, ValueError):
+            return _bad("dateRange bounds must be ISO 8601 strings")
+        wanted: dict[str, str] = {}
+        for rule in query.get("filters") or []:
+            if not isinstance(rule, dict) or rule.get("operator") not in self.SEARCH_OPERATORS or "field" not in rule:
+                return _bad("a filter is {field, operator, value, type}")
+            if rule["operator"] == "is":  # the only one the exporter sends; the others are accepted, not applied
+                wanted[rule["field"]] = rule.get("value")
+        if self.honeyhive_ignores_filters:
+            wanted.pop("event_type", None)
+        events = []
+        for s in self.factories["honeyhive"].sessions.values():
+            start = round(s.started_at * 1000) / 1000  # stored, and filtered on, in milliseconds
+            if (low is not None and start < low) or (high is not None and start > high):
+                continue
+            events += [event for event in [self._honeyhive_session(s)] + self._honeyhive_children(s)
+                       if all(str(event.get(field)) == value for field, value in wanted.items())]
+        events.sort(key=lambda event: (-event["start_time"], event["event_id"]))
+        return web.json_response({"events": events[(page - 1) * limit:page * limit], "count": len(events)})
 
     # --- Kapso: cursor pages (limit 1..100), created_after/before inclusive, status filter ---------
     async def kapso(self, request: web.Request) -> web.Response:

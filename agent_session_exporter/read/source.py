@@ -110,7 +110,8 @@ class SourceBase(StrictModel):
         "the list is written as sessions start or end, keyed by that moment (replication lag only)"))
     max_pending_age: Duration = Field(86400.0, gt=0, description="give up on a session pending this long")
     max_pending_checks: int = Field(50, ge=1, description="pending sessions looked up one by one per cycle")
-    settle_after: Duration = Field(300.0, ge=0, description="HoneyHive: a session ends once end_time stops moving")
+    settle_after: Duration = Field(300.0, ge=0, description=(
+        "HoneyHive: a session ends once the exporter sees the same end_time again this long after it first saw it"))
     max_requests_per_second: float | None = Field(None, gt=0)
     max_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_label_values: int = Field(100, ge=1, description="distinct values per upstream label; the rest: other")
@@ -166,6 +167,12 @@ class SourceBase(StrictModel):
         if self.CREDENTIAL_REQUIRED and not self.api_key and not self.basic_auth:
             raise ValueError(f"api_key: required for provider {self.provider} (or api_key_file / basic_auth)")
         return self
+
+    @property
+    def deprecated(self) -> str | None:
+        """What this source's settings use that is deprecated, and what to set instead: said in the log at
+        start and on the landing page (None: nothing)."""
+        return None
 
     @property
     def secrets(self) -> list[str]:

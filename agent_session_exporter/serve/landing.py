@@ -96,6 +96,8 @@ def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now
                 f"<h2>Recent failures: {_text(name)}</h2><table><tr><th>ended</th><th>status</th><th>workflow</th>"
                 f"<th>duration</th><th>error</th><th>session</th><th>link</th></tr>{body}</table>"))
     sections.sort()  # failing sources' failures first
+    deprecated = "".join(f"<li>{_text(name)}: {_text(status.source.deprecated)}</li>"
+                         for name, status in sources.items() if status.source.deprecated)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Agent session exporter</title>"
         f"<style>{_STYLE}</style></head><body>"
@@ -103,6 +105,7 @@ def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now
         f"<p><a href='{html.escape(telemetry_path)}'>Metrics</a> &middot; <a href='/healthz'>Health</a></p>"
         "<table><tr><th>source</th><th>provider</th><th>state</th><th>last success</th><th>last result</th></tr>"
         f"{''.join(rows)}</table>"
+        f"{f'<h2>Deprecated settings</h2><ul class=deprecated>{deprecated}</ul>' if deprecated else ''}"
         f"{''.join(html_ for *_, html_ in sections) or '<p>No session has ended in error or timeout.</p>'}"
         "</body></html>"
     )

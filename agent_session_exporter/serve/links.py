@@ -48,7 +48,10 @@ def link_of(source: SourceBase) -> SessionLink | None:
     """How a source's sessions are linked to: its ``session_url``, else the vendor's app where its
     ``base_url`` is the vendor's cloud API; None when neither applies (or ``session_url`` is empty)."""
     template = source.session_url
+    project = getattr(source, "project", None) or ""
     if template is None and source.SESSION_URL_DEFAULT:
         host, default = source.SESSION_URL_DEFAULT
-        template = default if re.match(rf"^https://([a-z0-9.-]+\.)?{re.escape(host)}(/|$)", source.base_url) else None
-    return SessionLink(template, source.name, getattr(source, "project", "")) if template else None
+        vendor = re.match(rf"^https://([a-z0-9.-]+\.)?{re.escape(host)}(/|$)", source.base_url)
+        # The vendor's page needs the project where its path has one (HoneyHive's, whose search needs none).
+        template = default if vendor and (project or "project" not in template_fields(default)) else None
+    return SessionLink(template, source.name, project) if template else None

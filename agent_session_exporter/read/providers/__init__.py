@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Callable
 
 import aiohttp
@@ -26,10 +27,11 @@ PROVIDER_CLASSES: dict[str, type[Provider]] = {
 
 
 def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: RequestObserver,
-                  sleep: Callable[[float], Any] = asyncio.sleep) -> Provider:
-    """The source's provider, with an HTTP client that authenticates as that provider declares."""
+                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.time) -> Provider:
+    """The source's provider, with an HTTP client that authenticates as that provider declares, and
+    the exporter's clock (``observed_at``)."""
     cls = PROVIDER_CLASSES[source.provider]
-    return cls(source, HttpClient(session, source, observer, cls.AUTH, sleep=sleep))
+    return cls(source, HttpClient(session, source, observer, cls.AUTH, sleep=sleep), clock=clock)
 
 
 __all__ = ["PROVIDER_CLASSES", "Provider", "make_provider"]

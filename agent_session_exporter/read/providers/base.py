@@ -91,9 +91,11 @@ class Provider(abc.ABC):
     #: exporter knows, so that a due sweep is replaced by that probe while nothing is written late.
     PROBES = False
 
-    def __init__(self, source: SourceConfig, http: HttpClient) -> None:
+    def __init__(self, source: SourceConfig, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
         self.source = source
         self.http = http
+        #: The exporter's clock (the poller's): when each page's response arrived (``observed_at``).
+        self.clock = clock
         self.log = structlog.get_logger(source=source.name, provider=source.provider)
         #: Taken while the API breaks the newest-first order it promises: whole windows are read.
         self.order = self.fallback(
@@ -161,8 +163,11 @@ class Provider(abc.ABC):
 
         A page is read up to the ``page_size`` asked for: an API that sends more gets the surplus
         ignored and noted once (``oversized_page``), so a page of a million items costs no more.
+        Each record carries ``observed_at``: the clock as its page is parsed, right after the response
+        that brought it arrived (every page of every provider passes here, once).
         """
         parse = parse or self.parse_item
+        observed = self.clock()
         if not isinstance(items, list):
             items = list(items)
         if len(items) > self.source.page_size:
@@ -194,6 +199,7 @@ class Provider(abc.ABC):
                     record.dropped_figures = tuple(dropped)
                 if sanitized:
                     record.sanitized = sanitized
+                record.observed_at = observed
                 records.append(record)
             elif (row := self.skipped_row(item)) is not None:
                 result.skipped[row[0]] = row[1]

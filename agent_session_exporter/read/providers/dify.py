@@ -5,9 +5,13 @@ Ordered by the log's ``created_at`` descending; ``created_at__after`` (inclusive
 window. The run is in ``workflow_run``; ``elapsed_time`` and the timestamps are in seconds.
 A row's ``workflow_run`` may be null (Dify allows it): there is no run to count, and it is skipped
 quietly. A stopped run is ``cancelled``; Dify writes its stop reason ("Stopped by user.") into
-``error``, which therefore never makes it an error. Dify 1.x writes a log row only when the run
-ends, so pending runs are rare; newer versions write it as the run starts, and a run may be paused
-for hours waiting for a human. A pending run is re-read from the rows of its own second
+``error``, which therefore never makes it an error. ``exceptions_count`` (node errors handled by an
+error strategy) is the run's warnings, except on a ``failed`` run, where Dify counts the failing
+node too (1 on a real 1.13.2): that failure is already the error, and is no warning.
+A real Dify 1.13.2 writes the log row as the run starts (older 1.x code wrote it as the run ended),
+and a run may be paused for hours waiting for a human; one stopped through
+``POST /workflows/tasks/{task_id}/stop`` stays ``running`` in the logs for good, pending until
+``max_pending_age``. A pending run is re-read from the rows of its own second
 (``created_at__after``/``__before`` one second apart: its row keeps its ``created_at``), which
 has every figure the list has; the run detail endpoint lacks ``exceptions_count``.
 
@@ -117,6 +121,12 @@ def _row_created_at(item: Any) -> float | None:
         return None
 
 
+def _warnings(outcome: Outcome | None, exceptions_count: float | None) -> float:
+    """A run's warnings: its ``exceptions_count``, but none on a failed run (Dify counts the failing node
+    there too; the failure is the run's error). Exported so since 2026-11-30."""
+    return 0.0 if outcome is Outcome.ERROR else exceptions_count or 0.0
+
+
 def read_page(body: Any) -> tuple[list[Any], bool]:
     if type(body) is _Page:
         return body.data, body.has_more is not True
@@ -208,7 +218,7 @@ class DifyProvider(Provider):
             status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
-            warnings=warnings or 0.0,
+            warnings=_warnings(outcome, warnings),
             error_text=bool(error), error_message=error[:MAX_ERROR_TEXT] if error else None,
             tokens={"total": total_tokens} if total_tokens else {},
         )
@@ -234,7 +244,7 @@ class DifyProvider(Provider):
             status=status, phase=phase, outcome=outcome, known_status=known,
             key_time=key_time, started_at=started_at, finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
-            warnings=figure(run, "exceptions_count", MAX_WARNINGS) or 0.0,
+            warnings=_warnings(outcome, figure(run, "exceptions_count", MAX_WARNINGS)),
             error_text=bool(optional_str(run, "error")), error_message=lenient_str(run, "error", MAX_ERROR_TEXT),
             tokens={"total": total_tokens} if total_tokens else {},
         )

@@ -1,25 +1,49 @@
-"""HoneyHive: the legacy ``GET {base_url}/session`` (seeds/003) or the events API (``api: events``).
+"""HoneyHive: its events search (``api: search``, the default), or for older deployments the events
+export (``api: events``) or the legacy ``GET {base_url}/session`` (``api: sessions``, seeds/003).
 
 ``Authorization: Bearer``. Sessions have no status: a session with an ``end_time`` is *settling*
-and the poller counts it once the ``end_time`` has stopped moving for ``settle_after``;
+and is counted once the exporter has seen the same ``end_time`` again ``settle_after`` later by its
+own clock (``count/cycle.py``; events are exported late, so an old ``end_time`` proves nothing);
 ``error`` set means an error outcome. ``start_time``/``end_time`` are Unix milliseconds and
 ``duration`` is milliseconds. Token and cost rollups are in ``metadata``.
 
-- ``api: sessions`` (default): ``GET /session`` with ``project`` and ``limit``; a bare list. It is
-  gone from HoneyHive's current OpenAPI: a 404 says to switch to ``api: events``.
-- ``api: events``: ``POST /v1/events/export`` filtered to ``event_type`` = ``session`` with a
-  server-side ``dateRange`` around the poll window, paged by ``page`` (from 1) until a short page or
-  ``page × limit ≥ totalEvents``. Its order is not documented, so the whole window is read every
-  cycle; child events, should the filter let any through, are never counted.
+- ``api: search`` (default): ``POST /v1/events/search`` (HoneyHive's v2 reference), filtered to
+  ``event_type is session``, ``dateRange {start_time, end_time}`` (ISO, inclusive) from the read's
+  start, ``limit`` ≤ 1000, ``page`` from 1; no ``project`` (the key is project-scoped). The route
+  "always orders by start_time DESC": newest first, verified on every page, so a steady cycle reads
+  what is new. Paging ends on a short page, never on the answer's ``count``, which is not known to be
+  the total of the filter: a due sweep reads its band rather than probing it with ``count`` (until a
+  test against the real API shows what it is). Pending sessions are looked up with a
+  ``session_id is`` filter, one per request (the filters all apply, and ``is`` takes one value), or
+  read back to, whichever costs less (``count/cycle.py: plan_read``).
+- ``api: events`` (deprecated by HoneyHive): ``POST /v1/events/export`` filtered to ``event_type`` =
+  ``session`` with a server-side ``dateRange`` around the poll window, paged by ``page`` (from 1) until
+  a short page (a full page never ends paging, whatever ``totalEvents`` says: a low one once cut the
+  read short). Its order is not documented, so the whole window is read every cycle.
+- ``api: sessions``: ``GET /session`` with ``project`` and ``limit``; a bare list. It is gone from
+  HoneyHive's current OpenAPI: a 404 says to switch to ``api: search``.
+
+The events (search and export) also hold child events (model, tool, chain calls): should a filter let
+any through, they are never counted.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, Phase, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.model import (
+    InvalidRecord,
+    KnownRows,
+    Outcome,
+    PendingRef,
+    Phase,
+    PollResult,
+    PollWindow,
+    SessionRecord,
+)
 from agent_session_exporter.model import MAX_FUTURE_SECONDS
 from agent_session_exporter.read.fields import (
     MAX_COST_USD,
@@ -39,13 +63,21 @@ from agent_session_exporter.read.fields import (
 from agent_session_exporter.read.http_client import NotFound, UpstreamError
 from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import Provider
-from agent_session_exporter.read.source import Duration, SourceBase
+from agent_session_exporter.read.source import Duration, SourceBase, template_fields
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
-SESSIONS_PATH = "/session"
+SEARCH_PATH = "/v1/events/search"
 EVENTS_PATH = "/v1/events/export"
-EVENTS_MAX_LIMIT = 7500
+SESSIONS_PATH = "/session"
+#: Each API's largest ``limit`` (GET /session has none documented).
+MAX_LIMIT = {"search": 1000, "events": 7500}
 SESSION_FILTER = {"field": "event_type", "operator": "is", "value": "session", "type": "string"}
+#: What a source reading an older API is told, in the log at start and on the landing page.
+DEPRECATED = {
+    "events": "api: events reads POST /v1/events/export, which HoneyHive marks deprecated "
+              "(\"use POST /v1/events/search instead\"): set api: search",
+    "sessions": "api: sessions reads GET /session, which is gone from HoneyHive's current API: set api: search",
+}
 
 
 class HoneyhiveSource(SourceBase):
@@ -55,16 +87,27 @@ class HoneyhiveSource(SourceBase):
         600.0, ge=0,
         description="sessions arrive as their events are exported (asynchronously, in batches) "
                     "and are keyed by their earliest event: minutes late is normal")
-    project: str = Field(min_length=1)
-    api: Literal["sessions", "events"] = Field(
-        "sessions", description="sessions: GET /session (gone from the current API); events: POST /v1/events/export")
-    page_size: int = Field(1000, ge=1, le=10000, description="at most 7500 with api: events")
+    project: str | None = Field(
+        None, min_length=1, description="required with api: events and sessions; with api: search (its key is "
+                                        "project-scoped) only used in session links ({project})")
+    api: Literal["search", "events", "sessions"] = Field(
+        "search", description="search: POST /v1/events/search (HoneyHive's current API); for older deployments, "
+                              "deprecated: events (POST /v1/events/export) and sessions (GET /session)")
+    page_size: int = Field(1000, ge=1, le=10000, description="at most 1000 with api: search, 7500 with api: events")
 
     @model_validator(mode="after")
-    def _events_limit(self) -> HoneyhiveSource:
-        if self.api == "events" and self.page_size > EVENTS_MAX_LIMIT:
-            raise ValueError(f"page_size: the events API allows at most {EVENTS_MAX_LIMIT}")
+    def _per_api(self) -> HoneyhiveSource:
+        if self.project is None and self.api != "search":
+            raise ValueError(f"project: required with api: {self.api}")
+        if self.project is None and self.session_url and "project" in template_fields(self.session_url):
+            raise ValueError("session_url: {project} needs project")
+        if self.page_size > MAX_LIMIT.get(self.api, self.page_size):
+            raise ValueError(f"page_size: the {self.api} API allows at most {MAX_LIMIT[self.api]}")
         return self
+
+    @property
+    def deprecated(self) -> str | None:
+        return DEPRECATED.get(self.api)
 
 
 class HoneyhiveProvider(Provider):
@@ -76,8 +119,19 @@ class HoneyhiveProvider(Provider):
 
     @property
     def PROBES(self) -> bool:  # type: ignore[override]  # noqa: N802 - the class flag, per source here
-        """The events export counts what matches its filter (``totalEvents``); GET /session does not."""
+        """The events export counts what matches its filter (``totalEvents``); GET /session does not, and
+        the search's ``count`` is not known to be the filter's total yet: a due sweep reads the band."""
         return self.source.api == "events"
+
+    @property
+    def PENDING_RECHECK(self) -> str:  # type: ignore[override]  # noqa: N802 - per source here
+        """The search filters by ``session_id``: pending sessions are looked up (or read back to, where
+        that costs less); the older APIs read back to the oldest."""
+        return "lookup" if self.source.api == "search" else "window"
+
+    def describe(self) -> str:
+        path = {"search": f"POST {SEARCH_PATH}", "events": f"POST {EVENTS_PATH}", "sessions": f"GET {SESSIONS_PATH}"}
+        return f"HoneyHive sessions read with {path[self.source.api]} (api: {self.source.api})"
 
     async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
         """One event asked for, the sessions of the band counted by the export. Times are whole
@@ -89,9 +143,48 @@ class HoneyhiveProvider(Provider):
         return total == known.count(low, high) if type(total) is int and total >= 0 else None
 
     async def poll(self, window: PollWindow) -> PollResult:
+        if self.source.api == "search":
+            return await self._poll_search(window)
         if self.source.api == "events":
             return await self._poll_events(window)
         return await self._poll_sessions(window)
+
+    async def _poll_search(self, window: PollWindow) -> PollResult:
+        result = PollResult()
+        until = to_iso((window.now if window.now is not None else window.since) + MAX_FUTURE_SECONDS)
+        limit = self.source.page_size
+        query = {"filters": [SESSION_FILTER], "dateRange": {"start_time": to_iso(window.since), "end_time": until},
+                 "limit": limit}
+        pages = numbered_pages(lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}), self._read_search,
+                               first=1, max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
+                               prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
+        await self.read_newest_first(pages, window, window.since, result, "start_time (the search's own order)")
+
+        async def look_up(ref: PendingRef) -> list[Any]:
+            return await self._look_up(ref, until)
+        await self.recheck_pending(window.stale_pending, result, look_up)
+        return result
+
+    def _read_search(self, body: Any) -> tuple[list[Any], bool]:
+        events = list_field(body, "events", SEARCH_PATH)
+        return events, len(events) < self.source.page_size  # never the answer's count: not known to be a total
+
+    async def _look_up(self, ref: PendingRef, until: str) -> list[Any]:
+        """The pending session's events, by ``session_id is`` its id, from ``overlap`` before its start (a
+        session's start is its earliest event's, which a late export may move back). The session event
+        starts first, so should child events get through the filter it comes last: read on until it does."""
+        query = {"filters": [SESSION_FILTER, {"field": "session_id", "operator": "is", "value": ref.session_id,
+                                              "type": "string"}],
+                 "dateRange": {"start_time": to_iso(math.floor(ref.key_time) - self.source.overlap), "end_time": until},
+                 "limit": self.source.page_size}
+        events: list[Any] = []
+        async for events in numbered_pages(lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}),
+                                           self._read_search, first=1, max_pages=self.source.max_pages,
+                                           on_limit=self.max_pages_reached):
+            if any(isinstance(event, dict) and event.get("event_type", "session") == "session"
+                   and str(event.get("session_id") or event.get("event_id")) == ref.session_id for event in events):
+                break
+        return events
 
     async def _poll_sessions(self, window: PollWindow) -> PollResult:
         result = PollResult()
@@ -99,7 +192,7 @@ class HoneyhiveProvider(Provider):
             body = await self.http.get_json(SESSIONS_PATH, {"project": self.source.project, "limit": self.source.page_size})
         except NotFound as exc:
             raise UpstreamError(exc.kind, f"{exc}: this HoneyHive has no GET /session (it is gone from the "
-                                          "current API); set 'api: events' for this source") from None
+                                          "current API); set 'api: search' for this source") from None
         if not isinstance(body, list):
             raise InvalidPage(SESSIONS_PATH, "a list of sessions")
         records = self.parse_items(body, result)
@@ -115,18 +208,13 @@ class HoneyhiveProvider(Provider):
         limit = self.source.page_size
         query = {"project": self.source.project, "filters": [SESSION_FILTER],
                  "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}
-        fetched = {"page": 0}
-
-        async def fetch(page: int) -> Any:
-            fetched["page"] = page
-            return await self.http.post_json(EVENTS_PATH, {**query, "page": page})
 
         def read(body: Any) -> tuple[list[Any], bool]:
             events = list_field(body, "events", EVENTS_PATH)
-            total = body.get("totalEvents")
-            return events, len(events) < limit or (isinstance(total, int) and fetched["page"] * limit >= total)
+            return events, len(events) < limit  # a full page never ends paging, whatever totalEvents says
 
-        async for events in numbered_pages(fetch, read, first=1, max_pages=self.source.max_pages,
+        async for events in numbered_pages(lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}),
+                                           read, first=1, max_pages=self.source.max_pages,
                                            on_limit=self.max_pages_reached):
             self.parse_items(events, result)
         return result

@@ -22,7 +22,7 @@ workflows found last are polled meanwhile.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 from urllib.parse import quote
 
 from pydantic import Field, field_validator
@@ -102,8 +102,8 @@ class KapsoProvider(Provider):
     FIGURES: frozenset[str] = frozenset()
     PENDING_RECHECK = "lookup"
 
-    def __init__(self, source: KapsoSource, http: HttpClient) -> None:
-        super().__init__(source, http)
+    def __init__(self, source: KapsoSource, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(source, http, clock)
         #: Taken while executions come without ``status``: it is learned with one query per status.
         self.status_field = self.fallback(
             "kapso executions carry no status field; learning status with one query per status",
