@@ -108,3 +108,30 @@ def test_many_pending_sessions_at_the_newest_key_time_are_read_back_to_when_that
                         pending={f"p{i}": PendingSession(newest, "running", NOW - 2) for i in range(300)})
     read = plan_read(state, NOW - 600, 60.0, 100, reach=newest - 60, sweep_due=False, lookups=True)
     assert read.reaches_back and read.stale == () and read.since < newest and not read.stop_at_known
+
+
+def test_one_session_keyed_far_ahead_amid_present_ones_does_not_carry_the_window_past_them():
+    """A single key time hours ahead (a client's wrong clock) among sessions keyed now moves the
+    watermark no further than now: following it would put the next read's window past every session
+    written meanwhile, and those would never be read."""
+    state = SourceState()
+    outlier = finished("ahead", NOW + 20 * 3600)
+    plan = plan_cycle(state, PollResult(records=[outlier, finished("a", NOW - 10)]), NOW, NOW - 600, NOW - 600,
+                      SETTINGS, builder())
+    assert plan.finished == 2 and plan.delta.watermark == NOW
+    plan.delta.apply_to(state)
+    cutoff = NOW + 30 - SETTINGS.overlap
+    later = plan_cycle(state, PollResult(records=[outlier, finished("b", NOW + 25)]), NOW + 30, NOW - 600, cutoff,
+                       SETTINGS, builder())
+    assert list(later.delta.counted_add) == ["b"]
+
+
+def test_an_upstream_clock_ahead_of_ours_is_followed_but_not_one_key_time_standing_apart():
+    """Key times that run on, each within ``overlap`` of the one before, up to two hours ahead: the
+    upstream's clock runs ahead, and the window follows it, so an idle cycle reads one page, not two
+    hours. One more key time a day ahead of those stands apart, and is not followed."""
+    state = SourceState(watermark=NOW - 30)
+    run = [finished(f"s{n}", NOW - 30 + 30 * n) for n in range(242)]  # to NOW + 7200
+    plan = plan_cycle(state, PollResult(records=[finished("apart", NOW + 86000), *run]), NOW, NOW - 600, NOW - 600,
+                      SETTINGS, builder())
+    assert plan.finished == 243 and plan.delta.watermark == NOW + 7200

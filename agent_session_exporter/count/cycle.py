@@ -146,6 +146,7 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
     delta = plan.delta
     newest = state.watermark if state.watermark is not None else float("-inf")
     latest_future = now + MAX_FUTURE_SECONDS
+    ahead: list[float] = []  # key times past our clock, to tell an upstream clock ahead from an outlier
     counted, pending_sessions, add_finished = state.counted, state.pending, totals.add
     for record in _latest_by_id(result.records):
         sid = record.session_id
@@ -161,7 +162,9 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
         if record.sanitized:
             plan.sanitized.extend((name, sid) for name in record.sanitized)
         if key_time > newest:
-            newest = key_time  # ahead of now too: the upstream's clock is the one its list is keyed by
+            newest = key_time
+        if key_time > now:
+            ahead.append(key_time)
         if not record.known_status and (pending is None or pending.status != record.status[:MAX_LABEL_LENGTH]
                                         or record.phase is Phase.FINISHED):
             plan.unknown_statuses.append(record.status)
@@ -187,6 +190,8 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
         delta.counted_add[sid] = key_time
         if pending is not None:
             delta.pending_remove.append(sid)
+    if newest > now:
+        newest = _followed_ahead(newest, ahead, now, state.watermark, settings.overlap)
     delta.watermark = None if newest == float("-inf") else newest
     _expire_pending(state, plan, result, now, settings)
     new_cutoff = window_cutoff(floor, delta.watermark, settings.overlap)
@@ -235,3 +240,20 @@ def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
         if rank > current_rank or (rank == current_rank and (record.observed_at or 0.0) > (current.observed_at or 0.0)):
             by_id[record.session_id] = record
     return list(by_id.values())
+
+
+def _followed_ahead(newest: float, ahead: list[float], now: float, watermark: float | None, overlap: float) -> float:
+    """How far the watermark follows key times past our clock: through them while each lies within
+    ``overlap`` of the one before, from now (or the watermark). An upstream clock that runs ahead
+    shows as such a run of key times, and is followed, so an idle cycle reads one page; one key time
+    hours ahead (a client's wrong clock) stands apart, and is not: following it would put the window
+    past every session written meanwhile, and they would never be read. Never behind the watermark."""
+    before = watermark if watermark is not None else float("-inf")
+    reach = max(now, before)
+    for key_time in sorted(ahead):
+        if key_time <= reach:
+            continue
+        if key_time - reach > overlap:
+            break
+        reach = key_time
+    return max(min(newest, reach), before)
