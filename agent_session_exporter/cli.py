@@ -254,9 +254,6 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         return 1
     scheme = "https" if web_config.ssl_context else "http"
     base = f"{scheme}://{_openable(bound[0])}:{bound[1]}"
-    log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
-             sources=list(exporter.pollers), basic_auth=bool(web_config.users))
-    _note_health_url(base + "/healthz")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -268,6 +265,10 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         reloads.add(task)
         task.add_done_callback(reloads.discard)
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    # Said once the signals are handled: what waits for this line may send SIGHUP or SIGTERM at once.
+    log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
+             sources=list(exporter.pollers), basic_auth=bool(web_config.users))
+    _note_health_url(base + "/healthz")
     exporter.start()
     await stop.wait()
     log.info("shutting down: stopping polls and committing state")
