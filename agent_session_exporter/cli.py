@@ -32,6 +32,7 @@ from agent_session_exporter.config import (
 from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
+from agent_session_exporter.read.spec.load import spec_schema_text
 from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, RESERVED_CONNECTIONS,
                                                    ConnectionGuard)
 from agent_session_exporter.serve.listener import listen as listen_on
@@ -66,6 +67,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="validate the config (--config.file, this PATH, or with --demo the demo's) and exit")
     parser.add_argument("--config.schema", dest="config_schema", action="store_true",
                         help="print the config file's JSON Schema (for editors) and exit")
+    parser.add_argument("--spec.schema", dest="spec_schema", action="store_true",
+                        help="print the provider spec language's JSON Schema (for editors writing a spec) and exit")
     parser.add_argument("--healthcheck", action="store_true",
                         help="ask the running exporter's /healthz (at the address it started on) and exit 0 if it "
                              "answers 200: a container HEALTHCHECK that follows the configured address")
@@ -89,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.config = args.check_config
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz"):
         parser.error("--web.telemetry-path must start with / and not be / or /healthz")
-    if not args.config and not args.demo and not args.config_schema and not args.healthcheck:
+    if not args.config and not args.demo and not args.config_schema and not args.spec_schema and not args.healthcheck:
         parser.error("--config.file is required (or --demo)")
     args.shard = _shard(parser, args)
     return args
@@ -115,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.config_schema:
         sys.stdout.write(config_schema_text())
+        return 0
+    if args.spec_schema:
+        sys.stdout.write(spec_schema_text())
         return 0
     if args.healthcheck:
         return healthcheck()

@@ -36,7 +36,8 @@ def test_check_config_never_echoes_a_secret_pasted_into_the_wrong_key(tmp_path):
     bad.write_text("sources:\n  - {name: a, provider: dify, base_url: 'http://x', api_key: k, interval: sk-live-77aa99}\n")
     result = run("--config", str(bad), "--check-config")
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["config error: source 'a': interval: must be a duration such as 30s, 10m or 24h"]
+    assert result.stderr.splitlines() == [f"config error: {bad}:2: source 'a': interval: must be a duration such as 30s, "
+                                          "10m or 24h"]
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):
