@@ -312,3 +312,34 @@ def test_the_readmes_worked_example_is_a_valid_spec_and_config(tmp_path):
     (tmp_path / "config.yaml").write_text(config_text)
     source = load_config(tmp_path / "config.yaml", {"CALLS_KEY": "k"}).sources[0]
     assert source.provider == "calls" and source.options == {"assistant": "as-1"}
+
+
+@pytest.mark.parametrize("name", sorted(builtin_specs()))
+def test_each_builtin_spec_maps_its_golden_pages_to_the_golden_records(name, http_session, clock):
+    """Pages in (the golden case's items), records out (``tests/golden/<name>.records.json``): a change
+    of mapping is a diff to review. ``UPDATE_GOLDEN=1`` rewrites the file."""
+    import os
+    from dataclasses import asdict
+
+    from agent_session_exporter.model import PollResult
+
+    from .helpers import make_source
+
+    golden = ROOT / "tests" / "golden"
+    provider = Harness(make_source(name), http_session, clock).provider
+    records = []
+    for poll in sorted((golden / name).glob("poll*.json")):
+        items = [{k: v for k, v in item.items() if not k.startswith("_")}
+                 for item in json.loads(poll.read_text())["items"]]
+        result = PollResult()
+        provider.parse_items(items, result)
+        for record in result.records:
+            fields = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(record).items()
+                      if k != "observed_at"}
+            records.append({"poll": poll.stem, **fields})
+        records += [{"poll": poll.stem, "invalid": list(invalid)} for invalid in result.invalid]
+    text = json.dumps(records, indent=1, sort_keys=True) + "\n"
+    path = golden / f"{name}.records.json"
+    if os.environ.get("UPDATE_GOLDEN", "") not in ("", "0"):
+        path.write_text(text)
+    assert path.read_text() == text, f"mapping changed: UPDATE_GOLDEN=1, then review git diff {path}"

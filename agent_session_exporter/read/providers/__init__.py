@@ -12,18 +12,16 @@ from agent_session_exporter.read.http_client import HttpClient, RequestObserver
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.providers.dify import DifyProvider
 from agent_session_exporter.read.providers.honeyhive import HoneyhiveProvider
-from agent_session_exporter.read.providers.kapso import KapsoProvider
 from agent_session_exporter.read.providers.whatabot import WhatabotProvider
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.load import CustomSource, builtin_specs, spec_provider_class
 
 #: Providers written in Python: what a spec cannot say (Whatabot's offset probe and date presets, Dify's
-#: typed fast path and per-second lookups, HoneyHive's settle rule and two APIs, Kapso's partitions).
+#: typed fast path and per-second lookups, HoneyHive's settle rule and its three APIs).
 PYTHON_PROVIDERS: dict[str, type[Provider]] = {
     "whatabot": WhatabotProvider,
     "dify": DifyProvider,
     "honeyhive": HoneyhiveProvider,
-    "kapso": KapsoProvider,
 }
 #: Every provider a source may name: those in Python, those declared by the specs shipped in the
 #: package, and ``custom`` (a user's spec; its class is the source's own, ``CustomSource.provider_class``).

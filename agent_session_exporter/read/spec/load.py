@@ -9,11 +9,12 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
 from agent_session_exporter.read.source import Duration, SourceBase
 from agent_session_exporter.read.spec.model import Spec
-from agent_session_exporter.read.spec.provider import SpecProvider, auth_of
+from agent_session_exporter.read.spec.paging import auth_of
+from agent_session_exporter.read.spec.provider import SpecProvider
 from agent_session_exporter.yamlfile import LocatedYaml, YamlError, error_lines, load_yaml
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -67,17 +68,37 @@ def source_model(spec: Spec) -> type[SourceBase]:
         "provider": (Literal[spec.name], ...),  # type: ignore[valid-type]
         "page_size": (int, Field(spec.page_size.default, ge=1, le=spec.page_size.max)),
     }
+    validators = {}
     for name, option in spec.options.items():
-        fields[name] = (_OPTION_TYPES[option.type] | None, Field(option.default, description=option.description))
+        kind = _OPTION_TYPES[option.type]
+        bounds = {"ge": option.minimum} if option.minimum is not None else {}
+        if option.type == "string_list":
+            bounds = {"min_length": 1}
+            validators[f"_list_{name}"] = field_validator(name, mode="before")(_string_list(option.item))
+        optional = option.default is None
+        fields[name] = (kind | None if optional else kind, Field(option.default, description=option.description, **bounds))
     if spec.incremental.overlap is not None:
         fields["overlap"] = (Duration, Field(spec.incremental.overlap, ge=0, description=SourceBase.model_fields[
             "overlap"].description))
     model: type[SourceBase] = create_model(f"{spec.name.title().replace('-', '').replace('_', '')}Source",
-                                           __base__=SourceBase, **fields)
+                                           __base__=SourceBase, __validators__=validators, **fields)
     model.CREDENTIAL_REQUIRED = spec.auth.required
     if spec.session_url is not None:
         model.SESSION_URL_DEFAULT = (spec.session_url.api_host, spec.session_url.template)
     return model
+
+
+def _string_list(item: str) -> Any:
+    """A list option's check: non-empty strings, each once (trimmed)."""
+    def check(cls: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError(f"must be a list of {item}s")
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate {item}")
+        return tuple(v.strip() for v in value)
+    return classmethod(check)
 
 
 def spec_provider_class(spec: Spec, config: type[SourceBase] | None = None) -> type[SpecProvider]:

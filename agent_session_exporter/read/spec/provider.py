@@ -3,37 +3,21 @@ provider's newest-first reading, order checks and lookups (``read/providers/base
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any, AsyncIterator, Callable, ClassVar, Sequence
-from urllib.parse import parse_qsl, quote, urlsplit
+from typing import Any, Callable, ClassVar, Sequence
 
 from agent_session_exporter.model import PendingRef, PollResult, PollWindow, SessionRecord
-from agent_session_exporter.read.fields import InvalidPage
-from agent_session_exporter.read.http_client import BEARER, HeaderAuth, HttpClient
-from agent_session_exporter.read.pagers import cursor_pages, numbered_pages, time_ranges
-from agent_session_exporter.read.providers.base import FilterIgnored, Provider, now_of
+from agent_session_exporter.read.http_client import HttpClient, NotFound
+from agent_session_exporter.read.providers.base import FilterIgnored, now_of
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.extract import RecordMapper, first_present, get_path
-from agent_session_exporter.read.spec.model import Cursor, OffsetIncrement, PageIncrement, Spec, TimeWindow, as_paths
-from agent_session_exporter.timeparse import to_iso
+from agent_session_exporter.read.spec.model import Spec, TimeWindow, as_paths
+from agent_session_exporter.read.spec.paging import SpecPaging
+from agent_session_exporter.read.spec.partitions import Partitions
 
 
-def auth_of(spec: Spec) -> HeaderAuth:
-    """The header the source's key goes in (Basic auth, when configured, is the HTTP client's)."""
-    if spec.auth.kind == "header" and spec.auth.header is not None:
-        return HeaderAuth(spec.auth.header, spec.auth.prefix)
-    return BEARER
-
-
-def format_time(value: float, kind: str) -> str | int:
-    if kind == "unix":
-        return int(value)
-    if kind == "milliseconds":
-        return int(value * 1000)
-    return to_iso(value)
-
-
-class SpecProvider(Provider):
+class SpecProvider(SpecPaging):
     """Reads the API its ``SPEC`` declares. A subclass per spec (``spec_provider_class``)."""
 
     SPEC: ClassVar[Spec]
@@ -45,188 +29,110 @@ class SpecProvider(Provider):
         self.STATUSES = self.spec.status_table
         self.FIGURES = self.spec.figures
         self.PENDING_RECHECK = "lookup" if self.spec.lookup is not None else "window"
+        router = self.spec.partition_router
+        self.router = Partitions(self, router) if router is not None else None
+        #: Taken while items come without their status: it is learned with one query per status.
+        sessions, chain = f"{self.spec.name} {self.spec.nouns.session}s", self._chain()
+        self.status_field = self.fallback(f"{sessions} carry no status field; learning status with one query per status",
+                                          f"{sessions} carry a status field again; {chain}")
+        #: Whether the API has shown if items carry their status (said once in the log).
+        self._status_seen = False
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         return self.mapper(item)
-
-    # -- requests -------------------------------------------------------------------------------------
-
-    def options(self) -> dict[str, Any]:
-        """The values of the spec's declared options for this source."""
-        declared = getattr(self.source, "options", None)
-        if isinstance(declared, dict):
-            return declared
-        return {name: getattr(self.source, name, None) for name in self.spec.options}
-
-    def render(self, template: Any, partition: str | None = None, session_id: str | None = None) -> Any:
-        """A template's value: ``{page_size}``, ``{partition}``, ``{session_id}``, ``{options.NAME}``. A
-        template that is one placeholder keeps its value's type; one whose value is unset is None (the
-        parameter is left out)."""
-        if not isinstance(template, str) or "{" not in template:
-            return template
-        values = {"page_size": self.source.page_size, "partition": partition, "session_id": session_id,
-                  **{f"options.{k}": v for k, v in self.options().items()}}
-        name = template[1:-1]
-        if template.startswith("{") and template.endswith("}") and name in values:
-            return values[name]
-        out = template
-        for key, value in values.items():
-            if "{" + key + "}" in out:
-                if value is None:
-                    return None
-                out = out.replace("{" + key + "}", str(value))
-        return out
-
-    def path(self, template: str, partition: str | None = None, session_id: str | None = None) -> str:
-        for key, value in (("partition", partition), ("session_id", session_id)):
-            if value is not None:
-                template = template.replace("{" + key + "}", quote(value, safe=""))
-        return template
-
-    def base_params(self, partition: str | None, since: float | None) -> dict[str, Any]:
-        params = {key: self.render(value, partition) for key, value in self.spec.requester.query.items()}
-        incremental = self.spec.incremental
-        if since is not None and incremental.since_parameter:
-            params[incremental.since_parameter] = format_time(since, incremental.format)
-        return params
-
-    async def fetch(self, path: str, params: dict[str, Any]) -> Any:
-        """One request of the list: GET with a query, or POST with the fixed body and the parameters."""
-        if self.spec.requester.method == "GET":
-            return await self.http.get_json(path, params)
-        body = {key: self.render(value) for key, value in (self.spec.requester.body or {}).items()}
-        return await self.http.post_json(path, {**body, **{k: v for k, v in params.items() if v is not None}})
-
-    def select(self, body: Any, path: str) -> list[Any]:
-        """The page's items (``record_selector``), or InvalidPage."""
-        where = self.spec.record_selector.path
-        items = get_path(body, where)
-        if not isinstance(items, list):
-            raise InvalidPage(path, f"an object with a list '{where}'" if where else "a list")
-        return items
 
     # -- the poll -------------------------------------------------------------------------------------
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
-        for partition in await self.partitions(window):
-            await self.read_partition(partition, window, result)
+        now = now_of(window)
+        for partition in await self.partitions(now):
+            try:
+                await self.read_learning_status(partition, window, result)
+            except NotFound:
+                if self.router is None or partition not in self.router.missing:
+                    raise
+                # missing from the listing, and its list gone too: skipped until it is given up on
+        if self.spec.statuses.filter_parameter:
+            self.status_field.held(now)
         if self.spec.lookup is not None:
             await self.recheck_pending(window.stale_pending, result, self.fetch_one)
+        if self.router is not None:
+            result.removed_workflows = self.router.take_removed()
         return result
 
-    async def partitions(self, window: PollWindow) -> Sequence[str | None]:
-        """The lists to read (a partition router's parents); one list without a router."""
-        return (None,)
+    async def partitions(self, now: float) -> Sequence[str | None]:
+        """The lists to read: a partition router's parents; one list without a router."""
+        return (None,) if self.router is None else await self.router.current(now)
+
+    async def read_learning_status(self, partition: str | None, window: PollWindow, result: PollResult) -> None:
+        """Read one list; where its items lack the status field (``statuses.filter_parameter``), learn
+        it with one query per status (a fallback: the field is tried again once per period)."""
+        parameter = self.spec.statuses.filter_parameter
+        if parameter is None:
+            await self.read_partition(partition, window, result)
+            return
+        now = now_of(window)
+        probe = PollResult()
+        await self.read_partition(partition, window, probe)
+        result.invalid.extend(probe.invalid)
+        if not self.status_field.in_use(now):
+            if not probe.records or all(r.status for r in probe.records):
+                if probe.records and not self._status_seen:
+                    self._status_seen = True
+                    self.log.info(f"{self.spec.name} {self.spec.nouns.session}s carry a status field; {self._chain()}")
+                result.records.extend(probe.records)
+                return
+            self._status_seen = True  # from here on the fallback says when that changes
+            self.status_field.broke(now, statuses=list(self.STATUSES))
+        elif all(r.session_id in window.known_finished for r in probe.records):
+            return  # nothing new or pending in this list's window: no status to learn
+        for status in self.STATUSES:
+            await self.read_partition(partition, window, result, status)
+
+    def describe(self) -> str | None:
+        if self.spec.statuses.filter_parameter is None:
+            return None
+        noun = self.spec.nouns.session
+        return (f"{self.spec.name} {noun}s: status is read from each {noun}'s 'status' field where present; where the "
+                f"API omits it, it is learned with one '{self.spec.statuses.filter_parameter}'-filtered query per "
+                f"status ({', '.join(self.STATUSES)})")
+
+    def _chain(self) -> str:
+        return "one query chain" + (f" per {self.spec.nouns.partition}" if self.spec.partition_router else "")
 
     async def read_partition(self, partition: str | None, window: PollWindow, result: PollResult,
                              status: str | None = None) -> None:
-        paginator = self.spec.paginator
-        if isinstance(paginator, TimeWindow):
+        """Read one list (``status``: filtered by it, each item's status taken as that)."""
+        if isinstance(self.spec.paginator, TimeWindow):
             await self._read_time_window(partition, window, result)
             return
-        pages = self.pages(partition, window.since, result)
-        if self.spec.incremental.order == "newest_first":
+        extra = {} if status is None else {self.spec.statuses.filter_parameter: status}
+        pages = self.pages(self.spec.requester, self.spec.paginator, self.spec.record_selector, partition,
+                           window.since, result, extra)
+        parse = self._parser(partition, status)
+        if self.spec.incremental.order == "newest_first" and status is None and parse is None:
             await self.read_newest_first(pages, window, window.since, result, self.spec.incremental.order_parameter)
-        else:
+            return
+        async with contextlib.aclosing(pages):
             async for items in pages:
-                self.parse_items(items, result)
+                self.parse_items(items, result, parse)
 
-    def pages(self, partition: str | None, since: float, result: PollResult,
-              extra: dict[str, Any] | None = None) -> AsyncIterator[list[Any]]:
-        """The list's pages, as the paginator walks them."""
-        paginator = self.spec.paginator
-        path = self.path(self.spec.requester.path, partition)
-        params = {**self.base_params(partition, since), **(extra or {})}
-        size = self.source.page_size
-        on_limit = self.max_pages_reached
-        if isinstance(paginator, PageIncrement):
-            return numbered_pages(lambda page: self.fetch(path, {**params, paginator.parameter: page}),
-                                  lambda body: self._numbered(body, path, paginator), first=paginator.start,
-                                  max_pages=self.source.max_pages, on_limit=on_limit, page_size=size)
-        if isinstance(paginator, OffsetIncrement):
-            return numbered_pages(lambda page: self.fetch(path, {**params, paginator.parameter: page * size}),
-                                  lambda body: self._offsets(body, path, paginator), first=0,
-                                  max_pages=self.source.max_pages, on_limit=on_limit, page_size=size)
-        assert isinstance(paginator, Cursor)
-        return cursor_pages(lambda cursor: self._cursor_fetch(path, params, paginator, cursor),
-                            lambda body: self._cursor_read(body, path, paginator, result),
-                            max_pages=self.source.max_pages, on_limit=on_limit)
-
-    def _numbered(self, body: Any, path: str, paginator: PageIncrement) -> tuple[list[Any], bool]:
-        items = self.select(body, path)
-        last = len(items) < self.source.page_size
-        if paginator.last_flag and isinstance(flag := get_path(body, paginator.last_flag), bool):
-            last = flag
-        elif paginator.more_flag and isinstance(flag := get_path(body, paginator.more_flag), bool):
-            last = not flag
-        elif paginator.total_pages:
-            total, number = get_path(body, paginator.total_pages), self._page_number(body)
-            if type(total) is int and number is not None:
-                last = number + 1 - paginator.start >= total
-        return items, last
-
-    @staticmethod
-    def _page_number(body: Any) -> int | None:
-        number = get_path(body, "number")
-        return number if type(number) is int else None
-
-    def _offsets(self, body: Any, path: str, paginator: OffsetIncrement) -> tuple[list[Any], bool]:
-        items = self.select(body, path)
-        return items, len(items) < self.source.page_size
-
-    async def _cursor_fetch(self, path: str, params: dict[str, Any], paginator: Cursor, cursor: str | None) -> Any:
-        if cursor is None:
-            return await self.fetch(path, params)
-        if paginator.token_path is not None:
-            assert paginator.parameter is not None
-            return await self.fetch(path, {**params, paginator.parameter: cursor})
-        next_path, next_params = cursor.split("\0", 1)
-        return await self.fetch(next_path, dict(parse_qsl(next_params, keep_blank_values=True)))
-
-    def _cursor_read(self, body: Any, path: str, paginator: Cursor, result: PollResult) -> tuple[list[Any], str | None]:
-        items = self.select(body, path)
-        if paginator.token_path is not None:
-            token = get_path(body, paginator.token_path)
-            return items, token if isinstance(token, str) and token else (str(token) if type(token) is int else None)
-        url = get_path(body, paginator.next_url_path or "")
-        return items, self._own_url(url, result) if isinstance(url, str) and url else None
-
-    def _own_url(self, url: str, result: PollResult) -> str | None:
-        """A next-page URL as ``path\\0query`` below ``base_url``; None (refused, counted) for a URL
-        elsewhere: the source's credentials are never sent outside its own origin."""
-        base = urlsplit(self.source.base_url)
-        target = urlsplit(url if "://" in url else f"{base.scheme}://{base.netloc}{url}")
-        if (target.scheme, target.netloc) != (base.scheme, base.netloc) or not target.path.startswith(base.path):
-            result.invalid.append(("next_url_elsewhere", None))
-            self.log.warning("a next-page URL points outside the source's base_url: not followed (the credential "
-                             "is only ever sent to base_url's origin)")
+    def _parser(self, partition: str | None, status: str | None) -> Callable[[dict[str, Any]], SessionRecord] | None:
+        """Items of a status-filtered query take that status; a partition's items take its id and name
+        where they have no workflow of their own. None: the plain ``parse_item``."""
+        if status is None and partition is None:
             return None
-        return f"{target.path[len(base.path):] or '/'}\0{target.query}"
+        name = self.router.names.get(partition) if self.router is not None and partition else None
 
-    async def _read_time_window(self, partition: str | None, window: PollWindow, result: PollResult) -> None:
-        incremental = self.spec.incremental
-        path = self.path(self.spec.requester.path, partition)
-        assert incremental.until_parameter is not None
-
-        async def read(low: float, high: float | None) -> tuple[int, list[float]]:
-            params = {**self.base_params(partition, low),
-                      incremental.until_parameter: None if high is None else format_time(high, incremental.format)}
-            items = self.select(await self.fetch(path, params), path)
-            return len(items), [r.key_time for r in self.parse_items(items, result)]
-
-        now = now_of(window)
-        await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,
-                          page_size=self.source.page_size, max_pages=self.source.max_pages,
-                          newest_first=lambda keys: self._in_order(keys, result, now), on_limit=self.max_pages_reached,
-                          on_stuck=lambda at: self.page_stuck(result, at, self.spec.fields.key_time))
-        self.order.held(now)
-
-    def _in_order(self, keys: Sequence[float], result: PollResult, now: float) -> bool:
-        """Whether a full page keeps the promised newest-first order (once broken, not trusted until the
-        order is tried again)."""
-        self.check_newest_first(keys, None, self.spec.incremental.order_parameter, result, now)
-        return not self.order.in_use(now)
+        def parse(item: dict[str, Any]) -> SessionRecord:
+            record = self.mapper(item, status)
+            if partition and not record.workflow:
+                record.workflow = partition
+            if name and not record.workflow_name:
+                record.workflow_name = name
+            return record
+        return parse
 
     # -- lookups --------------------------------------------------------------------------------------
 
@@ -239,7 +145,7 @@ class SpecProvider(Provider):
         params = {key: self.render(value, session_id=ref.session_id) for key, value in lookup.query.items()}
         body = await self.http.get_json(path, params)
         if lookup.list:
-            items = self.select(body, path)
+            items = self.select(self.spec.record_selector, body, path)
             for item in items:
                 found = first_present(item, self.mapper.id.paths)
                 if isinstance(found, (str, int)) and not isinstance(found, bool) and str(found) != ref.session_id:
