@@ -107,6 +107,8 @@ class RecordMapper:
         self.started = _optional(fields.started_at)
         self.finished = _optional(fields.finished_at)
         self.key_time = fields.key_time
+        #: A key time of its own (a creation time), or None: started_at's or finished_at's.
+        self.own_key = None if isinstance(fields.key_time, str) else _Reader(fields.key_time)
         self.duration = _optional(fields.duration)
         self.error = _optional(fields.error_text)
         self.warnings = _optional(fields.warnings)
@@ -130,9 +132,15 @@ class RecordMapper:
         status = raw or status or ""
         started_at = self.started.time(item) if self.started else None
         finished_at = self.finished.time(item) if self.finished else None
-        key_time = started_at if self.key_time == "started_at" else finished_at
-        if key_time is None:
-            raise InvalidRecord("missing_field", (self.started if self.key_time == "started_at" else self.finished).name)
+        if self.own_key is not None:
+            key_time = self.own_key.time(item)
+            if key_time is None:
+                raise InvalidRecord("missing_field", self.own_key.name)
+        else:
+            key_time = started_at if self.key_time == "started_at" else finished_at
+            if key_time is None:
+                reader = self.started if self.key_time == "started_at" else self.finished
+                raise InvalidRecord("missing_field", reader.name if reader else str(self.key_time))
         if status:
             phase, outcome, known = classify(status, self.statuses, finished_at)
         elif self.status is None:  # an API without statuses: a session ends with its end time

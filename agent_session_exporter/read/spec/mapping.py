@@ -47,7 +47,8 @@ class Fields(SpecModel):
     status: Declared | None = None
     started_at: Declared | None = None
     finished_at: Declared | None = None
-    key_time: Literal["started_at", "finished_at"] = "started_at"
+    key_time: Literal["started_at", "finished_at"] | Declared = Field("started_at", description=(
+        "started_at or finished_at, or a field of its own (such as a creation time)"))
     duration: Declared | None = None
     error_text: Declared | None = None
     warnings: Declared | None = None
@@ -57,10 +58,14 @@ class Fields(SpecModel):
     workflow_id: Declared | None = None
     workflow_name: Declared | None = None
 
+    @property
+    def key_name(self) -> str:
+        """The key time's name, as a log line says it."""
+        return self.key_time if isinstance(self.key_time, str) else as_paths(self.key_time.path)[0]
+
     @model_validator(mode="after")
     def _key_time(self) -> Fields:
-        key = getattr(self, self.key_time)
-        if key is None:
+        if isinstance(self.key_time, str) and getattr(self, self.key_time) is None:
             raise ValueError(f"key_time: {self.key_time} must be declared")
         return self
 

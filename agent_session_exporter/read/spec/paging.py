@@ -180,7 +180,7 @@ class SpecPaging(Provider):
         await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,
                           page_size=self.source.page_size, max_pages=self.source.max_pages,
                           newest_first=lambda keys: self._in_order(keys, result, now), on_limit=self.max_pages_reached,
-                          on_stuck=lambda at: self.page_stuck(result, at, self.spec.fields.key_time))
+                          on_stuck=lambda at: self.page_stuck(result, at, self.spec.fields.key_name))
         self.order.held(now)
 
     def _in_order(self, keys: Sequence[float], result: PollResult, now: float) -> bool:
