@@ -343,3 +343,14 @@ def test_each_builtin_spec_maps_its_golden_pages_to_the_golden_records(name, htt
     if os.environ.get("UPDATE_GOLDEN", "") not in ("", "0"):
         path.write_text(text)
     assert path.read_text() == text, f"mapping changed: UPDATE_GOLDEN=1, then review git diff {path}"
+
+
+def test_a_user_sources_options_are_typed_as_the_spec_declares(tmp_path):
+    spec = variant(options={**CALLS_SPEC["options"], "since": {"type": "duration", "minimum": 60},
+                            "ids": {"type": "string_list", "item": "id"}})
+    source = custom_source(tmp_path, spec, options={"since": "10m", "ids": ["a", " b "]})
+    assert source.options == {"assistant": None, "since": 600.0, "ids": ("a", "b")}
+    with pytest.raises(ConfigError, match="options.since: "):
+        custom_source(tmp_path, spec, options={"since": "30s"})
+    with pytest.raises(ConfigError, match="options.ids: must be a list of ids"):
+        custom_source(tmp_path, spec, options={"ids": "a"})

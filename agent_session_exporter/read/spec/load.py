@@ -9,13 +9,13 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
-from agent_session_exporter.read.source import Duration, SourceBase
+from agent_session_exporter.read.source import Duration, SourceBase, StrictModel
 from agent_session_exporter.read.spec.model import Spec
 from agent_session_exporter.read.spec.paging import auth_of
 from agent_session_exporter.read.spec.provider import SpecProvider
-from agent_session_exporter.yamlfile import LocatedYaml, YamlError, error_lines, load_yaml
+from agent_session_exporter.yamlfile import LocatedYaml, YamlError, error_lines, load_yaml, rule_of
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 _OPTION_TYPES: dict[str, Any] = {"string": str, "integer": int, "duration": Duration, "string_list": tuple[str, ...]}
@@ -62,21 +62,29 @@ def builtin_specs() -> dict[str, Spec]:
     return specs
 
 
-def source_model(spec: Spec) -> type[SourceBase]:
-    """A built-in spec's source model: the options every source has, its page size, its own options."""
-    fields: dict[str, Any] = {
-        "provider": (Literal[spec.name], ...),  # type: ignore[valid-type]
-        "page_size": (int, Field(spec.page_size.default, ge=1, le=spec.page_size.max)),
-    }
+def option_fields(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The spec's options as pydantic fields, and their validators (the checks of a list)."""
+    fields: dict[str, Any] = {}
     validators = {}
     for name, option in spec.options.items():
         kind = _OPTION_TYPES[option.type]
-        bounds = {"ge": option.minimum} if option.minimum is not None else {}
+        bounds: dict[str, Any] = {"ge": option.minimum} if option.minimum is not None else {}
         if option.type == "string_list":
             bounds = {"min_length": 1}
             validators[f"_list_{name}"] = field_validator(name, mode="before")(_string_list(option.item))
         optional = option.default is None
         fields[name] = (kind | None if optional else kind, Field(option.default, description=option.description, **bounds))
+    return fields, validators
+
+
+def source_model(spec: Spec) -> type[SourceBase]:
+    """A built-in spec's source model: the options every source has, its page size, its own options."""
+    options, validators = option_fields(spec)
+    fields: dict[str, Any] = {
+        "provider": (Literal[spec.name], ...),  # type: ignore[valid-type]
+        "page_size": (int, Field(spec.page_size.default, ge=1, le=spec.page_size.max)),
+        **options,
+    }
     if spec.incremental.overlap is not None:
         fields["overlap"] = (Duration, Field(spec.incremental.overlap, ge=0, description=SourceBase.model_fields[
             "overlap"].description))
@@ -86,6 +94,13 @@ def source_model(spec: Spec) -> type[SourceBase]:
     if spec.session_url is not None:
         model.SESSION_URL_DEFAULT = (spec.session_url.api_host, spec.session_url.template)
     return model
+
+
+def options_model(spec: Spec) -> type[BaseModel]:
+    """A user spec's ``options:`` mapping, checked as a built-in spec's options are."""
+    fields, validators = option_fields(spec)
+    return create_model(f"{spec.name}Options", __config__=StrictModel.model_config, __validators__=validators,
+                        **fields)
 
 
 def _string_list(item: str) -> Any:
@@ -135,8 +150,12 @@ class CustomSource(SourceBase):
         if unknown:
             raise ValueError(f"options: unknown option {sorted(unknown)[0]} (the spec declares "
                              f"{', '.join(spec.options) or 'none'})")
-        values = {name: self.options.get(name, option.default) for name, option in spec.options.items()}
-        object.__setattr__(self, "options", values)
+        try:
+            values = options_model(spec).model_validate(self.options)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise ValueError(f"options.{'.'.join(str(p) for p in error['loc'])}: {rule_of(error)}") from None
+        object.__setattr__(self, "options", values.model_dump())
         if spec.auth.required and not self.api_key and not self.basic_auth:
             raise ValueError(f"api_key: required by spec {spec.name} (or api_key_file / basic_auth)")
         if "page_size" not in self.model_fields_set:
