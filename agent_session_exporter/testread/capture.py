@@ -31,7 +31,7 @@ BODY_KEPT = 4096
 
 
 class LimitReached(Exception):
-    """Raised as a request past a limit starts: the read ends there. ``limit``: ``pages`` or ``records``."""
+    """Raised as a request past a limit starts: the read ends there. ``limit``: ``page`` or ``record``."""
 
     def __init__(self, limit: str) -> None:
         super().__init__(f"the test read's {limit} limit is reached")
@@ -134,8 +134,8 @@ class Capture:
             page = previous.page
         else:
             retry = False
-            limit = ("pages" if self._pages >= self.max_pages else
-                     "records" if self.records_read >= self.max_records else None)
+            limit = ("page" if self._pages >= self.max_pages else
+                     "record" if self.records_read >= self.max_records else None)
             if limit is not None:
                 self.stopped = self.stopped or limit
                 raise LimitReached(limit)

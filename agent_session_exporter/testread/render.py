@@ -41,7 +41,7 @@ class Report:
     auth: HeaderAuth | None = None
     #: Why the read failed (one line), or None.
     error: str | None = None
-    #: The limit that ended the read (``pages``, ``records``), or None.
+    #: The limit that ended the read (``page``, ``record``), or None.
     stopped: str | None = None
     judgement: Judgement = field(default_factory=Judgement)
 
@@ -75,9 +75,9 @@ class Report:
         if self.error is not None:
             return f"failed: {self.error}"
         if self.stopped is not None:
-            flag = "--test-read.max-pages" if self.stopped == "pages" else "--test-read.max-records"
-            limit = self.max_pages if self.stopped == "pages" else self.max_records
-            return f"stopped at the {self.stopped[:-1]} limit ({flag} {limit}); the exporter would read on"
+            flag = (f"--test-read.max-pages {self.max_pages}" if self.stopped == "page"
+                    else f"--test-read.max-records {self.max_records}")
+            return f"stopped at the {self.stopped} limit ({flag}); the exporter would read on"
         return "complete"
 
 
