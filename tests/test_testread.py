@@ -20,7 +20,7 @@ from agent_session_exporter.config import Config, parse_config
 from agent_session_exporter.demo.runner import running_simulators
 from agent_session_exporter.demo.server import HONEYHIVE_PROJECT, KAPSO_WORKFLOW_NAMES, PREFIXES, Simulators
 from agent_session_exporter.logs import REDACTED, redactor
-from agent_session_exporter.testread import test_read as run_test_read
+from agent_session_exporter.testread import read_source
 from agent_session_exporter.testread.capture import redacted_body, redacted_target
 
 from .helpers import ROOT
@@ -63,7 +63,7 @@ async def simulators():
 async def read(config: Config, name: str, max_pages: int = 2, max_records: int = 20,
                form: str = "json") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = await run_test_read(config, name, max_pages, max_records, form, out, err)
+    code = await read_source(config, name, max_pages, max_records, form, out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -112,6 +112,11 @@ async def test_each_provider_shape_is_read_mapped_and_judged(simulators, logs, n
     counts = doc["would_count"]
     for verdict in ("new_final", "pending_active", "pending_settling", "repeated"):
         assert counts[verdict] == sum(item["verdict"] == verdict for item in items), verdict
+    if provider == "honeyhive":  # how it reads, and what of that is deprecated, as the exporter logs it at start
+        assert doc["notes"][0].startswith("HoneyHive sessions read with ") and len(doc["notes"]) == (
+            1 if name == "t-honeyhive" else 2)
+    else:
+        assert [note.split(":")[0] for note in doc["notes"]] == (["kapso executions"] if provider == "kapso" else [])
     if name in ("t-honeyhive", "t-honeyhive-events"):  # their answers carry the sessions' child events
         assert sum(r["not_sessions"] for r in requests) > 0
     assert_no_key(out, err, logs.stream.getvalue())

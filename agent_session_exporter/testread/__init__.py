@@ -55,13 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(config: Config, args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The test read the flags ask for; its exit code: 0 read, 1 the read failed, 2 no such source."""
-    return await test_read(config, args.test_read, args.test_read_max_pages, args.test_read_max_records,
+    return await read_source(config, args.test_read, args.test_read_max_pages, args.test_read_max_records,
                            args.test_read_format, out, err)
 
 
-async def test_read(config: Config, name: str, max_pages: int = DEFAULT_MAX_PAGES,
+async def read_source(config: Config, name: str, max_pages: int = DEFAULT_MAX_PAGES,
                     max_records: int = DEFAULT_MAX_RECORDS, form: str = "text",
                     out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Read the source ``name`` once and print it all to ``out`` (``form``: text or json); one line on
+    ``err`` when the read fails. The exit code, as ``run``'s."""
     out, err = out or sys.stdout, err or sys.stderr
     source = next((s for s in config.sources if s.name == name), None)
     if source is None:
@@ -79,6 +81,7 @@ async def test_read(config: Config, name: str, max_pages: int = DEFAULT_MAX_PAGE
         provider = make_provider(source, session, capture)
         capture.watch(provider)
         report.auth = provider.AUTH
+        report.notes = [note for note in (provider.describe(), source.deprecated) if note]
         try:
             result = await _read(provider, source, now, floor)
         except LimitReached:

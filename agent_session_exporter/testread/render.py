@@ -44,6 +44,8 @@ class Report:
     #: The limit that ended the read (``page``, ``record``), or None.
     stopped: str | None = None
     judgement: Judgement = field(default_factory=Judgement)
+    #: What the provider says of how it reads (``describe``), and what of the source is deprecated.
+    notes: list[str] = field(default_factory=list)
 
     def shown(self) -> list[Shown]:
         left, cut = self.max_records, []
@@ -195,7 +197,8 @@ def render_text(report: Report) -> str:
              f"  auth      {report.credentials}",
              f"  window    key times from {_when(report.since)} UTC (initial_lookback {source.initial_lookback:g}s, "
              "an empty state)",
-             f"  limits    {report.max_pages} pages, {report.max_records} records", ""]
+             f"  limits    {report.max_pages} pages, {report.max_records} records",
+             *(f"  note      {note}" for note in report.notes), ""]
     shown = report.shown()
     rows = [_row(r, report.judgement.verdicts[id(r)]) for s in shown for r in s.records]
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(_HEADINGS)]
@@ -243,6 +246,15 @@ def _record(record: SessionRecord, page: int, verdict: Verdict) -> dict[str, Any
             "verdict": verdict.value}
 
 
+def _request(page: Shown) -> dict[str, Any]:
+    e = page.exchange
+    return {"page": e.page, "retry": e.retry, "method": e.method, "target": e.target,
+            "body": redacted_body(e.body) if e.body else None, "status": e.outcome, "bytes": e.size,
+            "seconds": None if e.seconds is None else round(e.seconds, 6), "rows": e.rows, "records": len(e.records),
+            "refused": len(e.refused), "not_sessions": e.not_sessions, "surplus": e.surplus,
+            "records_not_shown": page.hidden}
+
+
 def render_json(report: Report) -> str:
     shown = report.shown()
     judgement = report.judgement
@@ -250,13 +262,8 @@ def render_json(report: Report) -> str:
     document = {
         "source": report.source.name, "provider": report.source.provider, "base_url": report.base_url,
         "auth": report.credentials, "since": to_iso(report.since),
-        "limits": {"max_pages": report.max_pages, "max_records": report.max_records},
-        "requests": [{"page": e.page, "retry": e.retry, "method": e.method, "target": e.target,
-                      "body": redacted_body(e.body) if e.body else None, "status": e.outcome,
-                      "bytes": e.size, "seconds": e.seconds, "rows": e.rows, "records": len(e.records),
-                      "refused": len(e.refused), "not_sessions": e.not_sessions, "surplus": e.surplus,
-                      "records_not_shown": s.hidden}
-                     for e, s in ((s.exchange, s) for s in shown)],
+        "limits": {"max_pages": report.max_pages, "max_records": report.max_records}, "notes": report.notes,
+        "requests": [_request(page) for page in shown],
         "items": [_record(r, s.exchange.page, judgement.verdicts[id(r)]) for s in shown for r in s.records],
         "refused": [{"page": s.exchange.page, "reason": reason, "id": sid} for s in shown for reason, sid in s.refused],
         "read": "failed" if report.error else f"{report.stopped}_limit" if report.stopped else "complete",
