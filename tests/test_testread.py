@@ -258,6 +258,20 @@ async def test_refused_items_say_why_and_secrets_in_upstream_text_are_redacted(s
             assert re.search(r"^  refused +1   missing_field 1$", out, re.M)
 
 
+async def test_a_read_failing_midway_shows_what_it_read_and_counts_nothing(simulators):
+    sim, base_url = simulators
+    sim.faults["whatabot"] = lambda request: (web.json_response({"error": "boom"}, status=500)
+                                             if request.query["page"] == "1" else None)
+    config = parse_config(config_dict(base_url, ["t-whatabot"], page_size=5, retries=0), {})
+    code, out, err = await read(config, "t-whatabot", max_pages=3, max_records=1000)
+    doc = json.loads(out)
+    assert code == 1 and err == "test-read failed: upstream request failed: GET /sessions/logs: HTTP 500\n"
+    assert [r["status"] for r in doc["requests"]] == ["200", "500"] and sim.requests["whatabot"] == 2
+    assert doc["read"] == "failed" and doc["error"] == err[len("test-read failed: "):-1]
+    assert len(doc["items"]) == 5 and {item["verdict"] for item in doc["items"]} == {None}
+    assert doc["would_count"] is None  # a failed cycle counts nothing
+
+
 def test_credentials_in_a_url_or_a_body_are_never_shown():
     secret = "sk-url-0123456789"
     redactor.set_secrets([secret])

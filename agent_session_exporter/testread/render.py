@@ -57,6 +57,10 @@ class Report:
             cut.append(Shown(exchange, records, refused, len(exchange.records) + len(exchange.refused) - taken))
         return cut
 
+    def verdict(self, record: SessionRecord) -> Verdict | None:
+        """The record's verdict; None when the read failed (a failed cycle counts nothing)."""
+        return None if self.error is not None else self.judgement.verdicts[id(record)]
+
     def shown_records(self) -> list[SessionRecord]:
         return [record for shown in self.shown() for record in shown.records]
 
@@ -121,11 +125,12 @@ def _details(record: SessionRecord, key_time: float) -> str:
     return " · ".join(parts)
 
 
-def _row(record: SessionRecord, verdict: Verdict) -> list[str]:
+def _row(record: SessionRecord, verdict: Verdict | None) -> list[str]:
     known = "" if record.known_status else " (unknown)"
     duration = "-" if record.duration_seconds is None else f"{record.duration_seconds:.3f} s"
     return [_text(record.session_id), _text(record.status) + known, record.phase.value,
-            record.outcome.value if record.outcome else "-", _when(record.key_time), duration, VERDICT_TEXT[verdict]]
+            record.outcome.value if record.outcome else "-", _when(record.key_time), duration,
+            "-" if verdict is None else VERDICT_TEXT[verdict]]
 
 
 _HEADINGS = ["ID", "STATUS", "PHASE", "OUTCOME", "KEY TIME", "DURATION", "VERDICT"]
@@ -200,7 +205,7 @@ def render_text(report: Report) -> str:
              f"  limits    {report.max_pages} pages, {report.max_records} records",
              *(f"  note      {note}" for note in report.notes), ""]
     shown = report.shown()
-    rows = [_row(r, report.judgement.verdicts[id(r)]) for s in shown for r in s.records]
+    rows = [_row(r, report.verdict(r)) for s in shown for r in s.records]
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(_HEADINGS)]
 
     def aligned(cells: list[str]) -> str:
@@ -216,7 +221,7 @@ def render_text(report: Report) -> str:
         if page.records:
             lines.append(aligned(_HEADINGS))
         for record in page.records:
-            lines.append(aligned(_row(record, report.judgement.verdicts[id(record)])))
+            lines.append(aligned(_row(record, report.verdict(record))))
             if (details := _details(record, record.key_time)):
                 lines.append(" " * 6 + details)
         lines += [f"    refused  {reason}  id {_text(sid)}" for reason, sid in page.refused]
@@ -234,7 +239,7 @@ def render_text(report: Report) -> str:
     return "".join(redactor.redact(line) + "\n" for line in lines)
 
 
-def _record(record: SessionRecord, page: int, verdict: Verdict) -> dict[str, Any]:
+def _record(record: SessionRecord, page: int, verdict: Verdict | None) -> dict[str, Any]:
     iso = lambda t: None if t is None else to_iso(t)  # noqa: E731
     return {"page": page, "id": record.session_id, "status": record.status, "known_status": record.known_status,
             "phase": record.phase.value, "outcome": record.outcome.value if record.outcome else None,
@@ -243,7 +248,7 @@ def _record(record: SessionRecord, page: int, verdict: Verdict) -> dict[str, Any
             "warnings": record.warnings, "tokens": record.tokens, "cost_usd": record.cost_usd, "model": record.model,
             "workflow": record.workflow, "workflow_name": record.workflow_name, "error_text": record.error_text,
             "error_message": record.error_message, "dropped_figures": list(record.dropped_figures),
-            "verdict": verdict.value}
+            "verdict": None if verdict is None else verdict.value}
 
 
 def _request(page: Shown) -> dict[str, Any]:
@@ -264,7 +269,7 @@ def render_json(report: Report) -> str:
         "auth": report.credentials, "since": to_iso(report.since),
         "limits": {"max_pages": report.max_pages, "max_records": report.max_records}, "notes": report.notes,
         "requests": [_request(page) for page in shown],
-        "items": [_record(r, s.exchange.page, judgement.verdicts[id(r)]) for s in shown for r in s.records],
+        "items": [_record(r, s.exchange.page, report.verdict(r)) for s in shown for r in s.records],
         "refused": [{"page": s.exchange.page, "reason": reason, "id": sid} for s in shown for reason, sid in s.refused],
         "read": "failed" if report.error else f"{report.stopped}_limit" if report.stopped else "complete",
         "error": report.error,
