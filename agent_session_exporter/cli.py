@@ -18,7 +18,7 @@ from typing import AsyncIterator, Sequence
 import structlog
 from aiohttp import web
 
-from agent_session_exporter import __version__
+from agent_session_exporter import __version__, testread
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import (
     DEFAULT_LISTEN,
@@ -72,6 +72,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--healthcheck", action="store_true",
                         help="ask the running exporter's /healthz (at the address it started on) and exit 0 if it "
                              "answers 200: a container HEALTHCHECK that follows the configured address")
+    testread.add_arguments(parser)
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
     parser.add_argument("--reset-state", action="store_true",
@@ -177,6 +178,8 @@ def _select(shard: Shard, config: Config) -> Config:
 
 async def _run(args: argparse.Namespace, config: Config | None, web_config: WebConfig) -> int:
     async with _config_for(args, config) as cfg:
+        if args.test_read:  # one read printed; no state file, no server
+            return await testread.run(cfg, args)
         try:
             store = open_store(cfg, reset=args.reset_state)
         except StateError as exc:
