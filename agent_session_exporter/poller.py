@@ -4,43 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, Callable
 
 import aiohttp
 import structlog
 
-from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, ReadPlan, plan_cycle, plan_read
-from agent_session_exporter.count.state import SourceState, SourceTotals, window_cutoff
+from agent_session_exporter.count.budget import FAMILIES, fold_active
+from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, LookupRotation, ReadPlan, plan_cycle, plan_read
+from agent_session_exporter.count.labels import label_limiters
+from agent_session_exporter.count.state import SourceState, window_cutoff
 from agent_session_exporter.count.sweeps import SweepSchedule
-from agent_session_exporter.count.totals import (
-    ACTIVE,
-    FAMILIES,
-    SeriesBudget,
-    SessionExemplar,
-    SourceView,
-    TotalsBuilder,
-    fold_counts,
-    label_limiters,
-)
+from agent_session_exporter.count.totals import Exemplars, SourceView, TotalsBuilder
 from agent_session_exporter.keep.store import Store
-from agent_session_exporter.model import PendingRef, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.model import PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.fields import InvalidPage
 from agent_session_exporter.read.http_client import AuthRefused, BudgetExhausted, UpstreamError
 from agent_session_exporter.read.providers import make_provider
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.source import SourceBase as SourceConfig
-from agent_session_exporter.read.source import template_fields
 from agent_session_exporter.safetext import safe_text
-from agent_session_exporter.serve.alerting import WINDOW_SECONDS
-from agent_session_exporter.serve.links import link_of
+from agent_session_exporter.serve.recent import RecentSessions
 from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
 from agent_session_exporter.serve.session_metrics import FAMILY_NAMES, SessionMetrics
 
-#: Sessions that ended in error or timeout listed per source on the landing page.
-RECENT_FAILURES = 20
-#: Finished sessions whose workflow is remembered for their links (where the link needs it).
-_WORKFLOWS_KEPT = 5_000
 #: Invalid items (and sanitised values) remembered by id, so each is counted and logged once.
 _INVALID_IDS_KEPT = 10_000
 
@@ -75,20 +62,12 @@ class SourcePoller:
         self._check_histogram_bounds()
         self.status_label, self.model_label, self.workflow_label = label_limiters(
             self.state.totals, self.state.pending.values(), source.max_label_values)
-        #: In memory only (a restart forgets them): per series the newest session, and the newest
-        #: sessions that ended in error or timeout.
-        self._finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = {}
-        self._duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = {}
-        #: Oldest end first.
-        self.recent_failures: list[SessionRecord] = []
+        #: Per series the newest session (in memory only).
+        self.exemplars = Exemplars()
         #: This source's session metrics (a prometheus_client Collector).
         self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.snapshot()})
-        #: Per committed cycle of the alert's window: (when, sessions finished, of which errors).
-        self._recent_counts: deque[tuple[float, int, int]] = deque()
-        self.link = link_of(source)
-        #: Where the link needs a session's workflow: that of the sessions finished lately.
-        self._workflow_of: OrderedDict[str, str] | None = (
-            OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None)
+        #: What the web pages read of this source's latest sessions (``serve/status.py: SourceStatus``).
+        self.recent = RecentSessions(source, self.state)
         self._unknown_seen: set[str] = set()
         self._invalid_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._sanitized_seen: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -108,9 +87,7 @@ class SourcePoller:
         self.fault: Exception | None = None
         #: Cycles ended without a fault (a restart's backoff starts over once one has).
         self.cycles = 0
-        #: Cycle number of each stale pending session's last lookup, so a capped budget rotates.
-        self._looked_up: dict[str, int] = {}
-        self._lookup_rounds = 0
+        self.lookups = LookupRotation()
         self.sweeps = SweepSchedule(source.overlap)
         self._update_gauges()
 
@@ -177,7 +154,8 @@ class SourcePoller:
             band: tuple[float, float] | None = None
             if (probe := self._probe_instead(read, floor, reach)) is not None:
                 read, band = probe
-            window = PollWindow(since=read.since, stale_pending=self._stale_to_check(read.stale), now=now,
+            stale = self.lookups.choose(state, read.stale, self.source.max_pending_checks)
+            window = PollWindow(since=read.since, stale_pending=stale, now=now,
                                 known_finished=state.counted.keys(), stop_at_known=read.stop_at_known)
             result = await self._poll(window)
             lookups = result.lookup_requests if result is not None else 0
@@ -294,23 +272,22 @@ class SourcePoller:
     def snapshot(self) -> SourceView:
         """What the renderer draws for this source, handed to it at scrape time."""
         return SourceView(provider=self.source.provider, totals=self.state.totals, active=self._active,
-                          figures=self.provider.FIGURES, finished_exemplars=self._finished_exemplars,
-                          duration_exemplars=self._duration_exemplars)
+                          figures=self.provider.FIGURES, finished_exemplars=self.exemplars.finished,
+                          duration_exemplars=self.exemplars.duration)
+
+    @property
+    def recent_failures(self) -> list[SessionRecord]:
+        """The latest sessions that ended in error or timeout, oldest end first (``recent.failures``)."""
+        return self.recent.failures
 
     def _builder(self, now: float = 0.0) -> TotalsBuilder:
         return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now,
                              self.source.max_series_per_family, self.state.totals)
 
     def _active_view(self) -> dict[tuple[str, str], int]:
-        """The active gauge: pending sessions by (workflow, status), through the label caps and the
-        gauge's series budget. The series it adds and the values it folds join the state here, after
-        the commit: they follow from the pending sessions and the series before, both committed, so
-        a restart before the next commit (which writes them) makes the same of them."""
-        totals = self.state.totals
-        folded: dict[tuple[str, str], list[str]] = {}
-        budget = SeriesBudget(ACTIVE, self.source.max_series_per_family, totals.active_series, totals.folded, folded)
-        active = fold_counts(self.state.active_by_status(self.status_label, self.workflow_label), budget)
-        totals.add(SourceTotals(active_series=budget.new, folded=folded))
+        """The active gauge (``count/budget.py: fold_active``); the values it newly folds reported."""
+        active, folded = fold_active(self.state, self.status_label, self.workflow_label,
+                                     self.source.max_series_per_family)
         self._report_folded(folded)
         return active
 
@@ -342,55 +319,10 @@ class SourcePoller:
                                  labels=sorted(label for name, label in folded if name == family))
 
     def _note_sessions(self, builder: TotalsBuilder, records: list[SessionRecord], counted: dict[str, float]) -> None:
-        """Keep what a committed cycle showed of its finished sessions: exemplars and failures."""
-        exemplar = builder.exemplar
-        for key, record in builder.finished_exemplars.items():
-            self._finished_exemplars[key] = exemplar(record, 1.0)
-        for bucket, record in builder.duration_exemplars.items():
-            self._duration_exemplars[bucket] = exemplar(record, record.duration_seconds or 0.0)
-        finished = sum(builder.totals.finished.values())
-        if finished:
-            self._recent_counts.append((builder.now, finished, sum(builder.totals.errors.values())))
-        while self._recent_counts and builder.now - self._recent_counts[0][0] > WINDOW_SECONDS:
-            self._recent_counts.popleft()
-        if builder.failures:
-            merged = self.recent_failures + builder.failures
-            merged.sort(key=lambda r: r.finished_at if r.finished_at is not None else builder.now)
-            self.recent_failures = merged[-RECENT_FAILURES:]
-        if self._workflow_of is not None:
-            self._workflow_of.update((r.session_id, r.workflow) for r in records if r.workflow and r.session_id in counted)
-            while len(self._workflow_of) > _WORKFLOWS_KEPT:
-                self._workflow_of.popitem(last=False)
-
-    def recent_failure_ratio(self) -> tuple[int, int]:
-        """Sessions finished in the alert's window (of committed cycles), and how many of them were
-        errors as the alert counts them (``agent_session_errors_total``)."""
-        return (sum(finished for _, finished, _ in self._recent_counts),
-                sum(failed for _, _, failed in self._recent_counts))
-
-    def session_url(self, session_id: str, workflow: str | None = None) -> str | None:
-        """The provider's page of one session (None: no ``session_url``); MissingValue when the
-        template needs the session's workflow and it is neither given nor known."""
-        if self.link is None:
-            return None
-        if not workflow:
-            pending = self.state.pending.get(session_id)
-            workflow = (pending.workflow if pending else None) or (
-                self._workflow_of.get(session_id) if self._workflow_of is not None else None)
-        return self.link.url(session_id, workflow)
-
-    def _stale_to_check(self, ids: tuple[str, ...]) -> tuple[PendingRef, ...]:
-        """The pending sessions the read leaves to lookups: at most ``max_pending_checks`` a cycle, those
-        checked longest ago first, so every one has its turn."""
-        pending = self.state.pending
-        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
-        self._lookup_rounds += 1
-        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
-        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))
-        chosen = chosen[:self.source.max_pending_checks]
-        for ref in chosen:
-            self._looked_up[ref.session_id] = self._lookup_rounds
-        return tuple(chosen)
+        """Keep what a committed cycle showed of its finished sessions: exemplars, failures, links."""
+        self.exemplars.note(builder)
+        self.recent.note(builder.now, sum(builder.totals.finished.values()), sum(builder.totals.errors.values()),
+                         builder.failures, records, counted)
 
     def _fault(self, message: str, exc: Exception) -> None:
         self.fault = exc

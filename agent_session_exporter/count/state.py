@@ -31,7 +31,7 @@ class SourceTotals:
     #: come and go with the pending sessions, and are kept so that they fold alike after a restart).
     active_series: set[tuple[str, str]] = field(default_factory=set)
     #: (family, label) -> the values of that label a family folded into ``other`` past its series
-    #: budget, in the order they folded (``count/totals.py: SeriesBudget``).
+    #: budget, in the order they folded (``count/budget.py: SeriesBudget``).
     folded: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def plus(self, other: SourceTotals) -> SourceTotals:
