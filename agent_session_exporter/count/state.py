@@ -58,6 +58,17 @@ class SourceTotals:
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
 
+    def rebucket(self, bounds: list[float]) -> list[float] | None:
+        """Restored histogram counts are only meaningful with the buckets they were counted in: under
+        other ``bounds`` the histogram restarts from zero. The bounds it had, where counts were dropped."""
+        if self.bounds == bounds:
+            return None
+        dropped = list(self.bounds) if self.duration_buckets else None
+        self.duration_buckets.clear()
+        self.duration_sum.clear()
+        self.bounds = list(bounds)
+        return dropped
+
     def workflows(self) -> set[str]:
         """Every workflow these totals hold a value for."""
         keyed = (*self.finished, *self.duration_buckets, *self.tokens, *self.cost)
