@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Mapping, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -29,8 +29,11 @@ _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 #: A configured source: the model of its provider.
 SourceConfig = SourceBase
-AnySource = Annotated[Union[tuple(cls.Config for cls in PROVIDER_CLASSES.values())],  # type: ignore[misc]
-                      Field(discriminator="provider")]
+if TYPE_CHECKING:  # a union of the providers' models, told apart by ``provider``, is a SourceBase to mypy
+    AnySource = SourceBase
+else:
+    AnySource = Annotated[Union[tuple(cls.Config for cls in PROVIDER_CLASSES.values())],
+                          Field(discriminator="provider")]
 
 __all__ = ["BasicAuth", "Config", "ConfigError", "SourceConfig", "load_config", "parse_config", "parse_listen",
            "config_schema"]
@@ -226,7 +229,8 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{where}{problem}"
 
 
-def _expand(value: Any, environ: Any, loc: tuple[str | int, ...], errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
+def _expand(value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...],
+            errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
     """Replace ``${VAR}`` in every string value; each missing variable is an error at its key."""
     if isinstance(value, dict):
         return {k: _expand(v, environ, (*loc, str(k)), errors) for k, v in value.items()}

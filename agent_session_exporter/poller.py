@@ -42,7 +42,7 @@ class SourcePoller:
     falls out of the window can never be read again. Each cycle's outcome is one CycleReport.
     """
 
-    def __init__(self, source: SourceConfig, provider: Provider, store: Store, metrics: SourceSelfMetrics,
+    def __init__(self, source: SourceConfig, provider: Provider[Any], store: Store, metrics: SourceSelfMetrics,
                  buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
                  on_change: Callable[[bool], None] = lambda sessions: None) -> None:
         self.source = source

@@ -17,7 +17,7 @@ from agent_session_exporter.read.providers.syntropic137 import Syntropic137Provi
 from agent_session_exporter.read.providers.whatabot import WhatabotProvider
 from agent_session_exporter.read.source import SourceBase
 
-PROVIDER_CLASSES: dict[str, type[Provider]] = {
+PROVIDER_CLASSES: dict[str, type[Provider[Any]]] = {
     "whatabot": WhatabotProvider,
     "dify": DifyProvider,
     "syntropic137": Syntropic137Provider,
@@ -27,7 +27,7 @@ PROVIDER_CLASSES: dict[str, type[Provider]] = {
 
 
 def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: RequestObserver,
-                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.time) -> Provider:
+                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.time) -> Provider[Any]:
     """The source's provider, with an HTTP client that authenticates as that provider declares, and
     the exporter's clock (``observed_at``)."""
     cls = PROVIDER_CLASSES[source.provider]

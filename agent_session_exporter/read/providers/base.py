@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncGenerator, Awaitable, Callable, Generic, Iterable, TypeVar
 
 import structlog
 
@@ -15,7 +15,7 @@ from agent_session_exporter.read.fields import dropped_figures, item_id
 from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.http_client import ResponseTooLarge
 from agent_session_exporter.read.providers.fallback import FALLBACK_RETRY_SECONDS, Fallback
-from agent_session_exporter.read.source import SourceBase as SourceConfig
+from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
 from agent_session_exporter.timeparse import to_iso
@@ -39,11 +39,15 @@ def now_of(window: PollWindow) -> float:
     return window.now if window.now is not None else time.time()
 
 
-class Provider(abc.ABC):
+#: A provider's source model: its options, typed (``Provider[WhatabotSource]``).
+SourceT = TypeVar("SourceT", bound=SourceBase)
+
+
+class Provider(abc.ABC, Generic[SourceT]):
     """Turns one API's pages into SessionRecords. Knows nothing of Prometheus."""
 
-    #: The source's own config model (options, defaults, page limit).
-    Config: type[SourceConfig] = SourceConfig
+    #: The source's own config model (options, defaults, page limit): ``SourceT``, for the config to read.
+    Config: type[SourceBase] = SourceBase
     #: How the API takes its key.
     AUTH: HeaderAuth = BEARER
     #: How pending sessions older than the window are re-checked: ``lookup`` (one request each, by a
@@ -59,8 +63,8 @@ class Provider(abc.ABC):
     #: exporter knows, so that a due sweep is replaced by that probe while nothing is written late.
     PROBES = False
 
-    def __init__(self, source: SourceConfig, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
-        self.source = source
+    def __init__(self, source: SourceT, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
+        self.source: SourceT = source
         self.http = http
         #: The exporter's clock (the poller's): when each page's response arrived (``observed_at``).
         self.clock = clock
@@ -235,7 +239,7 @@ class Provider(abc.ABC):
         """Whether the order the API promises held in every read (or held again when last tried)."""
         return self.order.broken_at is None
 
-    async def read_newest_first(self, pages: AsyncIterator[list[Any]], window: PollWindow, since: float,
+    async def read_newest_first(self, pages: AsyncGenerator[list[Any], None], window: PollWindow, since: float,
                                 result: PollResult, order_parameter: str) -> None:
         """Read a newest-first list from a pager, stopping at the first page that reaches back past
         ``since`` (older pages hold nothing new).

@@ -65,8 +65,10 @@ MISSING_LISTINGS = 3
 def read_page(body: Any, path: str) -> tuple[list[Any], str | None]:
     """A page's items, and the cursor of the next page (None: the last one), Graph-API style."""
     items = list_field(body, "data", path)
-    paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
-    cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+    paging = body.get("paging")
+    paging = paging if isinstance(paging, dict) else {}
+    cursors = paging.get("cursors")
+    cursors = cursors if isinstance(cursors, dict) else {}
     after = cursors.get("after")
     if not isinstance(after, str) or ("next" in paging and not paging["next"]):
         after = None
@@ -95,7 +97,7 @@ class KapsoSource(SourceBase):
         return tuple(w.strip() for w in value)
 
 
-class KapsoProvider(Provider):
+class KapsoProvider(Provider[KapsoSource]):
     AUTH = HeaderAuth("X-API-Key", "")
     Config = KapsoSource
     STATUSES = STATUSES

@@ -52,7 +52,7 @@ class Syntropic137Source(SourceBase):
     workflow_id: str | None = Field(None, description="only this workflow's sessions")
 
 
-class Syntropic137Provider(Provider):
+class Syntropic137Provider(Provider[Syntropic137Source]):
     Config = Syntropic137Source
     STATUSES = STATUSES
     FIGURES = frozenset({"tokens", "cost"})
