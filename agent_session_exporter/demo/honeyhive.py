@@ -106,7 +106,7 @@ class HoneyHiveApi:
             low, high = parse_timestamp(date_range.get("start_time")), parse_timestamp(date_range.get("end_time"))
         except (AttributeError, ValueError):
             return bad("dateRange bounds must be ISO 8601 strings")
-        wanted: dict[str, str] = {}
+        wanted: dict[str, Any] = {}
         for rule in query.get("filters") or []:
             if not isinstance(rule, dict) or rule.get("operator") not in SEARCH_OPERATORS or "field" not in rule:
                 return bad("a filter is {field, operator, value, type}")

@@ -9,7 +9,7 @@ import inspect
 import json
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -37,6 +37,14 @@ _AUTH = {"whatabot": ("X-Api-Key", ""), "kapso": ("X-API-Key", ""), "dify": ("Au
          "honeyhive": ("Authorization", "Bearer ")}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A fault hook: the response to send instead (or an awaitable of it), or None to answer normally.
+Fault = Callable[[web.Request], "web.StreamResponse | Awaitable[web.StreamResponse | None] | None"]
+
+
+class SimulatedApi(Protocol):
+    """One simulated API: its handlers, under the prefix it is served at."""
+
+    def routes(self, prefix: str) -> list[web.RouteDef]: ...
 
 
 class Simulators:
@@ -56,7 +64,7 @@ class Simulators:
         f = self.factories
         self.kapso = KapsoApi(f["kapso"], clock, KAPSO_WORKFLOW_NAMES, status_field=kapso_status_field)
         #: provider -> its simulated API (``routes(prefix)``: its handlers).
-        self.apis = {"whatabot": WhatabotApi(f["whatabot"], clock, ignores_order=whatabot_ignores_order),
+        self.apis: dict[str, SimulatedApi] = {"whatabot": WhatabotApi(f["whatabot"], clock, ignores_order=whatabot_ignores_order),
                      "dify": DifyApi(f["dify"], clock, logs_at=dify_logs_at),
                      "syntropic137": Syntropic137Api(f["syntropic137"]),
                      "honeyhive": HoneyHiveApi(f["honeyhive"], HONEYHIVE_PROJECT, honeyhive_ignores_filters),
@@ -64,7 +72,7 @@ class Simulators:
         self.requests: Counter[str] = Counter()
         #: Fault hooks: provider -> callable(request) returning a Response (or an awaitable of one)
         #: to send instead, or None to answer normally.
-        self.faults: dict[str, Callable[[web.Request], Any]] = {}
+        self.faults: dict[str, Fault] = {}
         #: Payload hooks: provider -> callable(payload) returning the payload to send.
         self.mutators: dict[str, Callable[[Any], Any]] = {}
 
@@ -118,7 +126,7 @@ class Simulators:
                 if request.headers.get(header) != prefix + self.keys[provider]:
                     return bad("unauthorized", 401)
             response = await handler(request)
-            if provider in self.mutators and isinstance(response, web.Response) and response.body is not None:
+            if provider in self.mutators and isinstance(response, web.Response) and isinstance(response.body, bytes):
                 payload = self.mutators[provider](json.loads(response.body))
                 response = web.json_response(payload, status=response.status)
             return response

@@ -79,10 +79,10 @@ class SessionMetrics(Collector):
                 if "warnings" in view.figures:
                     warnings.add_metric(labels, totals.warnings.get(workflow, 0.0))
                 errors.add_metric(labels, totals.errors.get(workflow, 0))
-            for (workflow, kind), value in sorted(totals.tokens.items()):
-                tokens.add_metric(source + [workflow, kind], value)
-            for (workflow, model), value in sorted(totals.cost.items()):
-                cost.add_metric(source + [workflow, model], value)
+            for (workflow, kind), used in sorted(totals.tokens.items()):
+                tokens.add_metric(source + [workflow, kind], used)
+            for (workflow, model), usd in sorted(totals.cost.items()):
+                cost.add_metric(source + [workflow, model], usd)
             for workflow, workflow_name in sorted(totals.names.items()):
                 info.add_metric([name, workflow, workflow_name], 1)
         yield from (finished, active, duration, warnings, errors, tokens, cost, info)
