@@ -9,12 +9,10 @@ from typing import Any, Callable
 import aiohttp
 import structlog
 
-from agent_session_exporter.count.budget import fold_active
 from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, plan_cycle
-from agent_session_exporter.count.labels import label_limiters
 from agent_session_exporter.count.reads import ReadPlanner
 from agent_session_exporter.count.state import SourceState
-from agent_session_exporter.count.totals import Exemplars, SourceView, TotalsBuilder
+from agent_session_exporter.count.totals import SourceCounter, TotalsBuilder
 from agent_session_exporter.keep.store import Store
 from agent_session_exporter.model import PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.http_client import UpstreamError
@@ -58,17 +56,16 @@ class SourcePoller:
         self.novelty = Novelty()
         self.state: SourceState = store.load(source.name)
         rebucketed_from = self.state.totals.rebucket(list(buckets))
-        self.status_label, self.model_label, self.workflow_label = label_limiters(
-            self.state.totals, self.state.pending.values(), source.max_label_values)
-        #: Per series the newest session (in memory only).
-        self.exemplars = Exemplars()
+        #: The label caps and series budgets, the active gauge, the exemplars: kept across cycles.
+        self.counter = SourceCounter(self.state, buckets, source.max_label_values, source.max_series_per_family)
         #: This source's session metrics (a prometheus_client Collector).
-        self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.snapshot()})
+        self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.counter.view(
+            source.provider, provider.FIGURES)})
         #: What the web pages read of this source's latest sessions (``serve/status.py: SourceStatus``).
         self.recent = RecentSessions(source, self.state)
         self.reporter.started(self.state.totals, provider.FIGURES, provider.PROBES, provider.describe(), rebucketed_from)
         report = CycleReport()
-        self._active = self._active_view(report)
+        self._fold_active(report)
         self.reporter.publish(report)
         self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
                                       max_pending_age=source.max_pending_age)
@@ -135,6 +132,7 @@ class SourcePoller:
         return report.committed_at is not None and self.fault is None
 
     async def _cycle(self, report: CycleReport) -> None:
+        """Plan the read, poll, commit, then keep what the cycle showed; each outcome noted in ``report``."""
         now = self.clock()
         state, http = self.state, self.provider.http
         http.start_cycle(self.source.max_requests_per_cycle)
@@ -150,7 +148,7 @@ class SourcePoller:
             self._expire_after_failure(report, now, cycle.floor, cycle.cutoff)
             return
         watermark_before = state.watermark
-        builder = self._builder(now)
+        builder = self.counter.builder(now)
         plan = plan_cycle(state, result, now, cycle.floor, cycle.cutoff, self.settings, builder,
                           keep_from=cycle.keep_from)
         builder.name_workflows(result.records, state.totals.names)
@@ -162,7 +160,7 @@ class SourcePoller:
         self._note_sessions(report, builder, result, plan)
         report.order_ok = self.provider.trust_order  # the provider logs its fallback, each way
         report.fold(plan.delta.increments.folded, state.totals.folded)
-        self._active = self._active_view(report)
+        self._fold_active(report)
         if cycle.band is not None:
             requests = http.requests_this_cycle
             report.probe = await self._nothing_late(*cycle.band)
@@ -172,10 +170,10 @@ class SourcePoller:
     def _note_sessions(self, report: CycleReport, builder: TotalsBuilder, result: PollResult, plan: CyclePlan) -> None:
         """Keep what a committed cycle showed of its sessions (exemplars, failures, links), and note in
         ``report`` what it says of them."""
-        self.exemplars.note(builder)
+        self.counter.exemplars.note(builder)
         self.recent.note(builder.now, plan.finished, sum(builder.totals.errors.values()), builder.failures,
                          result.records, plan.delta.counted_add)
-        self.novelty.note(report, result, plan, self.status_label)
+        self.novelty.note(report, result, plan, self.counter.status_label)
 
     async def _nothing_late(self, low: float, high: float) -> Probe:
         """Whether the list holds exactly the rows known with key times in [``low``, ``high``]: then
@@ -192,7 +190,7 @@ class SourcePoller:
         """What the session metrics show changes with: sessions counted, active ones, workflow names
         (figures and exemplars change only as sessions are counted)."""
         totals = self.state.totals
-        return sum(totals.finished.values()), self._active, dict(totals.names)
+        return sum(totals.finished.values()), self.counter.active, dict(totals.names)
 
     async def _poll(self, window: PollWindow, report: CycleReport) -> PollResult | None:
         """The provider's poll within the cycle's request budget and deadline; None when it failed."""
@@ -206,37 +204,23 @@ class SourcePoller:
             report.page_size = self.provider.source.page_size  # a page over the byte cap may have halved it
 
     def _expire_after_failure(self, report: CycleReport, now: float, floor: float, cutoff: float) -> None:
-        plan = plan_cycle(self.state, None, now, floor, cutoff, self.settings, self._builder())
+        plan = plan_cycle(self.state, None, now, floor, cutoff, self.settings, self.counter.builder())
         if not plan.delta.pending_remove:
             return
         self.store.commit(self.source.name, plan.delta, self.state.totals)
         plan.delta.apply_to(self.state)
         report.dropped += plan.dropped
-        self._active = self._active_view(report)
-
-    def snapshot(self) -> SourceView:
-        """What the renderer draws for this source, handed to it at scrape time."""
-        return SourceView(provider=self.source.provider, totals=self.state.totals, active=self._active,
-                          figures=self.provider.FIGURES, finished_exemplars=self.exemplars.finished,
-                          duration_exemplars=self.exemplars.duration)
+        self._fold_active(report)
 
     @property
     def recent_failures(self) -> list[SessionRecord]:
         """The latest sessions that ended in error or timeout, oldest end first (``recent.failures``)."""
         return self.recent.failures
 
-    def _builder(self, now: float = 0.0) -> TotalsBuilder:
-        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now,
-                             self.source.max_series_per_family, self.state.totals)
-
-    def _active_view(self, report: CycleReport) -> dict[tuple[str, str], int]:
-        """The active gauge (``count/budget.py: fold_active``), the values it newly folds and the
-        sessions tracked noted in ``report``."""
-        active, folded = fold_active(self.state, self.status_label, self.workflow_label,
-                                     self.source.max_series_per_family)
-        report.fold(folded, self.state.totals.folded)
+    def _fold_active(self, report: CycleReport) -> None:
+        """The active gauge folded again; the values it newly folds and the sessions tracked noted."""
+        report.fold(self.counter.fold_active(), self.state.totals.folded)
         report.tracked = (len(self.state.pending), len(self.state.counted))
-        return active
 
     def _fault(self, report: CycleReport, message: str, exc: Exception) -> CycleReport:
         self.fault = exc

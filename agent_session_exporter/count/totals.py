@@ -13,9 +13,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from agent_session_exporter.count.budget import COST, DURATION, FINISHED, TOKENS, SeriesBudget
-from agent_session_exporter.count.labels import MAX_LABEL_LENGTH, OTHER, LabelLimiter
-from agent_session_exporter.count.state import SourceTotals
+from agent_session_exporter.count.budget import COST, DURATION, FINISHED, TOKENS, SeriesBudget, fold_active
+from agent_session_exporter.count.labels import MAX_LABEL_LENGTH, OTHER, LabelLimiter, label_limiters
+from agent_session_exporter.count.state import SourceState, SourceTotals
 from agent_session_exporter.model import Outcome, SessionRecord
 from agent_session_exporter.safetext import is_safe
 
@@ -186,6 +186,39 @@ class TotalsBuilder:
                         continue
                     room -= 1
                 names[workflow] = name
+
+
+class SourceCounter:
+    """What counting keeps of one source across its cycles, besides its state: the caps of its
+    upstream labels, which know every value the state holds (so that after a restart the same values
+    keep their place), and its series budgets; the active gauge as last folded, and the exemplars
+    (in memory only). It makes each cycle's TotalsBuilder, and the SourceView rendered."""
+
+    def __init__(self, state: SourceState, buckets: tuple[float, ...], max_label_values: int,
+                 max_series: int | None) -> None:
+        self.state = state
+        self.buckets = buckets
+        self.max_series = max_series
+        self.status_label, self.model_label, self.workflow_label = label_limiters(
+            state.totals, state.pending.values(), max_label_values)
+        #: The active gauge: (workflow, status) -> sessions active, through the caps and the budget.
+        self.active: dict[tuple[str, str], int] = {}
+        self.exemplars = Exemplars()
+
+    def builder(self, now: float = 0.0) -> TotalsBuilder:
+        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now,
+                             self.max_series, self.state.totals)
+
+    def fold_active(self) -> dict[tuple[str, str], list[str]]:
+        """Fold the active gauge again from the pending sessions (``count/budget.py: fold_active``);
+        the values it newly folds."""
+        self.active, folded = fold_active(self.state, self.status_label, self.workflow_label, self.max_series)
+        return folded
+
+    def view(self, provider: str, figures: frozenset[str]) -> SourceView:
+        """What the renderer draws for this source, handed to it at scrape time."""
+        return SourceView(provider=provider, totals=self.state.totals, active=self.active, figures=figures,
+                          finished_exemplars=self.exemplars.finished, duration_exemplars=self.exemplars.duration)
 
 
 @dataclass
