@@ -65,6 +65,9 @@ class Probe:
 
 @dataclass
 class CycleReport:
+    """One cycle's outcome (or a poller's start, or a fault after its cycle): every field an event the
+    self-metrics count and the log says, each from this value alone (``SourceReporter.publish``)."""
+
     #: Seconds the cycle started later than scheduled (None: not scheduled, the first or a lone cycle).
     lag: float | None = None
     #: Requests made, by kind: steady, sweep, lookup, probe.
