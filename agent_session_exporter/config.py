@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Mapping, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -29,8 +29,11 @@ _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 #: A configured source: the model of its provider.
 SourceConfig = SourceBase
-AnySource = Annotated[Union[(*(cls.Config for cls in PROVIDER_CLASSES.values()), CustomSource)],  # type: ignore[misc]
-                      Field(discriminator="provider")]
+if TYPE_CHECKING:  # a union of the providers' models, told apart by ``provider``, is a SourceBase to mypy
+    AnySource = SourceBase
+else:
+    AnySource = Annotated[Union[(*(cls.Config for cls in PROVIDER_CLASSES.values()), CustomSource)],
+                          Field(discriminator="provider")]
 
 __all__ = ["BasicAuth", "Config", "ConfigError", "SourceConfig", "load_config", "parse_config", "parse_listen",
            "config_schema"]
@@ -125,9 +128,13 @@ def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str], located: 
         unset = {loc for loc, _ in errors}
         problems += [_describe(error) for error in exc.errors() if _under_provider(tuple(error["loc"])) not in unset]
     if problems:
-        where = (lambda loc: f"{located.where(data_path(raw, loc))}: ") if located is not None else (lambda loc: "")
-        raise ConfigError("\n".join(where(loc) + _line(loc, message, raw) for loc, message in problems))
+        raise ConfigError("\n".join(_where(located, raw, loc) + _line(loc, message, raw) for loc, message in problems))
     return config
+
+
+def _where(located: LocatedYaml | None, raw: Any, loc: tuple[str | int, ...]) -> str:
+    """``file:line: `` of a key path, where the config came from a file."""
+    return "" if located is None else f"{located.where(data_path(raw, loc))}: "
 
 
 def _under_provider(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -226,7 +233,8 @@ def _listen_parts(value: Any) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
-def _expand(value: Any, environ: Any, loc: tuple[str | int, ...], errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
+def _expand(value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...],
+            errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
     """Replace ``${VAR}`` in every string value; each missing variable is an error at its key."""
     if isinstance(value, dict):
         return {k: _expand(v, environ, (*loc, str(k)), errors) for k, v in value.items()}

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
-from agent_session_exporter.count.totals import MAX_LABEL_LENGTH, TotalsBuilder
-from agent_session_exporter.model import MAX_FUTURE_SECONDS, Phase, PollResult, SessionRecord
+from agent_session_exporter.count.labels import MAX_LABEL_LENGTH
+from agent_session_exporter.count.totals import TotalsBuilder
+from agent_session_exporter.model import MAX_FUTURE_SECONDS, PendingRef, Phase, PollResult, SessionRecord
 
 #: The status a settling session (no upstream status) is shown with while its end time may move.
 SETTLING_STATUS = "running"
@@ -126,6 +127,26 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     if steady_plan.since <= sweep_since or sweep_cost <= steady_cost:
         return sweep_plan  # the steady read would reach as far, or cost as much: it sweeps too
     return steady_plan
+
+
+class LookupRotation:
+    """Which of the pending sessions a read leaves to lookups are looked up this cycle: at most
+    ``limit``, those looked up longest ago first, so that under a capped budget every one has its turn."""
+
+    def __init__(self) -> None:
+        #: The round of each stale pending session's last lookup (0: not looked up yet).
+        self._looked_up: dict[str, int] = {}
+        self._rounds = 0
+
+    def choose(self, state: SourceState, ids: tuple[str, ...], limit: int) -> tuple[PendingRef, ...]:
+        pending = state.pending
+        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
+        self._rounds += 1
+        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
+        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))[:limit]
+        for ref in chosen:
+            self._looked_up[ref.session_id] = self._rounds
+        return tuple(chosen)
 
 
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,

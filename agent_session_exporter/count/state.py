@@ -31,7 +31,7 @@ class SourceTotals:
     #: come and go with the pending sessions, and are kept so that they fold alike after a restart).
     active_series: set[tuple[str, str]] = field(default_factory=set)
     #: (family, label) -> the values of that label a family folded into ``other`` past its series
-    #: budget, in the order they folded (``count/totals.py: SeriesBudget``).
+    #: budget, in the order they folded (``count/budget.py: SeriesBudget``).
     folded: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def plus(self, other: SourceTotals) -> SourceTotals:
@@ -57,6 +57,17 @@ class SourceTotals:
             mine, theirs = getattr(self, name), getattr(other, name)
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
+
+    def rebucket(self, bounds: list[float]) -> list[float] | None:
+        """Restored histogram counts are only meaningful with the buckets they were counted in: under
+        other ``bounds`` the histogram restarts from zero. The bounds it had, where counts were dropped."""
+        if self.bounds == bounds:
+            return None
+        dropped = list(self.bounds) if self.duration_buckets else None
+        self.duration_buckets.clear()
+        self.duration_sum.clear()
+        self.bounds = list(bounds)
+        return dropped
 
     def workflows(self) -> set[str]:
         """Every workflow these totals hold a value for."""

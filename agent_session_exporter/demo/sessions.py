@@ -61,7 +61,7 @@ class Truth:
     warnings: int = 0
     errors: int = 0
     tokens: Counter[str] = field(default_factory=Counter)
-    cost: Counter[str] = field(default_factory=Counter)
+    cost: dict[str, float] = field(default_factory=dict)  # model -> USD
     duration_sum: float = 0.0
     #: Finished sessions with a known duration (the histogram's count).
     durations: int = 0
@@ -179,7 +179,7 @@ class SessionFactory:
         t.errors += outcome in ("error", "timeout") or (bool(session.error) and outcome != "cancelled")
         t.tokens.update(session.tokens)
         if session.cost:
-            t.cost[session.model] += session.cost
+            t.cost[session.model] = t.cost.get(session.model, 0.0) + session.cost
         if session.duration_known:
             t.duration_sum += ended_at - session.started_at
             t.durations += 1

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-_FORMATS = {False: generate_latest, True: generate_openmetrics}
+_FORMATS: dict[bool, Callable[[Any], bytes]] = {False: generate_latest, True: generate_openmetrics}
 _EOF = b"# EOF\n"
 
 
@@ -101,10 +101,10 @@ class Exposition:
         global_text = self._global_text[openmetrics]
         if global_text is None:
             global_text = self._global_text[openmetrics] = generate(self._global).removesuffix(_EOF)
-        parts = [global_text]
+        pieces = [global_text]
         blocks = list(self._blocks[openmetrics].values())
         for family, header in self._headers[openmetrics].items():
-            parts.append(header)
-            parts.extend(source.get(family, b"") for source in blocks)
-        parts.append(generate(self._live))
-        return b"".join(parts)
+            pieces.append(header)
+            pieces.extend(source.get(family, b"") for source in blocks)
+        pieces.append(generate(self._live))
+        return b"".join(pieces)

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 import structlog
@@ -101,7 +101,7 @@ async def read_source(config: Config, name: str, max_pages: int = DEFAULT_MAX_PA
     return 0
 
 
-async def _read(provider: Provider, source: SourceBase, now: float, floor: float) -> PollResult:
+async def _read(provider: Provider[Any], source: SourceBase, now: float, floor: float) -> PollResult:
     """One read as a first cycle reads (the window of an empty state), within the cycle's budgets."""
     plan = plan_read(SourceState(), floor, source.overlap, provider.source.page_size, floor, sweep_due=True,
                      lookups=provider.PENDING_RECHECK == "lookup")

@@ -171,7 +171,7 @@ class Capture:
     def rate_limit_remaining(self, remaining: float) -> None:
         return None
 
-    def watch(self, provider: Provider) -> None:
+    def watch(self, provider: Provider[Any]) -> None:
         """Note each page's items as ``provider`` parses them (into the page answered last)."""
         parse_items = provider.parse_items
 

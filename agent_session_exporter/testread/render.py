@@ -240,7 +240,8 @@ def render_text(report: Report) -> str:
 
 
 def _record(record: SessionRecord, page: int, verdict: Verdict | None) -> dict[str, Any]:
-    iso = lambda t: None if t is None else to_iso(t)  # noqa: E731
+    def iso(value: float | None) -> str | None:
+        return None if value is None else to_iso(value)
     return {"page": page, "id": record.session_id, "status": record.status, "known_status": record.known_status,
             "phase": record.phase.value, "outcome": record.outcome.value if record.outcome else None,
             "key_time": iso(record.key_time), "started_at": iso(record.started_at),

@@ -18,7 +18,7 @@ from agent_session_exporter.read.spec.load import CustomSource, builtin_specs, s
 
 #: Providers written in Python: what a spec cannot say (Whatabot's offset probe and date presets, Dify's
 #: typed fast path and per-second lookups, HoneyHive's settle rule and its three APIs).
-PYTHON_PROVIDERS: dict[str, type[Provider]] = {
+PYTHON_PROVIDERS: dict[str, type[Provider[Any]]] = {
     "whatabot": WhatabotProvider,
     "dify": DifyProvider,
     "honeyhive": HoneyhiveProvider,
@@ -26,7 +26,7 @@ PYTHON_PROVIDERS: dict[str, type[Provider]] = {
 #: Every provider a source may name: those in Python, those declared by the specs shipped in the
 #: package, and ``custom`` (a user's spec; its class is the source's own, ``CustomSource.provider_class``).
 _DECLARED = {name: spec_provider_class(spec) for name, spec in builtin_specs().items()}
-PROVIDER_CLASSES: dict[str, type[Provider]] = {
+PROVIDER_CLASSES: dict[str, type[Provider[Any]]] = {
     name: PYTHON_PROVIDERS.get(name) or _DECLARED[name]
     for name in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso", *sorted(_DECLARED))
 }
@@ -34,7 +34,7 @@ CUSTOM = "custom"
 
 
 def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: RequestObserver,
-                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.time) -> Provider:
+                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.time) -> Provider[Any]:
     """The source's provider, with an HTTP client that authenticates as that provider declares, and
     the exporter's clock (``observed_at``)."""
     cls = source.provider_class if isinstance(source, CustomSource) else PROVIDER_CLASSES[source.provider]

@@ -81,7 +81,7 @@ def source_model(spec: Spec) -> type[SourceBase]:
     """A built-in spec's source model: the options every source has, its page size, its own options."""
     options, validators = option_fields(spec)
     fields: dict[str, Any] = {
-        "provider": (Literal[spec.name], ...),  # type: ignore[valid-type]
+        "provider": (Literal[spec.name], ...),
         "page_size": (int, Field(spec.page_size.default, ge=1, le=spec.page_size.max)),
         **options,
     }
@@ -130,7 +130,7 @@ class CustomSource(SourceBase):
     own options under ``options``. The ``provider`` label becomes the spec's ``name``."""
 
     CREDENTIAL_REQUIRED: ClassVar[bool] = False  # the spec's auth.required decides, once it is read
-    provider: Literal["custom"]  # type: ignore[assignment]
+    provider: Literal["custom"]
     spec_file: str | None = Field(None, description="custom: the provider spec's YAML file")
     spec: dict[str, Any] | None = Field(None, description="custom: the provider spec, inline")
     options: dict[str, Any] = Field(default_factory=dict, description="custom: values of the spec's options")

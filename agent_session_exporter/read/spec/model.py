@@ -106,10 +106,11 @@ class Spec(SpecModel):
                     raise ValueError(f"{where}: unknown placeholder {{{name}}}")
         router = self.partition_router
         if router is not None:
-            wanted = {router.list_option: "string_list", router.interval_option: "duration", router.cap_option: "integer"}
-            for name, kind in wanted.items():
-                if name is not None and (name not in self.options or self.options[name].type != kind):
-                    raise ValueError(f"partition_router: {name} must be a declared {kind} option")
+            wanted = [(router.list_option, "string_list"), (router.interval_option, "duration"),
+                      (router.cap_option, "integer")]
+            for option, kind in wanted:
+                if option is not None and (option not in self.options or self.options[option].type != kind):
+                    raise ValueError(f"partition_router: {option} must be a declared {kind} option")
         elif "{partition}" in self.requester.path or any("{partition}" in str(v) for v in self.requester.query.values()):
             raise ValueError("requester: {partition} needs a partition_router")
         return self

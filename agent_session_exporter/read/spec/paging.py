@@ -4,7 +4,7 @@ paginator through the pagers that exist (``read/pagers.py``)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar, Sequence
+from typing import Any, AsyncGenerator, Awaitable, Callable, ClassVar, Sequence
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from agent_session_exporter.model import PollResult, PollWindow
@@ -12,6 +12,7 @@ from agent_session_exporter.read.fields import InvalidPage
 from agent_session_exporter.read.http_client import BEARER, HeaderAuth
 from agent_session_exporter.read.pagers import cursor_pages, numbered_pages, time_ranges
 from agent_session_exporter.read.providers.base import Provider, now_of
+from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.extract import get_path
 from agent_session_exporter.read.spec.model import Cursor, OffsetIncrement, PageIncrement, Spec
 from agent_session_exporter.read.spec.requests import RecordSelector, Requester
@@ -33,7 +34,7 @@ def format_time(value: float, kind: str) -> str | int:
     return to_iso(value)
 
 
-class SpecPaging(Provider):
+class SpecPaging(Provider[SourceBase]):
     """Requests and page walks of a spec (``SpecProvider`` reads with them)."""
 
     SPEC: ClassVar[Spec]
@@ -97,25 +98,27 @@ class SpecPaging(Provider):
 
     def pages(self, requester: Requester, paginator: PageIncrement | OffsetIncrement | Cursor,
               selector: RecordSelector, partition: str | None, since: float | None, result: PollResult,
-              extra: dict[str, Any] | None = None, size: int | None = None) -> AsyncIterator[list[Any]]:
+              extra: dict[str, Any] | None = None, size: int | None = None) -> AsyncGenerator[list[Any], None]:
         """A list's pages, as its paginator walks them (``size``: its page size, the source's by default)."""
         size = size or self.source.page_size
         path = self.path(requester.path, partition)
         params = {**self.base_params(requester, partition, since, size), **(extra or {})}
         fetch = functools.partial(self.fetch, requester)
         select = functools.partial(self.select, selector)
-        limits = {"max_pages": self.source.max_pages, "on_limit": (
-            self.max_pages_reached if partition is None else functools.partial(self.max_pages_reached, workflow_id=partition))}
+        max_pages = self.source.max_pages
+        on_limit: Callable[[], None] = (self.max_pages_reached if partition is None
+                                        else functools.partial(self.max_pages_reached, workflow_id=partition))
         if isinstance(paginator, PageIncrement):
             return numbered_pages(lambda page: fetch(path, {**params, paginator.parameter: page}),
                                   lambda body: self._numbered(select(body, path), body, paginator, size),
-                                  first=paginator.start, page_size=size, **limits)
+                                  first=paginator.start, page_size=size, max_pages=max_pages, on_limit=on_limit)
         if isinstance(paginator, OffsetIncrement):
             return numbered_pages(lambda page: fetch(path, {**params, paginator.parameter: page * size}),
                                   lambda body: (items := select(body, path), len(items) < size),
-                                  first=0, page_size=size, **limits)
+                                  first=0, page_size=size, max_pages=max_pages, on_limit=on_limit)
         return cursor_pages(lambda cursor: self._cursor_fetch(fetch, path, params, paginator, cursor),
-                            lambda body: self._cursor_read(select(body, path), body, paginator, result), **limits)
+                            lambda body: self._cursor_read(select(body, path), body, paginator, result),
+                            max_pages=max_pages, on_limit=on_limit)
 
     @staticmethod
     def _numbered(items: list[Any], body: Any, paginator: PageIncrement, size: int) -> tuple[list[Any], bool]:
@@ -169,10 +172,11 @@ class SpecPaging(Provider):
         incremental = self.spec.incremental
         path = self.path(self.spec.requester.path, partition)
         assert incremental.until_parameter is not None
+        until = incremental.until_parameter
 
         async def read(low: float, high: float | None) -> tuple[int, list[float]]:
-            params = {**self.base_params(self.spec.requester, partition, low),
-                      incremental.until_parameter: None if high is None else format_time(high, incremental.format)}
+            params: dict[str, Any] = self.base_params(self.spec.requester, partition, low)
+            params[until] = None if high is None else format_time(high, incremental.format)
             items = self.select(self.spec.record_selector, await self.fetch(self.spec.requester, path, params), path)
             return len(items), [r.key_time for r in self.parse_items(items, result)]
 

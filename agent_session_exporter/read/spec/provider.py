@@ -107,7 +107,8 @@ class SpecProvider(SpecPaging):
         if isinstance(self.spec.paginator, TimeWindow):
             await self._read_time_window(partition, window, result)
             return
-        extra = {} if status is None else {self.spec.statuses.filter_parameter: status}
+        parameter = self.spec.statuses.filter_parameter
+        extra = {} if status is None or parameter is None else {parameter: status}
         pages = self.pages(self.spec.requester, self.spec.paginator, self.spec.record_selector, partition,
                            window.since, result, extra)
         parse = self._parser(partition, status)
