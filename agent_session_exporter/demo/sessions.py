@@ -19,6 +19,9 @@ PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]
     "honeyhive": (("running",), [("ended", "success", 92), ("ended", "error", 8)]),
     # A handoff is a pause for a human (handoff -> running | ended | failed), never an end.
     "kapso": (("running", "waiting", "handoff"), [("ended", "success", 92), ("failed", "error", 8)]),
+    # n8n: 'crashed' is a run a restart cut short, 'canceled' a stop or a workflow timeout (demo/n8n.py).
+    "n8n": (("running", "waiting"), [("success", "success", 90), ("error", "error", 6), ("crashed", "error", 1),
+                                     ("canceled", "cancelled", 3)]),
 }
 #: Dify writes a stopped run's stop reason into ``error``; it is not an error.
 DIFY_STOP_REASONS = ("Stopped by user.", "Stopped by output moderation.")
