@@ -17,10 +17,11 @@ from .helpers import ROOT, parse_exposition, run, total_of
 
 
 def test_check_config_accepts_the_example():
-    env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "SYNTROPIC_PASSWORD")}
+    env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY",
+                                "SYNTROPIC_PASSWORD")}
     result = run("--config", "config.example.yaml", "--check-config", env=env)
     assert result.returncode == 0, result.stderr
-    assert "config OK: 5 sources" in result.stdout
+    assert "config OK: 6 sources" in result.stdout
 
 
 def test_check_config_names_the_offending_key(tmp_path):

@@ -232,7 +232,8 @@ class N8nSimulator:
                 return message("'X-N8N-API-KEY' header required", 401)
             if request.headers["X-N8N-API-KEY"] != self.key:
                 return message("unauthorized", 401)
-            return await handler(request)
+            response: web.StreamResponse = await handler(request)
+            return response
         return guarded
 
     @staticmethod

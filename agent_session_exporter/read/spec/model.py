@@ -21,6 +21,9 @@ from agent_session_exporter.read.spec.mapping import FieldSpec, Fields, FinalSta
 from agent_session_exporter.read.spec.requests import (
     Auth,
     Cursor,
+    DetailReads,
+    ExtraRead,
+    IdGaps,
     Incremental,
     Lookup,
     OffsetIncrement,
@@ -30,6 +33,7 @@ from agent_session_exporter.read.spec.requests import (
     RecordSelector,
     Requester,
     TimeWindow,
+    WorkflowNames,
 )
 
 SPEC_VERSION = 1
@@ -87,6 +91,10 @@ class Spec(SpecModel):
     incremental: Incremental = Field(default_factory=Incremental)
     lookup: Lookup | None = None
     partition_router: PartitionRouter | None = None
+    also_read: list[ExtraRead] = Field(default_factory=list)
+    id_gaps: IdGaps | None = None
+    detail_reads: DetailReads | None = None
+    workflow_names: WorkflowNames | None = None
     nouns: Nouns = Field(default_factory=Nouns)
     session_url: SessionUrl | None = None
 
@@ -104,7 +112,16 @@ class Spec(SpecModel):
                 if name not in REQUEST_PLACEHOLDERS and not (
                         name.startswith("options.") and name.removeprefix("options.") in self.options):
                     raise ValueError(f"{where}: unknown placeholder {{{name}}}")
+        if self.also_read and isinstance(self.paginator, TimeWindow):
+            raise ValueError("also_read: not with time_window paging")
+        if (self.id_gaps is not None or self.detail_reads is not None) and self.lookup is None:
+            raise ValueError("lookup: id_gaps and detail_reads look sessions up by id")
         router = self.partition_router
+        if self.workflow_names is not None:
+            for named, kind in ((self.workflow_names.interval_option, "duration"),
+                                (self.workflow_names.cap_option, "integer")):
+                if named not in self.options or self.options[named].type != kind:
+                    raise ValueError(f"workflow_names: {named} must be a declared {kind} option")
         if router is not None:
             wanted = [(router.list_option, "string_list"), (router.interval_option, "duration"),
                       (router.cap_option, "integer")]

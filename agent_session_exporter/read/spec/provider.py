@@ -8,13 +8,15 @@ import time
 from typing import Any, Callable, ClassVar, Sequence
 
 from agent_session_exporter.model import PendingRef, PollResult, PollWindow, SessionRecord
-from agent_session_exporter.read.http_client import HttpClient, NotFound
+from agent_session_exporter.read.http_client import AuthRefused, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.providers.base import FilterIgnored, now_of
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.extract import RecordMapper, first_present, get_path
 from agent_session_exporter.read.spec.model import Spec, TimeWindow, as_paths
+from agent_session_exporter.read.spec.hidden import DetailReader, gap_records, read_newest_by_id
 from agent_session_exporter.read.spec.paging import SpecPaging
 from agent_session_exporter.read.spec.partitions import Partitions
+from agent_session_exporter.read.spec.requests import PartitionRouter
 
 
 class SpecProvider(SpecPaging):
@@ -37,6 +39,12 @@ class SpecProvider(SpecPaging):
                                           f"{sessions} carry a status field again; {chain}")
         #: Whether the API has shown if items carry their status (said once in the log).
         self._status_seen = False
+        #: The sessions the plain list showed this poll (``id_gaps`` reads between them).
+        self.listed: list[SessionRecord] = []
+        self.details = DetailReader(self, self.spec.detail_reads) if self.spec.detail_reads is not None else None
+        names = self.spec.workflow_names
+        self.names = None if names is None else Partitions(self, PartitionRouter(
+            parent=names.parent, interval_option=names.interval_option, cap_option=names.cap_option))
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         return self.mapper(item)
@@ -46,6 +54,7 @@ class SpecProvider(SpecPaging):
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         now = now_of(window)
+        self.listed = []
         for partition in await self.partitions(now):
             try:
                 await self.read_learning_status(partition, window, result)
@@ -55,11 +64,49 @@ class SpecProvider(SpecPaging):
                 # missing from the listing, and its list gone too: skipped until it is given up on
         if self.spec.statuses.filter_parameter:
             self.status_field.held(now)
+        also = await self.read_also(window, result)
+        gaps = self.spec.id_gaps
+        if gaps is not None and not (gaps.unless_option and self.options().get(gaps.unless_option)):
+            placeholders, hidden = gap_records(gaps, self.listed, also, window)
+            result.records += placeholders
+            if self.details is not None:
+                self.details.hidden(hidden)
         if self.spec.lookup is not None:
             await self.recheck_pending(window.stale_pending, result, self.fetch_one)
+        if self.details is not None:
+            await self.details.read(result, window)
+        await self.name_workflows(result, now)
         if self.router is not None:
             result.removed_workflows = self.router.take_removed()
         return result
+
+    async def read_also(self, window: PollWindow, result: PollResult) -> set[str]:
+        """``also_read``: the list read again with more parameters, each to its end; the ids it showed."""
+        shown: set[str] = set()
+        paginator = self.spec.paginator
+        for extra in self.spec.also_read:
+            assert not isinstance(paginator, TimeWindow)  # the spec refuses it
+            pages = self.pages(self.spec.requester, paginator, self.spec.record_selector, None,
+                               window.since, result, dict(extra.query))
+            async with contextlib.aclosing(pages):
+                async for items in pages:
+                    shown.update(r.session_id for r in self.parse_items(items, result))
+        return shown
+
+    async def name_workflows(self, result: PollResult, now: float) -> None:
+        """``workflow_names``: a session without a workflow name takes its workflow's (a failed listing
+        leaves names out this cycle: they label, they never decide a count)."""
+        if self.names is None:
+            return
+        try:
+            await self.names.current(now)
+        except UpstreamError as exc:
+            if isinstance(exc, AuthRefused):
+                raise
+            self.log.warning("workflow names could not be listed", error=exc.kind)
+        for record in result.records:
+            if record.workflow and not record.workflow_name:
+                record.workflow_name = self.names.names.get(record.workflow)
 
     async def partitions(self, now: float) -> Sequence[str | None]:
         """The lists to read: a partition router's parents; one list without a router."""
@@ -113,7 +160,10 @@ class SpecProvider(SpecPaging):
                            window.since, result, extra)
         parse = self._parser(partition, status)
         if self.spec.incremental.order == "newest_first" and status is None and parse is None:
-            await self.read_newest_first(pages, window, window.since, result, self.spec.incremental.order_parameter)
+            if self.spec.incremental.order_by == "id":
+                self.listed = await read_newest_by_id(self, pages, window, result)
+            else:
+                await self.read_newest_first(pages, window, window.since, result, self.spec.incremental.order_parameter)
             return
         async with contextlib.aclosing(pages):
             async for items in pages:
@@ -137,13 +187,13 @@ class SpecProvider(SpecPaging):
 
     # -- lookups --------------------------------------------------------------------------------------
 
-    async def fetch_one(self, ref: PendingRef) -> list[Any]:
+    async def fetch_one(self, ref: PendingRef, extra: dict[str, Any] | None = None) -> list[Any]:
         """One pending session's item(s), as ``lookup`` declares: a detail answer, or the list filtered
-        by id (a row of another session there proves the filter ignored)."""
+        by id (a row of another session there proves the filter ignored). ``extra``: more parameters."""
         lookup = self.spec.lookup
         assert lookup is not None
         path = self.path(lookup.path, session_id=ref.session_id)
-        params = {key: self.render(value, session_id=ref.session_id) for key, value in lookup.query.items()}
+        params = {key: self.render(value, session_id=ref.session_id) for key, value in {**lookup.query, **(extra or {})}.items()}
         body = await self.http.get_json(path, params)
         if lookup.list:
             items = self.select(self.spec.record_selector, body, path)

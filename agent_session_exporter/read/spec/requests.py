@@ -109,6 +109,8 @@ class Incremental(SpecModel):
     order: Literal["newest_first", "any"] = Field(
         "newest_first", description="newest_first: paging stops at the first page reaching past the window")
     order_parameter: str = Field("order", description="what a log line names when the order breaks")
+    order_by: Literal["key_time", "id"] = Field("key_time", description=(
+        "what the newest-first order is by: the key time, or a numeric id (sequential ids; verified on the ids)"))
     overlap: Duration | None = Field(None, description="the default overlap of this platform's sources")
 
 
@@ -153,3 +155,42 @@ class PartitionRouter(SpecModel):
     interval_option: str = Field(description="a duration option: how often the parents are listed")
     cap_option: str = Field(description="an integer option: at most this many parents are read")
     missing_listings: int = Field(3, ge=1)
+
+
+class ExtraRead(SpecModel):
+    """A further read of the list with more parameters (such as ``status: running`` where the plain
+    list hides active sessions), walked to its end every cycle."""
+
+    query: dict[str, str | int | float | bool]
+
+
+class IdGaps(SpecModel):
+    """Sequential numeric ids: an id missing between two the list shows, and not read otherwise, is a
+    session the list does not show yet (one the API holds in memory). It is tracked as pending (status
+    ``unlisted``) and looked up by id once older than the window: 404 drops it."""
+
+    max_per_cycle: int = Field(100, ge=1, description="at most this many new gaps are tracked per cycle")
+    unless_option: str | None = Field(None, description="an option that filters the list (gaps mean nothing then)")
+
+
+class DetailReads(SpecModel):
+    """A final session re-read by its lookup (with ``query`` added) before it counts: when its status is
+    one of ``statuses`` (for a field only the detail has, such as an error text), or when it was seen
+    earlier in one of ``seen`` (for a start time the list overwrites). At most ``max_per_cycle`` a cycle;
+    past it, sessions count as listed."""
+
+    statuses: list[str] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)
+    start_from: Path | None = Field(None, description=(
+        "a session re-read because it was seen in one of `seen` starts at this field of its detail"))
+    query: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    max_per_cycle: int = Field(50, ge=1)
+
+
+class WorkflowNames(SpecModel):
+    """Workflow names from a list of their own, listed anew every ``interval_option``; a session without
+    a name of its own takes its workflow's."""
+
+    parent: Parent
+    interval_option: str = Field(description="a duration option: how often the names are listed")
+    cap_option: str = Field(description="an integer option: at most this many workflows are listed")
