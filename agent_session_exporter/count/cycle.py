@@ -197,14 +197,16 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
             seen_since = (pending.end_seen_at if pending and pending.end_time == record.finished_at
                           and pending.end_seen_at is not None else observed)
             if observed - seen_since < settings.settle_after:
-                delta.pending_upsert[sid] = PendingSession(key_time, SETTLING_STATUS,
-                                                           pending.first_seen if pending else observed,
-                                                           record.finished_at, seen_since, record.workflow)
+                still = PendingSession(key_time, SETTLING_STATUS, pending.first_seen if pending else observed,
+                                       record.finished_at, seen_since, record.workflow)
+                if still != pending:  # a session seen as it was changes nothing
+                    delta.pending_upsert[sid] = still
                 continue
         elif record.phase is Phase.ACTIVE:
-            delta.pending_upsert[sid] = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
-                                                       pending.first_seen if pending else observed,
-                                                       workflow=record.workflow)
+            still = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
+                                   pending.first_seen if pending else observed, workflow=record.workflow)
+            if still != pending:
+                delta.pending_upsert[sid] = still
             continue
         add_finished(record)
         plan.dropped_figures += bool(record.dropped_figures)
