@@ -151,3 +151,15 @@ def test_an_upstream_clock_ahead_of_ours_is_followed_but_not_one_key_time_standi
     plan = plan_cycle(state, PollResult(records=[finished("apart", NOW + 86000), *run]), NOW, NOW - 600, NOW - 600,
                       SETTINGS, builder())
     assert plan.finished == 243 and plan.delta.watermark == NOW + 7200
+
+
+def test_a_sweep_free_in_requests_is_taken_early_only_over_few_known_rows():
+    """A thousand-row page makes a sweep of the band free in requests, not in rows: while nothing reaches
+    back for pending sessions, a steady read takes what is new alone until the sweep is due."""
+    newest = NOW - 1
+    for rows, early in ((80, True), (900, False)):
+        state = SourceState(watermark=newest, counted={f"c{i}": newest - 50 * i / rows for i in range(rows)})
+        read = plan_read(state, NOW - 3600, 600.0, 1000, reach=newest - 600, sweep_due=False, lookups=True)
+        assert read.sweep is early and (read.since == newest) is not early, rows
+        due = plan_read(state, NOW - 3600, 600.0, 1000, reach=newest - 600, sweep_due=True, lookups=True)
+        assert due.sweep and due.since == newest - 600
