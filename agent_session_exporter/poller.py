@@ -153,8 +153,11 @@ class SourcePoller:
         plan = plan_cycle(state, result, now, cycle.floor, cycle.cutoff, self.settings, builder,
                           keep_from=cycle.keep_from)
         builder.name_workflows(result.records, state.totals.names)
-        self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
-        plan.delta.apply_to(state)
+        if plan.delta.changes(state):
+            self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
+            plan.delta.apply_to(state)
+        else:
+            self.store.check()  # nothing to write; a state file deleted meanwhile is still recreated
         report.committed_at = self.clock()
         self.reads.committed(cycle, now, state.watermark, result.skipped)
         report.swept = read.sweep

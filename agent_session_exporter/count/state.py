@@ -58,6 +58,11 @@ class SourceTotals:
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
 
+    def is_empty(self) -> bool:
+        """Whether these totals (an increment) hold nothing: no count, no name, no series noted."""
+        return not (self.finished or self.duration_buckets or self.duration_sum or self.warnings or self.errors
+                    or self.tokens or self.cost or self.names or self.active_series or self.folded)
+
     def rebucket(self, bounds: list[float]) -> list[float] | None:
         """Restored histogram counts are only meaningful with the buckets they were counted in: under
         other ``bounds`` the histogram restarts from zero. The bounds it had, where counts were dropped."""
@@ -178,6 +183,12 @@ class CycleDelta:
     pending_upsert: dict[str, PendingSession] = field(default_factory=dict)
     pending_remove: list[str] = field(default_factory=list)
     increments: SourceTotals = field(default_factory=SourceTotals)
+
+    def changes(self, state: SourceState) -> bool:
+        """Whether applying this delta would change ``state`` (a cycle that changed nothing writes nothing)."""
+        return (self.floor != state.floor or self.watermark != state.watermark or bool(self.counted_add)
+                or bool(self.counted_remove) or bool(self.pending_upsert) or bool(self.pending_remove)
+                or not self.increments.is_empty())
 
     def apply_to(self, state: SourceState) -> None:
         state.floor = self.floor
