@@ -143,22 +143,31 @@ class RealN8n:
 
     # --- the process -------------------------------------------------------------------------------
     def start(self, timeout: float = 180) -> float:
-        """Start n8n and wait until its REST API really answers; the seconds it took."""
+        """Start n8n and wait until it is ready, its crash recovery done; the seconds it took.
+
+        Ready is later than it looks: while n8n boots every path answers 200 "n8n is starting up";
+        the public API answers before the REST controllers are there; and /rest/settings answers
+        before the recovery of a crashed session, during which the runs interrupted by the crash
+        are listed 'running' and every persisted waiting run reads 'crashed' for a moment (then
+        'waiting' again). So: /rest/settings answers JSON, and the log says the editor is there."""
         assert self.process is None, "already started"
         self.folder.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
+        log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             # Its own session: the process group (n8n and its task runner) is stopped by n8n's PID.
             self.process = subprocess.Popen(
                 [str(self.install / "bin" / "node"), str(self.install / "node_modules" / "n8n" / "bin" / "n8n"), "start"],
                 cwd=self.folder, env=self.environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True)
-        # While it boots, every path answers 200 "n8n is starting up. Please wait", and the public API
-        # answers before the REST controllers are there: ready is when /rest/settings answers JSON.
-        self.wait_for(self._ready, timeout, "n8n's REST API to answer")
+        self.wait_for(lambda: self._ready(log_from), timeout, "n8n to be ready")
         return time.monotonic() - began
 
-    def _ready(self) -> bool:
+    def _ready(self, log_from: int) -> bool:
+        with open(self.log_path, "rb") as log:
+            log.seek(log_from)
+            if b"Editor is now accessible via" not in log.read():
+                return False
         try:
             answer = self._request("GET", "/rest/settings", timeout=3)
         except OSError:

@@ -77,6 +77,7 @@ def run_scenario(n8n: RealN8n) -> Scenario:
     s.note("first:one-running", f"/executions/{s.ids['crash'][0]}")
     # --- kill -9, restart on the same folder: the run in flight crashes, the waits stay ----------
     s.seconds["restart"] = n8n.restart(signal.SIGKILL)
+    s.note("second:one-crashed", f"/executions/{s.ids['crash'][0]}")
     s.note("second:waiting", "/executions", status="waiting")
     s.note("second:list-after-restart", "/executions", limit=250)
     # --- second process: runs that run for a while, then newer ones that end at once -------------
@@ -174,14 +175,15 @@ def test_a_waiting_execution_put_to_wait_by_the_process_is_listed_only_after_a_r
     assert one.body["status"] == "waiting" and one.body["waitTill"] and one.body["stoppedAt"]
     assert not one.body["finished"]
     assert not set(waiting) & set(scenario.ids_in("first:waiting") + scenario.ids_in("first:list"))
-    assert scenario.ids_in("second:waiting") == sorted(waiting, key=int, reverse=True)
-    assert set(waiting) <= set(scenario.ids_in("second:list-after-restart"))
+    assert scenario.ids_in("second:waiting") == sorted(waiting, key=int, reverse=True), scenario.seen["second:waiting"]
+    assert set(waiting) <= set(scenario.ids_in("second:list-after-restart")), scenario.seen["second:list-after-restart"]
 
 
 def test_statuses_and_the_status_filter(scenario):
     n8n = scenario.n8n
     crashed = scenario.ids["crash"][0]
     assert scenario.seen["first:one-running"].body["status"] == "running"
+    assert scenario.seen["second:one-crashed"].body["status"] == "crashed"  # recovered by the time n8n is ready
     assert {e["status"] for e in n8n.list_executions()} == {"success", "error", "crashed", "canceled"}
     assert {e["id"]: e["status"] for e in n8n.list_executions(status="error")} == {
         **{i: "error" for i in scenario.ids["error"]}, crashed: "crashed"}  # error returns crashed too
