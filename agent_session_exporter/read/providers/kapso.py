@@ -152,7 +152,7 @@ class KapsoProvider(Provider):
             for status in STATUSES:
                 await self._walk(workflow_id, since, status, result)
         self.status_field.held(now)
-        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
+        await self.recheck_pending(window.stale_pending, result, self.fetch_one)
         result.removed_workflows, self._removed = self._removed, set()
         return result
 
@@ -213,7 +213,13 @@ class KapsoProvider(Provider):
             self.log.warning("more workflows than max_workflows; polling the first of them", max_workflows=limit)
         return tuple(found[:limit])
 
-    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+    def polls_workflow(self, workflow: str) -> bool:
+        """Those named, else those discovered (every one before the first listing)."""
+        if self.source.workflow_ids is None and self._discovered is not None:
+            return workflow in self._discovered
+        return super().polls_workflow(workflow)
+
+    async def fetch_one(self, ref: PendingRef) -> list[Any]:
         body = await self.http.get_json(f"/workflow_executions/{quote(ref.session_id, safe='')}")
         # The platform API wraps one object in ``data``; accept it bare as well.
         return [body["data"] if isinstance(body, dict) and isinstance(body.get("data"), dict) else body]

@@ -73,7 +73,7 @@ class Syntropic137Provider(Provider):
                           newest_first=lambda keys: self._in_order(keys, result, now), on_limit=self.max_pages_reached,
                           on_stuck=lambda at: self.page_stuck(result, at, "started_at"))
         self.order.held(now)
-        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
+        await self.recheck_pending(window.stale_pending, result, self.fetch_one)
         return result
 
     def _in_order(self, keys: Sequence[float], result: PollResult, now: float) -> bool:
@@ -82,7 +82,7 @@ class Syntropic137Provider(Provider):
         self.check_newest_first(keys, None, "started_at order", result, now)
         return not self.order.in_use(now)
 
-    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+    async def fetch_one(self, ref: PendingRef) -> list[Any]:
         return [await self.http.get_json(f"{PATH}/{quote(ref.session_id, safe='')}")]
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
