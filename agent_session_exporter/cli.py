@@ -36,6 +36,7 @@ from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEP
                                                    ConnectionGuard)
 from agent_session_exporter.serve.listener import listen as listen_on
 from agent_session_exporter.serve.server import make_app
+from agent_session_exporter.serve.webhooks import OnListening, open_webhook_listener
 from agent_session_exporter.serve.webconfig import WebConfig, load_web_config
 from agent_session_exporter.shards import Shard, pod_ordinal
 
@@ -57,6 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"connections served at once, TLS handshakes included (default {DEFAULT_MAX_CONNECTIONS}); "
                              f"{RESERVED_CONNECTIONS} more may ask for /healthz (anything else gets 503), the rest are "
                              "closed at once")
+    parser.add_argument("--web.webhook-address", dest="webhook_address", metavar="HOST:PORT", help="serve webhooks here (off)")
     parser.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                         choices=["debug", "info", "warn", "warning", "error"],
                         help="debug, info, warn (Prometheus's spelling; warning too) or error")
@@ -125,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config is None and args.check_config:
             from agent_session_exporter.demo.runner import demo_config
             config = demo_config("http://127.0.0.1:1")
-        if args.listen:
-            parse_listen(args.listen, "--web.listen-address")
+        for flag, address in (("--web.listen-address", args.listen), ("--web.webhook-address", args.webhook_address)):
+            if address:
+                parse_listen(address, flag)
         web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
         if config is not None and (problems := check_machine(config)):
             raise ConfigError("\n".join(problems))
@@ -145,17 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncIterator[Config]:
+async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncIterator[tuple[Config, OnListening | None]]:
     if config is not None:
-        yield _select(args.shard, config)
+        yield _select(args.shard, config), None
         return
-    from agent_session_exporter.demo.runner import demo_config, running_simulators  # the simulators load only for --demo
-    from agent_session_exporter.demo.server import Simulators
-    simulators = Simulators()
-    simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
-    async with running_simulators(simulators, tick_every=1.0) as base_url:
-        log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
-        yield _select(args.shard, demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5))
+    from agent_session_exporter.demo.runner import running_demo  # the simulators load only for --demo
+    async with running_demo(args.listen or "0.0.0.0:9817", args.once) as (demo, pusher):
+        yield _select(args.shard, demo), pusher.push_to
 
 
 def _select(shard: Shard, config: Config) -> Config:
@@ -170,7 +169,7 @@ def _select(shard: Shard, config: Config) -> Config:
 
 
 async def _run(args: argparse.Namespace, config: Config | None, web_config: WebConfig) -> int:
-    async with _config_for(args, config) as cfg:
+    async with _config_for(args, config) as (cfg, push_to):
         try:
             store = open_store(cfg, reset=args.reset_state)
         except StateError as exc:
@@ -187,7 +186,7 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
                 sys.stdout.buffer.write(exporter.render_metrics())
                 sys.stdout.flush()
                 return 0 if all(results.values()) else 1
-            return await _serve(exporter, args, args.listen or cfg.listen, web_config)
+            return await _serve(exporter, args, args.listen or cfg.listen, web_config, push_to)
         finally:
             await exporter.close()
 
@@ -239,7 +238,8 @@ def open_store(config: Config, reset: bool = False) -> Store:
     return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources}, reset=reset)
 
 
-async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig) -> int:
+async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig,
+                 push_to: OnListening | None = None) -> int:
     config_path: str | None = args.config
     host, port = parse_listen(listen, "listen")
     guard = ConnectionGuard(args.max_connections, on_refused=exporter.connection_refused)
@@ -250,6 +250,13 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         server, bound = await listen_on(runner, guard, host, port, web_config.ssl_context)
     except OSError as exc:
         log.error("cannot listen", listen=listen, error=exc.strerror)
+        await runner.cleanup()
+        return 1
+    address = args.webhook_address or ("127.0.0.1:0" if push_to else None)  # the demo pushes to loopback
+    webhooks = await open_webhook_listener(exporter.pushes, address, args.max_connections, exporter.connection_refused,
+                                           web_config.ssl_context, push_to) if address else None
+    if address and webhooks is None:
+        server.close()
         await runner.cleanup()
         return 1
     scheme = "https" if web_config.ssl_context else "http"
@@ -273,6 +280,8 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
     await stop.wait()
     log.info("shutting down: stopping polls and committing state")
     await asyncio.gather(*reloads, return_exceptions=True)
+    if webhooks is not None:
+        await webhooks.close()
     server.close()
     await runner.cleanup()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 import structlog
@@ -112,6 +112,9 @@ class SourcePoller:
         self._looked_up: dict[str, int] = {}
         self._lookup_rounds = 0
         self.sweeps = SweepSchedule(source.overlap)
+        #: How the loop spends the time until its next cycle (until ``stop``, or the delay): waiting, or
+        #: serving the lookups of pushes meanwhile (``pushes.py``).
+        self.between_cycles: Callable[[asyncio.Event, float], Awaitable[None]] = wait_until_stopped
         self._update_gauges()
 
     def _check_histogram_bounds(self) -> None:
@@ -144,11 +147,7 @@ class SourcePoller:
                 raise CycleFault(f"{type(self.fault).__name__}: {self.fault}") from self.fault
             due = started + self.source.interval + offset
             offset = 0.0
-            delay = max(0.0, due - time.monotonic())
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+            await self.between_cycles(stop, max(0.0, due - time.monotonic()))
 
     async def run_cycle(self) -> bool:
         """One poll; commit the planned delta and only then change the in-memory model and report.
@@ -476,6 +475,13 @@ class SourcePoller:
 
     def _update_gauges(self) -> None:
         self.metrics.tracked(len(self.state.pending), len(self.state.counted))
+
+
+async def wait_until_stopped(stop: asyncio.Event, delay: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+    except asyncio.TimeoutError:
+        pass
 
 
 def _first_time(seen: OrderedDict[tuple[str, str], None], key: tuple[str, str]) -> bool:

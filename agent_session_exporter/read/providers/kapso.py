@@ -49,7 +49,8 @@ from agent_session_exporter.read.fields import (
 from agent_session_exporter.read.http_client import HeaderAuth, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.pagers import cursor_pages
 from agent_session_exporter.read.providers.base import Provider, now_of
-from agent_session_exporter.read.source import Duration, SourceBase
+from agent_session_exporter.read.push import PushSource
+from agent_session_exporter.read.source import Duration
 from agent_session_exporter.safetext import MAX_ID_BYTES, check_id
 from agent_session_exporter.timeparse import to_iso
 
@@ -73,7 +74,7 @@ def read_page(body: Any, path: str) -> tuple[list[Any], str | None]:
     return items, after
 
 
-class KapsoSource(SourceBase):
+class KapsoSource(PushSource):
     SESSION_URL_DEFAULT = ("kapso.ai", "https://app.kapso.ai/workflows/{workflow}/executions/{session_id}")
     provider: Literal["kapso"]
     page_size: int = Field(100, ge=1, le=100)
