@@ -65,6 +65,11 @@ def signature_ok(secret: bytes, body: bytes, signature: str | None) -> bool:
     return hmac.compare_digest(hmac.new(secret, body, hashlib.sha256).hexdigest().encode(), given)
 
 
+def _digest(*parts: str) -> bytes:
+    """What an idempotency key (or an event) is remembered by: 32 bytes, however long what was pushed."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).digest()
+
+
 def make_webhook_app(sink: PushSink, guard: ConnectionGuard | None = None, keys: SeenKeys | None = None) -> web.Application:
     """The webhook app; ``guard`` (the listener's connection limits) sees every request first."""
     seen = keys if keys is not None else SeenKeys()
@@ -108,9 +113,9 @@ def make_webhook_app(sink: PushSink, guard: ConnectionGuard | None = None, keys:
         if not events:
             return web.Response(status=400 if bad else 200, text="no workflow execution named\n" if bad else "ok\n")
         idempotency = request.headers.get("X-Idempotency-Key")
-        repeated = bool(idempotency) and not seen.first_time((source, "delivery", idempotency))
+        repeated = bool(idempotency) and not seen.first_time(_digest(source, "delivery", idempotency))
         for event in events:
-            if not seen.first_time((source, "event", event.key)) or repeated:
+            if not seen.first_time(_digest(source, "event", *event.key)) or repeated:
                 outcome = "duplicate"
             elif event.workflow is not None and not sink.polls_workflow(source, event.workflow):
                 outcome = "unknown_workflow"
