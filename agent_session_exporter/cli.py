@@ -8,17 +8,13 @@ import contextlib
 import os
 import platform
 import signal
-import ssl
 import sys
-import tempfile
-import urllib.request
-from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import structlog
 from aiohttp import web
 
-from agent_session_exporter import __version__
+from agent_session_exporter import __version__, testread
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import (
     DEFAULT_LISTEN,
@@ -32,6 +28,8 @@ from agent_session_exporter.config import (
 from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
+from agent_session_exporter.read.spec.load import spec_schema_text
+from agent_session_exporter.serve.healthcheck import healthcheck, note_health_url
 from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, RESERVED_CONNECTIONS,
                                                    ConnectionGuard)
 from agent_session_exporter.serve.listener import listen as listen_on
@@ -68,9 +66,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="validate the config (--config.file, this PATH, or with --demo the demo's) and exit")
     parser.add_argument("--config.schema", dest="config_schema", action="store_true",
                         help="print the config file's JSON Schema (for editors) and exit")
+    parser.add_argument("--spec.schema", dest="spec_schema", action="store_true",
+                        help="print the provider spec language's JSON Schema (for editors writing a spec) and exit")
     parser.add_argument("--healthcheck", action="store_true",
                         help="ask the running exporter's /healthz (at the address it started on) and exit 0 if it "
                              "answers 200: a container HEALTHCHECK that follows the configured address")
+    testread.add_arguments(parser)
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
     parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
     parser.add_argument("--reset-state", action="store_true",
@@ -91,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.config = args.check_config
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz"):
         parser.error("--web.telemetry-path must start with / and not be / or /healthz")
-    if not args.config and not args.demo and not args.config_schema and not args.healthcheck:
+    if not args.config and not args.demo and not args.config_schema and not args.spec_schema and not args.healthcheck:
         parser.error("--config.file is required (or --demo)")
     args.shard = _shard(parser, args)
     return args
@@ -117,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.config_schema:
         sys.stdout.write(config_schema_text())
+        return 0
+    if args.spec_schema:
+        sys.stdout.write(spec_schema_text())
         return 0
     if args.healthcheck:
         return healthcheck()
@@ -170,6 +174,8 @@ def _select(shard: Shard, config: Config) -> Config:
 
 async def _run(args: argparse.Namespace, config: Config | None, web_config: WebConfig) -> int:
     async with _config_for(args, config) as (cfg, push_to):
+        if args.test_read:  # one read printed; no state file, no server
+            return await testread.run(cfg, args)
         try:
             store = open_store(cfg, reset=args.reset_state)
         except StateError as exc:
@@ -189,34 +195,6 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
             return await _serve(exporter, args, args.listen or cfg.listen, web_config, push_to)
         finally:
             await exporter.close()
-
-
-def _health_url_file() -> Path:
-    return Path(tempfile.gettempdir()) / f"agent-session-exporter-{os.getuid()}.healthz"
-
-
-def _note_health_url(url: str) -> None:
-    """Where ``--healthcheck`` will look: the address this exporter really listens on."""
-    try:
-        _health_url_file().write_text(url.replace("://localhost:", "://127.0.0.1:"))
-    except OSError as exc:
-        log.warning("cannot note the health URL for --healthcheck", error=exc.strerror)
-
-
-def healthcheck() -> int:
-    """0 when the exporter started by this user answers /healthz with 200, else 1."""
-    try:
-        url = _health_url_file().read_text().strip()
-    except OSError:
-        url = "http://127.0.0.1:" + DEFAULT_LISTEN.rsplit(":", 1)[1] + "/healthz"
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # a probe of ourselves, not a trust decision
-    try:
-        with urllib.request.urlopen(url, timeout=4, context=context if url.startswith("https") else None) as response:
-            return 0 if response.status == 200 else 1
-    except (OSError, ValueError) as exc:
-        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
-        return 1
 
 
 def _openable(host: str) -> str:
@@ -275,7 +253,7 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
     # Said once the signals are handled: what waits for this line may send SIGHUP or SIGTERM at once.
     log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
              sources=list(exporter.pollers), basic_auth=bool(web_config.users))
-    _note_health_url(base + "/healthz")
+    note_health_url(base + "/healthz")
     exporter.start()
     await stop.wait()
     log.info("shutting down: stopping polls and committing state")

@@ -13,24 +13,27 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Mapping, Union
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from agent_session_exporter.read.providers import PROVIDER_CLASSES
+from agent_session_exporter.read.providers import CUSTOM, PROVIDER_CLASSES, CustomSource
+from agent_session_exporter.yamlfile import LocatedYaml, YamlError, data_path, load_yaml, rule_of
 from agent_session_exporter.read.source import NAME_PATTERN, BasicAuth, Duration, SourceBase, StrictModel, to_seconds
 
-PROVIDERS = tuple(PROVIDER_CLASSES)
+PROVIDERS = (*PROVIDER_CLASSES, CUSTOM)
 DEFAULT_LISTEN = "0.0.0.0:9817"
 DEFAULT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 #: A configured source: the model of its provider.
 SourceConfig = SourceBase
-AnySource = Annotated[Union[tuple(cls.Config for cls in PROVIDER_CLASSES.values())],  # type: ignore[misc]
-                      Field(discriminator="provider")]
+if TYPE_CHECKING:  # a union of the providers' models, told apart by ``provider``, is a SourceBase to mypy
+    AnySource = SourceBase
+else:
+    AnySource = Annotated[Union[(*(cls.Config for cls in PROVIDER_CLASSES.values()), CustomSource)],
+                          Field(discriminator="provider")]
 
 __all__ = ["BasicAuth", "Config", "ConfigError", "SourceConfig", "load_config", "parse_config", "parse_listen",
            "config_schema"]
@@ -89,33 +92,49 @@ class Config(StrictModel):
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
-    """Read, expand and validate a config file."""
+    """Read, expand and validate a config file; each error line starts with ``file:line:``."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
-    return parse_config(raw, os.environ if environ is None else environ)
+        located = load_yaml(text, str(path))
+    except YamlError as exc:
+        raise ConfigError(f"not valid YAML: {exc}") from None
+    raw = _beside(located.data, Path(path).parent)
+    return parse_config(raw, os.environ if environ is None else environ, located)
 
 
-def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str]) -> Config:
+def _beside(raw: Any, folder: Path) -> Any:
+    """A source's relative ``spec_file`` is read beside the config file, wherever the exporter runs."""
+    if isinstance(raw, dict) and isinstance(raw.get("sources"), list):
+        raw["sources"] = [{**entry, "spec_file": str(folder / entry["spec_file"])}
+                          if isinstance(entry, dict) and isinstance(entry.get("spec_file"), str)
+                          and not Path(entry["spec_file"]).is_absolute() else entry for entry in raw["sources"]]
+    return raw
+
+
+def parse_config(raw: Any, environ: dict[str, str] | os._Environ[str], located: LocatedYaml | None = None) -> Config:
+    """Validate a loaded config; ``located``: the file it came from, whose lines the errors name."""
     if not isinstance(raw, dict):
         raise ConfigError("(top level): must be a mapping")
     errors: list[tuple[tuple[str | int, ...], str]] = []
     raw = _expand(raw, environ, (), errors)
-    lines = [_line(loc, message, raw) for loc, message in errors]
+    problems = list(errors)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         # Every error in one run; a key whose variable is unset is reported for that alone.
         unset = {loc for loc, _ in errors}
-        lines += [_describe(error, raw) for error in exc.errors() if _under_provider(tuple(error["loc"])) not in unset]
-    if lines:
-        raise ConfigError("\n".join(lines))
+        problems += [_describe(error) for error in exc.errors() if _under_provider(tuple(error["loc"])) not in unset]
+    if problems:
+        raise ConfigError("\n".join(_where(located, raw, loc) + _line(loc, message, raw) for loc, message in problems))
     return config
+
+
+def _where(located: LocatedYaml | None, raw: Any, loc: tuple[str | int, ...]) -> str:
+    """``file:line: `` of a key path, where the config came from a file."""
+    return "" if located is None else f"{located.where(data_path(raw, loc))}: "
 
 
 def _under_provider(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -133,16 +152,12 @@ def check_machine(config: Config) -> list[str]:
     return problems
 
 
-def _describe(error: Any, raw: dict[str, Any]) -> str:
-    """One error as ``source 'NAME': key: rule`` (see ``_line``). Pydantic's message is the rule: with
-    ``hide_input_in_errors`` and the replacements here, none of them holds the value."""
+def _describe(error: Any) -> tuple[tuple[str | int, ...], str]:
+    """One error's key path and rule (written ``source 'NAME': key: rule`` by ``_line``). Pydantic's
+    message is the rule: with ``hide_input_in_errors`` and the replacements here, none holds the value."""
     loc = list(error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required"
-    elif error["type"] == "union_tag_invalid":  # its message quotes the tag given
+    message = rule_of(error)
+    if error["type"] == "union_tag_invalid":  # its message quotes the tag given
         message = f"must be one of {', '.join(PROVIDERS)}"
         loc.append("provider")
     elif error["type"] == "union_tag_not_found":
@@ -152,7 +167,7 @@ def _describe(error: Any, raw: dict[str, Any]) -> str:
         loc = ["sources", error["ctx"]["index"], "name"]
     if len(loc) > 2 and loc[0] == "sources" and isinstance(loc[1], int) and loc[2] in PROVIDERS:
         del loc[2]  # the union's tag; a check across keys (a model validator) names its key itself
-    return _line(tuple(loc), message, raw)
+    return tuple(loc), message
 
 
 def _line(loc: tuple[str | int, ...], message: str, raw: dict[str, Any]) -> str:
@@ -218,15 +233,8 @@ def _listen_parts(value: Any) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong and where, never the text around it: that line may hold a key or a password."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or type(exc).__name__
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}{problem}"
-
-
-def _expand(value: Any, environ: Any, loc: tuple[str | int, ...], errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
+def _expand(value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...],
+            errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
     """Replace ``${VAR}`` in every string value; each missing variable is an error at its key."""
     if isinstance(value, dict):
         return {k: _expand(v, environ, (*loc, str(k)), errors) for k, v in value.items()}

@@ -8,7 +8,7 @@ import bisect
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Container
+from typing import Container, Mapping
 
 
 class Outcome(str, enum.Enum):
@@ -121,6 +121,9 @@ class PollWindow:
     now: float | None = None
     #: Ids already counted as finished (read-only), for providers that can skip work on them.
     known_finished: Container[str] = frozenset()
+    #: The sessions pending, each with the status it was last seen in (read-only), for providers that
+    #: track sessions their list hides.
+    known_pending: Mapping[str, str] = field(default_factory=dict)
     #: A newest-first reader may stop after the first page holding a session in ``known_finished``
     #: (a steady read: what lies past it was read before; late writes are the sweep's).
     stop_at_known: bool = False

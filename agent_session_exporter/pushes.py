@@ -16,6 +16,7 @@ import structlog
 from agent_session_exporter.count.hints import Hint, HintQueue
 from agent_session_exporter.lookup_cycle import run_lookup_cycle
 from agent_session_exporter.poller import SourcePoller
+from agent_session_exporter.read.push import PushSource
 from agent_session_exporter.serve.pushmetrics import PushMetrics
 
 log = structlog.get_logger()
@@ -36,13 +37,13 @@ class Pushes:
     def add(self, poller: SourcePoller) -> None:
         """Take the source's pushes, if it has a ``webhook_secret`` (and its provider can look up)."""
         source = poller.source
-        if not getattr(source, "webhook_secret", None):
+        if not isinstance(source, PushSource) or not source.webhook_secret:
             return
         if not poller.provider.can_look_up:
             log.warning("the source's provider cannot look sessions up one by one: its pushes are not taken",
                         source=source.name, provider=source.provider)
             return
-        queue = self.queues[source.name] = HintQueue(source.max_push_lookups_per_minute)  # type: ignore[attr-defined]
+        queue = self.queues[source.name] = HintQueue(source.max_push_lookups_per_minute)
         self.pollers[source.name] = poller
         self.metrics.add_source(source.name, source.provider)
 
@@ -59,9 +60,9 @@ class Pushes:
     # --- PushSink ---
     def webhook_secret(self, provider: str, source: str) -> bytes | None:
         poller = self.pollers.get(source)
-        if poller is None or poller.source.provider != provider:
+        if poller is None or poller.source.provider != provider or not isinstance(poller.source, PushSource):
             return None
-        return poller.source.webhook_secret.encode()  # type: ignore[attr-defined]
+        return (poller.source.webhook_secret or "").encode() or None
 
     def polls_workflow(self, source: str, workflow: str) -> bool:
         poller = self.pollers.get(source)

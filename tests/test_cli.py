@@ -18,10 +18,11 @@ from .helpers import ROOT, parse_exposition, run, total_of
 
 
 def test_check_config_accepts_the_example():
-    env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "SYNTROPIC_PASSWORD")}
+    env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY",
+                                "SYNTROPIC_PASSWORD")}
     result = run("--config", "config.example.yaml", "--check-config", env=env)
     assert result.returncode == 0, result.stderr
-    assert "config OK: 5 sources" in result.stdout
+    assert "config OK: 6 sources" in result.stdout
 
 
 def test_check_config_names_the_offending_key(tmp_path):
@@ -37,7 +38,8 @@ def test_check_config_never_echoes_a_secret_pasted_into_the_wrong_key(tmp_path):
     bad.write_text("sources:\n  - {name: a, provider: dify, base_url: 'http://x', api_key: k, interval: sk-live-77aa99}\n")
     result = run("--config", str(bad), "--check-config")
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["config error: source 'a': interval: must be a duration such as 30s, 10m or 24h"]
+    assert result.stderr.splitlines() == [f"config error: {bad}:2: source 'a': interval: must be a duration such as 30s, "
+                                          "10m or 24h"]
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

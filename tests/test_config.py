@@ -17,9 +17,9 @@ def minimal(**source):
 
 def test_example_config_loads_with_its_variables_set():
     env = {v: "secret-value" for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY",
-                                        "SYNTROPIC_PASSWORD")}
+                                        "N8N_API_KEY", "SYNTROPIC_PASSWORD")}
     config = load_config(EXAMPLE, env)
-    assert [s.provider for s in config.sources] == ["whatabot", "dify", "syntropic137", "honeyhive", "kapso"]
+    assert [s.provider for s in config.sources] == ["whatabot", "dify", "syntropic137", "honeyhive", "kapso", "n8n"]
     assert config.sources[0].interval == 15 and config.sources[1].interval == config.interval == 30
     assert config.sources[0].api_key == "secret-value"
     assert config.listen == "0.0.0.0:9817" and config.state_path == "state.db"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from agent_session_exporter.count.cycle import CycleSettings, plan_cycle, plan_read
 from agent_session_exporter.count.state import PendingSession, SourceState
-from agent_session_exporter.count.totals import LabelLimiter, TotalsBuilder
+from agent_session_exporter.count.labels import LabelLimiter
+from agent_session_exporter.count.totals import TotalsBuilder
 from agent_session_exporter.model import Outcome, Phase, PollResult, SessionRecord
 
 NOW = 1_000_000.0
@@ -67,6 +68,20 @@ def test_settling_sessions_count_once_their_end_stops_moving():
     assert plan.finished == 1
 
 
+def test_a_pending_session_seen_unchanged_changes_nothing_and_a_cycle_that_changes_nothing_writes_nothing():
+    running = SessionRecord(session_id="r", status="running", phase=Phase.ACTIVE, key_time=NOW - 100)
+    state = SourceState()
+    plan = plan_cycle(state, PollResult(records=[running]), NOW, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert plan.delta.changes(state)
+    plan.delta.apply_to(state)
+    again = plan_cycle(state, PollResult(records=[running]), NOW + 30, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert again.delta.pending_upsert == {} and not again.delta.changes(state)
+    running.status = "waiting"
+    moved = plan_cycle(state, PollResult(records=[running]), NOW + 60, NOW - 600, NOW - 600, SETTINGS, builder())
+    assert moved.delta.pending_upsert["r"].status == "waiting" and moved.delta.changes(state)
+    assert moved.delta.pending_upsert["r"].first_seen == NOW  # first seen stays when it was first seen
+
+
 def test_the_settle_clock_and_first_seen_start_when_the_response_arrived_not_at_the_cycle_start():
     """A poll slowed by retries: the cycle began at NOW, its answer came 400 s later. The session's
     end time is that of the answer (the upstream's end_time never stands in for a sighting)."""
@@ -79,7 +94,8 @@ def test_the_settle_clock_and_first_seen_start_when_the_response_arrived_not_at_
     plan.delta.apply_to(state)
     record.observed_at = NOW + 420  # 20 s later by the exporter's clock: not yet settle_after (30 s)
     plan = plan_cycle(state, PollResult(records=[record]), NOW + 410, NOW - 7200, NOW - 7200, SETTINGS, builder())
-    assert plan.finished == 0 and plan.delta.pending_upsert["h"].end_seen_at == NOW + 400
+    assert plan.finished == 0 and "h" not in plan.delta.pending_upsert  # seen as it was: nothing to write
+    assert state.pending["h"].end_seen_at == NOW + 400
     record.observed_at = NOW + 430
     plan = plan_cycle(state, PollResult(records=[record]), NOW + 425, NOW - 7200, NOW - 7200, SETTINGS, builder())
     assert plan.finished == 1
@@ -135,3 +151,15 @@ def test_an_upstream_clock_ahead_of_ours_is_followed_but_not_one_key_time_standi
     plan = plan_cycle(state, PollResult(records=[finished("apart", NOW + 86000), *run]), NOW, NOW - 600, NOW - 600,
                       SETTINGS, builder())
     assert plan.finished == 243 and plan.delta.watermark == NOW + 7200
+
+
+def test_a_sweep_free_in_requests_is_taken_early_only_over_few_known_rows():
+    """A thousand-row page makes a sweep of the band free in requests, not in rows: while nothing reaches
+    back for pending sessions, a steady read takes what is new alone until the sweep is due."""
+    newest = NOW - 1
+    for rows, early in ((80, True), (900, False)):
+        state = SourceState(watermark=newest, counted={f"c{i}": newest - 50 * i / rows for i in range(rows)})
+        read = plan_read(state, NOW - 3600, 600.0, 1000, reach=newest - 600, sweep_due=False, lookups=True)
+        assert read.sweep is early and (read.since == newest) is not early, rows
+        due = plan_read(state, NOW - 3600, 600.0, 1000, reach=newest - 600, sweep_due=True, lookups=True)
+        assert due.sweep and due.since == newest - 600

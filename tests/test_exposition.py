@@ -82,9 +82,45 @@ def test_a_scrape_renders_only_the_sources_that_changed():
     assert sessions["a"].renders == sessions_before and 'demo_active{source="a"} 2.0' in text
     assert 'demo_requests_total{code="500",source="a"} 1.0' in text
     exposition.source_changed("a")
+    assert sessions["a"].renders == sessions_before  # a cycle renders nothing: the next scrape does
+    exposition.render()
     assert sessions["a"].renders == sessions_before + 1
     exposition.remove_source("b")
     assert 'source="b"' not in exposition.render().decode()
+
+
+def test_a_change_is_rendered_once_per_format_scraped_and_never_while_nobody_scrapes():
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    registry, counter, _ = source_registry("a")
+    exposition.add_source("a", {"self": registry})
+    assert registry.renders == 0
+    exposition.render(openmetrics=True)
+    assert registry.renders == 1
+    for _ in range(3):  # three cycles between two scrapes
+        counter.labels("a", "200").inc()
+        exposition.source_changed("a", everything=False)
+    assert registry.renders == 1
+    assert 'demo_requests_total{code="200",source="a"} 6.0' in exposition.render(openmetrics=True).decode()
+    assert registry.renders == 2
+    exposition.render(openmetrics=True)
+    assert registry.renders == 2
+    assert 'demo_requests_total{code="200",source="a"} 6.0' in exposition.render().decode()  # the other format
+    assert registry.renders == 3
+
+
+def test_a_source_whose_render_fails_keeps_its_last_values_and_the_others_are_served(caplog):
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    good, _, _ = source_registry("good")
+    flaky, counter, _ = source_registry("flaky")
+    exposition.add_source("good", {"self": good})
+    exposition.add_source("flaky", {"self": flaky})
+    before = exposition.render().decode()
+    counter.labels("flaky", "200").inc()
+    flaky.collect = lambda: iter([object()])  # not a metric: its render fails
+    exposition.source_changed("flaky")
+    text = exposition.render().decode()
+    assert text == before and 'demo_requests_total{code="200",source="flaky"} 3.0' in text
+    assert 'source="good"' in text
 
 
 def test_split_families_keeps_headers_and_samples_apart():

@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import os
+import re
 import resource
 import socket
 import ssl
@@ -212,7 +213,7 @@ def test_config_errors_never_echo_a_secret(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert "sk-live-SECRET123" not in str(caught.value) and "line" in str(caught.value)
+    assert "sk-live-SECRET123" not in str(caught.value) and re.search(rf"{re.escape(str(path))}:\d+:\d+: ", str(caught.value))
     result = run("--config", str(path), "--check-config")
     assert result.returncode == 2 and "sk-live-SECRET123" not in result.stderr + result.stdout
 

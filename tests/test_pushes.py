@@ -77,7 +77,7 @@ async def test_a_lost_push_is_counted_by_the_next_poll(stack):
 
 
 async def test_a_lookup_moves_no_window_and_a_session_counted_ahead_of_it_makes_the_next_poll_sweep(stack):
-    state, sweeps = stack.poller.state, stack.poller.sweeps
+    state, sweeps = stack.poller.state, stack.poller.reads.sweeps
     older = stack.execution(seconds_ago=30, duration=600)
     assert await stack.poller.run_cycle()
     watermark = state.watermark

@@ -85,7 +85,8 @@ async def test_a_connection_error_names_host_port_and_reason(served, logs):
                                   ["--check-config", "config.example.yaml"],
                                   ["--demo", "--check-config"]])
 def test_check_config_takes_its_file_any_way_the_flags_give_it(args):
-    env = {v: "x" for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "SYNTROPIC_PASSWORD")}
+    env = {v: "x" for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY",
+                            "SYNTROPIC_PASSWORD")}
     result = run(*args, env=env)
     assert result.returncode == 0 and result.stdout.startswith("config OK:"), result.stderr
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
-from agent_session_exporter.count.totals import MAX_LABEL_LENGTH, TotalsBuilder
-from agent_session_exporter.model import MAX_FUTURE_SECONDS, Phase, PollResult, SessionRecord
+from agent_session_exporter.count.labels import MAX_LABEL_LENGTH
+from agent_session_exporter.count.totals import TotalsBuilder
+from agent_session_exporter.model import MAX_FUTURE_SECONDS, PendingRef, Phase, PollResult, SessionRecord
 
 #: The status a settling session (no upstream status) is shown with while its end time may move.
 SETTLING_STATUS = "running"
 #: A read reaching back to a pending session starts this much before its key time: key times come
 #: back rounded (to the microsecond, or the millisecond), and a bound must not cut the session off.
 _KEY_SLACK = 1e-3
+#: A sweep is taken before it is due, where it costs no more requests than the steady read, only while
+#: the band holds at most this many known rows (``plan_read``).
+MAX_EARLY_SWEEP_ROWS = 100
 _PHASE_RANK = {Phase.ACTIVE: 0, Phase.SETTLING: 1, Phase.FINISHED: 2}
 
 
@@ -74,7 +78,9 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     ``reach`` is how far back late writes may have landed since the last sweep: the watermark at that
     sweep minus ``overlap`` (a session may be written up to ``overlap`` behind the newest). A sweep
     reads back to it; it is due once per overlap period (``sweep_due``), and taken earlier whenever it
-    costs no more than the steady read. A steady cycle reads only what is newer than
+    costs no more requests than the steady read and reads no more than ``MAX_EARLY_SWEEP_ROWS`` known
+    rows, or the steady read reaches back for pending sessions anyway (a page of a thousand known rows,
+    free in requests, is not free to read every cycle). A steady cycle reads only what is newer than
     the newest key time, and reaches back just as far as it pays: each pending session is either
     inside the list read or looked up alone, whichever costs fewer requests, estimated from the ids
     known in that range. Without lookups (``lookups`` False) the read reaches back to the oldest
@@ -123,9 +129,30 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     if state.watermark is None or sweep_due:
         return sweep_plan
     steady_cost, steady_plan = cheapest(steady_since, sweep=False)
-    if steady_plan.since <= sweep_since or sweep_cost <= steady_cost:
-        return sweep_plan  # the steady read would reach as far, or cost as much: it sweeps too
+    if steady_plan.since <= sweep_since or (sweep_cost <= steady_cost and (
+            steady_plan.reaches_back or known.count(sweep_since) <= MAX_EARLY_SWEEP_ROWS)):
+        return sweep_plan  # the steady read would reach as far, or costs as much and reads about as much: it sweeps too
     return steady_plan
+
+
+class LookupRotation:
+    """Which of the pending sessions a read leaves to lookups are looked up this cycle: at most
+    ``limit``, those looked up longest ago first, so that under a capped budget every one has its turn."""
+
+    def __init__(self) -> None:
+        #: The round of each stale pending session's last lookup (0: not looked up yet).
+        self._looked_up: dict[str, int] = {}
+        self._rounds = 0
+
+    def choose(self, state: SourceState, ids: tuple[str, ...], limit: int) -> tuple[PendingRef, ...]:
+        pending = state.pending
+        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
+        self._rounds += 1
+        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
+        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))[:limit]
+        for ref in chosen:
+            self._looked_up[ref.session_id] = self._rounds
+        return tuple(chosen)
 
 
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
@@ -178,14 +205,16 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
             seen_since = (pending.end_seen_at if pending and pending.end_time == record.finished_at
                           and pending.end_seen_at is not None else observed)
             if observed - seen_since < settings.settle_after:
-                delta.pending_upsert[sid] = PendingSession(key_time, SETTLING_STATUS,
-                                                           pending.first_seen if pending else observed,
-                                                           record.finished_at, seen_since, record.workflow)
+                still = PendingSession(key_time, SETTLING_STATUS, pending.first_seen if pending else observed,
+                                       record.finished_at, seen_since, record.workflow)
+                if still != pending:  # a session seen as it was changes nothing
+                    delta.pending_upsert[sid] = still
                 continue
         elif record.phase is Phase.ACTIVE:
-            delta.pending_upsert[sid] = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
-                                                       pending.first_seen if pending else observed,
-                                                       workflow=record.workflow)
+            still = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
+                                   pending.first_seen if pending else observed, workflow=record.workflow)
+            if still != pending:
+                delta.pending_upsert[sid] = still
             continue
         add_finished(record)
         plan.dropped_figures += bool(record.dropped_figures)

@@ -31,7 +31,7 @@ class SourceTotals:
     #: come and go with the pending sessions, and are kept so that they fold alike after a restart).
     active_series: set[tuple[str, str]] = field(default_factory=set)
     #: (family, label) -> the values of that label a family folded into ``other`` past its series
-    #: budget, in the order they folded (``count/totals.py: SeriesBudget``).
+    #: budget, in the order they folded (``count/budget.py: SeriesBudget``).
     folded: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def plus(self, other: SourceTotals) -> SourceTotals:
@@ -57,6 +57,22 @@ class SourceTotals:
             mine, theirs = getattr(self, name), getattr(other, name)
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
+
+    def is_empty(self) -> bool:
+        """Whether these totals (an increment) hold nothing: no count, no name, no series noted."""
+        return not (self.finished or self.duration_buckets or self.duration_sum or self.warnings or self.errors
+                    or self.tokens or self.cost or self.names or self.active_series or self.folded)
+
+    def rebucket(self, bounds: list[float]) -> list[float] | None:
+        """Restored histogram counts are only meaningful with the buckets they were counted in: under
+        other ``bounds`` the histogram restarts from zero. The bounds it had, where counts were dropped."""
+        if self.bounds == bounds:
+            return None
+        dropped = list(self.bounds) if self.duration_buckets else None
+        self.duration_buckets.clear()
+        self.duration_sum.clear()
+        self.bounds = list(bounds)
+        return dropped
 
     def workflows(self) -> set[str]:
         """Every workflow these totals hold a value for."""
@@ -167,6 +183,12 @@ class CycleDelta:
     pending_upsert: dict[str, PendingSession] = field(default_factory=dict)
     pending_remove: list[str] = field(default_factory=list)
     increments: SourceTotals = field(default_factory=SourceTotals)
+
+    def changes(self, state: SourceState) -> bool:
+        """Whether applying this delta would change ``state`` (a cycle that changed nothing writes nothing)."""
+        return (self.floor != state.floor or self.watermark != state.watermark or bool(self.counted_add)
+                or bool(self.counted_remove) or bool(self.pending_upsert) or bool(self.pending_remove)
+                or not self.increments.is_empty())
 
     def apply_to(self, state: SourceState) -> None:
         state.floor = self.floor

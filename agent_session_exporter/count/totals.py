@@ -11,172 +11,15 @@ from __future__ import annotations
 import bisect
 import sys
 from dataclasses import dataclass, field
-from typing import Collection, Generic, Iterable, Mapping, TypeVar, cast
+from typing import Iterable
 
-from agent_session_exporter.count.state import PendingSession, SourceTotals
+from agent_session_exporter.count.budget import COST, DURATION, FINISHED, TOKENS, SeriesBudget, fold_active
+from agent_session_exporter.count.labels import MAX_LABEL_LENGTH, OTHER, LabelLimiter, label_limiters
+from agent_session_exporter.count.state import SourceState, SourceTotals
 from agent_session_exporter.model import Outcome, SessionRecord
 from agent_session_exporter.safetext import is_safe
 
-#: Label values from upstream are cut to this many characters (ids never are).
-MAX_LABEL_LENGTH = 128
-OTHER = "other"
 _OUTCOME_LABEL = {outcome: outcome.value for outcome in Outcome}
-
-
-class LabelLimiter:
-    """Caps the distinct values of one upstream-supplied label; the rest become ``other`` (which
-    takes no place of its own: it is where the rest go)."""
-
-    def __init__(self, max_values: int, known: Iterable[str] = ()) -> None:
-        self.max_values = max_values
-        self.values: set[str] = set(known) - {OTHER}
-
-    def __call__(self, value: str) -> str:
-        value = value[:MAX_LABEL_LENGTH]
-        if value in self.values or value == OTHER:
-            return value
-        if len(self.values) >= self.max_values:
-            return OTHER
-        self.values.add(value)
-        return value
-
-
-def label_limiters(totals: SourceTotals, pending: Iterable[PendingSession],
-                   max_values: int) -> tuple[LabelLimiter, LabelLimiter, LabelLimiter]:
-    """The caps of the status, model and workflow labels, knowing every value the state holds (in a
-    series, a series of the active gauge, or folded past a budget), so that after a restart the
-    same values keep their place."""
-    folded = totals.folded
-
-    def folded_values(label: str) -> set[str]:
-        return {value for (_, folded_label), values in folded.items() if folded_label == label for value in values}
-    statuses = {s for _, s, _ in totals.finished} | {s for _, s in totals.active_series} | folded_values("status")
-    models = {model for _, model in totals.cost} | folded_values("model")
-    workflows = (totals.workflows() | {w for w, _ in totals.active_series} | {p.workflow for p in pending}
-                 | folded_values("workflow"))
-    return (LabelLimiter(max_values, statuses), LabelLimiter(max_values, models),
-            LabelLimiter(max_values, workflows))
-
-
-#: The upstream labels a family folds into ``other`` once its series budget is spent, in this order.
-FOLD_ORDER = ("workflow", "model", "status")
-#: Of a family's budget, this share (one part in ten) is kept for the label sets with only some
-#: labels folded, where a family has more than one to fold: past the budget sums by status (or
-#: model) stay exact while that room lasts.
-_PARTLY_FOLDED_SHARE = 10
-
-
-@dataclass(frozen=True)
-class Family:
-    """A session metric family as its series budget sees it."""
-
-    name: str
-    #: The parts of its label sets (the keys of its dict in SourceTotals), in order.
-    labels: tuple[str, ...]
-    #: How many label sets can be fully folded (one per value of the labels that never fold:
-    #: outcome, token type): room is kept for them.
-    fully_folded: int
-
-    @property
-    def folds(self) -> tuple[str, ...]:
-        """The labels it folds, in FOLD_ORDER."""
-        return tuple(label for label in FOLD_ORDER if label in self.labels)
-
-
-FINISHED = Family("finished", ("workflow", "status", "outcome"), len(Outcome))
-ACTIVE = Family("active", ("workflow", "status"), 1)
-DURATION = Family("duration", ("workflow", "outcome"), len(Outcome))
-#: The token types the providers give: input, output, cache_read, cache_creation, total (were one
-#: to give more, the budget could be passed by as many fully folded label sets).
-TOKENS = Family("tokens", ("workflow", "token_type"), 5)
-COST = Family("cost", ("workflow", "model"), 1)
-#: Every family with a series budget. ``agent_session_errors`` and ``agent_session_warnings`` count a
-#: session under the workflow of its ``finished`` series (so their ratio to it by workflow holds);
-#: ``agent_session_workflow_info`` names at most the budget's number of workflows.
-FAMILIES = (FINISHED, ACTIVE, DURATION, TOKENS, COST)
-
-
-#: A label set: the key of a family's dict in SourceTotals.
-Key = TypeVar("Key", bound=tuple[str, ...])
-
-
-class SeriesBudget(Generic[Key]):
-    """Keeps one family of one source within ``limit`` series (issue #24: the label caps alone let
-    their product through).
-
-    A label set that is already a series stays one: counters never move or reset. A new one gets a
-    series of its own while there is room; past that it folds its labels into ``other`` in
-    FOLD_ORDER, onto the first label set that is a series or still has room. Room is kept for the
-    partly folded label sets (a tenth) and for the fully folded ones, so the family never passes
-    ``limit`` (but for series a state written before the budget holds). The decision is a function of
-    the series so far, so a restart, which restores them, decides alike.
-    """
-
-    def __init__(self, family: Family, limit: int | None, series: Collection[Key],
-                 folded: Mapping[tuple[str, str], list[str]], folded_now: dict[tuple[str, str], list[str]]) -> None:
-        """``series``: the family's series so far (read only); ``folded``: the values folded so far;
-        ``folded_now``: where the values this budget newly folds are noted."""
-        self.family = family
-        self.series = series
-        #: The label sets given a series here (the caller keeps them once committed).
-        self.new: set[Key] = set()
-        self.folded = folded
-        self.folded_now = folded_now
-        self._folds = tuple((family.labels.index(label), label) for label in family.folds)
-        limit = sys.maxsize if limit is None else limit
-        partly = limit // _PARTLY_FOLDED_SHARE if len(self._folds) > 1 else 0
-        self._own_limit = limit - family.fully_folded - partly
-        self._partly_limit = limit - family.fully_folded
-
-    def __call__(self, key: Key) -> Key:
-        """The label set ``key`` is counted in."""
-        if key in self.series or key in self.new:
-            return key
-        return self._place(key)
-
-    def _place(self, key: Key) -> Key:
-        size = len(self.series) + len(self.new)
-        if size < self._limit_for(key):
-            self.new.add(key)
-            return key
-        parts = list(key)
-        for index, label in self._folds:
-            value = parts[index]
-            if value == OTHER:
-                continue
-            parts[index] = OTHER
-            self._note(label, value)
-            key = cast(Key, tuple(parts))
-            if key in self.series or key in self.new:
-                return key
-            if size < self._limit_for(key):
-                break
-        self.new.add(key)  # room is kept for every fully folded label set
-        return key
-
-    def _limit_for(self, key: tuple[str, ...]) -> float:
-        others = sum(key[index] == OTHER for index, _ in self._folds)
-        if others == len(self._folds):
-            return float("inf")
-        return self._partly_limit if others else self._own_limit
-
-    def _note(self, label: str, value: str) -> None:
-        where = (self.family.name, label)
-        if value not in self.folded.get(where, ()):
-            now = self.folded_now.setdefault(where, [])
-            if value not in now:
-                now.append(value)
-
-
-def fold_counts(counts: Mapping[Key, int], budget: SeriesBudget[Key]) -> dict[Key, int]:
-    """``counts`` by the series ``budget`` gives them (the active gauge). New label sets are placed in
-    sorted order: the same counts and series fold alike, in whatever order the pending sessions come
-    (after a restart they load sorted by id)."""
-    folded: dict[Key, int] = {}
-    for key in sorted(counts):
-        series = budget(key)
-        folded[series] = folded.get(series, 0) + counts[key]
-    return folded
 
 
 #: OpenMetrics allows 128 characters of exemplar label names and values together.
@@ -190,6 +33,22 @@ class SessionExemplar:
     session_id: str
     value: float
     timestamp: float
+
+
+class Exemplars:
+    """Per series, the newest session counted in it (in memory only: a restart forgets them)."""
+
+    def __init__(self) -> None:
+        self.finished: dict[tuple[str, str, str], SessionExemplar] = {}
+        self.duration: dict[tuple[str, str, int], SessionExemplar] = {}
+
+    def note(self, builder: TotalsBuilder) -> None:
+        """Keep the exemplars of a committed cycle's sessions."""
+        exemplar = builder.exemplar
+        for key, record in builder.finished_exemplars.items():
+            self.finished[key] = exemplar(record, 1.0)
+        for bucket, record in builder.duration_exemplars.items():
+            self.duration[bucket] = exemplar(record, record.duration_seconds or 0.0)
 
 
 class _SeriesOf:
@@ -327,6 +186,39 @@ class TotalsBuilder:
                         continue
                     room -= 1
                 names[workflow] = name
+
+
+class SourceCounter:
+    """What counting keeps of one source across its cycles, besides its state: the caps of its
+    upstream labels, which know every value the state holds (so that after a restart the same values
+    keep their place), and its series budgets; the active gauge as last folded, and the exemplars
+    (in memory only). It makes each cycle's TotalsBuilder, and the SourceView rendered."""
+
+    def __init__(self, state: SourceState, buckets: tuple[float, ...], max_label_values: int,
+                 max_series: int | None) -> None:
+        self.state = state
+        self.buckets = buckets
+        self.max_series = max_series
+        self.status_label, self.model_label, self.workflow_label = label_limiters(
+            state.totals, state.pending.values(), max_label_values)
+        #: The active gauge: (workflow, status) -> sessions active, through the caps and the budget.
+        self.active: dict[tuple[str, str], int] = {}
+        self.exemplars = Exemplars()
+
+    def builder(self, now: float = 0.0) -> TotalsBuilder:
+        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now,
+                             self.max_series, self.state.totals)
+
+    def fold_active(self) -> dict[tuple[str, str], list[str]]:
+        """Fold the active gauge again from the pending sessions (``count/budget.py: fold_active``);
+        the values it newly folds."""
+        self.active, folded = fold_active(self.state, self.status_label, self.workflow_label, self.max_series)
+        return folded
+
+    def view(self, provider: str, figures: frozenset[str]) -> SourceView:
+        """What the renderer draws for this source, handed to it at scrape time."""
+        return SourceView(provider=provider, totals=self.state.totals, active=self.active, figures=figures,
+                          finished_exemplars=self.exemplars.finished, duration_exemplars=self.exemplars.duration)
 
 
 @dataclass

@@ -19,6 +19,9 @@ PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]
     "honeyhive": (("running",), [("ended", "success", 92), ("ended", "error", 8)]),
     # A handoff is a pause for a human (handoff -> running | ended | failed), never an end.
     "kapso": (("running", "waiting", "handoff"), [("ended", "success", 92), ("failed", "error", 8)]),
+    # n8n: 'crashed' is a run a restart cut short, 'canceled' a stop or a workflow timeout (demo/n8n.py).
+    "n8n": (("running", "waiting"), [("success", "success", 90), ("error", "error", 6), ("crashed", "error", 1),
+                                     ("canceled", "cancelled", 3)]),
 }
 #: Dify writes a stopped run's stop reason into ``error``; it is not an error.
 DIFY_STOP_REASONS = ("Stopped by user.", "Stopped by output moderation.")
@@ -61,7 +64,7 @@ class Truth:
     warnings: int = 0
     errors: int = 0
     tokens: Counter[str] = field(default_factory=Counter)
-    cost: Counter[str] = field(default_factory=Counter)
+    cost: dict[str, float] = field(default_factory=dict)  # model -> USD
     duration_sum: float = 0.0
     #: Finished sessions with a known duration (the histogram's count).
     durations: int = 0
@@ -183,7 +186,7 @@ class SessionFactory:
         t.errors += outcome in ("error", "timeout") or (bool(session.error) and outcome != "cancelled")
         t.tokens.update(session.tokens)
         if session.cost:
-            t.cost[session.model] += session.cost
+            t.cost[session.model] = t.cost.get(session.model, 0.0) + session.cost
         if session.duration_known:
             t.duration_sum += ended_at - session.started_at
             t.durations += 1

@@ -112,6 +112,10 @@ class SqliteStore:
         self._snapshot = snapshot
         self._on_recreate = on_recreate
 
+    def check(self) -> None:
+        """A cycle with nothing to write: the state file deleted or replaced meanwhile is still recreated."""
+        self._check_identity()
+
     def _check_identity(self) -> None:
         """The file deleted or replaced under a running exporter: say so, and recreate it from memory."""
         if _identity(self.path) == self._identity:

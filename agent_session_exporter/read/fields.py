@@ -79,7 +79,7 @@ def figure(item: dict[str, Any], key: str, maximum: float) -> float | None:
     """An optional figure: a number (or a numeric string, as decimals are serialised) from 0 to
     ``maximum``. Anything else drops this figure only: the session still counts, and the drop is
     noted on its record (``SessionRecord.dropped_figures``). Never raises."""
-    value = item.get(key)
+    value: Any = item.get(key)
     kind = type(value)
     if (kind is int or kind is float) and 0 <= value <= maximum:  # the common case, checked cheaply
         return float(value)
@@ -110,17 +110,17 @@ def _finite_number(value: Any) -> float | None:
 
 
 def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> float | None:
-    value = item.get(key)
+    value: Any = item.get(key)
     kind = type(value)
     if (kind is int or kind is float) and 0 <= value < MAX_PLAIN_SECONDS:  # Unix seconds, checked cheaply
         return float(value)
     try:
-        value = parse_timestamp(value)
+        parsed = parse_timestamp(value)
     except (ValueError, OverflowError):
         raise InvalidRecord("bad_timestamp", key) from None
-    if value is None and required:
+    if parsed is None and required:
         raise InvalidRecord("missing_field", key)
-    return value
+    return parsed
 
 
 def object_field(item: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
@@ -151,6 +151,7 @@ def item_id(item: Any) -> str | None:
 
 def list_field(body: Any, key: str, path: str) -> list[Any]:
     """The item list of a documented ``{key: [...]}`` page, or InvalidPage."""
-    if not isinstance(body, dict) or not isinstance(body.get(key), list):
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list):
         raise InvalidPage(path, f"an object with a list '{key}'")
-    return body[key]
+    return items

@@ -9,7 +9,7 @@ async generators of item lists (close them with ``contextlib.aclosing`` when sto
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, AsyncGenerator, Awaitable, Callable, Sequence
 
 #: Inclusive bounds are sent at microsecond precision: split halves overlap by this, never gap.
 _BOUND_SLACK = 2e-6
@@ -19,7 +19,7 @@ _MIN_SPLIT_SECONDS = 1e-3
 
 async def numbered_pages(fetch: Callable[[int], Awaitable[Any]], read: Callable[[Any], tuple[list[Any], bool]], *,
                          first: int, max_pages: int, on_limit: Callable[[], None],
-                         prefetch: bool = False, page_size: int | None = None) -> AsyncIterator[list[Any]]:
+                         prefetch: bool = False, page_size: int | None = None) -> AsyncGenerator[list[Any], None]:
     """Pages ``first``, ``first + 1``, ... until ``read`` says the last one (or a page is empty).
 
     ``page_size``, the items each page asks for: a full page never ends paging, whatever ``read`` makes
@@ -54,7 +54,7 @@ async def numbered_pages(fetch: Callable[[int], Awaitable[Any]], read: Callable[
 
 
 async def cursor_pages(fetch: Callable[[str | None], Awaitable[Any]], read: Callable[[Any], tuple[list[Any], str | None]],
-                       *, max_pages: int, on_limit: Callable[[], None]) -> AsyncIterator[list[Any]]:
+                       *, max_pages: int, on_limit: Callable[[], None]) -> AsyncGenerator[list[Any], None]:
     """Pages following an opaque ``after`` cursor until a page is empty or has no new cursor
     (a cursor seen before ends the walk: an API that loops cannot hold it)."""
     cursor: str | None = None

@@ -19,7 +19,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604
 DURATION_EXAMPLES = "such as 30s, 10m or 24h"
 
 
-def to_seconds(value: Any) -> Any:
+def to_seconds(value: Any) -> float:
     """Seconds from a number or a string such as ``90``, ``30s``, ``10m``, ``24h``, ``7d``. The error
     never names the value: it may be a key pasted into the wrong line."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -25,4 +25,5 @@ def is_typed(items: list[Any]) -> bool:
 
 def as_plain(item: msgspec.Struct) -> dict[str, Any]:
     """The item as the plain JSON object the item-by-item path reads."""
-    return msgspec.to_builtins(item)
+    plain: dict[str, Any] = msgspec.to_builtins(item)
+    return plain

@@ -2,47 +2,31 @@
 
 Each source's series come from collectors of their own, in parts: its self-metrics (which change
 every cycle) and its session metrics (which change when sessions start or end). When a source's
-cycle ends, the parts that changed are rendered, by prometheus_client itself (so every line is
-formatted exactly as it formats it, exemplars included), and cut into one block of sample lines
-per metric family. A scrape then joins, family by family, the header lines and every source's
-blocks: no sample is formatted at scrape time, however many sources there are. The exporter-wide
-registry is rendered again only after it changed; process metrics are live.
+cycle ends, the parts that changed are marked; the next scrape renders them (``serve/textformat.py``,
+byte for byte as prometheus_client writes them), each cut into one block of sample lines per metric
+family, in the format it asks for. A cycle itself renders nothing: a source whose cycles change
+nothing between two scrapes is rendered at most once per scrape, and not at all while nobody
+scrapes. A scrape then joins, family by family, the header lines and every source's blocks: no
+sample of an unchanged source is formatted at scrape time, however many sources there are. The
+exporter-wide registry is rendered again only after it changed; process metrics are live.
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any, Callable
 
+import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-_FORMATS = {False: generate_latest, True: generate_openmetrics}
+from agent_session_exporter.serve.textformat import render_families, split_families
+
+__all__ = ["Exposition", "split_families"]
+
+_FORMATS: dict[bool, Callable[[Any], bytes]] = {False: generate_latest, True: generate_openmetrics}
 _EOF = b"# EOF\n"
-
-
-def split_families(text: bytes) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """The header lines (``# HELP``, ``# TYPE``, ``# UNIT``) and the sample lines of each family of
-    an exposition, in order.
-
-    Lines end at ``\\n`` alone, as both formats define them: a ``\\r`` is part of a line (a label
-    value may hold one, unescaped), so ``splitlines`` would cut a sample in two."""
-    headers: dict[str, bytes] = {}
-    samples: dict[str, list[bytes]] = {}
-    name = ""
-    for line in io.BytesIO(text.removesuffix(_EOF)):  # a binary stream's lines end at \n only
-        if line.startswith(b"# "):
-            kind, _, rest = line[2:].partition(b" ")
-            if kind == b"HELP":
-                name = rest.partition(b" ")[0].decode()
-                headers[name] = line
-                samples[name] = []
-            elif name:
-                headers[name] += line
-        elif name:
-            samples[name].append(line)
-    return headers, {family: b"".join(lines) for family, lines in samples.items()}
+log = structlog.get_logger()
 
 
 class Exposition:
@@ -53,58 +37,65 @@ class Exposition:
         self._live = live_registry
         #: source -> part name -> a collector (anything with ``collect()``)
         self._sources: dict[str, dict[str, Any]] = {}
-        #: Formats asked for so far (OpenMetrics or not): a changed source is rendered in each at once.
-        self._formats: set[bool] = set()
         #: format -> family -> header lines, in the order the families were first seen
         self._headers: dict[bool, dict[str, bytes]] = {False: {}, True: {}}
         #: format -> (source, part) -> family -> sample lines
         self._blocks: dict[bool, dict[tuple[str, str], dict[str, bytes]]] = {False: {}, True: {}}
+        #: format -> the (source, part)s changed since that format's last render
+        self._stale: dict[bool, set[tuple[str, str]]] = {False: set(), True: set()}
         #: format -> the exporter-wide registry's exposition, None once it changed
         self._global_text: dict[bool, bytes | None] = {False: None, True: None}
 
     def add_source(self, name: str, parts: dict[str, Any]) -> None:
-        """A source's collectors by part: "self" is rendered after every cycle, the others when told."""
+        """A source's collectors by part: "self" changes after every cycle, the others when told."""
         self._sources[name] = parts
+        for openmetrics in (False, True):
+            self._blocks[openmetrics].update({(name, part): {} for part in parts})
         self.source_changed(name, everything=True)
 
     def remove_source(self, name: str) -> None:
         parts = self._sources.pop(name, {})
-        for blocks in self._blocks.values():
+        for openmetrics, blocks in self._blocks.items():
             for part in parts:
                 blocks.pop((name, part), None)
+                self._stale[openmetrics].discard((name, part))
 
     def source_changed(self, name: str, everything: bool = True) -> None:
-        """Render a source's blocks again (when its cycle ended), in every format scraped so far: its
-        self-metrics, and with ``everything`` its other parts too."""
-        for part, collector in self._sources.get(name, {}).items():
+        """A source's cycle ended: its self-metrics, and with ``everything`` its other parts too, are
+        rendered again by the next scrape (of either format)."""
+        for part in self._sources.get(name, {}):
             if everything or part == "self":
-                for openmetrics in self._formats:
-                    self._render(name, part, collector, openmetrics)
+                self._stale[False].add((name, part))
+                self._stale[True].add((name, part))
 
-    def _render(self, name: str, part: str, collector: Any, openmetrics: bool) -> None:
-        headers, blocks = split_families(_FORMATS[openmetrics](collector))
-        known = self._headers[openmetrics]
-        for family, header in headers.items():
-            known.setdefault(family, header)
-        self._blocks[openmetrics][(name, part)] = blocks
+    def _render_stale(self, openmetrics: bool) -> None:
+        stale, self._stale[openmetrics] = self._stale[openmetrics], set()
+        known, blocks = self._headers[openmetrics], self._blocks[openmetrics]
+        for name, part in stale:
+            collector = self._sources[name][part]
+            try:
+                headers, blocks[(name, part)] = render_families(collector, openmetrics)
+            except Exception as exc:  # noqa: BLE001 - one source's render must not fail every scrape
+                log.error("rendering a source's metrics failed; its previous values are served", source=name,
+                          part=part, error=str(exc), exc_info=exc)
+                continue
+            for family, header in headers.items():
+                known.setdefault(family, header)
 
     def global_changed(self) -> None:
         self._global_text = {False: None, True: None}
 
     def render(self, openmetrics: bool = False) -> bytes:
-        if openmetrics not in self._formats:
-            self._formats.add(openmetrics)
-            for name, parts in self._sources.items():
-                for part, collector in parts.items():
-                    self._render(name, part, collector, openmetrics)
+        if self._stale[openmetrics]:
+            self._render_stale(openmetrics)
         generate: Callable[[CollectorRegistry], bytes] = _FORMATS[openmetrics]
         global_text = self._global_text[openmetrics]
         if global_text is None:
             global_text = self._global_text[openmetrics] = generate(self._global).removesuffix(_EOF)
-        parts = [global_text]
+        pieces = [global_text]
         blocks = list(self._blocks[openmetrics].values())
         for family, header in self._headers[openmetrics].items():
-            parts.append(header)
-            parts.extend(source.get(family, b"") for source in blocks)
-        parts.append(generate(self._live))
-        return b"".join(parts)
+            pieces.append(header)
+            pieces.extend(source.get(family, b"") for source in blocks)
+        pieces.append(generate(self._live))
+        return b"".join(pieces)

@@ -52,7 +52,7 @@ def _failure_row(name: str, status: SourceStatus, record: SessionRecord) -> str:
     shown = f"{label} ({workflow})" if label else workflow
     duration = f"{record.duration_seconds:.1f} s" if record.duration_seconds is not None else "-"
     link = "-"
-    if status.link is not None:
+    if status.recent.link is not None:
         href = f"/sessions/{quote(name, safe='')}/{quote(record.session_id, safe='')}"
         if record.workflow:
             href += f"?workflow={quote(record.workflow, safe='')}"
@@ -71,8 +71,8 @@ def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now
     rows: list[str] = []
     sections: list[tuple[bool, int, str]] = []
     for name, status in sources.items():
-        failures = list(status.recent_failures)
-        finished, failed = status.recent_failure_ratio()
+        failures = list(status.recent.failures)
+        finished, failed = status.recent.failure_ratio()
         ratio = failed / finished if finished else 0.0
         poll_failing = status.last_result.startswith("error")
         failing = poll_failing or (finished >= MIN_FINISHED and ratio > ERROR_RATIO)

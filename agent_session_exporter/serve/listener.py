@@ -19,23 +19,20 @@ thin protocol around aiohttp's own handler that
   the answer to the request ahead of them (a pipelined flood gets a bounded number of answers);
 
 reports each refusal through ``on_refused(reason)``, and logs accept() errors (out of file
-descriptors) at most once a second. aiohttp closes keep-alive connections idle for
+descriptors) at most once a second (``serve/accept_errors.py``). aiohttp closes keep-alive connections idle for
 ``keepalive_timeout`` (set on the runner).
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import math
 import ssl
 from asyncio import sslproto
 from typing import Any, Awaitable, Callable
 
-import structlog
 from aiohttp import web
 
-log = structlog.get_logger()
+from agent_session_exporter.serve.accept_errors import AcceptErrorLog
 
 DEFAULT_MAX_CONNECTIONS = 64
 #: Connections past the cap that may still ask for /healthz (or be told 503).
@@ -47,8 +44,6 @@ KEEPALIVE_TIMEOUT = 30.0
 MAX_PIPELINED = 16
 #: What a connection in the reserve may ask for; anything else is answered 503.
 RESERVED_PATHS = frozenset({"/healthz"})
-#: accept() errors that mean the process or the system is out of a resource (asyncio retries them).
-_ACCEPT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class ConnectionGuard:
@@ -261,44 +256,13 @@ def _feed(protocol: asyncio.BufferedProtocol, data: bytes, transport: asyncio.Tr
         view = view[size:]
 
 
-class _AcceptErrorLog:
-    """The loop's exception handler, with accept() errors logged at most once a second.
-
-    Out of file descriptors, asyncio logs a line for every failed accept() (up to a backlog's worth
-    each time the socket is ready) and retries each a second later: thousands of lines a minute.
-    Every other exception goes to the handler that was there before (or the loop's default)."""
-
-    def __init__(self, previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None,
-                 every: float = 1.0) -> None:
-        self.previous = previous
-        self.every = every
-        self.last = -math.inf
-        self.suppressed = 0
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if not (isinstance(exc, OSError) and exc.errno in _ACCEPT_ERRNOS and "accept" in context.get("message", "")):
-            if self.previous is not None:
-                self.previous(loop, context)
-            else:
-                loop.default_exception_handler(context)
-            return
-        now = loop.time()
-        if now - self.last < self.every:
-            self.suppressed += 1
-            return
-        log.error("cannot accept connections", error=exc.strerror, suppressed=self.suppressed,
-                  hint="raise the open files limit (ulimit -n) or lower --web.max-connections")
-        self.last, self.suppressed = now, 0
-
-
 async def listen(runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int,
                  ssl_context: ssl.SSLContext | None) -> tuple[asyncio.AbstractServer, tuple[Any, ...]]:
     """Start serving ``runner`` on (host, port) through ``guard``; return the server and its address."""
     assert runner.server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
-    if not isinstance(loop.get_exception_handler(), _AcceptErrorLog):
-        loop.set_exception_handler(_AcceptErrorLog(loop.get_exception_handler()))
+    if not isinstance(loop.get_exception_handler(), AcceptErrorLog):
+        loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
     server = await loop.create_server(guard.protocol_factory(runner.server, ssl_context), host or None, port,
                                       backlog=128, reuse_address=True)
     return server, server.sockets[0].getsockname()

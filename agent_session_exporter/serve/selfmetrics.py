@@ -261,7 +261,8 @@ class SourceSelfMetrics:
 #: Every reason an upstream item or page is counted as invalid.
 INVALID_REASONS = ("missing_field", "wrong_type", "bad_timestamp", "not_an_object", "future_timestamp",
                    "invalid_page", "oversized_page", "bad_figure", *ID_REASONS,
-                   "filter_ignored")  # a lookup's page that proved its filter ignored: counted each time
+                   "filter_ignored",  # a lookup's page that proved its filter ignored: counted each time
+                   "next_url_elsewhere")  # a next-page URL off the source's origin: not followed
 #: Every reason a pending session is given up on.
 DROP_REASONS = ("max_pending_age", "gone", "unreadable", "workflow_removed")
 #: Every reason the HTTP listener refuses or cuts off a connection.

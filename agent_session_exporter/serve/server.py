@@ -43,7 +43,7 @@ def make_app(exporter: Served, users: dict[str, bytes] | None = None,
         if poller is None:
             return web.Response(status=404, text=f"no source named {source!r} is configured\n")
         try:
-            url = poller.session_url(session_id, request.query.get("workflow"))
+            url = poller.recent.session_url(session_id, request.query.get("workflow"))
         except MissingValue:
             return web.Response(status=404, text=f"source {source!r} links sessions by workflow, and the workflow of "
                                                  "this session is not known: add ?workflow=<id>\n")

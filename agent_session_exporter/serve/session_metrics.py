@@ -13,7 +13,7 @@ from prometheus_client.utils import floatToGoString
 from agent_session_exporter.count.totals import SessionExemplar, SourceView
 
 
-#: The name of each family with a series budget (``count/totals.py: FAMILIES``), as exposed.
+#: The name of each family with a series budget (``count/budget.py: FAMILIES``), as exposed.
 FAMILY_NAMES = {"finished": "agent_sessions_finished", "active": "agent_sessions_active",
                 "duration": "agent_session_duration_seconds", "tokens": "agent_session_tokens",
                 "cost": "agent_session_cost_usd"}
@@ -79,10 +79,10 @@ class SessionMetrics(Collector):
                 if "warnings" in view.figures:
                     warnings.add_metric(labels, totals.warnings.get(workflow, 0.0))
                 errors.add_metric(labels, totals.errors.get(workflow, 0))
-            for (workflow, kind), value in sorted(totals.tokens.items()):
-                tokens.add_metric(source + [workflow, kind], value)
-            for (workflow, model), value in sorted(totals.cost.items()):
-                cost.add_metric(source + [workflow, model], value)
+            for (workflow, kind), used in sorted(totals.tokens.items()):
+                tokens.add_metric(source + [workflow, kind], used)
+            for (workflow, model), usd in sorted(totals.cost.items()):
+                cost.add_metric(source + [workflow, model], usd)
             for workflow, workflow_name in sorted(totals.names.items()):
                 info.add_metric([name, workflow, workflow_name], 1)
         yield from (finished, active, duration, warnings, errors, tokens, cost, info)

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import bcrypt
-import yaml
 from aiohttp import web
 
-from agent_session_exporter.config import ConfigError, yaml_problem
+from agent_session_exporter.config import ConfigError
+from agent_session_exporter.yamlfile import YamlError, load_yaml
 
 #: Paths answered without credentials, so liveness probes need no secret.
 UNAUTHENTICATED_PATHS = frozenset({"/healthz"})
@@ -41,11 +41,11 @@ class WebConfig:
 
 def load_web_config(path: str) -> WebConfig:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = load_yaml(Path(path).read_text(encoding="utf-8"), path).data or {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read web config file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+    except YamlError as exc:
+        raise ConfigError(f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): must be a mapping")
     unknown = set(raw) - {"tls_server_config", "basic_auth_users", "http_server_config"}

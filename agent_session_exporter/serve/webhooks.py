@@ -113,7 +113,7 @@ def make_webhook_app(sink: PushSink, guard: ConnectionGuard | None = None, keys:
         if not events:
             return web.Response(status=400 if bad else 200, text="no workflow execution named\n" if bad else "ok\n")
         idempotency = request.headers.get("X-Idempotency-Key")
-        repeated = bool(idempotency) and not seen.first_time(_digest(source, "delivery", idempotency))
+        repeated = bool(idempotency and not seen.first_time(_digest(source, "delivery", idempotency)))
         for event in events:
             if not seen.first_time(_digest(source, "event", *event.key)) or repeated:
                 outcome = "duplicate"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncGenerator, Awaitable, Callable, Generic, Iterable, TypeVar
 
 import structlog
 
@@ -14,7 +14,8 @@ from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, Pend
 from agent_session_exporter.read.fields import dropped_figures, item_id
 from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.http_client import ResponseTooLarge
-from agent_session_exporter.read.source import SourceBase as SourceConfig
+from agent_session_exporter.read.providers.fallback import FALLBACK_RETRY_SECONDS, Fallback
+from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
 from agent_session_exporter.timeparse import to_iso
@@ -22,39 +23,6 @@ from agent_session_exporter.timeparse import to_iso
 
 #: A page over ``max_response_bytes`` halves the page size, down to this.
 MIN_PAGE_SIZE = 10
-#: A fallback is tried without again this long after the upstream last broke what it stands in for (or
-#: after the source's ``overlap``, where that is longer).
-FALLBACK_RETRY_SECONDS = 600.0
-
-
-class Fallback:
-    """A slower way of reading, taken when an upstream broke what the fast way assumes (an order it
-    promised, a field its items carry). It is used from that moment on; the fast way is tried again once
-    per ``every`` seconds, and the fallback is dropped the first time a read the fast way sees the
-    upstream behave. So one bad answer costs one period of slower reads, not slower reads for good.
-    Taking it and dropping it are each logged."""
-
-    def __init__(self, log: Any, every: float, taken: str, dropped: str, level: str = "warning") -> None:
-        self.log = log
-        self.every = every
-        self.taken, self.dropped, self.level = taken, dropped, level
-        #: When the upstream last broke the assumption (None: it holds, or held when last tried).
-        self.broken_at: float | None = None
-
-    def in_use(self, now: float) -> bool:
-        """Whether a read at ``now`` takes the fallback (False: the fast way, at first or tried again)."""
-        return self.broken_at is not None and now - self.broken_at < self.every
-
-    def broke(self, now: float, **context: Any) -> None:
-        """A read the fast way saw the upstream break the assumption: the fallback, from ``now`` on."""
-        self.broken_at = now
-        getattr(self.log, self.level)(self.taken, retry_in=self.every, **context)
-
-    def held(self, now: float) -> None:
-        """A read the fast way saw the assumption hold throughout: the fallback, if taken, is dropped."""
-        if self.broken_at is not None and not self.in_use(now):
-            self.broken_at = None
-            self.log.info(self.dropped)
 
 
 class FilterIgnored(Exception):
@@ -71,11 +39,15 @@ def now_of(window: PollWindow) -> float:
     return window.now if window.now is not None else time.time()
 
 
-class Provider(abc.ABC):
+#: A provider's source model: its options, typed (``Provider[WhatabotSource]``).
+SourceT = TypeVar("SourceT", bound=SourceBase)
+
+
+class Provider(abc.ABC, Generic[SourceT]):
     """Turns one API's pages into SessionRecords. Knows nothing of Prometheus."""
 
-    #: The source's own config model (options, defaults, page limit).
-    Config: type[SourceConfig] = SourceConfig
+    #: The source's own config model (options, defaults, page limit): ``SourceT``, for the config to read.
+    Config: type[SourceBase] = SourceBase
     #: How the API takes its key.
     AUTH: HeaderAuth = BEARER
     #: How pending sessions older than the window are re-checked: ``lookup`` (one request each, by a
@@ -91,8 +63,8 @@ class Provider(abc.ABC):
     #: exporter knows, so that a due sweep is replaced by that probe while nothing is written late.
     PROBES = False
 
-    def __init__(self, source: SourceConfig, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
-        self.source = source
+    def __init__(self, source: SourceT, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
+        self.source: SourceT = source
         self.http = http
         #: The exporter's clock (the poller's): when each page's response arrived (``observed_at``).
         self.clock = clock
@@ -284,7 +256,7 @@ class Provider(abc.ABC):
         """Whether the order the API promises held in every read (or held again when last tried)."""
         return self.order.broken_at is None
 
-    async def read_newest_first(self, pages: AsyncIterator[list[Any]], window: PollWindow, since: float,
+    async def read_newest_first(self, pages: AsyncGenerator[list[Any], None], window: PollWindow, since: float,
                                 result: PollResult, order_parameter: str) -> None:
         """Read a newest-first list from a pager, stopping at the first page that reaches back past
         ``since`` (older pages hold nothing new).

@@ -94,6 +94,13 @@ class _Page(msgspec.Struct):
 PAGE = msgspec.json.Decoder(_Page)
 
 
+def _seconds_as_is(value: float | str | None) -> float | None:
+    """A time of a typed page that ``time_field`` would take as it is (Unix seconds); Untyped otherwise."""
+    if value is None or (type(value) is float and 0 <= value < MAX_PLAIN_SECONDS):
+        return value
+    raise Untyped
+
+
 def _seconds(low: float, high: float) -> dict[str, str]:
     """The filter of the rows whose ``created_at``, as the list shows it (whole seconds), is in [``low``, ``high``]."""
     after, before = bounds_at_resolution(low, high, 1)
@@ -139,7 +146,7 @@ class DifySource(SourceBase):
     page_size: int = Field(100, ge=1, le=100)
 
 
-class DifyProvider(Provider):
+class DifyProvider(Provider[DifySource]):
     Config = DifySource
     STATUSES = STATUSES
     FIGURES = frozenset({"warnings", "tokens"})
@@ -201,10 +208,8 @@ class DifyProvider(Provider):
             return None
         status, run_id, error = run.status, run.id, run.error
         # What time_field and figure take as they are, checked inline: this runs once per session.
-        started_at, finished_at, key_time = run.created_at, run.finished_at, row.created_at
-        for value in (started_at, finished_at, key_time):
-            if value is not None and not (type(value) is float and 0 <= value < MAX_PLAIN_SECONDS):
-                raise Untyped
+        started_at, finished_at = _seconds_as_is(run.created_at), _seconds_as_is(run.finished_at)
+        key_time = _seconds_as_is(row.created_at)
         key_time = started_at if key_time is None else key_time
         duration, total_tokens, warnings = run.elapsed_time, run.total_tokens, run.exceptions_count
         if key_time is None or not status or (not run_id and not row.id) \

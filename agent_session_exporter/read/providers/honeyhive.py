@@ -110,7 +110,7 @@ class HoneyhiveSource(SourceBase):
         return DEPRECATED.get(self.api)
 
 
-class HoneyhiveProvider(Provider):
+class HoneyhiveProvider(Provider[HoneyhiveSource]):
     Config = HoneyhiveSource
     #: No status upstream: a session is "running" until it has an end_time that stops moving, then
     #: "ended", with outcome error when ``error`` is set.

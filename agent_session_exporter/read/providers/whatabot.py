@@ -68,7 +68,7 @@ class WhatabotSource(SourceBase):
     workspace_id: str | None = Field(None, description="only this workspace's sessions")
 
 
-class WhatabotProvider(Provider):
+class WhatabotProvider(Provider[WhatabotSource]):
     AUTH = HeaderAuth("X-Api-Key", "")
     Config = WhatabotSource
     STATUSES = STATUSES
@@ -98,10 +98,11 @@ class WhatabotProvider(Provider):
         can only make the answer False, never wrongly True."""
         params = self._params(low, None)
         top, _ = read_page(await self.http.get_json(PATH, {**params, "size": self.source.page_size, "page": 0}))
-        keys = [self._key(item) for item in top]
-        if None in keys or keys != sorted(keys, reverse=True) or known.newest is None:
+        keys = [key_time for item in top if (key_time := self._key(item)) is not None]
+        newest = known.newest
+        if len(keys) < len(top) or keys != sorted(keys, reverse=True) or newest is None:
             return None
-        added = sum(1 for key_time in keys if key_time > known.newest)
+        added = sum(1 for key_time in keys if key_time > newest)
         if added == len(keys) == self.source.page_size:
             return None  # more added than one page shows
         offset = added + known.count(low)

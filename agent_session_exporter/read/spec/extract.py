@@ -1,0 +1,172 @@
+"""A spec's ``fields`` and ``statuses`` compiled into one item-to-record function, through the field
+readers every provider uses (``read/fields.py``): the same checks, bounds and reasons."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from agent_session_exporter.model import InvalidRecord, Outcome, Phase, SessionRecord, classify
+from agent_session_exporter.read.fields import (
+    MAX_COST_USD,
+    MAX_ERROR_TEXT,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    MAX_WARNINGS,
+    elapsed,
+    figure,
+    lenient_str,
+    lenient_text,
+    optional_str,
+    require_str,
+    time_field,
+)
+from agent_session_exporter.read.spec.model import FieldSpec, FinalStatus, OutcomeRule, Spec, as_paths
+
+_MISSING = object()
+
+
+def get_path(value: Any, path: str) -> Any:
+    """The value at dotted ``path`` (None where any step is missing or not an object)."""
+    if not path:
+        return value
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def first_present(item: Any, paths: tuple[str, ...]) -> Any:
+    """The value at the first of ``paths`` that has one (not None, not "")."""
+    for path in paths:
+        value = get_path(item, path)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+class _Reader:
+    """One declared field: its value as a one-key mapping for the field readers, named by its path."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        self.paths = as_paths(spec.path)
+        self.name = self.paths[0]
+        self.spec = spec
+
+    def one(self, item: Any) -> dict[str, Any]:
+        return {self.name: first_present(item, self.paths)}
+
+    def time(self, item: Any) -> float | None:
+        value = first_present(item, self.paths)
+        if self.spec.format == "milliseconds" and type(value) in (int, float):
+            value = value / 1000.0
+        return time_field({self.name: value}, self.name, required=self.spec.required)
+
+    def figure(self, item: Any, maximum: float) -> float | None:
+        value = figure(self.one(item), self.name, maximum / self.spec.scale)
+        if value is None and self.spec.required:
+            raise InvalidRecord("missing_field", self.name)
+        return value if value is None or self.spec.scale == 1.0 else value * self.spec.scale
+
+
+def _optional(spec: FieldSpec | None) -> _Reader | None:
+    return None if spec is None else _Reader(spec)
+
+
+def _rule_test(rule: OutcomeRule) -> Callable[[Any], bool]:
+    paths = as_paths(rule.field)
+    if rule.in_ is not None:
+        allowed = set(rule.in_)
+        return lambda item: lenient_text(first_present(item, paths), MAX_ERROR_TEXT) in allowed
+    if rule.matches is not None:
+        pattern = re.compile(rule.matches)
+        return lambda item: bool(pattern.search(lenient_text(first_present(item, paths), MAX_ERROR_TEXT) or ""))
+    wanted = bool(rule.present)
+    return lambda item: (first_present(item, paths) is not None) == wanted
+
+
+def error_excerpt(details: Any) -> str | None:
+    """An error field is free-form: a text, or an object with a ``message`` (or ``error``)."""
+    if isinstance(details, dict):
+        return lenient_str(details, "message", MAX_ERROR_TEXT) or lenient_str(details, "error", MAX_ERROR_TEXT)
+    return lenient_text(details, MAX_ERROR_TEXT)
+
+
+class RecordMapper:
+    """``spec.fields`` and ``spec.statuses`` as one function: an API item to a SessionRecord, or
+    InvalidRecord with the reason the field readers give."""
+
+    def __init__(self, spec: Spec) -> None:
+        fields = spec.fields
+        self.statuses = spec.status_table
+        self.rules = {status: [(_rule_test(rule), rule.outcome) for rule in final.rules]
+                      for status, final in spec.statuses.final.items() if isinstance(final, FinalStatus) and final.rules}
+        self.id = _Reader(fields.id)
+        self.status = _optional(fields.status)
+        self.started = _optional(fields.started_at)
+        self.finished = _optional(fields.finished_at)
+        self.key_time = fields.key_time
+        #: A key time of its own (a creation time), or None: started_at's or finished_at's.
+        self.own_key = None if isinstance(fields.key_time, str) else _Reader(fields.key_time)
+        self.duration = _optional(fields.duration)
+        self.error = _optional(fields.error_text)
+        self.warnings = _optional(fields.warnings)
+        self.tokens = {kind: _Reader(field) for kind, field in fields.tokens.items()}
+        self.cost = _optional(fields.cost)
+        self.model = _optional(fields.model)
+        self.workflow = _optional(fields.workflow_id)
+        self.workflow_name = _optional(fields.workflow_name)
+
+    def status_of(self, item: Any) -> str:
+        """The raw status ("" where the spec declares none, or an optional one is absent)."""
+        if self.status is None:
+            return ""
+        if self.status.spec.required:
+            return require_str(self.status.one(item), self.status.name)
+        return optional_str(self.status.one(item), self.status.name) or ""
+
+    def __call__(self, item: dict[str, Any], status: str | None = None) -> SessionRecord:
+        """``status``: the status learned otherwise (a status-filtered query), where the item has none."""
+        raw = self.status_of(item)
+        status = raw or status or ""
+        started_at = self.started.time(item) if self.started else None
+        finished_at = self.finished.time(item) if self.finished else None
+        if self.own_key is not None:
+            key_time = self.own_key.time(item)
+            if key_time is None:
+                raise InvalidRecord("missing_field", self.own_key.name)
+        else:
+            key_time = started_at if self.key_time == "started_at" else finished_at
+            if key_time is None:
+                reader = self.started if self.key_time == "started_at" else self.finished
+                raise InvalidRecord("missing_field", reader.name if reader else str(self.key_time))
+        if status:
+            phase, outcome, known = classify(status, self.statuses, finished_at)
+        elif self.status is None:  # an API without statuses: a session ends with its end time
+            phase, outcome, known = classify("", {}, finished_at)
+        else:  # no status yet: active until one is learned (a status-filtered query)
+            phase, outcome, known = Phase.ACTIVE, None, True
+        if phase is Phase.FINISHED and status in self.rules:
+            outcome = self._ruled(item, status, outcome)
+        error = first_present(item, self.error.paths) if self.error else None
+        return SessionRecord(
+            session_id=require_str(self.id.one(item), self.id.name, allow_int=True), status=status, phase=phase,
+            outcome=outcome, known_status=known, key_time=key_time, started_at=started_at, finished_at=finished_at,
+            duration_seconds=self.duration.figure(item, MAX_SECONDS) if self.duration else elapsed(started_at, finished_at),
+            warnings=(self.warnings.figure(item, MAX_WARNINGS) or 0.0) if self.warnings else 0.0,
+            error_text=bool(error) and not isinstance(error, bool),
+            tokens={kind: value for kind, reader in self.tokens.items() if (value := reader.figure(item, MAX_TOKENS))},
+            cost_usd=self.cost.figure(item, MAX_COST_USD) if self.cost else None,
+            model=lenient_str(self.model.one(item), self.model.name) if self.model else None,
+            workflow=(lenient_str(self.workflow.one(item), self.workflow.name) or "") if self.workflow else "",
+            workflow_name=lenient_str(self.workflow_name.one(item), self.workflow_name.name) if self.workflow_name else None,
+            error_message=error_excerpt(error),
+        )
+
+    def _ruled(self, item: Any, status: str, outcome: Outcome | None) -> Outcome | None:
+        """The outcome of the first rule of ``status`` that matches, else the status's own."""
+        for test, ruled in self.rules[status]:
+            if test(item):
+                return ruled
+        return outcome
