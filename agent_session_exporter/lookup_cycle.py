@@ -30,10 +30,12 @@ async def run_lookup_cycle(poller: SourcePoller, hints: list[Hint]) -> set[str]:
     if poller.state.floor is None or not hints:
         return set()
     report = CycleReport(lookup_only=True)
+    before = poller._session_fingerprint()
     try:
         return await _look_up(poller, hints, report)
     finally:
         poller.reporter.publish(report)
+        poller.on_change(poller._session_fingerprint() != before)  # its self-metrics rendered again, at least
 
 
 async def _look_up(poller: SourcePoller, hints: list[Hint], report: CycleReport) -> set[str]:
@@ -57,7 +59,6 @@ async def _look_up(poller: SourcePoller, hints: list[Hint], report: CycleReport)
         return set()
     finally:
         report.requests["push"] += http.requests_this_cycle
-    before = poller._session_fingerprint()
     builder = poller.counter.builder(now)
     plan = plan_cycle(state, result, now, floor, cutoff, poller.settings, builder, keep_from=reach)
     delta = plan.delta
@@ -72,6 +73,5 @@ async def _look_up(poller: SourcePoller, hints: list[Hint], report: CycleReport)
     poller._note_sessions(report, builder, result, plan)
     report.fold(delta.increments.folded, state.totals.folded)
     poller._fold_active(report)
-    poller.on_change(poller._session_fingerprint() != before)
     dropped = {sid for sid, _ in plan.dropped}
     return set(delta.counted_add) | {sid for sid in delta.pending_remove if sid not in dropped}
