@@ -16,7 +16,9 @@ from agent_session_exporter.config import Config, SourceConfig
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import redactor
 from agent_session_exporter.poller import SourcePoller, build_poller
+from agent_session_exporter.pushes import Pushes
 from agent_session_exporter.serve.exposition import Exposition
+from agent_session_exporter.serve.pushmetrics import PushMetrics
 from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 log = structlog.get_logger()
@@ -44,6 +46,8 @@ class Exporter:
         PlatformCollector(registry=self.live_registry)
         self.exposition = Exposition(self.registry, self.live_registry)
         self.pollers: dict[str, SourcePoller] = {}
+        #: The sources that take pushes (the webhook listener's ``PushSink``).
+        self.pushes = Pushes(PushMetrics(self.registry), self._changed, clock)
         self.http_session: aiohttp.ClientSession | None = None
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
         self._started = False
@@ -68,9 +72,11 @@ class Exporter:
             source, self.http_session, self.store, self.self_metrics, self.config.duration_buckets,
             clock=self.clock, on_change=lambda sessions: self.exposition.source_changed(name, sessions))
         self.exposition.add_source(name, {"self": collector.metrics.registry, "sessions": collector.session_metrics})
+        self.pushes.add(collector)
 
     async def _remove_source(self, name: str, grace: float) -> None:
         await self._stop_tasks([name], grace)
+        self.pushes.remove(name)
         del self.pollers[name]
         self.exposition.remove_source(name)
         self.self_metrics.forget(name)

@@ -8,11 +8,7 @@ import contextlib
 import os
 import platform
 import signal
-import ssl
 import sys
-import tempfile
-import urllib.request
-from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import structlog
@@ -33,10 +29,12 @@ from agent_session_exporter.keep.sqlite import SqliteStore, StateError
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
 from agent_session_exporter.read.spec.load import spec_schema_text
+from agent_session_exporter.serve.healthcheck import healthcheck, note_health_url
 from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, RESERVED_CONNECTIONS,
                                                    ConnectionGuard)
 from agent_session_exporter.serve.listener import listen as listen_on
 from agent_session_exporter.serve.server import make_app
+from agent_session_exporter.serve.webhooks import OnListening, open_webhook_listener
 from agent_session_exporter.serve.webconfig import WebConfig, load_web_config
 from agent_session_exporter.shards import Shard, pod_ordinal
 
@@ -58,6 +56,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"connections served at once, TLS handshakes included (default {DEFAULT_MAX_CONNECTIONS}); "
                              f"{RESERVED_CONNECTIONS} more may ask for /healthz (anything else gets 503), the rest are "
                              "closed at once")
+    parser.add_argument("--web.webhook-address", dest="webhook_address", metavar="HOST:PORT", help="serve webhooks here (off)")
     parser.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                         choices=["debug", "info", "warn", "warning", "error"],
                         help="debug, info, warn (Prometheus's spelling; warning too) or error")
@@ -132,8 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config is None and args.check_config:
             from agent_session_exporter.demo.runner import demo_config
             config = demo_config("http://127.0.0.1:1")
-        if args.listen:
-            parse_listen(args.listen, "--web.listen-address")
+        for flag, address in (("--web.listen-address", args.listen), ("--web.webhook-address", args.webhook_address)):
+            if address:
+                parse_listen(address, flag)
         web_config = load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
         if config is not None and (problems := check_machine(config)):
             raise ConfigError("\n".join(problems))
@@ -152,17 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncIterator[Config]:
+async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncIterator[tuple[Config, OnListening | None]]:
     if config is not None:
-        yield _select(args.shard, config)
+        yield _select(args.shard, config), None
         return
-    from agent_session_exporter.demo.runner import demo_config, running_simulators  # the simulators load only for --demo
-    from agent_session_exporter.demo.server import Simulators
-    simulators = Simulators()
-    simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
-    async with running_simulators(simulators, tick_every=1.0) as base_url:
-        log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
-        yield _select(args.shard, demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5))
+    from agent_session_exporter.demo.runner import running_demo  # the simulators load only for --demo
+    async with running_demo(args.listen or "0.0.0.0:9817", args.once) as (demo, pusher):
+        yield _select(args.shard, demo), pusher.push_to
 
 
 def _select(shard: Shard, config: Config) -> Config:
@@ -177,7 +173,7 @@ def _select(shard: Shard, config: Config) -> Config:
 
 
 async def _run(args: argparse.Namespace, config: Config | None, web_config: WebConfig) -> int:
-    async with _config_for(args, config) as cfg:
+    async with _config_for(args, config) as (cfg, push_to):
         if args.test_read:  # one read printed; no state file, no server
             return await testread.run(cfg, args)
         try:
@@ -196,37 +192,9 @@ async def _run(args: argparse.Namespace, config: Config | None, web_config: WebC
                 sys.stdout.buffer.write(exporter.render_metrics())
                 sys.stdout.flush()
                 return 0 if all(results.values()) else 1
-            return await _serve(exporter, args, args.listen or cfg.listen, web_config)
+            return await _serve(exporter, args, args.listen or cfg.listen, web_config, push_to)
         finally:
             await exporter.close()
-
-
-def _health_url_file() -> Path:
-    return Path(tempfile.gettempdir()) / f"agent-session-exporter-{os.getuid()}.healthz"
-
-
-def _note_health_url(url: str) -> None:
-    """Where ``--healthcheck`` will look: the address this exporter really listens on."""
-    try:
-        _health_url_file().write_text(url.replace("://localhost:", "://127.0.0.1:"))
-    except OSError as exc:
-        log.warning("cannot note the health URL for --healthcheck", error=exc.strerror)
-
-
-def healthcheck() -> int:
-    """0 when the exporter started by this user answers /healthz with 200, else 1."""
-    try:
-        url = _health_url_file().read_text().strip()
-    except OSError:
-        url = "http://127.0.0.1:" + DEFAULT_LISTEN.rsplit(":", 1)[1] + "/healthz"
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # a probe of ourselves, not a trust decision
-    try:
-        with urllib.request.urlopen(url, timeout=4, context=context if url.startswith("https") else None) as response:
-            return 0 if response.status == 200 else 1
-    except (OSError, ValueError) as exc:
-        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
-        return 1
 
 
 def _openable(host: str) -> str:
@@ -248,7 +216,8 @@ def open_store(config: Config, reset: bool = False) -> Store:
     return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources}, reset=reset)
 
 
-async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig) -> int:
+async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig,
+                 push_to: OnListening | None = None) -> int:
     config_path: str | None = args.config
     host, port = parse_listen(listen, "listen")
     guard = ConnectionGuard(args.max_connections, on_refused=exporter.connection_refused)
@@ -259,6 +228,13 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         server, bound = await listen_on(runner, guard, host, port, web_config.ssl_context)
     except OSError as exc:
         log.error("cannot listen", listen=listen, error=exc.strerror)
+        await runner.cleanup()
+        return 1
+    address = args.webhook_address or ("127.0.0.1:0" if push_to else None)  # the demo pushes to loopback
+    webhooks = await open_webhook_listener(exporter.pushes, address, args.max_connections, exporter.connection_refused,
+                                           web_config.ssl_context, push_to) if address else None
+    if address and webhooks is None:
+        server.close()
         await runner.cleanup()
         return 1
     scheme = "https" if web_config.ssl_context else "http"
@@ -277,11 +253,13 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
     # Said once the signals are handled: what waits for this line may send SIGHUP or SIGTERM at once.
     log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
              sources=list(exporter.pollers), basic_auth=bool(web_config.users))
-    _note_health_url(base + "/healthz")
+    note_health_url(base + "/healthz")
     exporter.start()
     await stop.wait()
     log.info("shutting down: stopping polls and committing state")
     await asyncio.gather(*reloads, return_exceptions=True)
+    if webhooks is not None:
+        await webhooks.close()
     server.close()
     await runner.cleanup()
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 import structlog
@@ -78,6 +78,9 @@ class SourcePoller:
         #: What each cycle reads: the window, sweeps and probes, lookups.
         self.reads = ReadPlanner(source.overlap, source.initial_lookback, source.max_pending_checks,
                                  lookups=provider.PENDING_RECHECK == "lookup", probes=provider.PROBES)
+        #: How the loop spends the time until its next cycle (until ``stop``, or the delay): waiting, or
+        #: serving the lookups of pushes meanwhile (``pushes.py``).
+        self.between_cycles: Callable[[asyncio.Event, float], Awaitable[None]] = wait_until_stopped
 
     async def run(self, stop: asyncio.Event, offset: float = 0.0) -> None:
         """Cycle every ``interval`` seconds (measured from cycle start) until ``stop`` is set.
@@ -95,11 +98,7 @@ class SourcePoller:
                 raise CycleFault(f"{type(self.fault).__name__}: {self.fault}") from self.fault
             due = started + self.source.interval + offset
             offset = 0.0
-            delay = max(0.0, due - time.monotonic())
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+            await self.between_cycles(stop, max(0.0, due - time.monotonic()))
 
     async def run_cycle(self, lag: float | None = None) -> bool:
         """One poll; commit the planned delta and only then change the in-memory model and report.
@@ -245,6 +244,13 @@ class SourcePoller:
         text = (str(exc) or type(exc).__name__) if exc is not None else "it returned while running"
         self.last_result = f"error: polling task ended ({text}); restarting"
         self.reporter.task_ended(text, restart_in, exc if exc is not None and not isinstance(exc, CycleFault) else None)
+
+
+async def wait_until_stopped(stop: asyncio.Event, delay: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+    except asyncio.TimeoutError:
+        pass
 
 
 def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,

@@ -16,6 +16,7 @@ import idle
 import ingest
 import memory
 import polling
+import push
 import scale
 import scrape
 import state_store
@@ -23,7 +24,7 @@ from common import BENCH  # noqa: F401  (puts the project on sys.path)
 
 from agent_session_exporter.logs import configure_logging
 
-BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale")
+BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale", "push")
 
 
 def main() -> int:
@@ -112,6 +113,22 @@ def main() -> int:
         row("scale: CPU s/hour", figures["cpu_seconds_per_hour"], fmt="{:,.0f}")
         row("scale: worst cycle lag s", figures["worst_cycle_lag_s"], "<= 2", figures["worst_cycle_lag_s"] <= 2)
         row("scale: scrapes measured", figures["scrapes"], fmt="{:,.0f}")
+
+    if "push" in only:
+        interval = 4 if smoke else 300
+        figures = push.run(traffic=10 if smoke else 600, interval=interval)
+        row(f"6. push: Kapso failures (interval {interval:g} s, {figures['seconds']:.0f} s)", figures["failures"],
+            fmt="{:,.0f}")
+        row("   with webhooks: seconds from a failure's end to its count, p50", figures["ka-push_p50"], "<= 2",
+            figures["ka-push_p50"] <= 2)
+        row("   with webhooks: p99", figures["ka-push_p99"], "<= 5", figures["ka-push_p99"] <= 5)
+        row("   without webhooks: p50", figures["ka-poll_p50"])
+        row("   without webhooks: p99", figures["ka-poll_p99"])
+        row("   lookups caused by pushes per push received", figures["lookups_per_push"], "<= 1.1",
+            figures["lookups_per_push"] <= 1.1)
+        row("   pushes received", figures["pushes"], fmt="{:,.0f}")
+        row("   totals exact, with webhooks / without", figures["ka-push_exact"] + figures["ka-poll_exact"], "2",
+            figures["ka-push_exact"] + figures["ka-poll_exact"] == 2, "{:.0f}")
 
     width = max(len(r[0]) for r in rows)
     print(f"agent-session-exporter benchmarks{' (smoke)' if smoke else ''} - {time.strftime('%Y-%m-%d')}, "

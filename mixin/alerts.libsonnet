@@ -93,6 +93,20 @@
             runbook_url: runbook('runbook-series-folded'),
           },
         },
+        // Pushes to a source's webhook URL keep failing their signature: the secret changed in Kapso
+        // (or the URL names another source), a proxy rewrites the body, or somebody else posts there.
+        // Nothing is counted from them; the polls go on counting.
+        {
+          alert: 'AgentSessionWebhookBadSignatures',
+          expr: 'sum by (source, provider) (%s) > %d' % [ha('increase(agent_session_exporter_pushes_total{outcome="bad_signature"}[15m])'), c.badSignatures],
+          'for': '5m',
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: '{{ $labels.source }}: webhooks keep arriving with a wrong signature',
+            description: 'More than %d pushes to the webhook URL of {{ $labels.source }} ({{ $labels.provider }}) had a missing or wrong signature in 15 minutes and were refused; failures are counted at the next poll instead of within seconds.' % c.badSignatures,
+            runbook_url: runbook('runbook-webhook-bad-signatures'),
+          },
+        },
         // The exporter itself is not scraped.
         {
           alert: 'AgentSessionExporterDown',

@@ -19,6 +19,8 @@ local thresholds = import '../agent_session_exporter/serve/thresholds.json';
     activeStuck: 100,
     // Task restarts in 15 minutes above which a source's polling is said to crash-loop.
     taskRestarts: 3,
+    // Webhook pushes refused for their signature in 15 minutes above which someone should look.
+    badSignatures: 5,
 
     runbookBase: 'https://github.com/agent-session-exporter/agent-session-exporter/blob/main/README.md#',
     // Grafana's address as people open it (alert links); the compose file's by default.

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -127,3 +128,49 @@ def test_a_state_path_in_a_missing_directory_is_refused_by_name(tmp_path, check)
     assert result.stderr.splitlines() == ["config error: state_path: its directory does not exist (it is never "
                                           "created: a typo would otherwise start counting anew)"]
     assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_the_demo_pushes_kapso_webhooks_to_its_own_listener(tmp_path):
+    """--demo turns the webhook listener on (here at the address given) and its Kapso simulator pushes
+    to it: executions are looked up between polls, and an unsigned push is refused and counted."""
+    log = tmp_path / "exporter.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--demo", "--listen", "127.0.0.1:0",
+                                    "--web.webhook-address", "127.0.0.1:0", "--log.format", "json"], cwd=ROOT,
+                                   stderr=stderr, stdout=subprocess.DEVNULL)
+    try:
+        urls: dict[str, str] = {}
+        for _ in range(300):  # bounded: 30 s
+            for line in log.read_text().splitlines():
+                event = json.loads(line)
+                if event["msg"] in ("listening", "listening for webhooks"):
+                    urls[event["msg"]] = event["url"]
+            if len(urls) == 2:
+                break
+            time.sleep(0.1)
+        webhook = urls["listening for webhooks"].replace("<source>", "demo-kapso")
+        assert webhook.startswith("http://127.0.0.1:")
+        request = urllib.request.Request(webhook, data=b'{"workflow_execution_id": "x"}', method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
+        samples: dict = {}
+        for _ in range(200):  # bounded: ~40 s for the simulator's first pushes and their lookups
+            samples = parse_exposition(urllib.request.urlopen(urls["listening"], timeout=5).read().decode())
+            if total_of(samples, "agent_session_exporter_cycle_requests_total", source="demo-kapso", kind="push") > 0:
+                break
+            time.sleep(0.2)
+        assert total_of(samples, "agent_session_exporter_pushes_total", source="demo-kapso", outcome="accepted") > 0
+        assert total_of(samples, "agent_session_exporter_pushes_total", source="demo-kapso", outcome="bad_signature") == 1
+        assert total_of(samples, "agent_session_exporter_cycle_requests_total", source="demo-kapso", kind="push") > 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def test_a_bad_webhook_address_is_refused():
+    result = run("--demo", "--check-config", "--web.webhook-address", "nope")
+    assert result.returncode == 2 and "--web.webhook-address: must be HOST:PORT" in result.stderr

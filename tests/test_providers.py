@@ -232,7 +232,7 @@ async def test_dify_looks_a_pending_run_up_in_the_rows_of_its_own_second(http_se
     result = PollResult()
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        await h.provider.recheck_pending([PendingRef("run-3", float(second))], result, h.provider._fetch_one)
+        await h.provider.recheck_pending([PendingRef("run-3", float(second))], result, h.provider.fetch_one)
     assert [c[1]["page"] for c in upstream.calls] == ["1", "2"]  # its row is on the second page: no third
     params = upstream.calls[0][1]
     assert params["created_at__after"] == to_iso(second) and params["created_at__before"] == to_iso(second + 0.999999)

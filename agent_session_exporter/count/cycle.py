@@ -178,6 +178,8 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
     for record in _latest_by_id(result.records):
         sid = record.session_id
         if sid in counted:
+            if newest < record.key_time <= now:
+                newest = record.key_time  # counted ahead of the watermark by a push's lookup, now read in order
             continue
         pending = pending_sessions.get(sid)
         key_time = record.key_time

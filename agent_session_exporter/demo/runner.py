@@ -6,10 +6,14 @@ import asyncio
 import contextlib
 from typing import AsyncIterator
 
+import structlog
 from aiohttp import web
 
 from agent_session_exporter.config import Config, parse_config
+from agent_session_exporter.demo.pushes import DEMO_WEBHOOK_SECRET, KapsoPusher, pushing
 from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, UI_PATHS, Simulators
+
+log = structlog.get_logger()
 
 #: The demo's sources and the simulator each polls (three read HoneyHive: its search, the default, and
 #: the two older APIs, which say on the landing page and in the log that they are deprecated).
@@ -18,7 +22,11 @@ DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropi
                 "demo-honeyhive-sessions": "honeyhive", "demo-kapso": "kapso"}
 
 
-def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
+def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5,
+                kapso_interval: float | None = None) -> Config:
+    """The demo's sources on the simulators at ``base_url``. The Kapso source takes the simulator's
+    webhooks (``demo/pushes.py``), so it may poll at ``kapso_interval``, longer, and still count
+    failures within seconds."""
     def source(name: str, provider: str, **extra: object) -> dict[str, object]:
         entry: dict[str, object] = {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
                                     "initial_lookback": "1h",
@@ -36,7 +44,8 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
             source("demo-honeyhive-events", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s", api="events"),
             source("demo-honeyhive-sessions", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s",
                    api="sessions"),
-            source("demo-kapso", "kapso"),  # its workflows discovered
+            source("demo-kapso", "kapso", webhook_secret=DEMO_WEBHOOK_SECRET,  # its workflows discovered
+                   **({"interval": kapso_interval} if kapso_interval else {})),
         ],
     }, {})
 
@@ -67,3 +76,15 @@ async def running_simulators(simulators: Simulators, tick_every: float | None = 
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running_demo(listen: str, once: bool) -> AsyncIterator[tuple[Config, KapsoPusher]]:
+    """``--demo``: the simulators on loopback with ten minutes of history (so the first scrape already
+    has data), Kapso's webhooks pushed from them once the pusher is given a URL, and the config."""
+    simulators = Simulators()
+    simulators.backfill(600)
+    async with running_simulators(simulators, tick_every=1.0) as base_url, \
+            pushing(simulators.factories["kapso"]) as pusher:
+        log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
+        yield demo_config(base_url, listen=listen, interval=1 if once else 5, kapso_interval=None if once else 300), pusher

@@ -92,6 +92,8 @@ class SessionFactory:
         self.started = 0
         self._last_tick: float | None = None
         self._carry = 0.0
+        #: Called with each session whose status changes (the demo's webhooks: ``demo/pushes.py``).
+        self.on_status: Callable[[SimSession], None] | None = None
 
     def set_error_weight(self, weight: float) -> None:
         """Multiply the weight of every non-success outcome (the tests use it to trip alerts)."""
@@ -147,8 +149,10 @@ class SessionFactory:
         active, _ = PROVIDER_STATUSES[self.provider]
         session.last_event_at = now
         if len(active) > 1 and self.random.random() < 0.2:
-            session.status = self.random.choice(active)
+            was, session.status = session.status, self.random.choice(active)
             session.handed_off |= session.status == "handoff"
+            if self.on_status is not None and session.status != was:
+                self.on_status(session)
 
     def _finish(self, session: SimSession, ended_at: float) -> None:
         _, terminal = PROVIDER_STATUSES[self.provider]
@@ -186,3 +190,5 @@ class SessionFactory:
         if session.duration_known:
             t.duration_sum += ended_at - session.started_at
             t.durations += 1
+        if self.on_status is not None:
+            self.on_status(session)

@@ -109,6 +109,9 @@ class CycleReport:
     tracked: tuple[int, int] | None = None
     #: Seconds the cycle took.
     took: float | None = None
+    #: A lookup-only cycle (the sessions pushes named, ``lookup_cycle.py``): it says nothing of whether
+    #: the source's list can be read, so it marks the source neither up nor down.
+    lookup_only: bool = False
 
     @property
     def failed(self) -> bool:

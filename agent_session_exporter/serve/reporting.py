@@ -92,9 +92,9 @@ class SourceReporter:
             m.sweep()
         if report.probe is not None and report.probe.clean is not None:
             m.sweep_probe("clean" if report.probe.clean else "changed")
-        if report.committed_at is not None:
+        if report.committed_at is not None and not report.lookup_only:
             m.up(True, report.committed_at)
-        if report.failed:
+        if report.failed and not report.lookup_only:
             m.up(False)
         if report.tracked is not None:
             m.tracked(*report.tracked)
@@ -121,7 +121,10 @@ class SourceReporter:
         for session_id, reason in report.dropped:
             log.warning("pending session given up on; dropped", session_id=safe_text(session_id[:64]), reason=reason,
                         max_pending_age=self.source.max_pending_age)
-        if report.unreadable:
+        if report.unreadable and report.lookup_only:
+            log.info("sessions named by pushes could not be looked up; the next poll counts them",
+                     sessions=len(report.unreadable), errors=sorted(set(report.unreadable.values())))
+        elif report.unreadable:
             log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
                         sessions=len(report.unreadable), errors=sorted(set(report.unreadable.values())))
         for family in report.folding_started:
@@ -135,5 +138,5 @@ class SourceReporter:
             elif probe.clean is False:
                 log.info("rows were written late behind the newest; sweeping next cycle", known_rows=probe.known_rows)
         if report.committed_at is not None:
-            log.debug("cycle done", records=report.records, finished=report.finished,
-                      pending=report.tracked[0] if report.tracked is not None else 0)
+            log.debug("lookup cycle done" if report.lookup_only else "cycle done", records=report.records,
+                      finished=report.finished, pending=report.tracked[0] if report.tracked is not None else 0)

@@ -55,7 +55,8 @@ class SourceMetricSet:
                                       "Upstream requests (retries included) by the kind of cycle that sent them: "
                                       "steady (what is new, and pending sessions reached back to), lookup "
                                       "(pending sessions looked up one by one), sweep (the overlap window re-read "
-                                      "for late writes) or probe (asked instead of a due sweep).",
+                                      "for late writes), probe (asked instead of a due sweep) or push (sessions "
+                                      "pushes named, looked up between cycles).",
                                       _LABELS + ("kind",), registry=registry)
         self.sweeps = Counter(p + "sweeps", "Cycles that swept the overlap window for late writes.", _LABELS,
                               registry=registry)
@@ -179,7 +180,7 @@ class SourceSelfMetrics:
             metrics.pending_dropped.labels(*labels, reason)
         for limit in ("requests", "deadline"):
             metrics.cycle_limit_reached.labels(*labels, limit)
-        for kind in ("steady", "lookup", "sweep", "probe"):
+        for kind in ("steady", "lookup", "sweep", "probe", "push"):
             metrics.cycle_requests.labels(*labels, kind)
         metrics.sweeps.labels(*labels)
         metrics.task_restarts.labels(*labels)

@@ -178,6 +178,23 @@ class Provider(abc.ABC, Generic[SourceT]):
         result.records.extend(records)
         return records
 
+    async def fetch_one(self, ref: PendingRef) -> list[Any]:
+        """The items holding one session, read by id (NotFound: none): for lookups. Declared by providers that can."""
+        raise NotImplementedError
+
+    @property
+    def can_look_up(self) -> bool:
+        return type(self).fetch_one is not Provider.fetch_one
+
+    def polls_workflow(self, workflow: str) -> bool:
+        """Whether reads cover ``workflow`` (a push about another is ignored): those named, else every one."""
+        named = getattr(self.source, "workflow_ids", None)
+        return named is None or workflow in named
+
+    async def look_up(self, refs: Iterable[PendingRef], result: PollResult) -> None:
+        """Re-read sessions by id through ``fetch_one`` outside a poll (a push's hint), as ``recheck_pending`` does."""
+        await self.recheck_pending(refs, result, self.fetch_one)
+
     async def recheck_pending(self, pending: Iterable[PendingRef], result: PollResult,
                               fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
         """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint, an id filter, or

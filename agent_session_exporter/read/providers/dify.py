@@ -161,10 +161,10 @@ class DifyProvider(Provider[DifySource]):
                                prefetch=not window.stop_at_known,  # a steady read mostly ends on page one
                                page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "created_at")
-        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
+        await self.recheck_pending(window.stale_pending, result, self.fetch_one)
         return result
 
-    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+    async def fetch_one(self, ref: PendingRef) -> list[Any]:
         """The page of the pending run's own second that holds its row (the last one read if none does).
         A row of another second proves ``created_at__after``/``__before`` ignored: FilterIgnored, unless
         the run's row is on that page too (then the rows of its second are kept)."""

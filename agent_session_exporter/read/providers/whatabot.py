@@ -87,7 +87,7 @@ class WhatabotProvider(Provider[WhatabotSource]):
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
                                page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "orderBy")
-        await self.recheck_pending(window.stale_pending, result, self._fetch_one)
+        await self.recheck_pending(window.stale_pending, result, self.fetch_one)
         return result
 
     async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
@@ -123,7 +123,7 @@ class WhatabotProvider(Provider[WhatabotSource]):
         except InvalidRecord:
             return None
 
-    async def _fetch_one(self, ref: PendingRef) -> list[Any]:
+    async def fetch_one(self, ref: PendingRef) -> list[Any]:
         """The session's row, by the ``sessionId`` filter; a row of another session proves it ignored."""
         body = await self.http.get_json(PATH, {"sessionId": ref.session_id, "page": 0, "size": 1,
                                                "workspaceId": self.source.workspace_id})

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
+from agent_session_exporter.read.push import PushSource
 from agent_session_exporter.read.source import Duration, SourceBase, StrictModel
 from agent_session_exporter.read.spec.model import Spec
 from agent_session_exporter.read.spec.paging import auth_of
@@ -78,7 +79,8 @@ def option_fields(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def source_model(spec: Spec) -> type[SourceBase]:
-    """A built-in spec's source model: the options every source has, its page size, its own options."""
+    """A built-in spec's source model: the options every source has, its page size, its own options;
+    those of a source that takes pushes where the spec declares ``pushes``."""
     options, validators = option_fields(spec)
     fields: dict[str, Any] = {
         "provider": (Literal[spec.name], ...),
@@ -88,8 +90,9 @@ def source_model(spec: Spec) -> type[SourceBase]:
     if spec.incremental.overlap is not None:
         fields["overlap"] = (Duration, Field(spec.incremental.overlap, ge=0, description=SourceBase.model_fields[
             "overlap"].description))
+    base: type[SourceBase] = SourceBase if spec.pushes is None else PushSource  # its webhook options
     model: type[SourceBase] = create_model(f"{spec.name.title().replace('-', '').replace('_', '')}Source",
-                                           __base__=SourceBase, __validators__=validators, **fields)
+                                           __base__=base, __validators__=validators, **fields)
     model.CREDENTIAL_REQUIRED = spec.auth.required
     if spec.session_url is not None:
         model.SESSION_URL_DEFAULT = (spec.session_url.api_host, spec.session_url.template)
@@ -146,6 +149,8 @@ class CustomSource(SourceBase):
             spec = parse_spec(LocatedYaml(self.spec, "spec (inline)"))
         if spec.name in builtin_specs() or spec.name in _python_provider_names():
             raise ValueError(f"spec: name {spec.name} is a built-in provider's; choose another")
+        if spec.pushes is not None:
+            raise ValueError("spec: pushes are taken by built-in specs only, for now")
         unknown = set(self.options) - set(spec.options)
         if unknown:
             raise ValueError(f"options: unknown option {sorted(unknown)[0]} (the spec declares "

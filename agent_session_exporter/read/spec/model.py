@@ -30,6 +30,7 @@ from agent_session_exporter.read.spec.requests import (
     PageIncrement,
     Paginator,
     PartitionRouter,
+    Pushes,
     RecordSelector,
     Requester,
     TimeWindow,
@@ -95,6 +96,7 @@ class Spec(SpecModel):
     id_gaps: IdGaps | None = None
     detail_reads: DetailReads | None = None
     workflow_names: WorkflowNames | None = None
+    pushes: Pushes | None = None
     nouns: Nouns = Field(default_factory=Nouns)
     session_url: SessionUrl | None = None
 
@@ -116,6 +118,8 @@ class Spec(SpecModel):
             raise ValueError("also_read: not with time_window paging")
         if (self.id_gaps is not None or self.detail_reads is not None) and self.lookup is None:
             raise ValueError("lookup: id_gaps and detail_reads look sessions up by id")
+        if self.pushes is not None and self.lookup is None:
+            raise ValueError("lookup: pushes are hints to look sessions up by id")
         router = self.partition_router
         if self.workflow_names is not None:
             for named, kind in ((self.workflow_names.interval_option, "duration"),

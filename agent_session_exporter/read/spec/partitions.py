@@ -71,6 +71,14 @@ class Partitions:
         self._listed, self._listed_at = read, now
         return read
 
+    def reads(self, parent: str) -> bool:
+        """Whether ``parent``'s list is read: named by the option, else listed (every one before the
+        first listing)."""
+        named = self.option(self.router.list_option)
+        if named is not None:
+            return parent in named
+        return self._listed is None or parent in self._listed
+
     def take_removed(self) -> set[str]:
         removed, self._removed = self._removed, set()
         return removed

@@ -187,6 +187,14 @@ class SpecProvider(SpecPaging):
 
     # -- lookups --------------------------------------------------------------------------------------
 
+    @property
+    def can_look_up(self) -> bool:
+        return self.spec.lookup is not None
+
+    def polls_workflow(self, workflow: str) -> bool:
+        """A partition router's parents are the workflows read (named, or listed); else every one."""
+        return self.router.reads(workflow) if self.router is not None else super().polls_workflow(workflow)
+
     async def fetch_one(self, ref: PendingRef, extra: dict[str, Any] | None = None) -> list[Any]:
         """One pending session's item(s), as ``lookup`` declares: a detail answer, or the list filtered
         by id (a row of another session there proves the filter ignored). ``extra``: more parameters."""

@@ -133,6 +133,16 @@ class Lookup(SpecModel):
         return self
 
 
+class Pushes(SpecModel):
+    """The platform pushes news of its sessions (``pushes``): a source given a ``webhook_secret`` takes
+    them on the webhook listener, each push a hint to look its session up by ``lookup`` (what the
+    lookup reads counts, never the push). How a platform's payloads and signatures read is code
+    (``format``: ``read/kapso_webhooks.py``)."""
+
+    kind: Literal["webhook"] = Field(description="webhook: signed HTTP POSTs to POST /webhooks/<format>/<source>")
+    format: Literal["kapso"] = Field(description="the payload and signature reader (kapso: Kapso's project webhooks)")
+
+
 class Parent(SpecModel):
     """The list a partition router iterates: its request, paging, items, and each item's id and name."""
 

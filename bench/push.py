@@ -1,0 +1,163 @@
+"""Pushes: how soon a Kapso failure is counted at a long interval, with and without webhooks.
+
+Three processes: the Kapso simulator (``push_sim.py``: executions at a known rate, a known share of
+them failing, each failure and handoff pushed as a signed webhook, every tenth delivered twice),
+the exporter (two sources polling that simulator every ``interval``, 5 minutes in the full run:
+``ka-push`` takes the webhooks, ``ka-poll`` does not), and this one, which scrapes ``/metrics``
+every 0.1 s. After ``traffic`` seconds the simulator ends every execution and starts no more, and
+this waits until both sources have counted everything.
+
+Figures: seconds from a failure's end (when the simulated API shows it) to its count on
+``/metrics``, p50 and p99, per source (the k-th failure to end is matched with the k-th count: the
+exporter counts them in that order within a second, and a poll counts all it finds at once); the
+lookups pushes caused per push received; and whether each source's totals equal what the simulator
+finished.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from common import BENCH, stop
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent_session_exporter.demo.pushes import DEMO_WEBHOOK_SECRET
+from agent_session_exporter.demo.server import DEMO_KEYS, KAPSO_WORKFLOWS, PREFIXES
+
+SOURCES = ("ka-push", "ka-poll")
+
+
+def _get(url: str, data: bytes | None = None) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as response:
+        return response.read()
+
+
+def _scrape(url: str) -> dict[str, dict[str, float]]:
+    """Per source: errors counted, sessions counted, push lookups, pushes received (every outcome)."""
+    figures = {source: {"errors": 0.0, "finished": 0.0, "lookups": 0.0, "pushes": 0.0} for source in SOURCES}
+    for family in text_string_to_metric_families(_get(url).decode()):
+        for sample in family.samples:
+            source = sample.labels.get("source")
+            if source not in figures:
+                continue
+            if sample.name == "agent_session_errors_total":
+                figures[source]["errors"] += sample.value
+            elif sample.name == "agent_sessions_finished_total":
+                figures[source]["finished"] += sample.value
+            elif sample.name == "agent_session_exporter_cycle_requests_total" and sample.labels["kind"] == "push":
+                figures[source]["lookups"] += sample.value
+            elif sample.name == "agent_session_exporter_pushes_total":
+                figures[source]["pushes"] += sample.value
+    return figures
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _start_exporter(tmp: Path, base_url: str, interval: float) -> tuple[subprocess.Popen, str, str]:
+    """The exporter with both sources; its /metrics URL and its webhook listener's URL."""
+    source = {"provider": "kapso", "base_url": base_url + PREFIXES["kapso"], "api_key": DEMO_KEYS["kapso"],
+              "workflow_ids": list(KAPSO_WORKFLOWS), "initial_lookback": "10m"}
+    # ka-poll first: the exporter spreads its sources' second cycles over the interval, and the first
+    # source's is not delayed (so its figures are those of a steady interval).
+    config = {"interval": interval, "sources": [{"name": "ka-poll", **source},
+                                                {"name": "ka-push", **source, "webhook_secret": DEMO_WEBHOOK_SECRET}]}
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    log = open(tmp / "exporter.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--config.file", str(tmp / "config.yaml"),
+                                "--web.listen-address", "127.0.0.1:0", "--web.webhook-address", "127.0.0.1:0",
+                                "--log.level", "info", "--log.format", "json"],
+                               cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)
+    metrics = webhooks = None
+    for _ in range(300):  # bounded: 30 s
+        for line in (tmp / "exporter.log").read_text().splitlines():
+            event = json.loads(line)
+            if event.get("msg") == "listening":
+                metrics = event["url"]
+            elif event.get("msg") == "listening for webhooks":
+                webhooks = event["url"].removesuffix("/webhooks/kapso/<source>")
+        if metrics and webhooks:
+            return process, metrics, webhooks
+        time.sleep(0.1)
+    stop(process)
+    raise RuntimeError("the exporter did not start: " + (tmp / "exporter.log").read_text()[-2000:])
+
+
+def run(traffic: float = 600, interval: float = 300, rate: float = 0.5) -> dict[str, float]:
+    simulator = subprocess.Popen([sys.executable, str(BENCH / "push_sim.py"), "--rate", str(rate)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert simulator.stdout is not None and simulator.stdin is not None
+        base_url = simulator.stdout.readline().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            exporter, metrics, webhooks = _start_exporter(Path(tmp), base_url, interval)
+            try:
+                simulator.stdin.write(f"{webhooks}/webhooks/kapso/ka-push\n")
+                simulator.stdin.flush()
+                return _measure(base_url, metrics, traffic, interval)
+            finally:
+                stop(exporter)
+    finally:
+        stop(simulator)
+
+
+def _measure(base_url: str, metrics: str, traffic: float, interval: float) -> dict[str, float]:
+    counts: dict[str, list[tuple[float, float]]] = {source: [] for source in SOURCES}  # (when, errors) as they change
+    started = time.time()
+    finished_at: float | None = None
+    truth: dict[str, Any] = {}
+    while True:
+        now = time.time()
+        latest = _scrape(metrics)
+        for source in SOURCES:
+            if not counts[source] or counts[source][-1][1] != latest[source]["errors"]:
+                counts[source].append((now, latest[source]["errors"]))
+        if finished_at is None and now - started >= traffic:
+            finished_at = now
+            _get(base_url + "/bench/finish", b"")
+            truth = json.loads(_get(base_url + "/bench/truth"))
+        if finished_at is not None:
+            if all(latest[s]["finished"] == truth["finished"] and latest[s]["errors"] == truth["errors"] for s in SOURCES):
+                break
+            if now - finished_at > interval * 1.5 + 30:  # bounded: a source that never gets there is not exact
+                break
+        time.sleep(0.1)
+    truth = json.loads(_get(base_url + "/bench/truth"))
+    ends = sorted(at for _, at in truth["failures"])
+    figures: dict[str, float] = {"failures": len(ends), "seconds": time.time() - started}
+    for source in SOURCES:
+        delays = []
+        for k, ended in enumerate(ends, start=1):
+            counted = next((when for when, errors in counts[source] if errors >= k), None)
+            if counted is not None:
+                delays.append(max(0.0, counted - ended))
+        figures[f"{source}_p50"] = _percentile(delays, 50)
+        figures[f"{source}_p99"] = _percentile(delays, 99)
+        figures[f"{source}_exact"] = float(latest[source]["finished"] == truth["finished"]
+                                           and latest[source]["errors"] == truth["errors"] == len(ends))
+    pushes = latest["ka-push"]["pushes"]
+    figures["pushes"] = pushes
+    figures["lookups_per_push"] = latest["ka-push"]["lookups"] / pushes if pushes else float("nan")
+    figures["pushes_sent"] = sum(truth["sent"].values())
+    return figures
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--traffic", type=float, default=600)
+    parser.add_argument("--interval", type=float, default=300)
+    args = parser.parse_args()
+    print(json.dumps(run(args.traffic, args.interval), indent=2))
