@@ -12,9 +12,12 @@ import pytest
 from aioresponses import aioresponses
 
 from agent_session_exporter.model import PollResult, PollWindow
+from agent_session_exporter.read.http_client import _decode_json
 from agent_session_exporter.read.providers.dify import PAGE
+from agent_session_exporter.read.providers.honeyhive_pages import EVENTS
 
 from .helpers import Harness, Upstream, make_source, spring_page, whatabot_item
+from .test_hostile_strings import CORPUS
 from .test_real_api_shapes import NOW, dify_row
 
 ODD_VALUES: list[Any] = [None, "", 0, -1, 1.5, 7, 10**20, 1e300, "12", "2026-11-25T10:00:00Z", NOW * 1000,
@@ -140,11 +143,6 @@ async def test_an_id_past_64_bits_counts_alike_whether_its_page_is_read_typed_or
 
 # -- every provider: typed and plain alike, and the known skip tells each item as its record would ---------
 
-from agent_session_exporter.read.http_client import _decode_json  # noqa: E402
-from agent_session_exporter.read.providers import dify as dify_module  # noqa: E402
-from agent_session_exporter.read.providers.honeyhive_pages import EVENTS  # noqa: E402
-
-from .test_hostile_strings import CORPUS  # noqa: E402
 
 PROVIDERS = ["whatabot", "dify", "syntropic137", "honeyhive", "kapso"]
 #: Each provider's list page: the key of its items, and its typed page decoder and items where it has one.
