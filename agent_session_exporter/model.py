@@ -127,6 +127,15 @@ class PollWindow:
     #: A newest-first reader may stop after the first page holding a session in ``known_finished``
     #: (a steady read: what lies past it was read before; late writes are the sweep's).
     stop_at_known: bool = False
+    #: The oldest key time the cycle counts (None: any): an item older, and not one of the
+    #: ``known_pending``, is not the exporter's to count, as a counted one is not (``ignores``).
+    cutoff: float | None = None
+
+    def ignores(self, session_id: str, key_time: float) -> bool:
+        """Whether the count would pass over a session read with this id and key time: counted before,
+        or older than the cutoff and not pending (so a list read makes no record of it)."""
+        return session_id in self.known_finished or (
+            self.cutoff is not None and key_time < self.cutoff and session_id not in self.known_pending)
 
     @property
     def since_with_stale(self) -> float:
@@ -154,6 +163,10 @@ class PollResult:
     skipped: dict[str, float] = field(default_factory=dict)
     #: Requests spent looking pending sessions up one by one (part of the cycle's requests).
     lookup_requests: int = 0
+    #: Items read that the count would pass over (``PollWindow.ignores``): no record was made of them.
+    known_seen: int = 0
+    #: When the last page read arrived, by the exporter's clock (None: no page was read).
+    observed: float | None = None
 
 
 @dataclass(frozen=True)

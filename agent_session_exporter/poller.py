@@ -138,8 +138,9 @@ class SourcePoller:
         cycle = self.reads.plan(state, now, self.provider.source.page_size, self.provider.trust_order)
         read = cycle.plan
         window = PollWindow(since=read.since, stale_pending=cycle.stale, now=now,
-                            known_finished=state.counted.keys(), known_pending={i: p.status for i, p in state.pending.items()},
-                            stop_at_known=read.stop_at_known)
+                            known_finished=state.counted.keys(),
+                            known_pending={i: p.status for i, p in state.pending.items()},
+                            stop_at_known=read.stop_at_known, cutoff=cycle.cutoff)
         result = await self._poll(window, report)
         lookups = result.lookup_requests if result is not None else 0
         report.requests["lookup"] += lookups

@@ -34,16 +34,38 @@ def parse_timestamp(value: object) -> float | None:
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
+        seconds = _recent.get(value)
+        if seconds is not None:
+            return seconds
         text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            return _parse_iso(text)
+        if len(text) > 10 and text[4] == "-" and text[:4].isdigit():  # ISO 8601: float() would refuse it
+            seconds = _parse_iso(text)
+        else:
+            try:
+                number = float(text)
+            except ValueError:
+                seconds = _parse_iso(text)
+            else:
+                return _unix_number(number, value)
+        if len(_recent) >= _RECENT_KEPT:
+            _recent.clear()
+        _recent[value] = seconds
+        return seconds
     else:
         raise ValueError(f"not a timestamp: {type(value).__name__}")
+    return _unix_number(number, value)
+
+
+def _unix_number(number: float, value: object) -> float:
     if number != number or number in (float("inf"), float("-inf")) or number < 0:
         raise ValueError(f"not a timestamp: {value!r}")
     return unix_seconds(number)
+
+
+#: The text timestamps parsed lately and their seconds: a list read again (and each item's key read
+#: before its record is made) parses the same texts again. Forgotten whole past ``_RECENT_KEPT``.
+_recent: dict[str, float] = {}
+_RECENT_KEPT = 20_000
 
 
 def _parse_iso(text: str) -> float:

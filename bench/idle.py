@@ -1,5 +1,6 @@
-"""Idle cost: the exporter (its own process) polling five simulators that have nothing new.
-Requests per source per cycle, from the exporter's own counters, and CPU seconds per hour."""
+"""Idle cost: the exporter (its own process) polling the demo's sources against simulators that have
+nothing new. Requests per source per cycle, from the exporter's own counters; CPU seconds per hour,
+and CPU milliseconds per cycle (the process's CPU time over the cycles its counters say it ran)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
     figures = {f"requests_per_cycle[{name}]": value for name, value in sorted(per_cycle.items())}
     figures["requests_per_cycle_max"] = max(per_cycle.values())
     figures["cpu_seconds_per_hour"] = (cpu_1 - cpu_0) * 3600 / seconds
+    cycles = sum(done - cycles_0.get(name, 0) for name, done in cycles_1.items())
+    figures["cycles"] = cycles
+    figures["cpu_ms_per_cycle"] = (cpu_1 - cpu_0) * 1000 / max(cycles, 1)
     figures["measured_seconds"] = seconds
     return figures
 

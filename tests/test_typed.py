@@ -12,9 +12,12 @@ import pytest
 from aioresponses import aioresponses
 
 from agent_session_exporter.model import PollResult, PollWindow
+from agent_session_exporter.read.http_client import _decode_json
 from agent_session_exporter.read.providers.dify import PAGE
+from agent_session_exporter.read.providers.honeyhive_pages import EVENTS
 
 from .helpers import Harness, Upstream, make_source, spring_page, whatabot_item
+from .test_hostile_strings import CORPUS
 from .test_real_api_shapes import NOW, dify_row
 
 ODD_VALUES: list[Any] = [None, "", 0, -1, 1.5, 7, 10**20, 1e300, "12", "2026-11-25T10:00:00Z", NOW * 1000,
@@ -136,3 +139,109 @@ async def test_an_id_past_64_bits_counts_alike_whether_its_page_is_read_typed_or
             result = await h.provider.poll(PollWindow(since=NOW - 3600, now=NOW))
         counted.append([r.session_id for r in result.records])
     assert counted == [[str(2**64 + 1), "run-2"], [str(2**64 + 1)]]
+
+
+# -- every provider: typed and plain alike, and the known skip tells each item as its record would ---------
+
+
+PROVIDERS = ["whatabot", "dify", "syntropic137", "honeyhive", "kapso"]
+#: Each provider's list page: the key of its items, and its typed page decoder and items where it has one.
+PAGES: dict[str, tuple[str, Any]] = {
+    "whatabot": ("content", None), "dify": ("data", (PAGE, lambda page: page.data)),
+    "syntropic137": ("sessions", None), "honeyhive": ("events", (EVENTS, lambda page: page.events)),
+    "kapso": ("data", None)}
+HOSTILE_VALUES: list[Any] = ODD_VALUES + CORPUS[:8] + [2**64 + 1, -(2**63) - 1, 10**30, "2026-11-25 10:00:00",
+                                                       "Fri, 01 May 2026 12:01:01 -0000", " 2026-11-25T10:00:00Z "]
+
+
+def base_item(provider: str, n: int) -> dict[str, Any]:
+    from .test_providers import dify_log, honeyhive_session, kapso_execution, syntropic_item
+    start = NOW - 500 + n
+    if provider == "whatabot":
+        return whatabot_item(n, status=("completed", "error", "running", "odd")[n % 4], started=start)
+    if provider == "dify":
+        return dify_log(n, ("succeeded", "failed", "running", "stopped")[n % 4], created=int(start))
+    if provider == "syntropic137":
+        return syntropic_item(n, start, status=("completed", "failed", "running")[n % 3])
+    if provider == "honeyhive":
+        item = honeyhive_session(n, int(start * 1000), None if n % 5 == 0 else int(start * 1000) + 4000,
+                                 error="boom" if n % 3 == 0 else None)
+        if n % 7 == 0:
+            item.update(event_type="model", parent_id=item["session_id"])  # a child event
+        return item
+    return kapso_execution(n, start, None if n % 4 == 0 else start + 10, status=("ended", "failed", "running")[n % 3])
+
+
+def odd_item(rng: random.Random, provider: str, n: int) -> dict[str, Any]:
+    """A provider's item with a few fields (nested ones too) given hostile values, or left out."""
+    item = base_item(provider, n)
+    for _ in range(rng.randrange(4)):
+        target = item
+        nested = [value for value in item.values() if isinstance(value, dict)]
+        if nested and rng.random() < 0.3:
+            target = rng.choice(nested)
+        if not target:
+            continue
+        key = rng.choice(list(target))
+        if rng.random() < 0.15:
+            del target[key]
+        else:
+            target[key] = rng.choice(HOSTILE_VALUES)
+    return item
+
+
+def read_page(h: Harness, provider: str, body: bytes, known: PollWindow | None = None,
+              rows: list[tuple[str, float]] | None = None) -> tuple[PollResult, list[Any]]:
+    """A page read as the provider reads it: decoded typed where it has a decoder and the page fits (as the
+    HTTP client falls back), its items parsed; and the items."""
+    key, typed = PAGES[provider]
+    items = None
+    if typed is not None:
+        try:
+            items = typed[1](typed[0].decode(body))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+    if items is None:
+        items = _decode_json(body)[key]
+    result = PollResult()
+    h.provider.parse_items(items, result, window=known, rows=rows)
+    return result, items
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_provider_reads_odd_items_alike_typed_or_plain_and_tells_known_ones_by_their_records_keys(
+        http_session, clock, provider):
+    rng = random.Random(provider)
+    extra = {"settle_after": 0} if provider == "honeyhive" else {}
+    h = Harness(make_source(provider, page_size=1000 if provider == "honeyhive" else 100, **extra), http_session, clock)
+    key, typed = PAGES[provider]
+    skipped = typed_pages = 0
+    for page in range(120):
+        items = [odd_item(rng, provider, page * 6 + i) for i in range(6)]
+        if rng.random() < 0.2:
+            items[rng.randrange(6)]["id" if provider != "honeyhive" else "session_id"] = items[0].get("id", "dup")
+        body = json.dumps({key: items}).encode()
+        plain = PollResult()
+        h.provider.parse_items(_decode_json(body)[key], plain)
+        read, decoded = read_page(h, provider, body)
+        typed_pages += typed is not None and not isinstance(decoded[0] if decoded else {}, dict)
+        assert read.records == plain.records and read.invalid == plain.invalid, items
+        # Each item's key, where key_of tells one, is its record's (plain and typed items alike).
+        for item in [*_decode_json(body)[key], *decoded]:
+            one = PollResult()
+            h.provider.parse_items([item], one)
+            told = h.provider.key_of(item)
+            if one.records:
+                assert told is None or told == (one.records[0].session_id, one.records[0].key_time), item
+            elif told is not None:  # no record: an invalid item whose id and key still read, never a counted one
+                assert one.invalid or one.skipped, item
+        # With every record's id counted, a list read makes no record of them and notes each in rows.
+        window = PollWindow(since=0, known_finished={r.session_id for r in plain.records})
+        rows: list[tuple[str, float]] = []
+        again, _ = read_page(h, provider, body, window, rows)
+        assert all(record in plain.records for record in again.records)  # only those key_of cannot tell
+        assert again.known_seen + len(again.records) >= len(plain.records)
+        assert set(rows) >= {(r.session_id, r.key_time) for r in plain.records}
+        skipped += again.known_seen
+    assert skipped > 200
+    assert typed is None or 10 < typed_pages < 120  # both ways were exercised

@@ -249,7 +249,8 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
                 delta.pending_upsert.pop(sid, None)
                 plan.dropped.append((sid, "workflow_removed"))
     # The latest moment the cycle knows by the exporter's clock: its start, or the last response read.
-    present = max([now, *(r.observed_at for r in result.records if r.observed_at is not None)])
+    present = max([now, *(r.observed_at for r in result.records if r.observed_at is not None),
+                   *((result.observed,) if result.observed is not None else ())])
     oldest_allowed = present - settings.max_pending_age
     for sid, pending in list(state.pending.items()) + list(delta.pending_upsert.items()):
         too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed

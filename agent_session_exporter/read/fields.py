@@ -123,6 +123,25 @@ def time_field(item: dict[str, Any], key: str, *, required: bool = False) -> flo
     return parsed
 
 
+def time_or_none(value: Any) -> float | None:
+    """``time_field`` of a value itself, None where it would raise (what ``Provider.key_of`` reads)."""
+    kind = type(value)
+    if (kind is int or kind is float) and 0 <= value < MAX_PLAIN_SECONDS:
+        return float(value)
+    try:
+        return parse_timestamp(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def id_or_none(value: Any) -> str | None:
+    """``require_str(..., allow_int=True)`` of a value itself, None where it would raise."""
+    kind = type(value)
+    if kind is str:
+        return value or None
+    return str(value) if kind is int or (isinstance(value, int) and not isinstance(value, bool)) else None
+
+
 def object_field(item: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
     value = item.get(key)
     if value is None:

@@ -107,10 +107,10 @@ class HttpClient:
         plain JSON (so a page with one odd item is still read, item by item)."""
         return await self._request("GET", path, params, None, typed)
 
-    async def post_json(self, path: str, body: Any) -> Any:
+    async def post_json(self, path: str, body: Any, typed: msgspec.json.Decoder[Any] | None = None) -> Any:
         """POST a JSON body to ``base_url + path`` (a read-only query, such as HoneyHive's events export)
         and decode the JSON answer, with the same retries, caps and pacing as ``get_json``."""
-        return await self._request("POST", path, None, orjson.dumps(body))
+        return await self._request("POST", path, None, orjson.dumps(body), typed)
 
     async def _request(self, method: str, path: str, params: dict[str, Any] | None, body: bytes | None,
                        typed: msgspec.json.Decoder[Any] | None = None) -> Any:

@@ -157,7 +157,7 @@ class Novelty:
                 report.sanitized[name] = report.sanitized.get(name, 0) + 1
         report.unknown_statuses = [status_label(status) for status in plan.unknown_statuses]
         report.new_unknown_statuses = list(self._new(report.unknown_statuses))
-        report.records = len(result.records)
+        report.records = len(result.records) + result.known_seen
         report.finished = plan.finished
         report.dropped_figures = plan.dropped_figures
         report.dropped += plan.dropped

@@ -16,7 +16,7 @@ import aiohttp
 import yarl
 
 from agent_session_exporter.logs import REDACTED, redactor
-from agent_session_exporter.model import PollResult, SessionRecord
+from agent_session_exporter.model import PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.safetext import safe_text
 
@@ -176,10 +176,12 @@ class Capture:
         parse_items = provider.parse_items
 
         def noted(items: Iterable[Any], result: PollResult,
-                  parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None) -> list[SessionRecord]:
+                  parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+                  window: PollWindow | None = None,
+                  rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
             items = items if isinstance(items, list) else list(items)
             invalid_before = len(result.invalid)
-            records = parse_items(items, result, parse)
+            records = parse_items(items, result, parse, window, rows)
             exchange = self._answered
             if exchange is None:  # items that came with no request: shown as a page of their own
                 exchange = self._answered = Exchange(0, False, "-", "(no request)", self.clock())

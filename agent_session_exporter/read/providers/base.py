@@ -10,14 +10,13 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generic, Iterable, 
 
 import structlog
 
-from agent_session_exporter.model import InvalidRecord, KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
-from agent_session_exporter.read.fields import dropped_figures, item_id
+from agent_session_exporter.model import KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
 from agent_session_exporter.read.http_client import ResponseTooLarge
 from agent_session_exporter.read.providers.fallback import FALLBACK_RETRY_SECONDS, Fallback
 from agent_session_exporter.read.source import SourceBase
-from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
-from agent_session_exporter.safetext import make_safe
+from agent_session_exporter.read.providers.items import parse_page
+from agent_session_exporter.read.typed import Untyped
 from agent_session_exporter.timeparse import to_iso
 
 
@@ -127,56 +126,33 @@ class Provider(abc.ABC, Generic[SourceT]):
         it; raises Untyped for anything it does not take as is. Only providers with ``PAGE`` have one."""
         raise Untyped
 
+    def key_of(self, item: Any) -> tuple[str, float] | None:
+        """An item's session id and key time, exactly as its record would hold them, read cheaply from
+        the item (typed or plain) without making the record; None where it cannot tell so (then the
+        item is read whole). Never raises. A provider without one reads every item whole."""
+        return None
+
     def parse_items(self, items: Iterable[Any], result: PollResult,
-                    parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None) -> list[SessionRecord]:
+                    parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+                    window: PollWindow | None = None,
+                    rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
         """Parse a page's items, skipping (and noting) the bad ones so the rest still count. Every
         record, typed or read item by item, is made safe here (``safetext.make_safe``): its id
         checked, its text fields cleaned.
+
+        ``window``: a list read's window: an item the count would pass over (``PollWindow.ignores``:
+        counted before, or older than the cutoff and not pending), told by its id and key time
+        (``key_of``), makes no record at all, so a page of sessions read before costs its decode and a
+        set lookup per item. ``rows``: where the (id, key
+        time) of every item that made a record or was known go, in page order (what order checks and
+        the stop rules of a list read need).
 
         A page is read up to the ``page_size`` asked for: an API that sends more gets the surplus
         ignored and noted once (``oversized_page``), so a page of a million items costs no more.
         Each record carries ``observed_at``: the clock as its page is parsed, right after the response
         that brought it arrived (every page of every provider passes here, once).
         """
-        parse = parse or self.parse_item
-        observed = self.clock()
-        if not isinstance(items, list):
-            items = list(items)
-        if len(items) > self.source.page_size:
-            result.invalid.append(("oversized_page", None))
-            items = items[:self.source.page_size]
-        records = []
-        dropped = dropped_figures
-        typed = is_typed(items)
-        convert = self.from_typed
-        for item in items:
-            dropped.clear()
-            try:
-                if typed:
-                    try:
-                        record = convert(item)
-                    except Untyped:
-                        item = as_plain(item)  # read item by item, and named by its id should it fail
-                        record = parse(item)
-                elif not isinstance(item, dict):
-                    raise InvalidRecord("not_an_object")
-                else:
-                    record = parse(item)
-                sanitized = make_safe(record) if record is not None else ()
-            except InvalidRecord as exc:
-                result.invalid.append((exc.reason, item_id(item)))
-                continue
-            if record is not None:
-                if dropped:
-                    record.dropped_figures = tuple(dropped)
-                if sanitized:
-                    record.sanitized = sanitized
-                record.observed_at = observed
-                records.append(record)
-            elif (row := self.skipped_row(item)) is not None:
-                result.skipped[row[0]] = row[1]
-        result.records.extend(records)
-        return records
+        return parse_page(self, items, result, parse or self.parse_item, window, rows)
 
     async def fetch_one(self, ref: PendingRef) -> list[Any]:
         """The items holding one session, read by id (NotFound: none): for lookups. Declared by providers that can."""
@@ -268,19 +244,21 @@ class Provider(abc.ABC, Generic[SourceT]):
         now = now_of(window)
         bound: float | None = None
         seen: set[str] = set()
+        known = window.known_finished
         async with contextlib.aclosing(pages):
             async for items in pages:
-                records = self.parse_items(items, result)
+                rows: list[tuple[str, float]] = []
+                self.parse_items(items, result, window=window, rows=rows)
                 # Sessions added meanwhile shift an offset-paged list down: the next page repeats the
                 # last few of this one, newer than its end. Only sessions not read yet say anything of order.
-                fresh = [r.key_time for r in records if r.session_id not in seen]
-                seen.update(r.session_id for r in records)
+                fresh = [key_time for sid, key_time in rows if sid not in seen]
+                seen.update(sid for sid, _ in rows)
                 bound = self.check_newest_first(fresh, bound, order_parameter, result, now)
                 if self.order.in_use(now):
                     continue
-                if records and min(r.key_time for r in records) < since:
+                if rows and min(key_time for _, key_time in rows) < since:
                     break
-                if window.stop_at_known and any(r.session_id in window.known_finished for r in records):
+                if window.stop_at_known and any(sid in known for sid, _ in rows):
                     break
         self.order.held(now)
 

@@ -46,12 +46,14 @@ from agent_session_exporter.read.fields import (
     MAX_WARNINGS,
     elapsed,
     figure,
+    id_or_none,
     lenient_str,
     list_field,
     object_field,
     optional_str,
     require_str,
     time_field,
+    time_or_none,
 )
 from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import FilterIgnored, Provider
@@ -201,6 +203,25 @@ class DifyProvider(Provider[DifySource]):
         except InvalidRecord:
             return None
         return (row_id, key_time) if row_id and key_time is not None else None
+
+    def key_of(self, item: Any) -> tuple[str, float] | None:
+        if type(item) is _Row:
+            run: Any = item.workflow_run
+            if run is None:
+                return None
+            run_id, row_id, row_created, run_created = run.id, item.id, item.created_at, run.created_at
+        elif type(item) is dict and type(run := item.get("workflow_run")) is dict:
+            run_id, row_id, row_created, run_created = run.get("id"), item.get("id"), item.get("created_at"), \
+                run.get("created_at")
+        else:
+            return None
+        session_id = id_or_none(run_id) if run_id else id_or_none(row_id)
+        key_time = time_or_none(row_created) if row_created is not None and row_created != "" else None
+        if key_time is None:
+            if row_created is not None and row_created != "":
+                return None  # a created_at that does not read: the item is read whole (and refused)
+            key_time = time_or_none(run_created)
+        return None if session_id is None or key_time is None else (session_id, key_time)
 
     def from_typed(self, row: _Row) -> SessionRecord | None:
         run = row.workflow_run

@@ -53,16 +53,19 @@ from agent_session_exporter.read.fields import (
     elapsed,
     figure,
     MAX_ERROR_TEXT,
+    id_or_none,
     lenient_str,
     list_field,
     object_field,
     optional_str,
     require_str,
     time_field,
+    time_or_none,
 )
 from agent_session_exporter.read.http_client import NotFound, UpstreamError
 from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.honeyhive_pages import EVENTS, SESSIONS, Event, Events, event_key, items_of
 from agent_session_exporter.read.source import Duration, SourceBase, template_fields
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
@@ -155,7 +158,8 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         limit = self.source.page_size
         query = {"filters": [SESSION_FILTER], "dateRange": {"start_time": to_iso(window.since), "end_time": until},
                  "limit": limit}
-        pages = numbered_pages(lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}), self._read_search,
+        pages = numbered_pages(lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}, EVENTS),
+                               self._read_search,
                                first=1, max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
                                prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
         await self.read_newest_first(pages, window, window.since, result, "start_time (the search's own order)")
@@ -166,7 +170,7 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         return result
 
     def _read_search(self, body: Any) -> tuple[list[Any], bool]:
-        events = list_field(body, "events", SEARCH_PATH)
+        events = items_of(body) if type(body) is Events else list_field(body, "events", SEARCH_PATH)
         return events, len(events) < self.source.page_size  # never the answer's count: not known to be a total
 
     async def _look_up(self, ref: PendingRef, until: str) -> list[Any]:
@@ -189,14 +193,16 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
     async def _poll_sessions(self, window: PollWindow) -> PollResult:
         result = PollResult()
         try:
-            body = await self.http.get_json(SESSIONS_PATH, {"project": self.source.project, "limit": self.source.page_size})
+            body = await self.http.get_json(SESSIONS_PATH, {"project": self.source.project, "limit": self.source.page_size},
+                                            SESSIONS)
         except NotFound as exc:
             raise UpstreamError(exc.kind, f"{exc}: this HoneyHive has no GET /session (it is gone from the "
                                           "current API); set 'api: search' for this source") from None
         if not isinstance(body, list):
             raise InvalidPage(SESSIONS_PATH, "a list of sessions")
-        records = self.parse_items(body, result)
-        if len(body) >= self.source.page_size and all(r.key_time >= window.since for r in records):
+        rows: list[tuple[str, float]] = []
+        self.parse_items(body, result, window=window, rows=rows)
+        if len(body) >= self.source.page_size and all(key_time >= window.since for _, key_time in rows):
             self.log.warning("the answer is full and holds nothing older than the window: sessions may be missed;"
                              " raise page_size or poll more often", page_size=self.source.page_size)
         return result
@@ -210,14 +216,23 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
                  "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}
 
         def read(body: Any) -> tuple[list[Any], bool]:
-            events = list_field(body, "events", EVENTS_PATH)
+            events = items_of(body) if type(body) is Events else list_field(body, "events", EVENTS_PATH)
             return events, len(events) < limit  # a full page never ends paging, whatever totalEvents says
 
-        async for events in numbered_pages(lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}),
+        async for events in numbered_pages(lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}, EVENTS),
                                            read, first=1, max_pages=self.source.max_pages,
                                            on_limit=self.max_pages_reached):
-            self.parse_items(events, result)
+            self.parse_items(events, result, window=window)
         return result
+
+    def key_of(self, item: Any) -> tuple[str, float] | None:
+        if type(item) is Event:
+            return event_key(item)
+        if type(item) is not dict or item.get("event_type") not in (None, "session"):
+            return None
+        session_id = id_or_none(item.get("session_id") or item.get("event_id"))
+        started_at = time_or_none(item.get("start_time")) if session_id is not None else None
+        return None if started_at is None or session_id is None else (session_id, started_at)
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord | None:
         event_type = item.get("event_type")

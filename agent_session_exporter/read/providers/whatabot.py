@@ -30,7 +30,17 @@ from agent_session_exporter.model import (
     SessionRecord,
     classify,
 )
-from agent_session_exporter.read.fields import MAX_WARNINGS, elapsed, figure, lenient_str, list_field, require_str, time_field
+from agent_session_exporter.read.fields import (
+    MAX_WARNINGS,
+    elapsed,
+    figure,
+    id_or_none,
+    lenient_str,
+    list_field,
+    require_str,
+    time_field,
+    time_or_none,
+)
 from agent_session_exporter.read.http_client import HeaderAuth
 from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import FilterIgnored, Provider
@@ -132,6 +142,12 @@ class WhatabotProvider(Provider[WhatabotSource]):
                and str(item["id"]) != ref.session_id for item in items):
             raise FilterIgnored("sessionId")
         return items
+
+    def key_of(self, item: Any) -> tuple[str, float] | None:
+        if type(item) is not dict or (session_id := id_or_none(item.get("id"))) is None:
+            return None
+        started_at = time_or_none(item.get("startedAt"))
+        return None if started_at is None else (session_id, started_at)
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         started_at = time_field(item, "startedAt", required=True)

@@ -15,11 +15,13 @@ from agent_session_exporter.read.fields import (
     MAX_WARNINGS,
     elapsed,
     figure,
+    id_or_none,
     lenient_str,
     lenient_text,
     optional_str,
     require_str,
     time_field,
+    time_or_none,
 )
 from agent_session_exporter.read.spec.model import FieldSpec, FinalStatus, OutcomeRule, Spec, as_paths
 
@@ -58,10 +60,17 @@ class _Reader:
         return {self.name: first_present(item, self.paths)}
 
     def time(self, item: Any) -> float | None:
+        return time_field({self.name: self._time_value(item)}, self.name, required=self.spec.required)
+
+    def time_or_none(self, item: Any) -> float | None:
+        """``time`` of an item, None where it would raise (``RecordMapper.key_of``)."""
+        return time_or_none(self._time_value(item))
+
+    def _time_value(self, item: Any) -> Any:
         value = first_present(item, self.paths)
         if self.spec.format == "milliseconds" and type(value) in (int, float):
             value = value / 1000.0
-        return time_field({self.name: value}, self.name, required=self.spec.required)
+        return value
 
     def figure(self, item: Any, maximum: float) -> float | None:
         value = figure(self.one(item), self.name, maximum / self.spec.scale)
@@ -125,6 +134,18 @@ class RecordMapper:
         if self.status.spec.required:
             return require_str(self.status.one(item), self.status.name)
         return optional_str(self.status.one(item), self.status.name) or ""
+
+    def key_of(self, item: Any) -> tuple[str, float] | None:
+        """The item's session id and key time as its record would hold them; None where either does not
+        read (then the item is read whole)."""
+        if type(item) is not dict or (session_id := id_or_none(first_present(item, self.id.paths))) is None:
+            return None
+        if self.own_key is not None:
+            key_time = self.own_key.time_or_none(item)
+        else:
+            reader = self.started if self.key_time == "started_at" else self.finished
+            key_time = reader.time_or_none(item) if reader is not None else None
+        return None if key_time is None else (session_id, key_time)
 
     def __call__(self, item: dict[str, Any], status: str | None = None) -> SessionRecord:
         """``status``: the status learned otherwise (a status-filtered query), where the item has none."""

@@ -178,7 +178,9 @@ class SpecPaging(Provider[SourceBase]):
             params: dict[str, Any] = self.base_params(self.spec.requester, partition, low)
             params[until] = None if high is None else format_time(high, incremental.format)
             items = self.select(self.spec.record_selector, await self.fetch(self.spec.requester, path, params), path)
-            return len(items), [r.key_time for r in self.parse_items(items, result)]
+            rows: list[tuple[str, float]] = []
+            self.parse_items(items, result, window=window, rows=rows)
+            return len(items), [key_time for _, key_time in rows]
 
         now = now_of(window)
         await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,

@@ -49,6 +49,9 @@ class SpecProvider(SpecPaging):
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         return self.mapper(item)
 
+    def key_of(self, item: Any) -> tuple[str, float] | None:
+        return self.mapper.key_of(item)
+
     # -- the poll -------------------------------------------------------------------------------------
 
     async def poll(self, window: PollWindow) -> PollResult:
@@ -167,7 +170,7 @@ class SpecProvider(SpecPaging):
             return
         async with contextlib.aclosing(pages):
             async for items in pages:
-                self.parse_items(items, result, parse)
+                self.parse_items(items, result, parse, window=window)
 
     def _parser(self, partition: str | None, status: str | None) -> Callable[[dict[str, Any]], SessionRecord] | None:
         """Items of a status-filtered query take that status; a partition's items take its id and name
