@@ -127,6 +127,9 @@ class PollWindow:
     #: A newest-first reader may stop after the first page holding a session in ``known_finished``
     #: (a steady read: what lies past it was read before; late writes are the sweep's).
     stop_at_known: bool = False
+    #: The oldest key time this cycle counts: an older session counts only if pending, so a provider
+    #: spends no extra request on one (the window's cutoff; -inf: all).
+    counts_from: float = -math.inf
 
     @property
     def since_with_stale(self) -> float:

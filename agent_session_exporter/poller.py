@@ -140,7 +140,7 @@ class SourcePoller:
         read = cycle.plan
         window = PollWindow(since=read.since, stale_pending=cycle.stale, now=now,
                             known_finished=state.counted.keys(), known_pending={i: p.status for i, p in state.pending.items()},
-                            stop_at_known=read.stop_at_known)
+                            stop_at_known=read.stop_at_known, counts_from=cycle.cutoff)
         result = await self._poll(window, report)
         lookups = result.lookup_requests if result is not None else 0
         report.requests["lookup"] += lookups
