@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "answers 200: a container HEALTHCHECK that follows the configured address")
     testread.add_arguments(parser)
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
-    parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
+    parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all six providers")
     parser.add_argument("--reset-state", action="store_true",
                         help="delete the state file (state_path) and start counting anew")
     parser.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
@@ -161,7 +161,7 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
     simulators = Simulators()
     simulators.backfill(600)  # ten minutes of history, so the first scrape already has data
     async with running_simulators(simulators, tick_every=1.0) as base_url:
-        log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
+        log.info("demo mode: simulators of all six providers serving on loopback", base_url=base_url)
         yield _select(args.shard, demo_config(base_url, listen=args.listen or "0.0.0.0:9817", interval=1 if args.once else 5))
 
 

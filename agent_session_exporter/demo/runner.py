@@ -15,7 +15,7 @@ from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PRE
 #: the two older APIs, which say on the landing page and in the log that they are deprecated).
 DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",
                 "demo-honeyhive": "honeyhive", "demo-honeyhive-events": "honeyhive",
-                "demo-honeyhive-sessions": "honeyhive", "demo-kapso": "kapso"}
+                "demo-honeyhive-sessions": "honeyhive", "demo-kapso": "kapso", "demo-n8n": "n8n"}
 
 
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5) -> Config:
@@ -37,6 +37,7 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
             source("demo-honeyhive-sessions", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s",
                    api="sessions"),
             source("demo-kapso", "kapso"),  # its workflows discovered
+            source("demo-n8n", "n8n"),  # its workflows' names listed
         ],
     }, {})
 
