@@ -73,7 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "answers 200: a container HEALTHCHECK that follows the configured address")
     testread.add_arguments(parser)
     parser.add_argument("--once", action="store_true", help="run one cycle over every source, print the exposition")
-    parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all five providers")
+    parser.add_argument("--demo", action="store_true", help="poll built-in simulators of all six providers")
     parser.add_argument("--reset-state", action="store_true",
                         help="delete the state file (state_path) and start counting anew")
     parser.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",

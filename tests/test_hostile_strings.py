@@ -37,11 +37,13 @@ CORPUS = [
 ]
 #: Where a provider's items hold their ids (decoded as ids, never cleaned; see ``hostile_id``).
 ID_KEYS = {"whatabot": {"id"}, "dify": {"id"}, "syntropic137": {"id"}, "honeyhive": {"session_id", "event_id",
-                                                                                     "parent_id"}, "kapso": {"id"}}
+                                                                                     "parent_id"}, "kapso": {"id"},
+          "n8n": {"id"}}
 #: Fields left alone: times and figures (a hostile one makes an item invalid, not a label unsafe),
 #: and what tells a HoneyHive session from its child events.
 KEPT = {"startedAt", "finishedAt", "expiresAt", "created_at", "finished_at", "started_at", "completed_at",
-        "ended_at", "last_event_at", "start_time", "end_time", "total_cost_usd", "event_type"}
+        "ended_at", "last_event_at", "start_time", "end_time", "total_cost_usd", "event_type",
+        "stoppedAt", "waitTill", "createdAt"}
 ID_MODES = 6
 REFUSED_MODES = {3, 4}
 
@@ -98,7 +100,8 @@ def install(simulators: Simulators) -> None:
             return mutated if key is None else {**payload, key: mutated}
         return mutator
     simulators.mutators.update(whatabot=items_of("whatabot", "content"), dify=items_of("dify", "data"),
-                               syntropic137=items_of("syntropic137", "sessions"), kapso=items_of("kapso", "data"))
+                               syntropic137=items_of("syntropic137", "sessions"), kapso=items_of("kapso", "data"),
+                               n8n=items_of("n8n", "data"))
     events, sessions = items_of("honeyhive", "events"), items_of("honeyhive", None)
     simulators.mutators["honeyhive"] = lambda payload: events(payload) if isinstance(payload, dict) else sessions(payload)
 

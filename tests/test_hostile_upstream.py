@@ -330,7 +330,8 @@ async def test_an_upstream_clock_two_hours_ahead_costs_one_request_per_idle_cycl
         finally:
             await exporter.close()
     per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
-    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}  # 3 HoneyHive sources
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2,
+                        "n8n": 3}  # 3 HoneyHive sources; n8n: the list, status=running, status=waiting
     for source, provider in DEMO_SOURCES.items():
         # The ids of about two overlaps at 0.5 sessions/s (61 with a minute's), not the two hours ahead.
         if source == "demo-honeyhive-sessions":  # GET /session (deprecated) lists its newest 1,000 only

@@ -73,3 +73,35 @@ async def test_n8n_is_counted_exactly_through_hidden_executions_and_both_restart
     named = {dict(s.labels).get("workflow_name") for f in harness.registry.collect() for s in f.samples
              if s.name == "agent_session_workflow_info"}
     assert set(N8N_WORKFLOWS.values()) <= named
+
+
+async def test_an_idle_cycle_costs_the_three_lists_and_no_detail_read_of_what_lies_past_the_window():
+    """The first page reaches past the window's cutoff: its failed executions there are not counted
+    again, so they are not re-read with includeData either (once they were, every idle cycle)."""
+    clock = FakeClock()
+    factory = N8nFactory(clock, seed=5, rate=0.5, min_duration=1.0, max_duration=20.0, waiting_share=0.0,
+                         retention=None)
+    factory.backfill(3 * 3600)
+    factory.rate = 0.0
+    factory.finish_all()
+    simulator = N8nSimulator(factory)
+    runner = web.AppRunner(simulator.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            harness = Harness(n8n_source(f"http://127.0.0.1:{runner.addresses[0][1]}{N8N_PREFIX}"), session, clock)
+            floor = clock.now + 15 - 3600  # the first cycle's initial_lookback
+            for _ in range(4):
+                clock.advance(15)
+                assert await harness.poller.run_cycle()
+            first_page = sorted(factory.sessions.values(), key=lambda s: int(s.id))[-250:]
+            assert sum(s.status in ("error", "crashed") for s in first_page) > 3
+            before = simulator.requests
+            for _ in range(5):
+                clock.advance(15)
+                assert await harness.poller.run_cycle()
+            assert simulator.requests - before == 5 * 3  # the list, status=running, status=waiting
+    finally:
+        await runner.cleanup()
+    assert harness.finished() == sum(s.started_at >= floor for s in factory.sessions.values()) > 1000

@@ -45,8 +45,8 @@ async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
     # 1 h lookback at 0.5 sessions/s is ~1,800 sessions: 18+ pages of 100 on the first cycle.
     assert first["whatabot"] >= 18 and first["dify"] >= 18
     per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
-    # HoneyHive: three sources (one per API); Kapso: 2 workflows.
-    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}
+    # HoneyHive: three sources (one per API); Kapso: 2 workflows; n8n: the list, status=running, status=waiting.
+    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2, "n8n": 3}
 
 
 async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_path, clock):
@@ -123,7 +123,8 @@ async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, se
     await run_cycles(exporter, simulators, clock, cycles, seconds)
 
 
-CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2}  # requests per steady cycle
+CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2,
+          "n8n": 3}  # requests per steady cycle (n8n: the list, status=running, status=waiting)
 
 
 async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_exact(clock):

@@ -23,7 +23,7 @@ from .helpers import parse_exposition, scrape_after_more_cycles, total_of
 
 SECRETS = {
     "whatabot": "wh_SECRET_whatabot_91f3", "dify": "app-SECRET_dify_28cc", "honeyhive": "hh_SECRET_honey_0b1d",
-    "kapso": "kp_SECRET_kapso_4e4e",
+    "kapso": "kp_SECRET_kapso_4e4e", "n8n": "n8n_api_SECRET_n8n_3c3c",
 }
 WRONG_KEY = "wh_SECRET_wrong_77aa"
 HUGE_KEY = "app-SECRET_huge_5521"
@@ -37,7 +37,7 @@ def every(n: int):
 
 
 def install_faults(simulators: Simulators) -> None:
-    whatabot_429, dify_500, syntropic_slow, honeyhive_cut = every(4), every(3), every(4), every(5)
+    whatabot_429, dify_500, syntropic_slow, honeyhive_cut, n8n_500 = every(4), every(3), every(4), every(5), every(4)
 
     def whatabot(request: web.Request) -> Any:
         if request.headers.get("X-Api-Key") != SECRETS["whatabot"]:
@@ -65,7 +65,10 @@ def install_faults(simulators: Simulators) -> None:
     def honeyhive(request: web.Request) -> Any:
         return web.Response(body=b'{"events": [{"children": [', content_type="application/json") if honeyhive_cut() else None
 
-    simulators.faults.update(whatabot=whatabot, dify=dify, syntropic137=syntropic, honeyhive=honeyhive)
+    def n8n(request: web.Request) -> Any:
+        return web.json_response({"message": "Internal Server Error"}, status=500) if n8n_500() else None
+
+    simulators.faults.update(whatabot=whatabot, dify=dify, syntropic137=syntropic, honeyhive=honeyhive, n8n=n8n)
 
     started = to_iso(time.time())
 
@@ -93,6 +96,7 @@ def config_for(base_url: str) -> Any:
         source("sy", "syntropic137", basic_auth={"username": "exporter", "password": SYNTROPIC_PASSWORD}),
         source("hh", "honeyhive", api_key=SECRETS["honeyhive"], project=HONEYHIVE_PROJECT, settle_after=0.5),
         source("ka", "kapso", api_key=SECRETS["kapso"], workflow_ids=list(KAPSO_WORKFLOWS)),
+        source("n8", "n8n", api_key=SECRETS["n8n"]),
         source("bad-key", "whatabot", api_key=WRONG_KEY),
         source("huge", "dify", api_key=HUGE_KEY),
         {"name": "refused", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "interval": INTERVAL,
@@ -126,7 +130,8 @@ async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time(
                     factory.rate = 0
                 simulators.finish_all()
                 truth = {p: sum(f.truth.finished.values()) for p, f in simulators.factories.items()}
-                names = {"whatabot": "wb", "dify": "dy", "syntropic137": "sy", "honeyhive": "hh", "kapso": "ka"}
+                names = {"whatabot": "wb", "dify": "dy", "syntropic137": "sy", "honeyhive": "hh", "kapso": "ka",
+                         "n8n": "n8"}
                 samples: dict = {}
                 for _ in range(100):  # bounded: ~20 s
                     samples = parse_exposition(await scrape())
@@ -160,6 +165,7 @@ async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time(
     assert total_of(samples, metric, source="dy", code="500") > 0
     assert total_of(samples, metric, source="sy", code="timeout") > 0
     assert total_of(samples, metric, source="hh", code="invalid_json") > 0
+    assert total_of(samples, metric, source="n8", code="500") > 0
     assert total_of(samples, "agent_session_exporter_invalid_records_total", source="hh", reason="not_an_object") > 0
     assert total_of(samples, "agent_session_exporter_invalid_records_total", source="hh", reason="missing_field") > 0
     assert total_of(samples, "agent_session_exporter_invalid_records_total", source="wb", reason="missing_field") > 0

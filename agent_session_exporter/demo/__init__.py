@@ -1,1 +1,1 @@
-"""Built-in simulators of the five provider APIs, for ``--demo`` and the tests."""
+"""Built-in simulators of the six provider APIs, for ``--demo`` and the tests."""

@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -215,25 +215,25 @@ class N8nSimulator:
         self.key = key
         self.requests = 0
 
-    def add_routes(self, app: web.Application, prefix: str = N8N_PREFIX) -> None:
-        app.router.add_get(prefix + "/executions", self._guard(self.executions))
-        app.router.add_get(prefix + "/executions/{id}", self._guard(self.execution))
-        app.router.add_get(prefix + "/workflows", self._guard(self.workflows))
+    def routes(self, prefix: str = N8N_PREFIX) -> list[web.RouteDef]:
+        """Its handlers under ``prefix`` (``demo/server.py`` serves them beside the other APIs)."""
+        return [web.get(prefix + "/executions", self._guard(self.executions)),
+                web.get(prefix + "/executions/{id}", self._guard(self.execution)),
+                web.get(prefix + "/workflows", self._guard(self.workflows))]
 
     def app(self, prefix: str = N8N_PREFIX) -> web.Application:
         app = web.Application()
-        self.add_routes(app, prefix)
+        app.add_routes(self.routes(prefix))
         return app
 
-    def _guard(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+    def _guard(self, handler: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[[web.Request], Any]:
         async def guarded(request: web.Request) -> web.StreamResponse:
             self.requests += 1
             if "X-N8N-API-KEY" not in request.headers:
                 return message("'X-N8N-API-KEY' header required", 401)
             if request.headers["X-N8N-API-KEY"] != self.key:
                 return message("unauthorized", 401)
-            response: web.StreamResponse = await handler(request)
-            return response
+            return await handler(request)
         return guarded
 
     @staticmethod

@@ -19,7 +19,7 @@ log = structlog.get_logger()
 #: the two older APIs, which say on the landing page and in the log that they are deprecated).
 DEMO_SOURCES = {"demo-whatabot": "whatabot", "demo-dify": "dify", "demo-syntropic": "syntropic137",
                 "demo-honeyhive": "honeyhive", "demo-honeyhive-events": "honeyhive",
-                "demo-honeyhive-sessions": "honeyhive", "demo-kapso": "kapso"}
+                "demo-honeyhive-sessions": "honeyhive", "demo-kapso": "kapso", "demo-n8n": "n8n"}
 
 
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5,
@@ -46,6 +46,7 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
                    api="sessions"),
             source("demo-kapso", "kapso", webhook_secret=DEMO_WEBHOOK_SECRET,  # its workflows discovered
                    **({"interval": kapso_interval} if kapso_interval else {})),
+            source("demo-n8n", "n8n"),  # its workflows' names listed
         ],
     }, {})
 
@@ -86,5 +87,5 @@ async def running_demo(listen: str, once: bool) -> AsyncIterator[tuple[Config, K
     simulators.backfill(600)
     async with running_simulators(simulators, tick_every=1.0) as base_url, \
             pushing(simulators.factories["kapso"]) as pusher:
-        log.info("demo mode: simulators of all five providers serving on loopback", base_url=base_url)
+        log.info("demo mode: simulators of all six providers serving on loopback", base_url=base_url)
         yield demo_config(base_url, listen=listen, interval=1 if once else 5, kapso_interval=None if once else 300), pusher

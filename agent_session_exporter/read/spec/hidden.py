@@ -100,6 +100,7 @@ class DetailReader:
     async def read(self, result: PollResult, window: PollWindow) -> None:
         due = [i for i, r in enumerate(result.records) if r.phase is Phase.FINISHED
                and r.session_id not in window.known_finished
+               and (window.cutoff is None or r.key_time >= window.cutoff or r.session_id in window.known_pending)
                and (r.status in self.spec.statuses or r.session_id in self.seen
                     or window.known_pending.get(r.session_id) in self.spec.seen)]
         for index in due[:self.spec.max_per_cycle]:
