@@ -30,12 +30,16 @@ from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
 from agent_session_exporter.read.spec.load import spec_schema_text
 from agent_session_exporter.serve.healthcheck import healthcheck, note_health_url
-from agent_session_exporter.serve.listener import (DEFAULT_MAX_CONNECTIONS, KEEPALIVE_TIMEOUT, RESERVED_CONNECTIONS,
-                                                   ConnectionGuard)
+from agent_session_exporter.serve.listener import (
+    DEFAULT_MAX_CONNECTIONS,
+    KEEPALIVE_TIMEOUT,
+    RESERVED_CONNECTIONS,
+    ConnectionGuard,
+)
 from agent_session_exporter.serve.listener import listen as listen_on
 from agent_session_exporter.serve.server import make_app
-from agent_session_exporter.serve.webhooks import OnListening, open_webhook_listener
 from agent_session_exporter.serve.webconfig import WebConfig, load_web_config
+from agent_session_exporter.serve.webhooks import OnListening, open_webhook_listener
 from agent_session_exporter.shards import Shard, pod_ordinal
 
 log = structlog.get_logger()

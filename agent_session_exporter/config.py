@@ -19,8 +19,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from agent_session_exporter.read.providers import CUSTOM, PROVIDER_CLASSES, CustomSource
-from agent_session_exporter.yamlfile import LocatedYaml, YamlError, data_path, load_yaml, rule_of
 from agent_session_exporter.read.source import NAME_PATTERN, BasicAuth, Duration, SourceBase, StrictModel, to_seconds
+from agent_session_exporter.yamlfile import LocatedYaml, YamlError, data_path, load_yaml, rule_of
 
 PROVIDERS = (*PROVIDER_CLASSES, CUSTOM)
 DEFAULT_LISTEN = "0.0.0.0:9817"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agent_session_exporter.count.cycle import CycleSettings, plan_cycle, plan_read
-from agent_session_exporter.count.state import PendingSession, SourceState
 from agent_session_exporter.count.labels import LabelLimiter
+from agent_session_exporter.count.state import PendingSession, SourceState
 from agent_session_exporter.count.totals import TotalsBuilder
 from agent_session_exporter.model import Outcome, Phase, PollResult, SessionRecord
 

@@ -25,7 +25,8 @@ def test_the_package_type_checks_strictly():
 
 
 def test_ruff_finds_nothing_in_the_package_or_the_tests():
-    done = run("ruff", "check", "agent_session_exporter", "tests")
+    """Its rules include import sorting ("I"): imports are sorted as ``ruff check --fix`` sorts them."""
+    done = run("ruff", "check", "agent_session_exporter", "tests", "bench")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -13,11 +13,11 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.samples import Exemplar
 
-from agent_session_exporter.count.totals import SessionExemplar, SourceView
 from agent_session_exporter.count.state import SourceTotals
+from agent_session_exporter.count.totals import SessionExemplar, SourceView
+from agent_session_exporter.serve import textformat
 from agent_session_exporter.serve.selfmetrics import SelfMetrics
 from agent_session_exporter.serve.session_metrics import SessionMetrics
-from agent_session_exporter.serve import textformat
 from agent_session_exporter.serve.textformat import render_families, split_families
 
 from .helpers import make_source

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from agent_session_exporter.count.state import PendingSession, SourceTotals
 from agent_session_exporter.count.budget import COST, FINISHED, SeriesBudget
 from agent_session_exporter.count.labels import LabelLimiter, label_limiters
+from agent_session_exporter.count.state import PendingSession, SourceTotals
 from agent_session_exporter.count.totals import SourceView, TotalsBuilder
 from agent_session_exporter.model import Outcome, Phase, SessionRecord
 from agent_session_exporter.serve.session_metrics import SessionMetrics

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
 from agent_session_exporter.count.labels import MAX_LABEL_LENGTH
+from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
 from agent_session_exporter.count.totals import TotalsBuilder
 from agent_session_exporter.model import MAX_FUTURE_SECONDS, PendingRef, Phase, PollResult, SessionRecord
 

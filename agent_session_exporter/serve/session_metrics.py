@@ -12,7 +12,6 @@ from prometheus_client.utils import floatToGoString
 
 from agent_session_exporter.count.totals import SessionExemplar, SourceView
 
-
 #: The name of each family with a series budget (``count/budget.py: FAMILIES``), as exposed.
 FAMILY_NAMES = {"finished": "agent_sessions_finished", "active": "agent_sessions_active",
                 "duration": "agent_session_duration_seconds", "tokens": "agent_session_tokens",

@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from agent_session_exporter.count.cycle import CycleSettings, plan_cycle
-from agent_session_exporter.count.state import SourceState, SourceTotals
 from agent_session_exporter.count.labels import label_limiters
+from agent_session_exporter.count.state import SourceState, SourceTotals
 from agent_session_exporter.count.totals import TotalsBuilder
 from agent_session_exporter.model import Phase, PollResult, SessionRecord
 from agent_session_exporter.read.source import SourceBase

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from .vapi_reasons import CALL_TYPES, PHONE_TYPES, fitting, outcome_of, phase_of

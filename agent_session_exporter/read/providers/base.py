@@ -11,14 +11,20 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generic, Iterable, 
 import structlog
 
 from agent_session_exporter.model import KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
-from agent_session_exporter.read.http_client import BEARER, AuthRefused, HeaderAuth, HttpClient, NotFound, UpstreamError
-from agent_session_exporter.read.http_client import ResponseTooLarge
+from agent_session_exporter.read.http_client import (
+    BEARER,
+    AuthRefused,
+    HeaderAuth,
+    HttpClient,
+    NotFound,
+    ResponseTooLarge,
+    UpstreamError,
+)
 from agent_session_exporter.read.providers.fallback import FALLBACK_RETRY_SECONDS, Fallback
-from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.providers.items import parse_page
+from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped
 from agent_session_exporter.timeparse import to_iso
-
 
 #: A page over ``max_response_bytes`` halves the page size, down to this.
 MIN_PAGE_SIZE = 10

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from agent_session_exporter.model import (
+    MAX_FUTURE_SECONDS,
     InvalidRecord,
     KnownRows,
     Outcome,
@@ -44,15 +45,14 @@ from agent_session_exporter.model import (
     PollWindow,
     SessionRecord,
 )
-from agent_session_exporter.model import MAX_FUTURE_SECONDS
 from agent_session_exporter.read.fields import (
     MAX_COST_USD,
+    MAX_ERROR_TEXT,
     MAX_MILLISECONDS,
     MAX_TOKENS,
     InvalidPage,
     elapsed,
     figure,
-    MAX_ERROR_TEXT,
     id_or_none,
     lenient_str,
     list_field,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, AsyncGenerator
 
-from agent_session_exporter.model import InvalidRecord, Phase, PendingRef, PollResult, PollWindow, SessionRecord
+from agent_session_exporter.model import InvalidRecord, PendingRef, Phase, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.fields import elapsed, time_field
 from agent_session_exporter.read.http_client import AuthRefused, UpstreamError
 from agent_session_exporter.read.providers.base import now_of

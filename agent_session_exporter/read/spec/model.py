@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from agent_session_exporter.model import Outcome
 from agent_session_exporter.read.source import NAME_PATTERN
 from agent_session_exporter.read.spec.basics import SpecModel, as_paths, template_names
-from agent_session_exporter.read.spec.mapping import FieldSpec, Fields, FinalStatus, OutcomeRule, Statuses
+from agent_session_exporter.read.spec.mapping import Fields, FieldSpec, FinalStatus, OutcomeRule, Statuses
 from agent_session_exporter.read.spec.requests import (
     Auth,
     Cursor,

@@ -12,8 +12,8 @@ from agent_session_exporter.read.http_client import AuthRefused, HttpClient, Not
 from agent_session_exporter.read.providers.base import FilterIgnored, now_of
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.extract import RecordMapper, first_present, get_path
-from agent_session_exporter.read.spec.model import Spec, TimeWindow, as_paths
 from agent_session_exporter.read.spec.hidden import DetailReader, gap_records, read_newest_by_id
+from agent_session_exporter.read.spec.model import Spec, TimeWindow, as_paths
 from agent_session_exporter.read.spec.paging import SpecPaging
 from agent_session_exporter.read.spec.partitions import Partitions
 from agent_session_exporter.read.spec.requests import PartitionRouter
