@@ -165,6 +165,9 @@ class PollResult:
     lookup_requests: int = 0
     #: Items read that the count would pass over (``PollWindow.ignores``): no record was made of them.
     known_seen: int = 0
+    #: The newest key time among them that was counted before (a push's lookup may have counted a
+    #: session ahead of the watermark: the list read in order moves the watermark past it).
+    newest_known: float | None = None
     #: When the last page read arrived, by the exporter's clock (None: no page was read).
     observed: float | None = None
 

@@ -175,6 +175,8 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
     latest_future = now + MAX_FUTURE_SECONDS
     ahead: list[float] = []  # key times past our clock, to tell an upstream clock ahead from an outlier
     counted, pending_sessions, add_finished = state.counted, state.pending, totals.add
+    if result.newest_known is not None and newest < result.newest_known <= now:
+        newest = result.newest_known  # counted ahead of the watermark by a push's lookup, now read in order
     for record in _latest_by_id(result.records):
         sid = record.session_id
         if sid in counted:

@@ -37,10 +37,13 @@ def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult
     cutoff = window.cutoff if window is not None and window.cutoff is not None else -math.inf
     pending: Container[str] = window.known_pending if window is not None else ()
     known_seen = 0
+    newest_known = result.newest_known if result.newest_known is not None else -math.inf
     for item in items:
         if key_of is not None and (key := key_of(item)) is not None and (
                 key[0] in counted or (key[1] < cutoff and key[0] not in pending)):  # PollWindow.ignores, inlined
             known_seen += 1
+            if key[0] in counted and key[1] > newest_known:
+                newest_known = key[1]
             if rows is not None:
                 rows.append(key)
             continue
@@ -73,4 +76,6 @@ def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult
             result.skipped[row[0]] = row[1]
     result.records.extend(records)
     result.known_seen += known_seen
+    if newest_known > -math.inf:
+        result.newest_known = newest_known
     return records

@@ -126,6 +126,9 @@ class SpecProvider(SpecPaging):
         probe = PollResult()
         await self.read_partition(partition, window, probe)
         result.invalid.extend(probe.invalid)
+        result.known_seen += probe.known_seen
+        if probe.newest_known is not None:
+            result.newest_known = max(probe.newest_known, result.newest_known or probe.newest_known)
         if not self.status_field.in_use(now):
             if not probe.records or all(r.status for r in probe.records):
                 if probe.records and not self._status_seen:
