@@ -147,3 +147,33 @@ def test_a_carriage_return_in_a_label_value_leaves_every_line_whole():
         assert {s.labels["status"] for f in families for s in f.samples} == {hostile, "ok"}
     headers, blocks = split_families(generate_latest(registries["a"]))
     assert list(headers) == list(blocks) == ["demo_active"]
+
+
+async def test_a_scrape_renders_changed_sources_one_per_step_and_a_scrape_given_up_leaves_them_to_the_next():
+    import asyncio
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    registries = {name: source_registry(name) for name in "abcd"}
+    for name, (registry, _, _) in registries.items():
+        exposition.add_source(name, {"self": registry})
+    steps = []
+
+    async def count_steps() -> None:
+        while True:
+            steps.append(sum(r[0].renders for r in registries.values()))
+            await asyncio.sleep(0)
+    counter = asyncio.create_task(count_steps())
+    text = await exposition.render_async()
+    assert text == exposition.render() and 'source="d"' in text.decode()
+    assert [r[0].renders for r in registries.values()] == [1, 1, 1, 1]
+    assert steps[:3] == [1, 2, 3]  # the loop ran between one render and the next
+    for name in registries:
+        registries[name][1].labels(name, "200").inc()
+        exposition.source_changed(name, everything=False)
+    scrape = asyncio.create_task(exposition.render_async())
+    await asyncio.sleep(0)
+    scrape.cancel()
+    await asyncio.gather(scrape, return_exceptions=True)
+    assert 1 <= sum(r[0].renders for r in registries.values()) - 4 < 4
+    text = (await exposition.render_async()).decode()
+    assert all(f'demo_requests_total{{code="200",source="{name}"}} 4.0' in text for name in registries)
+    counter.cancel()

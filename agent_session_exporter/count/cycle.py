@@ -7,18 +7,22 @@ a cycle whose commit fails changes and counts nothing.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
+from typing import Generator
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
 from agent_session_exporter.count.labels import MAX_LABEL_LENGTH
 from agent_session_exporter.count.totals import TotalsBuilder
-from agent_session_exporter.model import MAX_FUTURE_SECONDS, PendingRef, Phase, PollResult, SessionRecord
+from agent_session_exporter.model import MAX_FUTURE_SECONDS, Phase, PollResult, SessionRecord
 
 #: The status a settling session (no upstream status) is shown with while its end time may move.
 SETTLING_STATUS = "running"
 #: A read reaching back to a pending session starts this much before its key time: key times come
 #: back rounded (to the microsecond, or the millisecond), and a bound must not cut the session off.
 _KEY_SLACK = 1e-3
+#: Records planned in one step of ``plan_cycle_steps``.
+RECORDS_PER_STEP = 250
 #: A sweep is taken before it is due, where it costs no more requests than the steady read, only while
 #: the band holds at most this many known rows (``plan_read``).
 MAX_EARLY_SWEEP_ROWS = 100
@@ -101,11 +105,14 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         estimate = known.count(start) + max(0.0, oldest_known - start) * density
         return int(estimate) // page_size + 1  # one more page for what is new
 
+    by_key = sorted(((p.key_time, sid) for sid, p in state.pending.items()), reverse=True)
+    newest_first = [-key_time for key_time, _ in by_key]
+
     def cheapest(since: float, sweep: bool) -> tuple[int, ReadPlan]:
         # A pending session keyed at ``since`` itself is covered as an older one: the read must go past
         # every row of that key time (keys of one-second resolution are shared by many rows), not stop
         # at the first known one.
-        older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time <= since), reverse=True)
+        older = by_key[bisect.bisect_left(newest_first, -since):]
         # A steady read that reaches back for nothing stops at the first session it knows: one page
         # (the new ones, which no estimate here sees, cost the same whichever plan is taken).
         first = 1 if not sweep else pages(since)
@@ -115,10 +122,20 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
             start = older[-1][0] - _KEY_SLACK
             return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
         reach_to, best_cost = None, first + len(older)  # None: every one looked up
-        for position, (key_time, _) in enumerate(older):
-            cost = pages(key_time) + len(older) - position - 1
-            if cost < best_cost:
-                reach_to, best_cost = key_time, cost
+        # Reaching back to older[i] costs pages(older[i]) and the lookups of those older still. pages() only
+        # grows with i, so the cheapest i of each run of one page count is its last: only those are priced
+        # (found by bisection), the first cheapest taken.
+        last = len(older) - 1
+        position = 0
+        while position <= last:
+            count = pages(older[position][0])
+            low, high = position, last
+            while low < high:
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if pages(older[middle][0]) == count else (low, middle - 1)
+            if count + last - low < best_cost:
+                reach_to, best_cost = older[low][0], count + last - low
+            position = low + 1
         if reach_to is None:
             return best_cost, ReadPlan(since, tuple(sid for _, sid in older), sweep)
         return best_cost, ReadPlan(reach_to - _KEY_SLACK,
@@ -135,30 +152,24 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     return steady_plan
 
 
-class LookupRotation:
-    """Which of the pending sessions a read leaves to lookups are looked up this cycle: at most
-    ``limit``, those looked up longest ago first, so that under a capped budget every one has its turn."""
-
-    def __init__(self) -> None:
-        #: The round of each stale pending session's last lookup (0: not looked up yet).
-        self._looked_up: dict[str, int] = {}
-        self._rounds = 0
-
-    def choose(self, state: SourceState, ids: tuple[str, ...], limit: int) -> tuple[PendingRef, ...]:
-        pending = state.pending
-        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
-        self._rounds += 1
-        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
-        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))[:limit]
-        for ref in chosen:
-            self._looked_up[ref.session_id] = self._rounds
-        return tuple(chosen)
-
-
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
                settings: CycleSettings, totals: TotalsBuilder, keep_from: float | None = None) -> CyclePlan:
-    """The plan of one cycle. ``result`` None: the poll failed, and only expiry runs (a session
-    that cannot be read is still given up on after ``max_pending_age``).
+    """``plan_cycle_steps`` at once."""
+    steps = plan_cycle_steps(state, result, now, floor, cutoff, settings, totals, keep_from)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
+                     settings: CycleSettings, totals: TotalsBuilder,
+                     keep_from: float | None = None) -> Generator[None, None, CyclePlan]:
+    """The plan of one cycle, made ``RECORDS_PER_STEP`` records at a time: the generator yields between
+    them (so that the caller may let its event loop run) and returns the plan. ``result`` None: the
+    poll failed, and only expiry runs (a session that cannot be read is still given up on after
+    ``max_pending_age``).
 
     ``cutoff``: the oldest key time this cycle counts (older items are not ours, unless pending).
     ``keep_from``: counted ids this recent are kept even behind the new window, because the next
@@ -175,7 +186,9 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
     latest_future = now + MAX_FUTURE_SECONDS
     ahead: list[float] = []  # key times past our clock, to tell an upstream clock ahead from an outlier
     counted, pending_sessions, add_finished = state.counted, state.pending, totals.add
-    for record in _latest_by_id(result.records):
+    for position, record in enumerate(_latest_by_id(result.records), 1):
+        if not position % RECORDS_PER_STEP:
+            yield
         sid = record.session_id
         if sid in counted:
             continue

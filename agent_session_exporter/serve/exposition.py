@@ -13,6 +13,7 @@ exporter-wide registry is rendered again only after it changed; process metrics 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 import structlog
@@ -70,17 +71,36 @@ class Exposition:
 
     def _render_stale(self, openmetrics: bool) -> None:
         stale, self._stale[openmetrics] = self._stale[openmetrics], set()
-        known, blocks = self._headers[openmetrics], self._blocks[openmetrics]
-        for name, part in stale:
-            collector = self._sources[name][part]
-            try:
-                headers, blocks[(name, part)] = render_families(collector, openmetrics)
-            except Exception as exc:  # noqa: BLE001 - one source's render must not fail every scrape
-                log.error("rendering a source's metrics failed; its previous values are served", source=name,
-                          part=part, error=str(exc), exc_info=exc)
-                continue
-            for family, header in headers.items():
-                known.setdefault(family, header)
+        for key in stale:
+            self._render_part(key, openmetrics)
+
+    def _render_part(self, key: tuple[str, str], openmetrics: bool) -> None:
+        name, part = key
+        collector = self._sources.get(name, {}).get(part)
+        if collector is None:
+            return  # the source left the config meanwhile
+        try:
+            headers, self._blocks[openmetrics][key] = render_families(collector, openmetrics)
+        except Exception as exc:  # noqa: BLE001 - one source's render must not fail every scrape
+            log.error("rendering a source's metrics failed; its previous values are served", source=name,
+                      part=part, error=str(exc), exc_info=exc)
+            return
+        known = self._headers[openmetrics]
+        for family, header in headers.items():
+            known.setdefault(family, header)
+
+    async def render_async(self, openmetrics: bool = False) -> bytes:
+        """``render``, the parts that changed rendered one per step of the event loop (a scrape after many
+        cycles renders many sources, and holds the loop no longer than one of them)."""
+        stale, self._stale[openmetrics] = list(self._stale[openmetrics]), set()
+        try:
+            while stale:
+                self._render_part(stale.pop(), openmetrics)
+                if stale:
+                    await asyncio.sleep(0)
+        finally:
+            self._stale[openmetrics].update(stale)  # a scrape given up on leaves the rest to the next
+        return self.render(openmetrics)
 
     def global_changed(self) -> None:
         self._global_text = {False: None, True: None}

@@ -4,6 +4,7 @@ records are in ``model.py``; field readers in ``read/fields.py``, pagers in ``re
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import time
 from typing import Any, AsyncGenerator, Awaitable, Callable, Generic, Iterable, TypeVar
@@ -22,6 +23,8 @@ from agent_session_exporter.timeparse import to_iso
 
 #: A page over ``max_response_bytes`` halves the page size, down to this.
 MIN_PAGE_SIZE = 10
+#: Items of a page parsed in one step of the event loop (``Provider.read_items``).
+ITEMS_PER_STEP = 100
 
 
 class FilterIgnored(Exception):
@@ -154,6 +157,23 @@ class Provider(abc.ABC, Generic[SourceT]):
         """
         return parse_page(self, items, result, parse or self.parse_item, window, rows)
 
+    async def read_items(self, items: Iterable[Any], result: PollResult,
+                         parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+                         window: PollWindow | None = None,
+                         rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
+        """``parse_items`` of a list's page, ``ITEMS_PER_STEP`` items at a time with the event loop let
+        run between (a page of a thousand new sessions would hold it for tens of milliseconds)."""
+        if not isinstance(items, list):
+            items = list(items)
+        if len(items) <= ITEMS_PER_STEP or len(items) > self.source.page_size:
+            return self.parse_items(items, result, parse, window, rows)  # an oversized page is cut in one step
+        records: list[SessionRecord] = []
+        for start in range(0, len(items), ITEMS_PER_STEP):
+            if start:
+                await asyncio.sleep(0)
+            records += self.parse_items(items[start:start + ITEMS_PER_STEP], result, parse, window, rows)
+        return records
+
     async def recheck_pending(self, pending: Iterable[PendingRef], result: PollResult,
                               fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
         """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint, an id filter, or
@@ -231,7 +251,7 @@ class Provider(abc.ABC, Generic[SourceT]):
         async with contextlib.aclosing(pages):
             async for items in pages:
                 rows: list[tuple[str, float]] = []
-                self.parse_items(items, result, window=window, rows=rows)
+                await self.read_items(items, result, window=window, rows=rows)
                 # Sessions added meanwhile shift an offset-paged list down: the next page repeats the
                 # last few of this one, newer than its end. Only sessions not read yet say anything of order.
                 fresh = [key_time for sid, key_time in rows if sid not in seen]

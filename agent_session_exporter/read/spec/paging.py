@@ -179,7 +179,7 @@ class SpecPaging(Provider[SourceBase]):
             params[until] = None if high is None else format_time(high, incremental.format)
             items = self.select(self.spec.record_selector, await self.fetch(self.spec.requester, path, params), path)
             rows: list[tuple[str, float]] = []
-            self.parse_items(items, result, window=window, rows=rows)
+            await self.read_items(items, result, window=window, rows=rows)
             return len(items), [key_time for _, key_time in rows]
 
         now = now_of(window)

@@ -120,7 +120,7 @@ class SpecProvider(SpecPaging):
             return
         async with contextlib.aclosing(pages):
             async for items in pages:
-                self.parse_items(items, result, parse, window=window)
+                await self.read_items(items, result, parse, window=window)
 
     def _parser(self, partition: str | None, status: str | None) -> Callable[[dict[str, Any]], SessionRecord] | None:
         """Items of a status-filtered query take that status; a partition's items take its id and name
