@@ -63,6 +63,8 @@ def main() -> int:
         row("   p50 latency ms", figures["p50_ms"])
         row("   p99 latency ms", figures["p99_ms"], "<= 5", figures["p99_ms"] <= 5)
         row("   max event-loop lag ms", figures["max_loop_lag_ms"], "<= 10", figures["max_loop_lag_ms"] <= 10)
+        row("   longest event-loop step, CPU ms", figures["longest_step_cpu_ms"], "<= 10",
+            figures["longest_step_cpu_ms"] <= 10)
         row("   unchanged scrape cost us", figures["unchanged_scrape_us"])
         row("   full render after a change ms", figures["full_render_ms"])
 

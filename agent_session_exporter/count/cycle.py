@@ -8,10 +8,11 @@ a cycle whose commit fails changes and counts nothing.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field
 from typing import Generator
 
-from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
+from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, followed_ahead, window_cutoff
 from agent_session_exporter.count.labels import MAX_LABEL_LENGTH
 from agent_session_exporter.count.totals import TotalsBuilder
 from agent_session_exporter.model import MAX_FUTURE_SECONDS, Phase, PollResult, SessionRecord
@@ -105,8 +106,10 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         estimate = known.count(start) + max(0.0, oldest_known - start) * density
         return int(estimate) // page_size + 1  # one more page for what is new
 
-    by_key = sorted(((p.key_time, sid) for sid, p in state.pending.items()), reverse=True)
+    # Without lookups only the oldest pending session matters; with them, all of them, newest first.
+    by_key = sorted(((p.key_time, sid) for sid, p in state.pending.items()), reverse=True) if lookups else []
     newest_first = [-key_time for key_time, _ in by_key]
+    oldest_pending = min((p.key_time for p in state.pending.values()), default=None) if not lookups else None
 
     def cheapest(since: float, sweep: bool) -> tuple[int, ReadPlan]:
         # A pending session keyed at ``since`` itself is covered as an older one: the read must go past
@@ -116,11 +119,13 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         # A steady read that reaches back for nothing stops at the first session it knows: one page
         # (the new ones, which no estimate here sees, cost the same whichever plan is taken).
         first = 1 if not sweep else pages(since)
+        if not lookups:
+            if oldest_pending is None or oldest_pending > since:
+                return first, ReadPlan(since, (), sweep)
+            start = oldest_pending - _KEY_SLACK
+            return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
         if not older:
             return first, ReadPlan(since, (), sweep)
-        if not lookups:
-            start = older[-1][0] - _KEY_SLACK
-            return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
         reach_to, best_cost = None, first + len(older)  # None: every one looked up
         # Reaching back to older[i] costs pages(older[i]) and the lookups of those older still. pages() only
         # grows with i, so the cheapest i of each run of one page count is its last: only those are priced
@@ -233,7 +238,7 @@ def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, 
         if pending is not None:
             delta.pending_remove.append(sid)
     if newest > now:
-        newest = _followed_ahead(newest, ahead, now, state.watermark, settings.overlap)
+        newest = followed_ahead(newest, ahead, now, state.watermark, settings.overlap)
     delta.watermark = None if newest == float("-inf") else newest
     _expire_pending(state, plan, result, now, settings)
     new_cutoff = window_cutoff(floor, delta.watermark, settings.overlap)
@@ -263,7 +268,7 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
     present = max([now, *(r.observed_at for r in result.records if r.observed_at is not None),
                    *((result.observed,) if result.observed is not None else ())])
     oldest_allowed = present - settings.max_pending_age
-    for sid, pending in list(state.pending.items()) + list(delta.pending_upsert.items()):
+    for sid, pending in itertools.chain(state.pending.items(), list(delta.pending_upsert.items())):
         too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed
         if too_old and sid not in delta.pending_remove:
             delta.pending_remove.append(sid)
@@ -283,20 +288,3 @@ def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
         if rank > current_rank or (rank == current_rank and (record.observed_at or 0.0) > (current.observed_at or 0.0)):
             by_id[record.session_id] = record
     return list(by_id.values())
-
-
-def _followed_ahead(newest: float, ahead: list[float], now: float, watermark: float | None, overlap: float) -> float:
-    """How far the watermark follows key times past our clock: through them while each lies within
-    ``overlap`` of the one before, from now (or the watermark). An upstream clock that runs ahead
-    shows as such a run of key times, and is followed, so an idle cycle reads one page; one key time
-    hours ahead (a client's wrong clock) stands apart, and is not: following it would put the window
-    past every session written meanwhile, and they would never be read. Never behind the watermark."""
-    before = watermark if watermark is not None else float("-inf")
-    reach = max(now, before)
-    for key_time in sorted(ahead):
-        if key_time <= reach:
-            continue
-        if key_time - reach > overlap:
-            break
-        reach = key_time
-    return max(min(newest, reach), before)
