@@ -199,9 +199,10 @@ class Exporter:
         """The exposition (classic text, or OpenMetrics), joined from blocks cached per source."""
         return self.exposition.render(openmetrics)
 
-    async def render_metrics_async(self, openmetrics: bool = False) -> bytes:
-        """``render_metrics``, the sources that changed rendered one per step of the event loop."""
-        return await self.exposition.render_async(openmetrics)
+    async def render_metrics_async(self, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """``render_metrics`` (gzipped: its gzip), the sources that changed rendered one per step of the
+        event loop."""
+        return await self.exposition.render_async(openmetrics, gzipped)
 
 
 def _log_if_failed(task: asyncio.Task[None]) -> None:

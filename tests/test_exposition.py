@@ -177,3 +177,32 @@ async def test_a_scrape_renders_changed_sources_one_per_step_and_a_scrape_given_
     text = (await exposition.render_async()).decode()
     assert all(f'demo_requests_total{{code="200",source="{name}"}} 4.0' in text for name in registries)
     counter.cancel()
+
+
+def test_the_gzip_of_a_scrape_is_the_text_compressed_from_blocks_compressed_once_each():
+    import gzip
+    import zlib
+    from agent_session_exporter.serve import blocks as blocks_module
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    registries = {name: source_registry(name) for name in ("a", "b", "c")}
+    for name, (registry, _, _) in registries.items():
+        exposition.add_source(name, {"self": registry})
+    compressed = []
+    real = blocks_module.deflated
+    blocks_module.deflated = lambda data: compressed.append(data) or real(data)
+    try:
+        for openmetrics in (False, True):
+            body = exposition.render_gzip(openmetrics)
+            assert gzip.decompress(body) == exposition.render(openmetrics)
+            assert zlib.decompress(body, 31) == exposition.render(openmetrics)  # one member, as Go's reader reads
+        compressed.clear()
+        registries["b"][1].labels("b", "404").inc()
+        exposition.source_changed("b", everything=False)
+        body = exposition.render_gzip()
+        assert gzip.decompress(body) == exposition.render() and b'code="404",source="b"' in gzip.decompress(body)
+        assert compressed and all(b'source="a"' not in data and b'source="c"' not in data for data in compressed)
+        exposition.remove_source("a")
+        assert b'source="a"' not in gzip.decompress(exposition.render_gzip())
+        assert gzip.decompress(exposition.render_gzip()) == exposition.render()
+    finally:
+        blocks_module.deflated = real

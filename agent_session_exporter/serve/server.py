@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import gzip
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -15,9 +13,6 @@ from agent_session_exporter.serve.listener import ConnectionGuard
 from agent_session_exporter.serve.status import Served
 from agent_session_exporter.serve.webconfig import basic_auth_middleware
 
-#: A /metrics body at least this long is gzipped in a worker thread.
-GZIP_BESIDE_THE_LOOP = 256 * 1024
-
 
 def make_app(exporter: Served, users: dict[str, bytes] | None = None,
              guard: ConnectionGuard | None = None, telemetry_path: str = "/metrics") -> web.Application:
@@ -26,12 +21,10 @@ def make_app(exporter: Served, users: dict[str, bytes] | None = None,
     async def metrics(request: web.Request) -> web.Response:
         # OpenMetrics when the scraper asks for it, gzip when it accepts it: as prometheus_client does.
         _, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = await exporter.render_metrics_async(openmetrics=content_type.startswith("application/openmetrics-text"))
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        body = await exporter.render_metrics_async(content_type.startswith("application/openmetrics-text"), gzipped)
         headers = {"Content-Type": content_type}
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            # zlib lets go of the GIL: a large body is compressed beside the event loop, not on it.
-            body = (gzip.compress(body, compresslevel=1) if len(body) < GZIP_BESIDE_THE_LOOP
-                    else await asyncio.to_thread(gzip.compress, body, compresslevel=1))
+        if gzipped:  # from blocks compressed once each (serve/blocks.py)
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 

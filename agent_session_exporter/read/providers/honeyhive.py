@@ -65,6 +65,7 @@ from agent_session_exporter.read.fields import (
 from agent_session_exporter.read.http_client import NotFound, UpstreamError
 from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.typed import Untyped
 from agent_session_exporter.read.providers.honeyhive_pages import EVENTS, SESSIONS, Event, Events, event_key, items_of
 from agent_session_exporter.read.source import Duration, SourceBase, template_fields
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
@@ -224,6 +225,11 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
                                            on_limit=self.max_pages_reached):
             await self.read_items(events, result, window=window)
         return result
+
+    def from_typed(self, item: Event) -> SessionRecord | None:
+        if item.event_type is not None and item.event_type != "session":
+            return None  # a child event, as parse_item says, without making it plain first
+        raise Untyped
 
     def key_of(self, item: Any) -> tuple[str, float] | None:
         if type(item) is Event:
