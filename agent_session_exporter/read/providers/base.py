@@ -64,6 +64,9 @@ class Provider(abc.ABC, Generic[SourceT]):
     #: Whether ``band_holds`` can tell in one request that a band of the list holds only the rows the
     #: exporter knows, so that a due sweep is replaced by that probe while nothing is written late.
     PROBES = False
+    #: Whether ``parse_item`` reads the provider's typed items (``read/typed.py: Fields``) as it reads
+    #: plain ones: then they are parsed as they are, never made plain first (no ``from_typed``).
+    PARSES_TYPED = False
 
     def __init__(self, source: SourceT, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
         self.source: SourceT = source

@@ -21,6 +21,7 @@ class SpecProvider(SpecPaging):
     """Reads the API its ``SPEC`` declares. A subclass per spec (``spec_provider_class``)."""
 
     SPEC: ClassVar[Spec]
+    PARSES_TYPED = True  # the mapper reads a page's structs as plain objects (read/spec/typed.py)
 
     def __init__(self, source: SourceBase, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
         super().__init__(source, http, clock)
