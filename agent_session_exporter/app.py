@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Callable
 
@@ -137,7 +138,11 @@ class Exporter:
         return dict(zip(self.pollers, results, strict=True))
 
     def start(self) -> None:
-        """Run every source on its own task and interval, their cycles spread evenly over it."""
+        """Run every source on its own task and interval, their cycles spread evenly over it. What lives
+        by then (modules, config, restored state) lives on: it is collected once and frozen out of the
+        garbage collector's later passes, which then stay short (``gc.freeze``)."""
+        gc.collect()
+        gc.freeze()
         self._started = True
         count = len(self.pollers)
         for position, (name, collector) in enumerate(self.pollers.items()):
@@ -199,6 +204,11 @@ class Exporter:
     def render_metrics(self, openmetrics: bool = False) -> bytes:
         """The exposition (classic text, or OpenMetrics), joined from blocks cached per source."""
         return self.exposition.render(openmetrics)
+
+    async def render_metrics_async(self, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """``render_metrics`` (gzipped: its gzip), the sources that changed rendered one per step of the
+        event loop."""
+        return await self.exposition.render_async(openmetrics, gzipped)
 
 
 def _log_if_failed(task: asyncio.Task[None]) -> None:

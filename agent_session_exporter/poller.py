@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import structlog
 
-from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, plan_cycle
+from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, plan_cycle, plan_cycle_steps
 from agent_session_exporter.count.reads import ReadPlanner
 from agent_session_exporter.count.state import SourceState
 from agent_session_exporter.count.totals import SourceCounter, TotalsBuilder
@@ -148,10 +148,18 @@ class SourcePoller:
         if result is None:
             self._expire_after_failure(report, now, cycle.floor, cycle.cutoff)
             return
+        await asyncio.sleep(0)  # the last page's parse and the plan: two steps of the event loop, not one
         watermark_before = state.watermark
         builder = self.counter.builder(now)
-        plan = plan_cycle(state, result, now, cycle.floor, cycle.cutoff, self.settings, builder,
-                          keep_from=cycle.keep_from)
+        steps = plan_cycle_steps(state, result, now, cycle.floor, cycle.cutoff, self.settings, builder,
+                                 keep_from=cycle.keep_from)
+        while True:  # a few hundred records per step of the event loop
+            try:
+                next(steps)
+            except StopIteration as done:
+                plan: CyclePlan = done.value
+                break
+            await asyncio.sleep(0)
         builder.name_workflows(result.records, state.totals.names)
         if plan.delta.changes(state):
             self.store.commit(self.source.name, plan.delta, state.totals.plus(plan.delta.increments))
@@ -164,7 +172,7 @@ class SourcePoller:
         self._note_sessions(report, builder, result, plan)
         report.order_ok = self.provider.trust_order  # the provider logs its fallback, each way
         report.fold(plan.delta.increments.folded, state.totals.folded)
-        self._fold_active(report)
+        self._fold_active(report, refold=bool(plan.delta.pending_upsert or plan.delta.pending_remove))
         if cycle.band is not None:
             requests = http.requests_this_cycle
             report.probe = await self._nothing_late(*cycle.band)
@@ -221,9 +229,11 @@ class SourcePoller:
         """The latest sessions that ended in error or timeout, oldest end first (``recent.failures``)."""
         return self.recent.failures
 
-    def _fold_active(self, report: CycleReport) -> None:
-        """The active gauge folded again; the values it newly folds and the sessions tracked noted."""
-        report.fold(self.counter.fold_active(), self.state.totals.folded)
+    def _fold_active(self, report: CycleReport, refold: bool = True) -> None:
+        """The active gauge folded again (``refold``: False when no pending session changed, and the gauge
+        with them); the values it newly folds and the sessions tracked noted."""
+        if refold:
+            report.fold(self.counter.fold_active(), self.state.totals.folded)
         report.tracked = (len(self.state.pending), len(self.state.counted))
 
     def _fault(self, report: CycleReport, message: str, exc: Exception) -> CycleReport:

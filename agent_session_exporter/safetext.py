@@ -62,13 +62,24 @@ def check_id(value: str) -> str:
 def make_safe(record: SessionRecord) -> tuple[str, ...]:
     """Check the record's id (InvalidRecord) and make its text fields safe in place; returns the
     fields that were changed."""
-    check_id(record.session_id)
+    session_id = record.session_id
+    if not session_id.isascii() or len(session_id) > MAX_ID_BYTES:  # check_id's cheap case, inlined
+        check_id(session_id)
     if record.error_message:
         record.error_message = redactor.redact(record.error_message)[:MAX_ERROR_EXCERPT]
+    # The common case in one test: every text field empty, or printable ASCII (the hot path of a read).
+    status, workflow, name, model, error = (record.status, record.workflow, record.workflow_name, record.model,
+                                            record.error_message)
+    if ((not status or (status.isascii() and status.isprintable()))
+            and (not workflow or (workflow.isascii() and workflow.isprintable()))
+            and (not name or (name.isascii() and name.isprintable()))
+            and (not model or (model.isascii() and model.isprintable()))
+            and (not error or (error.isascii() and error.isprintable()))):
+        return ()
     changed: tuple[str, ...] = ()
-    for name in TEXT_FIELDS:
-        value = getattr(record, name)
+    for field in TEXT_FIELDS:
+        value = getattr(record, field)
         if value and not is_safe(value):
-            setattr(record, name, _UNSAFE.sub(REPLACEMENT, value))
-            changed += (name,)
+            setattr(record, field, _UNSAFE.sub(REPLACEMENT, value))
+            changed += (field,)
     return changed

@@ -64,6 +64,8 @@ def main() -> int:
         row("   p50 latency ms", figures["p50_ms"])
         row("   p99 latency ms", figures["p99_ms"], "<= 5", figures["p99_ms"] <= 5)
         row("   max event-loop lag ms", figures["max_loop_lag_ms"], "<= 10", figures["max_loop_lag_ms"] <= 10)
+        row("   longest event-loop step, CPU ms", figures["longest_step_cpu_ms"], "<= 10",
+            figures["longest_step_cpu_ms"] <= 10)
         row("   unchanged scrape cost us", figures["unchanged_scrape_us"])
         row("   full render after a change ms", figures["full_render_ms"])
 
@@ -77,7 +79,9 @@ def main() -> int:
         row("   tracked ids / state rows at the end", figures["tracked_ids_end"], fmt="{:,.0f}")
 
     if "idle" in only:
-        figures = idle.run(seconds=6 if smoke else 120, interval=2 if smoke else 15, warmup=4 if smoke else 20)
+        # Warm-up: every source's first two cycles (the backlog, then HoneyHive's sessions seen again
+        # settle_after later), spread over the interval, are behind it; what is measured changes nothing.
+        figures = idle.run(seconds=6 if smoke else 120, interval=2 if smoke else 15, warmup=4 if smoke else 40)
         row("4. idle: requests per source per cycle (max)", figures["requests_per_cycle_max"], "<= 1.2",
             figures["requests_per_cycle_max"] <= 1.2)
         row(f"   CPU seconds per hour, {len(DEMO_SOURCES)} sources", figures["cpu_seconds_per_hour"],

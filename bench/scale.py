@@ -31,9 +31,9 @@ ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.
 
 
 def source_entries(base_url: str, count: int) -> list[dict[str, object]]:
-    """``count`` sources, the providers in turn (HoneyHive through both of its APIs)."""
+    """``count`` sources, the providers in turn (HoneyHive through its search, the default API)."""
     kinds = [("whatabot", {}), ("dify", {}), ("syntropic137", {}),
-             ("honeyhive", {"project": HONEYHIVE_PROJECT, "api": "events", "settle_after": "10s"}),
+             ("honeyhive", {"project": HONEYHIVE_PROJECT, "settle_after": "10s"}),
              ("kapso", {})]
     entries = []
     for n in range(count):

@@ -163,3 +163,41 @@ def test_a_sweep_free_in_requests_is_taken_early_only_over_few_known_rows():
         assert read.sweep is early and (read.since == newest) is not early, rows
         due = plan_read(state, NOW - 3600, 600.0, 1000, reach=newest - 600, sweep_due=True, lookups=True)
         assert due.sweep and due.since == newest - 600
+
+
+def test_the_cheapest_read_back_is_the_first_least_costly_of_all_pending_sessions():
+    """plan_read prices only the last pending session of each page count; a reference that prices every
+    one of them picks the same read."""
+    import math
+    import random
+
+    from agent_session_exporter.count.cycle import _KEY_SLACK
+    rng = random.Random(3)
+    compared = reached_back = 0
+    for _ in range(1000):
+        newest = NOW - rng.uniform(0, 5)
+        counted = {f"c{i}": newest - rng.uniform(0, 400) for i in range(rng.randrange(0, 600))}
+        pending = {f"p{i}": PendingSession(newest - rng.choice([rng.uniform(0, 900), 30.0]), "running", NOW)
+                   for i in range(rng.randrange(1, 300))}
+        state = SourceState(watermark=newest, counted=counted, pending=pending)
+        page_size, overlap, reach = rng.choice([10, 100, 1000]), 60.0, newest - 60
+        read = plan_read(state, NOW - 3600, overlap, page_size, reach=reach, sweep_due=False, lookups=True)
+        # The reference, for the steady read (what plan_read takes unless a sweep is as cheap).
+        known = state.known_rows()
+        oldest_known = min(reach, max(NOW - 3600, newest - overlap))
+        density = known.count(oldest_known) / max(newest - oldest_known, 1.0)
+
+        def pages(start: float, known=known, oldest_known=oldest_known, density=density, page_size=page_size) -> int:
+            return int(known.count(start) + max(0.0, oldest_known - start) * density) // page_size + 1
+        older = sorted(((p.key_time, sid) for sid, p in pending.items() if p.key_time <= newest), reverse=True)
+        best, reach_to = 1 + len(older), None
+        for position, (key_time, _) in enumerate(older):
+            if pages(key_time) + len(older) - position - 1 < best:
+                best, reach_to = pages(key_time) + len(older) - position - 1, key_time
+        if not read.sweep and older:
+            expected = newest if reach_to is None else reach_to - _KEY_SLACK
+            assert math.isclose(read.since, expected), (read, reach_to)
+            assert set(read.stale) == {sid for key_time, sid in older if reach_to is None or key_time < reach_to}
+            compared += 1
+            reached_back += reach_to is not None
+    assert compared > 100 and 20 < reached_back < compared

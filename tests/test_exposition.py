@@ -147,3 +147,63 @@ def test_a_carriage_return_in_a_label_value_leaves_every_line_whole():
         assert {s.labels["status"] for f in families for s in f.samples} == {hostile, "ok"}
     headers, blocks = split_families(generate_latest(registries["a"]))
     assert list(headers) == list(blocks) == ["demo_active"]
+
+
+async def test_a_scrape_renders_changed_sources_one_per_step_and_a_scrape_given_up_leaves_them_to_the_next():
+    import asyncio
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    registries = {name: source_registry(name) for name in "abcd"}
+    for name, (registry, _, _) in registries.items():
+        exposition.add_source(name, {"self": registry})
+    steps = []
+
+    async def count_steps() -> None:
+        while True:
+            steps.append(sum(r[0].renders for r in registries.values()))
+            await asyncio.sleep(0)
+    counter = asyncio.create_task(count_steps())
+    text = await exposition.render_async()
+    assert text == exposition.render() and 'source="d"' in text.decode()
+    assert [r[0].renders for r in registries.values()] == [1, 1, 1, 1]
+    assert steps[:3] == [1, 2, 3]  # the loop ran between one render and the next
+    for name in registries:
+        registries[name][1].labels(name, "200").inc()
+        exposition.source_changed(name, everything=False)
+    scrape = asyncio.create_task(exposition.render_async())
+    await asyncio.sleep(0)
+    scrape.cancel()
+    await asyncio.gather(scrape, return_exceptions=True)
+    assert 1 <= sum(r[0].renders for r in registries.values()) - 4 < 4
+    text = (await exposition.render_async()).decode()
+    assert all(f'demo_requests_total{{code="200",source="{name}"}} 4.0' in text for name in registries)
+    counter.cancel()
+
+
+def test_the_gzip_of_a_scrape_is_the_text_compressed_from_blocks_compressed_once_each():
+    import gzip
+    import zlib
+
+    from agent_session_exporter.serve import blocks as blocks_module
+    exposition = Exposition(CollectorRegistry(), CollectorRegistry())
+    registries = {name: source_registry(name) for name in ("a", "b", "c")}
+    for name, (registry, _, _) in registries.items():
+        exposition.add_source(name, {"self": registry})
+    compressed = []
+    real = blocks_module.deflated
+    blocks_module.deflated = lambda data: compressed.append(data) or real(data)
+    try:
+        for openmetrics in (False, True):
+            body = exposition.render_gzip(openmetrics)
+            assert gzip.decompress(body) == exposition.render(openmetrics)
+            assert zlib.decompress(body, 31) == exposition.render(openmetrics)  # one member, as Go's reader reads
+        compressed.clear()
+        registries["b"][1].labels("b", "404").inc()
+        exposition.source_changed("b", everything=False)
+        body = exposition.render_gzip()
+        assert gzip.decompress(body) == exposition.render() and b'code="404",source="b"' in gzip.decompress(body)
+        assert compressed and all(b'source="a"' not in data and b'source="c"' not in data for data in compressed)
+        exposition.remove_source("a")
+        assert b'source="a"' not in gzip.decompress(exposition.render_gzip())
+        assert gzip.decompress(exposition.render_gzip()) == exposition.render()
+    finally:
+        blocks_module.deflated = real

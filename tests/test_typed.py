@@ -13,8 +13,11 @@ from aioresponses import aioresponses
 
 from agent_session_exporter.model import PollResult, PollWindow
 from agent_session_exporter.read.http_client import _decode_json
+from agent_session_exporter.read.providers import PROVIDER_CLASSES
 from agent_session_exporter.read.providers.dify import PAGE
 from agent_session_exporter.read.providers.honeyhive_pages import EVENTS
+from agent_session_exporter.read.providers.whatabot import PAGE as WHATABOT_PAGE
+from agent_session_exporter.read.spec.typed import page_decoder_of
 
 from .helpers import Harness, Upstream, make_source, spring_page, whatabot_item
 from .test_hostile_strings import CORPUS
@@ -147,9 +150,10 @@ async def test_an_id_past_64_bits_counts_alike_whether_its_page_is_read_typed_or
 PROVIDERS = ["whatabot", "dify", "syntropic137", "honeyhive", "kapso"]
 #: Each provider's list page: the key of its items, and its typed page decoder and items where it has one.
 PAGES: dict[str, tuple[str, Any]] = {
-    "whatabot": ("content", None), "dify": ("data", (PAGE, lambda page: page.data)),
-    "syntropic137": ("sessions", None), "honeyhive": ("events", (EVENTS, lambda page: page.events)),
-    "kapso": ("data", None)}
+    "whatabot": ("content", (WHATABOT_PAGE, lambda page: page.content)), "dify": ("data", (PAGE, lambda page: page.data)),
+    "syntropic137": ("sessions", (page_decoder_of(PROVIDER_CLASSES["syntropic137"].SPEC), lambda page: page.get("sessions"))),
+    "honeyhive": ("events", (EVENTS, lambda page: page.events)),
+    "kapso": ("data", (page_decoder_of(PROVIDER_CLASSES["kapso"].SPEC), lambda page: page.get("data")))}
 HOSTILE_VALUES: list[Any] = ODD_VALUES + CORPUS[:8] + [2**64 + 1, -(2**63) - 1, 10**30, "2026-11-25 10:00:00",
                                                        "Fri, 01 May 2026 12:01:01 -0000", " 2026-11-25T10:00:00Z "]
 

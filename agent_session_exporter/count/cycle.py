@@ -7,18 +7,23 @@ a cycle whose commit fails changes and counts nothing.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
+from typing import Generator
 
 from agent_session_exporter.count.labels import MAX_LABEL_LENGTH
-from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, window_cutoff
+from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, followed_ahead, window_cutoff
 from agent_session_exporter.count.totals import TotalsBuilder
-from agent_session_exporter.model import MAX_FUTURE_SECONDS, PendingRef, Phase, PollResult, SessionRecord
+from agent_session_exporter.model import MAX_FUTURE_SECONDS, Phase, PollResult, SessionRecord
 
 #: The status a settling session (no upstream status) is shown with while its end time may move.
 SETTLING_STATUS = "running"
 #: A read reaching back to a pending session starts this much before its key time: key times come
 #: back rounded (to the microsecond, or the millisecond), and a bound must not cut the session off.
 _KEY_SLACK = 1e-3
+#: Records planned in one step of ``plan_cycle_steps``.
+RECORDS_PER_STEP = 250
 #: A sweep is taken before it is due, where it costs no more requests than the steady read, only while
 #: the band holds at most this many known rows (``plan_read``).
 MAX_EARLY_SWEEP_ROWS = 100
@@ -101,24 +106,41 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         estimate = known.count(start) + max(0.0, oldest_known - start) * density
         return int(estimate) // page_size + 1  # one more page for what is new
 
+    # Without lookups only the oldest pending session matters; with them, all of them, newest first.
+    by_key = sorted(((p.key_time, sid) for sid, p in state.pending.items()), reverse=True) if lookups else []
+    newest_first = [-key_time for key_time, _ in by_key]
+    oldest_pending = min((p.key_time for p in state.pending.values()), default=None) if not lookups else None
+
     def cheapest(since: float, sweep: bool) -> tuple[int, ReadPlan]:
         # A pending session keyed at ``since`` itself is covered as an older one: the read must go past
         # every row of that key time (keys of one-second resolution are shared by many rows), not stop
         # at the first known one.
-        older = sorted(((p.key_time, sid) for sid, p in state.pending.items() if p.key_time <= since), reverse=True)
+        older = by_key[bisect.bisect_left(newest_first, -since):]
         # A steady read that reaches back for nothing stops at the first session it knows: one page
         # (the new ones, which no estimate here sees, cost the same whichever plan is taken).
         first = 1 if not sweep else pages(since)
+        if not lookups:
+            if oldest_pending is None or oldest_pending > since:
+                return first, ReadPlan(since, (), sweep)
+            start = oldest_pending - _KEY_SLACK
+            return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
         if not older:
             return first, ReadPlan(since, (), sweep)
-        if not lookups:
-            start = older[-1][0] - _KEY_SLACK
-            return pages(start), ReadPlan(min(since, start), (), sweep, reaches_back=True)
         reach_to, best_cost = None, first + len(older)  # None: every one looked up
-        for position, (key_time, _) in enumerate(older):
-            cost = pages(key_time) + len(older) - position - 1
-            if cost < best_cost:
-                reach_to, best_cost = key_time, cost
+        # Reaching back to older[i] costs pages(older[i]) and the lookups of those older still. pages() only
+        # grows with i, so the cheapest i of each run of one page count is its last: only those are priced
+        # (found by bisection), the first cheapest taken.
+        last = len(older) - 1
+        position = 0
+        while position <= last:
+            count = pages(older[position][0])
+            low, high = position, last
+            while low < high:
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if pages(older[middle][0]) == count else (low, middle - 1)
+            if count + last - low < best_cost:
+                reach_to, best_cost = older[low][0], count + last - low
+            position = low + 1
         if reach_to is None:
             return best_cost, ReadPlan(since, tuple(sid for _, sid in older), sweep)
         return best_cost, ReadPlan(reach_to - _KEY_SLACK,
@@ -135,30 +157,24 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
     return steady_plan
 
 
-class LookupRotation:
-    """Which of the pending sessions a read leaves to lookups are looked up this cycle: at most
-    ``limit``, those looked up longest ago first, so that under a capped budget every one has its turn."""
-
-    def __init__(self) -> None:
-        #: The round of each stale pending session's last lookup (0: not looked up yet).
-        self._looked_up: dict[str, int] = {}
-        self._rounds = 0
-
-    def choose(self, state: SourceState, ids: tuple[str, ...], limit: int) -> tuple[PendingRef, ...]:
-        pending = state.pending
-        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
-        self._rounds += 1
-        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
-        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))[:limit]
-        for ref in chosen:
-            self._looked_up[ref.session_id] = self._rounds
-        return tuple(chosen)
-
-
 def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
                settings: CycleSettings, totals: TotalsBuilder, keep_from: float | None = None) -> CyclePlan:
-    """The plan of one cycle. ``result`` None: the poll failed, and only expiry runs (a session
-    that cannot be read is still given up on after ``max_pending_age``).
+    """``plan_cycle_steps`` at once."""
+    steps = plan_cycle_steps(state, result, now, floor, cutoff, settings, totals, keep_from)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
+                     settings: CycleSettings, totals: TotalsBuilder,
+                     keep_from: float | None = None) -> Generator[None, None, CyclePlan]:
+    """The plan of one cycle, made ``RECORDS_PER_STEP`` records at a time: the generator yields between
+    them (so that the caller may let its event loop run) and returns the plan. ``result`` None: the
+    poll failed, and only expiry runs (a session that cannot be read is still given up on after
+    ``max_pending_age``).
 
     ``cutoff``: the oldest key time this cycle counts (older items are not ours, unless pending).
     ``keep_from``: counted ids this recent are kept even behind the new window, because the next
@@ -177,7 +193,9 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
     counted, pending_sessions, add_finished = state.counted, state.pending, totals.add
     if result.newest_known is not None and newest < result.newest_known <= now:
         newest = result.newest_known  # counted ahead of the watermark by a push's lookup, now read in order
-    for record in _latest_by_id(result.records):
+    for position, record in enumerate(_latest_by_id(result.records), 1):
+        if not position % RECORDS_PER_STEP:
+            yield
         sid = record.session_id
         if sid in counted:
             if newest < record.key_time <= now:
@@ -224,7 +242,7 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
         if pending is not None:
             delta.pending_remove.append(sid)
     if newest > now:
-        newest = _followed_ahead(newest, ahead, now, state.watermark, settings.overlap)
+        newest = followed_ahead(newest, ahead, now, state.watermark, settings.overlap)
     delta.watermark = None if newest == float("-inf") else newest
     _expire_pending(state, plan, result, now, settings)
     new_cutoff = window_cutoff(floor, delta.watermark, settings.overlap)
@@ -254,7 +272,7 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
     present = max([now, *(r.observed_at for r in result.records if r.observed_at is not None),
                    *((result.observed,) if result.observed is not None else ())])
     oldest_allowed = present - settings.max_pending_age
-    for sid, pending in list(state.pending.items()) + list(delta.pending_upsert.items()):
+    for sid, pending in itertools.chain(state.pending.items(), list(delta.pending_upsert.items())):
         too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed
         if too_old and sid not in delta.pending_remove:
             delta.pending_remove.append(sid)
@@ -274,20 +292,3 @@ def _latest_by_id(records: list[SessionRecord]) -> list[SessionRecord]:
         if rank > current_rank or (rank == current_rank and (record.observed_at or 0.0) > (current.observed_at or 0.0)):
             by_id[record.session_id] = record
     return list(by_id.values())
-
-
-def _followed_ahead(newest: float, ahead: list[float], now: float, watermark: float | None, overlap: float) -> float:
-    """How far the watermark follows key times past our clock: through them while each lies within
-    ``overlap`` of the one before, from now (or the watermark). An upstream clock that runs ahead
-    shows as such a run of key times, and is followed, so an idle cycle reads one page; one key time
-    hours ahead (a client's wrong clock) stands apart, and is not: following it would put the window
-    past every session written meanwhile, and they would never be read. Never behind the watermark."""
-    before = watermark if watermark is not None else float("-inf")
-    reach = max(now, before)
-    for key_time in sorted(ahead):
-        if key_time <= reach:
-            continue
-        if key_time - reach > overlap:
-            break
-        reach = key_time
-    return max(min(newest, reach), before)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_session_exporter.count.cycle import LookupRotation, ReadPlan, plan_read
+from agent_session_exporter.count.cycle import ReadPlan, plan_read
 from agent_session_exporter.count.state import SourceState, window_cutoff
 from agent_session_exporter.count.sweeps import SweepSchedule
 from agent_session_exporter.model import PendingRef
@@ -76,3 +76,23 @@ class ReadPlanner:
 
     def _read(self, state: SourceState, floor: float, reach: float, page_size: int, sweep_due: bool) -> ReadPlan:
         return plan_read(state, floor, self.overlap, page_size, reach, sweep_due, lookups=self.lookups)
+
+
+class LookupRotation:
+    """Which of the pending sessions a read leaves to lookups are looked up this cycle: at most
+    ``limit``, those looked up longest ago first, so that under a capped budget every one has its turn."""
+
+    def __init__(self) -> None:
+        #: The round of each stale pending session's last lookup (0: not looked up yet).
+        self._looked_up: dict[str, int] = {}
+        self._rounds = 0
+
+    def choose(self, state: SourceState, ids: tuple[str, ...], limit: int) -> tuple[PendingRef, ...]:
+        pending = state.pending
+        stale = [PendingRef(sid, pending[sid].key_time) for sid in ids]
+        self._rounds += 1
+        self._looked_up = {ref.session_id: self._looked_up.get(ref.session_id, 0) for ref in stale}
+        chosen = sorted(stale, key=lambda ref: (self._looked_up[ref.session_id], ref.key_time))[:limit]
+        for ref in chosen:
+            self._looked_up[ref.session_id] = self._rounds
+        return tuple(chosen)

@@ -172,6 +172,23 @@ def window_cutoff(floor: float, watermark: float | None, overlap: float) -> floa
     return floor if watermark is None else max(floor, watermark - overlap)
 
 
+def followed_ahead(newest: float, ahead: list[float], now: float, watermark: float | None, overlap: float) -> float:
+    """How far the watermark follows key times past our clock: through them while each lies within
+    ``overlap`` of the one before, from now (or the watermark). An upstream clock that runs ahead
+    shows as such a run of key times, and is followed, so an idle cycle reads one page; one key time
+    hours ahead (a client's wrong clock) stands apart, and is not: following it would put the window
+    past every session written meanwhile, and they would never be read. Never behind the watermark."""
+    before = watermark if watermark is not None else float("-inf")
+    reach = max(now, before)
+    for key_time in sorted(ahead):
+        if key_time <= reach:
+            continue
+        if key_time - reach > overlap:
+            break
+        reach = key_time
+    return max(min(newest, reach), before)
+
+
 @dataclass
 class CycleDelta:
     """Everything one cycle changes; committed in one transaction, then applied."""

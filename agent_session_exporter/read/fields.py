@@ -9,6 +9,7 @@ from typing import Any
 
 from agent_session_exporter.model import InvalidRecord
 from agent_session_exporter.read.http_client import UpstreamError
+from agent_session_exporter.read.typed import Fields
 from agent_session_exporter.safetext import safe_text
 from agent_session_exporter.timeparse import parse_timestamp
 
@@ -162,7 +163,7 @@ def elapsed(started_at: float | None, finished_at: float | None) -> float | None
 def item_id(item: Any) -> str | None:
     """The id of an invalid item, cut short and made safe, to count and log it once; None where it
     has none."""
-    if not isinstance(item, dict):
+    if not isinstance(item, (dict, Fields)):
         return None
     value = item.get("id") or item.get("session_id") or item.get("event_id")
     return safe_text(str(value)[:128]) if isinstance(value, (str, int)) and not isinstance(value, bool) else None

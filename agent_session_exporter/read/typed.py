@@ -27,3 +27,12 @@ def as_plain(item: msgspec.Struct) -> dict[str, Any]:
     """The item as the plain JSON object the item-by-item path reads."""
     plain: dict[str, Any] = msgspec.to_builtins(item)
     return plain
+
+
+class Fields(msgspec.Struct, gc=False):
+    """An item decoded typed whose fields the plain readers read as they read a JSON object's: ``get``
+    gives a declared field's value as it was decoded (``Any``: what the plain decoder gives), and None
+    for a field not declared, as for a key the object does not have."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)

@@ -13,6 +13,7 @@ exporter-wide registry is rendered again only after it changed; process metrics 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 import structlog
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from agent_session_exporter.serve.blocks import FamilyBlocks, deflated, gzip_of
 from agent_session_exporter.serve.textformat import render_families, split_families
 
 __all__ = ["Exposition", "split_families"]
@@ -37,27 +39,26 @@ class Exposition:
         self._live = live_registry
         #: source -> part name -> a collector (anything with ``collect()``)
         self._sources: dict[str, dict[str, Any]] = {}
-        #: format -> family -> header lines, in the order the families were first seen
-        self._headers: dict[bool, dict[str, bytes]] = {False: {}, True: {}}
-        #: format -> (source, part) -> family -> sample lines
-        self._blocks: dict[bool, dict[tuple[str, str], dict[str, bytes]]] = {False: {}, True: {}}
+        #: format -> every part's blocks, family by family (and deflated, for gzip)
+        self._tables: dict[bool, FamilyBlocks] = {False: FamilyBlocks(), True: FamilyBlocks()}
         #: format -> the (source, part)s changed since that format's last render
         self._stale: dict[bool, set[tuple[str, str]]] = {False: set(), True: set()}
-        #: format -> the exporter-wide registry's exposition, None once it changed
-        self._global_text: dict[bool, bytes | None] = {False: None, True: None}
+        #: format -> the exporter-wide registry's exposition (and deflated), None once it changed
+        self._global_text: dict[bool, tuple[bytes, bytes] | None] = {False: None, True: None}
 
     def add_source(self, name: str, parts: dict[str, Any]) -> None:
         """A source's collectors by part: "self" changes after every cycle, the others when told."""
         self._sources[name] = parts
-        for openmetrics in (False, True):
-            self._blocks[openmetrics].update({(name, part): {} for part in parts})
+        for table in self._tables.values():
+            for part in parts:
+                table.add_part((name, part))
         self.source_changed(name, everything=True)
 
     def remove_source(self, name: str) -> None:
         parts = self._sources.pop(name, {})
-        for openmetrics, blocks in self._blocks.items():
+        for openmetrics, table in self._tables.items():
             for part in parts:
-                blocks.pop((name, part), None)
+                table.remove_part((name, part))
                 self._stale[openmetrics].discard((name, part))
 
     def source_changed(self, name: str, everything: bool = True) -> None:
@@ -70,32 +71,60 @@ class Exposition:
 
     def _render_stale(self, openmetrics: bool) -> None:
         stale, self._stale[openmetrics] = self._stale[openmetrics], set()
-        known, blocks = self._headers[openmetrics], self._blocks[openmetrics]
-        for name, part in stale:
-            collector = self._sources[name][part]
-            try:
-                headers, blocks[(name, part)] = render_families(collector, openmetrics)
-            except Exception as exc:  # noqa: BLE001 - one source's render must not fail every scrape
-                log.error("rendering a source's metrics failed; its previous values are served", source=name,
-                          part=part, error=str(exc), exc_info=exc)
-                continue
-            for family, header in headers.items():
-                known.setdefault(family, header)
+        for key in stale:
+            self._render_part(key, openmetrics)
+
+    def _render_part(self, key: tuple[str, str], openmetrics: bool) -> None:
+        name, part = key
+        collector = self._sources.get(name, {}).get(part)
+        if collector is None:
+            return  # the source left the config meanwhile
+        try:
+            headers, blocks = render_families(collector, openmetrics)
+        except Exception as exc:  # noqa: BLE001 - one source's render must not fail every scrape
+            log.error("rendering a source's metrics failed; its previous values are served", source=name,
+                      part=part, error=str(exc), exc_info=exc)
+            return
+        self._tables[openmetrics].set(key, headers, blocks)
+
+    async def render_async(self, openmetrics: bool = False, gzipped: bool = False) -> bytes:
+        """``render`` (or ``render_gzip``), the parts that changed rendered one per step of the event loop
+        (a scrape after many cycles renders many sources, and holds the loop no longer than one)."""
+        stale, self._stale[openmetrics] = list(self._stale[openmetrics]), set()
+        try:
+            while stale:
+                self._render_part(stale.pop(), openmetrics)
+                if stale:
+                    await asyncio.sleep(0)
+        finally:
+            self._stale[openmetrics].update(stale)  # a scrape given up on leaves the rest to the next
+        return self.render_gzip(openmetrics) if gzipped else self.render(openmetrics)
 
     def global_changed(self) -> None:
         self._global_text = {False: None, True: None}
 
-    def render(self, openmetrics: bool = False) -> bytes:
-        if self._stale[openmetrics]:
-            self._render_stale(openmetrics)
+    def _ends(self, openmetrics: bool) -> tuple[tuple[bytes, bytes], bytes]:
+        """The exporter-wide registry's text (and deflated), rendered again only after it changed; and
+        the live registry's text (process metrics, which change on their own)."""
         generate: Callable[[CollectorRegistry], bytes] = _FORMATS[openmetrics]
         global_text = self._global_text[openmetrics]
         if global_text is None:
-            global_text = self._global_text[openmetrics] = generate(self._global).removesuffix(_EOF)
-        pieces = [global_text]
-        blocks = list(self._blocks[openmetrics].values())
-        for family, header in self._headers[openmetrics].items():
-            pieces.append(header)
-            pieces.extend(source.get(family, b"") for source in blocks)
-        pieces.append(generate(self._live))
-        return b"".join(pieces)
+            text = generate(self._global).removesuffix(_EOF)
+            global_text = self._global_text[openmetrics] = (text, deflated(text))
+        return global_text, generate(self._live)
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        if self._stale[openmetrics]:
+            self._render_stale(openmetrics)
+        (global_text, _), live = self._ends(openmetrics)
+        return b"".join([global_text, *self._tables[openmetrics].pieces(), live])
+
+    def render_gzip(self, openmetrics: bool = False) -> bytes:
+        """``render``, gzipped: each block's deflated form is cached with it, so only what changed since
+        it was last compressed is compressed (and the process metrics, which are live)."""
+        if self._stale[openmetrics]:
+            self._render_stale(openmetrics)
+        (global_text, global_deflated), live = self._ends(openmetrics)
+        table = self._tables[openmetrics]
+        text = b"".join([global_text, *table.pieces(), live])
+        return gzip_of([global_deflated, *table.deflated_pieces(), deflated(live)], text)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import gzip
-
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
@@ -22,10 +20,10 @@ def make_app(exporter: Served, users: dict[str, bytes] | None = None,
     async def metrics(request: web.Request) -> web.Response:
         # OpenMetrics when the scraper asks for it, gzip when it accepts it: as prometheus_client does.
         _, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = exporter.render_metrics(openmetrics=content_type.startswith("application/openmetrics-text"))
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        body = await exporter.render_metrics_async(content_type.startswith("application/openmetrics-text"), gzipped)
         headers = {"Content-Type": content_type}
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=1)
+        if gzipped:  # from blocks compressed once each (serve/blocks.py)
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 

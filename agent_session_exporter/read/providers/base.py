@@ -4,6 +4,7 @@ records are in ``model.py``; field readers in ``read/fields.py``, pagers in ``re
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import time
 from typing import Any, AsyncGenerator, Awaitable, Callable, Generic, Iterable, TypeVar
@@ -13,30 +14,21 @@ import structlog
 from agent_session_exporter.model import KnownRows, Outcome, PendingRef, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.http_client import (
     BEARER,
-    AuthRefused,
     HeaderAuth,
     HttpClient,
-    NotFound,
     ResponseTooLarge,
-    UpstreamError,
 )
 from agent_session_exporter.read.providers.fallback import FALLBACK_RETRY_SECONDS, Fallback
 from agent_session_exporter.read.providers.items import parse_page
+from agent_session_exporter.read.providers.lookups import recheck
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped
 from agent_session_exporter.timeparse import to_iso
 
 #: A page over ``max_response_bytes`` halves the page size, down to this.
 MIN_PAGE_SIZE = 10
-
-
-class FilterIgnored(Exception):
-    """A lookup got rows its filter leaves out: the API ignored ``parameter``, and the lookup ends there
-    (the session waits; ``_recheck`` counts it)."""
-
-    def __init__(self, parameter: str) -> None:
-        super().__init__(f"the API ignored the lookup's filter {parameter}")
-        self.parameter = parameter
+#: Items of a page parsed in one step of the event loop (``Provider.read_items``).
+ITEMS_PER_STEP = 100
 
 
 def now_of(window: PollWindow) -> float:
@@ -67,6 +59,9 @@ class Provider(abc.ABC, Generic[SourceT]):
     #: Whether ``band_holds`` can tell in one request that a band of the list holds only the rows the
     #: exporter knows, so that a due sweep is replaced by that probe while nothing is written late.
     PROBES = False
+    #: Whether ``parse_item`` reads the provider's typed items (``read/typed.py: Fields``) as it reads
+    #: plain ones: then they are parsed as they are, never made plain first (no ``from_typed``).
+    PARSES_TYPED = False
 
     def __init__(self, source: SourceT, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
         self.source: SourceT = source
@@ -177,6 +172,23 @@ class Provider(abc.ABC, Generic[SourceT]):
         """Re-read sessions by id through ``fetch_one`` outside a poll (a push's hint), as ``recheck_pending`` does."""
         await self.recheck_pending(refs, result, self.fetch_one)
 
+    async def read_items(self, items: Iterable[Any], result: PollResult,
+                         parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+                         window: PollWindow | None = None,
+                         rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
+        """``parse_items`` of a list's page, ``ITEMS_PER_STEP`` items at a time with the event loop let
+        run between (a page of a thousand new sessions would hold it for tens of milliseconds)."""
+        if not isinstance(items, list):
+            items = list(items)
+        if len(items) <= ITEMS_PER_STEP or len(items) > self.source.page_size:
+            return self.parse_items(items, result, parse, window, rows)  # an oversized page is cut in one step
+        records: list[SessionRecord] = []
+        for start in range(0, len(items), ITEMS_PER_STEP):
+            if start:
+                await asyncio.sleep(0)
+            records += self.parse_items(items[start:start + ITEMS_PER_STEP], result, parse, window, rows)
+        return records
+
     async def recheck_pending(self, pending: Iterable[PendingRef], result: PollResult,
                               fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
         """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint, an id filter, or
@@ -189,34 +201,9 @@ class Provider(abc.ABC, Generic[SourceT]):
         """
         before = self.http.requests_this_cycle
         try:
-            await self._recheck(pending, result, fetch)
+            await recheck(self, pending, result, fetch)
         finally:
             result.lookup_requests += self.http.requests_this_cycle - before
-
-    async def _recheck(self, pending: Iterable[PendingRef], result: PollResult,
-                       fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
-        for ref in pending:
-            try:
-                items = await fetch(ref)
-            except NotFound:
-                result.gone.append(ref.session_id)
-                continue
-            except AuthRefused:
-                raise
-            except UpstreamError as exc:
-                result.unreadable[ref.session_id] = exc.kind
-                continue
-            except FilterIgnored:
-                result.unreadable[ref.session_id] = "filter_ignored"
-                result.invalid.append(("filter_ignored", None))  # counted each time an answer proves it
-                continue
-            records = self.parse_items(items, result)
-            if not items:
-                result.gone.append(ref.session_id)
-            elif not records:
-                result.unreadable[ref.session_id] = "invalid"
-            elif all(r.session_id != ref.session_id for r in records):
-                result.unreadable[ref.session_id] = "not_in_answer"  # the API ignored the id it was asked for
 
     def check_newest_first(self, key_times: Iterable[float], previous: float | None, parameter: str,
                            result: PollResult, now: float | None = None) -> float | None:
@@ -254,7 +241,7 @@ class Provider(abc.ABC, Generic[SourceT]):
         async with contextlib.aclosing(pages):
             async for items in pages:
                 rows: list[tuple[str, float]] = []
-                self.parse_items(items, result, window=window, rows=rows)
+                await self.read_items(items, result, window=window, rows=rows)
                 # Sessions added meanwhile shift an offset-paged list down: the next page repeats the
                 # last few of this one, newer than its end. Only sessions not read yet say anything of order.
                 fresh = [key_time for sid, key_time in rows if sid not in seen]

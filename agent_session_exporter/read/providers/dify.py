@@ -56,7 +56,8 @@ from agent_session_exporter.read.fields import (
     time_or_none,
 )
 from agent_session_exporter.read.pagers import numbered_pages
-from agent_session_exporter.read.providers.base import FilterIgnored, Provider
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.lookups import FilterIgnored
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped, as_plain
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso

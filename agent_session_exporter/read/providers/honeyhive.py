@@ -67,6 +67,7 @@ from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.providers.honeyhive_pages import EVENTS, SESSIONS, Event, Events, event_key, items_of
 from agent_session_exporter.read.source import Duration, SourceBase, template_fields
+from agent_session_exporter.read.typed import Untyped
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
 SEARCH_PATH = "/v1/events/search"
@@ -201,7 +202,7 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         if not isinstance(body, list):
             raise InvalidPage(SESSIONS_PATH, "a list of sessions")
         rows: list[tuple[str, float]] = []
-        self.parse_items(body, result, window=window, rows=rows)
+        await self.read_items(body, result, window=window, rows=rows)
         if len(body) >= self.source.page_size and all(key_time >= window.since for _, key_time in rows):
             self.log.warning("the answer is full and holds nothing older than the window: sessions may be missed;"
                              " raise page_size or poll more often", page_size=self.source.page_size)
@@ -222,8 +223,13 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         async for events in numbered_pages(lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}, EVENTS),
                                            read, first=1, max_pages=self.source.max_pages,
                                            on_limit=self.max_pages_reached):
-            self.parse_items(events, result, window=window)
+            await self.read_items(events, result, window=window)
         return result
+
+    def from_typed(self, item: Event) -> SessionRecord | None:
+        if item.event_type is not None and item.event_type != "session":
+            return None  # a child event, as parse_item says, without making it plain first
+        raise Untyped
 
     def key_of(self, item: Any) -> tuple[str, float] | None:
         if type(item) is Event:

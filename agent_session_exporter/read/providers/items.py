@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Container, Iterable
 
 from agent_session_exporter.model import InvalidRecord, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.fields import dropped_figures, item_id
-from agent_session_exporter.read.typed import Untyped, as_plain, is_typed
+from agent_session_exporter.read.typed import Fields, Untyped, as_plain, is_typed
 from agent_session_exporter.safetext import make_safe
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult
         items = items[:provider.source.page_size]
     records = []
     dropped = dropped_figures
-    typed = is_typed(items)
+    typed = is_typed(items) and not provider.PARSES_TYPED
     convert = provider.from_typed
     key_of = provider.key_of if window is not None else None
     counted: Container[str] = window.known_finished if window is not None else ()
@@ -55,10 +55,10 @@ def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult
                 except Untyped:
                     item = as_plain(item)  # read item by item, and named by its id should it fail
                     record = parse(item)
-            elif not isinstance(item, dict):
+            elif not isinstance(item, (dict, Fields)):
                 raise InvalidRecord("not_an_object")
             else:
-                record = parse(item)
+                record = parse(item)  # type: ignore[arg-type]  # a Fields struct reads as its plain object
             sanitized = make_safe(record) if record is not None else ()
         except InvalidRecord as exc:
             result.invalid.append((exc.reason, item_id(item)))

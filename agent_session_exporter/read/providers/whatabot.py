@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+import msgspec
 from pydantic import Field
 
 from agent_session_exporter.model import (
@@ -43,8 +44,10 @@ from agent_session_exporter.read.fields import (
 )
 from agent_session_exporter.read.http_client import HeaderAuth
 from agent_session_exporter.read.pagers import numbered_pages
-from agent_session_exporter.read.providers.base import FilterIgnored, Provider
+from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.lookups import FilterIgnored
 from agent_session_exporter.read.source import SourceBase
+from agent_session_exporter.read.typed import Fields
 
 PATH = "/sessions/logs"
 STATUSES: dict[str, Outcome | None] = {
@@ -63,7 +66,30 @@ def date_range_for(since: float, now: float) -> str | None:
     return None
 
 
+class _Session(Fields):
+    """The fields of a session log that ``parse_item`` reads (each as the plain decoder decodes it)."""
+
+    id: Any = None
+    status: Any = None
+    startedAt: Any = None  # noqa: N815 - the API's names
+    finishedAt: Any = None  # noqa: N815
+    warnings: Any = None
+    flowId: Any = None  # noqa: N815
+
+
+class _Page(msgspec.Struct, gc=False):
+    content: list[_Session]
+    last: Any = None
+    number: Any = None
+    totalPages: Any = None  # noqa: N815
+
+
+PAGE = msgspec.json.Decoder(_Page)
+
+
 def read_page(body: Any) -> tuple[list[Any], bool]:
+    if type(body) is _Page:
+        body = {"content": body.content, "last": body.last, "number": body.number, "totalPages": body.totalPages}
     items = list_field(body, "content", PATH)
     last = body.get("last")
     if not isinstance(last, bool):
@@ -85,6 +111,7 @@ class WhatabotProvider(Provider[WhatabotSource]):
     FIGURES = frozenset({"warnings"})
     PENDING_RECHECK = "lookup"
     PROBES = True
+    PARSES_TYPED = True
 
     def _params(self, since: float, now: float | None) -> dict[str, Any]:
         return {"orderBy": "startedAt", "direction": "DESC", "workspaceId": self.source.workspace_id,
@@ -93,7 +120,7 @@ class WhatabotProvider(Provider[WhatabotSource]):
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         params = {"size": self.source.page_size, **self._params(window.since, window.now)}
-        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}), read_page, first=0,
+        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=0,
                                max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
                                page_size=self.source.page_size)
         await self.read_newest_first(pages, window, window.since, result, "orderBy")
@@ -144,7 +171,7 @@ class WhatabotProvider(Provider[WhatabotSource]):
         return items
 
     def key_of(self, item: Any) -> tuple[str, float] | None:
-        if type(item) is not dict or (session_id := id_or_none(item.get("id"))) is None:
+        if (type(item) is not dict and type(item) is not _Session) or (session_id := id_or_none(item.get("id"))) is None:
             return None
         started_at = time_or_none(item.get("startedAt"))
         return None if started_at is None else (session_id, started_at)

@@ -16,6 +16,8 @@ from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.extract import get_path
 from agent_session_exporter.read.spec.model import Cursor, OffsetIncrement, PageIncrement, Spec
 from agent_session_exporter.read.spec.requests import RecordSelector, Requester
+from agent_session_exporter.read.spec.typed import page_decoder_of
+from agent_session_exporter.read.typed import Fields
 from agent_session_exporter.timeparse import to_iso
 
 
@@ -82,11 +84,13 @@ class SpecPaging(Provider[SourceBase]):
         return params
 
     async def fetch(self, requester: Requester, path: str, params: dict[str, Any]) -> Any:
-        """One request: GET with a query, or POST with the fixed body and the parameters."""
+        """One request: GET with a query, or POST with the fixed body and the parameters. The list's pages
+        are decoded typed (``read/spec/typed.py``), the others plain."""
+        typed = page_decoder_of(self.spec) if requester is self.spec.requester else None
         if requester.method == "GET":
-            return await self.http.get_json(path, params)
+            return await self.http.get_json(path, params, typed)
         body = {key: self.render(value) for key, value in (requester.body or {}).items()}
-        return await self.http.post_json(path, {**body, **{k: v for k, v in params.items() if v is not None}})
+        return await self.http.post_json(path, {**body, **{k: v for k, v in params.items() if v is not None}}, typed)
 
     @staticmethod
     def select(selector: RecordSelector, body: Any, path: str) -> list[Any]:
@@ -145,7 +149,7 @@ class SpecPaging(Provider[SourceBase]):
 
     def _cursor_read(self, items: list[Any], body: Any, paginator: Cursor,
                      result: PollResult) -> tuple[list[Any], str | None]:
-        if paginator.next_path is not None and isinstance(body, dict):
+        if paginator.next_path is not None and isinstance(body, (dict, Fields)):
             parent, _, key = paginator.next_path.rpartition(".")
             holder = get_path(body, parent)
             if isinstance(holder, dict) and key in holder and not holder[key]:
@@ -179,7 +183,7 @@ class SpecPaging(Provider[SourceBase]):
             params[until] = None if high is None else format_time(high, incremental.format)
             items = self.select(self.spec.record_selector, await self.fetch(self.spec.requester, path, params), path)
             rows: list[tuple[str, float]] = []
-            self.parse_items(items, result, window=window, rows=rows)
+            await self.read_items(items, result, window=window, rows=rows)
             return len(items), [key_time for _, key_time in rows]
 
         now = now_of(window)

@@ -9,7 +9,8 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from agent_session_exporter.model import PendingRef, PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.http_client import AuthRefused, HttpClient, NotFound, UpstreamError
-from agent_session_exporter.read.providers.base import FilterIgnored, now_of
+from agent_session_exporter.read.providers.base import now_of
+from agent_session_exporter.read.providers.lookups import FilterIgnored
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.spec.extract import RecordMapper, first_present, get_path
 from agent_session_exporter.read.spec.hidden import DetailReader, gap_records, read_newest_by_id
@@ -23,6 +24,7 @@ class SpecProvider(SpecPaging):
     """Reads the API its ``SPEC`` declares. A subclass per spec (``spec_provider_class``)."""
 
     SPEC: ClassVar[Spec]
+    PARSES_TYPED = True  # the mapper reads a page's structs as plain objects (read/spec/typed.py)
 
     def __init__(self, source: SourceBase, http: HttpClient, clock: Callable[[], float] = time.time) -> None:
         super().__init__(source, http, clock)
@@ -173,7 +175,7 @@ class SpecProvider(SpecPaging):
             return
         async with contextlib.aclosing(pages):
             async for items in pages:
-                self.parse_items(items, result, parse, window=window)
+                await self.read_items(items, result, parse, window=window)
 
     def _parser(self, partition: str | None, status: str | None) -> Callable[[dict[str, Any]], SessionRecord] | None:
         """Items of a status-filtered query take that status; a partition's items take its id and name
