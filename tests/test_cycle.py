@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agent_session_exporter.count.cycle import CycleSettings, plan_cycle, plan_read
+from agent_session_exporter.count.cycle import CycleSettings, plan_cycle
 from agent_session_exporter.count.labels import LabelLimiter
+from agent_session_exporter.count.read_plan import plan_read
 from agent_session_exporter.count.state import PendingSession, SourceState
 from agent_session_exporter.count.totals import TotalsBuilder
 from agent_session_exporter.model import Outcome, Phase, PollResult, SessionRecord
@@ -171,7 +172,7 @@ def test_the_cheapest_read_back_is_the_first_least_costly_of_all_pending_session
     import math
     import random
 
-    from agent_session_exporter.count.cycle import _KEY_SLACK
+    from agent_session_exporter.count.read_plan import KEY_SLACK
     rng = random.Random(3)
     compared = reached_back = 0
     for _ in range(1000):
@@ -195,7 +196,7 @@ def test_the_cheapest_read_back_is_the_first_least_costly_of_all_pending_session
             if pages(key_time) + len(older) - position - 1 < best:
                 best, reach_to = pages(key_time) + len(older) - position - 1, key_time
         if not read.sweep and older:
-            expected = newest if reach_to is None else reach_to - _KEY_SLACK
+            expected = newest if reach_to is None else reach_to - KEY_SLACK
             assert math.isclose(read.since, expected), (read, reach_to)
             assert set(read.stale) == {sid for key_time, sid in older if reach_to is None or key_time < reach_to}
             compared += 1

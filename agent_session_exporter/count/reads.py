@@ -1,13 +1,13 @@
 """What one cycle of a source reads, planned before the poll (pure bookkeeping: the poller reads):
 from where in the list, whether the late-write band is swept or a probe stands in for the sweep, and
-which stale pending sessions are looked up one by one (``count/cycle.py``: ``plan_read``, the
-cheapest read, and ``LookupRotation``; ``count/sweeps.py``: when a sweep is due)."""
+which stale pending sessions are looked up one by one (``LookupRotation``; ``count/read_plan.py``:
+``plan_read``, the cheapest read; ``count/sweeps.py``: when a sweep is due)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_session_exporter.count.cycle import ReadPlan, plan_read
+from agent_session_exporter.count.read_plan import ReadPlan, plan_read
 from agent_session_exporter.count.state import SourceState, window_cutoff
 from agent_session_exporter.count.sweeps import SweepSchedule
 from agent_session_exporter.model import PendingRef

@@ -17,7 +17,7 @@ import aiohttp
 import structlog
 
 from agent_session_exporter.config import Config
-from agent_session_exporter.count.cycle import plan_read
+from agent_session_exporter.count.read_plan import plan_read
 from agent_session_exporter.count.state import SourceState
 from agent_session_exporter.logs import redactor
 from agent_session_exporter.model import PollResult, PollWindow

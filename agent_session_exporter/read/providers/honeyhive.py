@@ -15,7 +15,7 @@ own clock (``count/cycle.py``; events are exported late, so an old ``end_time`` 
   the total of the filter: a due sweep reads its band rather than probing it with ``count`` (until a
   test against the real API shows what it is). Pending sessions are looked up with a
   ``session_id is`` filter, one per request (the filters all apply, and ``is`` takes one value), or
-  read back to, whichever costs less (``count/cycle.py: plan_read``).
+  read back to, whichever costs less (``count/read_plan.py: plan_read``).
 - ``api: events`` (deprecated by HoneyHive): ``POST /v1/events/export`` filtered to ``event_type`` =
   ``session`` with a server-side ``dateRange`` around the poll window, paged by ``page`` (from 1) until
   a short page (a full page never ends paging, whatever ``totalEvents`` says: a low one once cut the
