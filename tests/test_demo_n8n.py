@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent_session_exporter.demo.n8n import N8N_KEY, N8N_PREFIX, N8N_WORKFLOWS, PERSISTED_WAIT, N8nFactory, N8nSimulator
+from agent_session_exporter.demo.n8n import N8N_WORKFLOWS, PERSISTED_WAIT, N8nFactory
+from agent_session_exporter.demo.n8n_api import N8N_KEY, N8N_PREFIX, N8nSimulator
 from agent_session_exporter.timeparse import parse_timestamp
 
 from .helpers import FakeClock

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from agent_session_exporter.config import parse_config
-from agent_session_exporter.demo.n8n import N8N_KEY, N8N_PREFIX, N8N_WORKFLOWS, N8nFactory, N8nSimulator
+from agent_session_exporter.demo.n8n import N8N_WORKFLOWS, N8nFactory
+from agent_session_exporter.demo.n8n_api import N8N_KEY, N8N_PREFIX, N8nSimulator
 from agent_session_exporter.keep.sqlite import SqliteStore
 
 from .helpers import FakeClock, Harness

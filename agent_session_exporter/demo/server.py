@@ -17,7 +17,8 @@ from aiohttp import web
 from agent_session_exporter.demo.dify import DifyApi
 from agent_session_exporter.demo.honeyhive import HoneyHiveApi
 from agent_session_exporter.demo.kapso import KapsoApi
-from agent_session_exporter.demo.n8n import N8N_KEY, N8N_PREFIX, N8nFactory, N8nSimulator
+from agent_session_exporter.demo.n8n import N8nFactory
+from agent_session_exporter.demo.n8n_api import N8N_KEY, N8N_PREFIX, N8nSimulator
 from agent_session_exporter.demo.params import bad
 from agent_session_exporter.demo.sessions import SessionFactory
 from agent_session_exporter.demo.syntropic137 import Syntropic137Api
