@@ -17,10 +17,10 @@ import yaml
 from aiohttp import web
 
 from agent_session_exporter.app import Exporter
-from agent_session_exporter.cli import parse_args
 from agent_session_exporter.config import DEFAULT_LISTEN
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
+from agent_session_exporter.flags import parse_args
 from agent_session_exporter.serve.server import make_app
 
 from .helpers import tool

@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent_session_exporter.cli import parse_args
 from agent_session_exporter.config import DEFAULT_LISTEN, parse_config
+from agent_session_exporter.flags import parse_args
 from agent_session_exporter.shards import Shard
 
 ROOT = Path(__file__).resolve().parent.parent
