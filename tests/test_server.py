@@ -12,7 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from agent_session_exporter import __version__
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.config import parse_config
-from agent_session_exporter.serve.selfmetrics import DROP_REASONS, INVALID_REASONS
+from agent_session_exporter.serve.selfmetric_families import DROP_REASONS, INVALID_REASONS
 from agent_session_exporter.serve.server import make_app
 
 from .helpers import parse_exposition, run
