@@ -25,7 +25,8 @@ from agent_session_exporter.read.http_client import AuthRefused, BudgetExhausted
 from agent_session_exporter.read.providers import Provider, make_provider
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.testread.capture import Capture, LimitReached
-from agent_session_exporter.testread.render import Report, render_json, render_text
+from agent_session_exporter.testread.render import Report, render_text
+from agent_session_exporter.testread.render_json import render_json
 from agent_session_exporter.testread.verdicts import judge
 
 log = structlog.get_logger()
