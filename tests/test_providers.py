@@ -10,7 +10,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from agent_session_exporter.model import KnownRows, Outcome, PendingRef, Phase, PollResult, PollWindow
-from agent_session_exporter.read.providers.dify import PAGE
+from agent_session_exporter.read.providers.dify_pages import PAGE
 from agent_session_exporter.timeparse import parse_timestamp, to_iso
 
 from .helpers import KEY, Harness, Upstream, make_source, spring_page, sum_samples, whatabot_item

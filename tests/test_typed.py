@@ -14,7 +14,7 @@ from aioresponses import aioresponses
 from agent_session_exporter.model import PollResult, PollWindow
 from agent_session_exporter.read.http_client import _decode_json
 from agent_session_exporter.read.providers import PROVIDER_CLASSES
-from agent_session_exporter.read.providers.dify import PAGE
+from agent_session_exporter.read.providers.dify_pages import PAGE
 from agent_session_exporter.read.providers.honeyhive_pages import EVENTS
 from agent_session_exporter.read.providers.whatabot import PAGE as WHATABOT_PAGE
 from agent_session_exporter.read.spec.typed import page_decoder_of

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import msgspec
 from pydantic import Field
 
 from agent_session_exporter.model import (
@@ -40,7 +39,6 @@ from agent_session_exporter.model import (
 )
 from agent_session_exporter.read.fields import (
     MAX_ERROR_TEXT,
-    MAX_PLAIN_SECONDS,
     MAX_SECONDS,
     MAX_TOKENS,
     MAX_WARNINGS,
@@ -48,7 +46,6 @@ from agent_session_exporter.read.fields import (
     figure,
     id_or_none,
     lenient_str,
-    list_field,
     object_field,
     optional_str,
     require_str,
@@ -57,51 +54,25 @@ from agent_session_exporter.read.fields import (
 )
 from agent_session_exporter.read.pagers import numbered_pages
 from agent_session_exporter.read.providers.base import Provider
+from agent_session_exporter.read.providers.dify_pages import (
+    PAGE,
+    PATH,
+    Row,
+    read_page,
+    row_created_at,
+    run_id,
+    seconds_as_is,
+)
 from agent_session_exporter.read.providers.lookups import FilterIgnored
 from agent_session_exporter.read.source import SourceBase
 from agent_session_exporter.read.typed import Untyped, as_plain
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
-PATH = "/workflows/logs"
 STATUSES: dict[str, Outcome | None] = {
     "running": None, "scheduled": None, "paused": None, "suspended": None,
     "succeeded": Outcome.SUCCESS, "partial-succeeded": Outcome.SUCCESS,
     "failed": Outcome.ERROR, "stopped": Outcome.CANCELLED,
 }
-
-
-class _Run(msgspec.Struct):
-    """The fields of ``workflow_run`` the exporter reads (a page that does not fit is read item by item)."""
-
-    status: str
-    id: str | int | None = None
-    created_at: float | str | None = None
-    finished_at: float | str | None = None
-    elapsed_time: float | None = None
-    total_tokens: float | None = None
-    exceptions_count: float | None = None
-    error: str | None = None
-
-
-class _Row(msgspec.Struct):
-    workflow_run: _Run | None = None
-    id: str | int | None = None
-    created_at: float | str | None = None
-
-
-class _Page(msgspec.Struct):
-    data: list[_Row]
-    has_more: bool | None = None
-
-
-PAGE = msgspec.json.Decoder(_Page)
-
-
-def _seconds_as_is(value: float | str | None) -> float | None:
-    """A time of a typed page that ``time_field`` would take as it is (Unix seconds); Untyped otherwise."""
-    if value is None or (type(value) is float and 0 <= value < MAX_PLAIN_SECONDS):
-        return value
-    raise Untyped
 
 
 def _seconds(low: float, high: float) -> dict[str, str]:
@@ -114,34 +85,10 @@ def _second_of(key_time: float) -> dict[str, str]:
     return _seconds(math.floor(key_time), key_time)
 
 
-def _run_id(item: Any) -> str | None:
-    run = item.workflow_run if isinstance(item, _Row) else item.get("workflow_run") if isinstance(item, dict) else None
-    run_id = run.id if isinstance(run, _Run) else run.get("id") if isinstance(run, dict) else None
-    return None if run_id is None else str(run_id)
-
-
-def _row_created_at(item: Any) -> float | None:
-    """A log row's ``created_at`` (what the list is filtered by), None where it has none that reads."""
-    if isinstance(item, _Row) and type(item.created_at) is float:
-        return item.created_at
-    plain = as_plain(item) if isinstance(item, _Row) else item
-    try:
-        return time_field(plain, "created_at") if isinstance(plain, dict) else None
-    except InvalidRecord:
-        return None
-
-
 def _warnings(outcome: Outcome | None, exceptions_count: float | None) -> float:
     """A run's warnings: its ``exceptions_count``, but none on a failed run (Dify counts the failing node
     there too; the failure is the run's error). Exported so since 2026-11-30."""
     return 0.0 if outcome is Outcome.ERROR else exceptions_count or 0.0
-
-
-def read_page(body: Any) -> tuple[list[Any], bool]:
-    if type(body) is _Page:
-        return body.data, body.has_more is not True
-    items = list_field(body, "data", PATH)
-    return items, body.get("has_more") is not True
 
 
 class DifySource(SourceBase):
@@ -177,9 +124,9 @@ class DifyProvider(Provider[DifySource]):
         async for rows in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
                                          read_page, first=1, max_pages=self.source.max_pages,
                                          on_limit=self.max_pages_reached, page_size=self.source.page_size):
-            found = any(_run_id(item) == ref.session_id for item in rows)
-            ours = [item for item in rows if _run_id(item) == ref.session_id
-                    or (created := _row_created_at(item)) is None or math.floor(created) == second]
+            found = any(run_id(item) == ref.session_id for item in rows)
+            ours = [item for item in rows if run_id(item) == ref.session_id
+                    or (created := row_created_at(item)) is None or math.floor(created) == second]
             if len(ours) < len(rows):
                 if not found:
                     raise FilterIgnored("created_at__after/__before")
@@ -195,7 +142,7 @@ class DifyProvider(Provider[DifySource]):
         return total == known.count(low, high) if type(total) is int and total >= 0 else None
 
     def skipped_row(self, item: Any) -> tuple[str, float] | None:
-        plain = as_plain(item) if isinstance(item, _Row) else item
+        plain = as_plain(item) if isinstance(item, Row) else item
         if not isinstance(plain, dict):
             return None
         row_id = lenient_str(plain, "id")
@@ -206,7 +153,7 @@ class DifyProvider(Provider[DifySource]):
         return (row_id, key_time) if row_id and key_time is not None else None
 
     def key_of(self, item: Any) -> tuple[str, float] | None:
-        if type(item) is _Row:
+        if type(item) is Row:
             run: Any = item.workflow_run
             if run is None:
                 return None
@@ -224,14 +171,14 @@ class DifyProvider(Provider[DifySource]):
             key_time = time_or_none(run_created)
         return None if session_id is None or key_time is None else (session_id, key_time)
 
-    def from_typed(self, row: _Row) -> SessionRecord | None:
+    def from_typed(self, row: Row) -> SessionRecord | None:
         run = row.workflow_run
         if run is None:
             return None
         status, run_id, error = run.status, run.id, run.error
         # What time_field and figure take as they are, checked inline: this runs once per session.
-        started_at, finished_at = _seconds_as_is(run.created_at), _seconds_as_is(run.finished_at)
-        key_time = _seconds_as_is(row.created_at)
+        started_at, finished_at = seconds_as_is(run.created_at), seconds_as_is(run.finished_at)
+        key_time = seconds_as_is(row.created_at)
         key_time = started_at if key_time is None else key_time
         duration, total_tokens, warnings = run.elapsed_time, run.total_tokens, run.exceptions_count
         if key_time is None or not status or (not run_id and not row.id) \
