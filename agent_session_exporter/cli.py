@@ -24,7 +24,8 @@ from agent_session_exporter.config import (
     parse_listen,
 )
 from agent_session_exporter.flags import parse_args
-from agent_session_exporter.keep.sqlite import SqliteStore, StateError
+from agent_session_exporter.keep.sqlite import SqliteStore
+from agent_session_exporter.keep.state_file import StateError
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import configure_logging
 from agent_session_exporter.read.spec.load import spec_schema_text

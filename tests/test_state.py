@@ -12,7 +12,8 @@ from agent_session_exporter.config import Config, parse_config
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceTotals
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config, running_simulators
 from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES, Simulators
-from agent_session_exporter.keep.sqlite import SqliteStore, StateError
+from agent_session_exporter.keep.sqlite import SqliteStore
+from agent_session_exporter.keep.state_file import StateError
 
 from .helpers import parse_exposition, run, total_of
 

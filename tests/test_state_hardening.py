@@ -16,7 +16,8 @@ from agent_session_exporter.count.state import CycleDelta, SourceTotals
 from agent_session_exporter.demo.runner import demo_config, running_simulators
 from agent_session_exporter.demo.server import Simulators
 from agent_session_exporter.keep.codec import totals_to_json
-from agent_session_exporter.keep.sqlite import SqliteStore, StateError
+from agent_session_exporter.keep.sqlite import SqliteStore
+from agent_session_exporter.keep.state_file import StateError
 
 from .helpers import Harness, check_exposition, make_source, parse_exposition, run, source_entry
 

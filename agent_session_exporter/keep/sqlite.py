@@ -7,17 +7,17 @@ is neither counted twice nor lost.
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import sqlite3
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 import structlog
 
 from agent_session_exporter.count.state import CycleDelta, PendingSession, SourceState, SourceTotals
 from agent_session_exporter.keep.codec import totals_from_json, totals_to_json
+from agent_session_exporter.keep.state_file import StateError, file_identity, lock_state_file, reset_state
 from agent_session_exporter.safetext import is_safe, safe_text
 
 SCHEMA_VERSION = 2
@@ -36,21 +36,6 @@ CREATE TABLE IF NOT EXISTS pending (
 log = structlog.get_logger()
 
 
-class StateError(RuntimeError):
-    """The state file cannot be used; the message names it. Never silently reset."""
-
-
-def reset_state(path: str) -> None:
-    """Delete the state file and its WAL companions (``--reset-state``)."""
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.remove(path + suffix)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StateError(f"{path + suffix}: cannot delete the state file for --reset-state: {exc.strerror}") from None
-
-
 class SqliteStore:
     def __init__(self, path: str, providers: dict[str, str], reset: bool = False) -> None:
         """Open (or create) ``path``; ``providers`` maps the configured source names to their provider.
@@ -66,7 +51,7 @@ class SqliteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateError(f"{path}: cannot create the state directory: {exc.strerror}") from None
-        self._lock = _lock(path)
+        self._lock = lock_state_file(path)
         if reset:
             reset_state(path)
             log.warning("state reset: counting starts anew", state_path=path)
@@ -101,7 +86,7 @@ class SqliteStore:
                 raise StateError(f"{path}: state file is corrupt ({check[0]}); start with --reset-state to begin anew")
         except sqlite3.Error as exc:
             raise StateError(f"{path}: cannot use state file ({exc}); start with --reset-state to begin anew") from None
-        self._identity = _identity(path)
+        self._identity = file_identity(path)
 
     def _table_exists(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
@@ -118,7 +103,7 @@ class SqliteStore:
 
     def _check_identity(self) -> None:
         """The file deleted or replaced under a running exporter: say so, and recreate it from memory."""
-        if _identity(self.path) == self._identity:
+        if file_identity(self.path) == self._identity:
             return
         log.error("the state file was deleted or replaced while running; recreating it from memory",
                   state_path=self.path)
@@ -248,33 +233,3 @@ def _time(value: object) -> float:
 
 def _time_or_none(value: object) -> float | None:
     return None if value is None else _time(value)
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
-def _lock(path: str) -> IO[str]:
-    """An exclusive lock beside the state file, held while the process lives."""
-    lock_path = path + ".lock"
-    try:
-        handle = open(lock_path, "a+", encoding="utf-8")
-    except OSError as exc:
-        raise StateError(f"{lock_path}: cannot open the state lock file: {exc.strerror}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        owner = handle.read().strip() or "unknown"
-        handle.close()
-        raise StateError(f"{path}: the state file is in use by another exporter process (pid {owner}); "
-                         "give each exporter its own state_path") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
