@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import aiohttp
 import structlog
@@ -16,8 +16,9 @@ from prometheus_client.process_collector import ProcessCollector
 from agent_session_exporter.config import Config, SourceConfig
 from agent_session_exporter.keep.store import MemoryStore, Store
 from agent_session_exporter.logs import redactor
-from agent_session_exporter.poller import SourcePoller, build_poller
+from agent_session_exporter.poller import SourcePoller, wait_until_stopped
 from agent_session_exporter.pushes import Pushes
+from agent_session_exporter.read.providers import make_provider
 from agent_session_exporter.serve.exposition import Exposition
 from agent_session_exporter.serve.pushmetrics import PushMetrics
 from agent_session_exporter.serve.selfmetrics import SelfMetrics
@@ -178,10 +179,7 @@ class Exporter:
                 log.error("rendering a source's self-metrics failed", source=poller.source.name, error=str(exc),
                           exc_info=exc)
             offset = 0.0
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+            await wait_until_stopped(stop, delay)
 
     async def _stop_tasks(self, names: list[str], grace: float) -> None:
         """Let in-flight cycles finish (their commit included) for ``grace`` seconds, then abandon them."""
@@ -220,3 +218,14 @@ def _log_if_failed(task: asyncio.Task[None]) -> None:
 
 def _providers(config: Config) -> dict[str, str]:
     return {source.name: source.provider for source in config.sources}
+
+
+def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
+                    buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
+                    on_change: Callable[[bool], None] = lambda sessions: None,
+                    sleep: Callable[[float], Any] = asyncio.sleep) -> SourcePoller:
+    """The one way a source's poller is built (the app, the tests and the benchmarks use it). Its
+    session metrics are ``poller.session_metrics``; its self-metrics, ``poller.metrics.registry``."""
+    metrics = self_metrics.for_source(source)
+    provider = make_provider(source, session, metrics, sleep=sleep, clock=clock)
+    return SourcePoller(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

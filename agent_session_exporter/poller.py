@@ -6,7 +6,6 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-import aiohttp
 import structlog
 
 from agent_session_exporter.count.cycle import CyclePlan, CycleSettings, plan_cycle, plan_cycle_steps
@@ -16,13 +15,12 @@ from agent_session_exporter.count.totals import SourceCounter, TotalsBuilder
 from agent_session_exporter.keep.store import Store
 from agent_session_exporter.model import PollResult, PollWindow, SessionRecord
 from agent_session_exporter.read.http_client import UpstreamError
-from agent_session_exporter.read.providers import make_provider
 from agent_session_exporter.read.providers.base import Provider
 from agent_session_exporter.read.source import SourceBase as SourceConfig
 from agent_session_exporter.serve.cycle_report import CycleReport, Failure, Novelty, Probe, poll_failure
 from agent_session_exporter.serve.recent import RecentSessions
 from agent_session_exporter.serve.reporting import SourceReporter
-from agent_session_exporter.serve.selfmetrics import SelfMetrics, SourceSelfMetrics
+from agent_session_exporter.serve.selfmetrics import SourceSelfMetrics
 from agent_session_exporter.serve.session_metrics import SessionMetrics
 
 
@@ -262,14 +260,3 @@ async def wait_until_stopped(stop: asyncio.Event, delay: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=delay)
     except asyncio.TimeoutError:
         pass
-
-
-def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
-                    buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
-                    on_change: Callable[[bool], None] = lambda sessions: None,
-                    sleep: Callable[[float], Any] = asyncio.sleep) -> SourcePoller:
-    """The one way a source's poller is built (the app, the tests and the benchmarks use it). Its
-    session metrics are ``poller.session_metrics``; its self-metrics, ``poller.metrics.registry``."""
-    metrics = self_metrics.for_source(source)
-    provider = make_provider(source, session, metrics, sleep=sleep, clock=clock)
-    return SourcePoller(source, provider, store, metrics, buckets, clock=clock, on_change=on_change)

@@ -16,9 +16,9 @@ from common import page_server
 from prometheus_client import CollectorRegistry
 from shapes import PAGE, T0, bare_requests, items_of, source
 
+from agent_session_exporter.app import build_poller
 from agent_session_exporter.config import DEFAULT_BUCKETS, parse_config
 from agent_session_exporter.keep.sqlite import SqliteStore
-from agent_session_exporter.poller import build_poller
 from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 SHAPES = ("dify", "whatabot", "syntropic137", "honeyhive", "kapso")

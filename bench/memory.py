@@ -11,9 +11,9 @@ import aiohttp
 from common import page_server, rss_mb
 from prometheus_client import CollectorRegistry
 
+from agent_session_exporter.app import build_poller
 from agent_session_exporter.config import DEFAULT_BUCKETS, parse_config
 from agent_session_exporter.keep.sqlite import SqliteStore
-from agent_session_exporter.poller import build_poller
 from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 T0 = 1_780_000_000

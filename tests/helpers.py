@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent_session_exporter.app import build_poller
 from agent_session_exporter.config import DEFAULT_BUCKETS, SourceConfig, parse_config
 from agent_session_exporter.keep.store import MemoryStore, Store
-from agent_session_exporter.poller import build_poller
 from agent_session_exporter.serve.selfmetrics import SelfMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
