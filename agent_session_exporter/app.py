@@ -34,8 +34,9 @@ MAX_RESTART_BACKOFF = 60.0
 
 
 class Exporter:
-    def __init__(self, config: Config, store: Store | None = None, clock: Callable[[], float] = time.time,
-                 restart_backoff: float = 1.0) -> None:
+    def __init__(
+        self, config: Config, store: Store | None = None, clock: Callable[[], float] = time.time, restart_backoff: float = 1.0
+    ) -> None:
         self.config = config
         self.clock = clock
         self.restart_backoff = restart_backoff
@@ -71,8 +72,14 @@ class Exporter:
         assert self.http_session is not None
         name = source.name
         collector = self.pollers[name] = build_poller(
-            source, self.http_session, self.store, self.self_metrics, self.config.duration_buckets,
-            clock=self.clock, on_change=lambda sessions: self.exposition.source_changed(name, sessions))
+            source,
+            self.http_session,
+            self.store,
+            self.self_metrics,
+            self.config.duration_buckets,
+            clock=self.clock,
+            on_change=lambda sessions: self.exposition.source_changed(name, sessions),
+        )
         self.exposition.add_source(name, {"self": collector.metrics.registry, "sessions": collector.session_metrics})
         self.pushes.add(collector)
 
@@ -92,9 +99,12 @@ class Exporter:
             await self._reload(config, grace)
             self.note_reload(True)  # before the log line: what reads the log then sees the metric too
             new = {s.name: s for s in self.config.sources}
-            log.info("config reloaded", sources=list(new),
-                     restarted=sorted(n for n in new if old.get(n) != new[n]),
-                     removed=sorted(set(old) - set(new)))
+            log.info(
+                "config reloaded",
+                sources=list(new),
+                restarted=sorted(n for n in new if old.get(n) != new[n]),
+                removed=sorted(set(old) - set(new)),
+            )
 
     async def _reload(self, config: Config, grace: float) -> None:
         if config.duration_buckets != self.config.duration_buckets:
@@ -176,8 +186,7 @@ class Exporter:
             try:
                 self.exposition.source_changed(poller.source.name, everything=False)  # source_up 0, meanwhile
             except Exception as exc:  # noqa: BLE001 - the restart must not depend on the render
-                log.error("rendering a source's self-metrics failed", source=poller.source.name, error=str(exc),
-                          exc_info=exc)
+                log.error("rendering a source's self-metrics failed", source=poller.source.name, error=str(exc), exc_info=exc)
             offset = 0.0
             await wait_until_stopped(stop, delay)
 
@@ -212,18 +221,23 @@ class Exporter:
 def _log_if_failed(task: asyncio.Task[None]) -> None:
     """The last net: a source's supervising task itself ending in error is said, never silent."""
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("a source's task ended in error and is not restarted", task=task.get_name(), error=str(exc),
-                  exc_info=exc)
+        log.error("a source's task ended in error and is not restarted", task=task.get_name(), error=str(exc), exc_info=exc)
 
 
 def _providers(config: Config) -> dict[str, str]:
     return {source.name: source.provider for source in config.sources}
 
 
-def build_poller(source: SourceConfig, session: aiohttp.ClientSession, store: Store, self_metrics: SelfMetrics,
-                    buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
-                    on_change: Callable[[bool], None] = lambda sessions: None,
-                    sleep: Callable[[float], Any] = asyncio.sleep) -> SourcePoller:
+def build_poller(
+    source: SourceConfig,
+    session: aiohttp.ClientSession,
+    store: Store,
+    self_metrics: SelfMetrics,
+    buckets: tuple[float, ...],
+    clock: Callable[[], float] = time.time,
+    on_change: Callable[[bool], None] = lambda sessions: None,
+    sleep: Callable[[float], Any] = asyncio.sleep,
+) -> SourcePoller:
     """The one way a source's poller is built (the app, the tests and the benchmarks use it). Its
     session metrics are ``poller.session_metrics``; its self-metrics, ``poller.metrics.registry``."""
     metrics = self_metrics.for_source(source)

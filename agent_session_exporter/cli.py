@@ -50,12 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.healthcheck:
         return healthcheck()
-    configure_logging("warning" if args.log_level == "warn" else args.log_level,
-                      None if args.log_format is None else args.log_format == "json")
+    configure_logging(
+        "warning" if args.log_level == "warn" else args.log_level, None if args.log_format is None else args.log_format == "json"
+    )
     try:
         config = load_config(args.config) if args.config else None
         if config is None and args.check_config:
             from agent_session_exporter.demo.runner import demo_config
+
             config = demo_config("http://127.0.0.1:1")
         for flag, address in (("--web.listen-address", args.listen), ("--web.webhook-address", args.webhook_address)):
             if address:
@@ -83,6 +85,7 @@ async def _config_for(args: argparse.Namespace, config: Config | None) -> AsyncI
         yield _select(args.shard, config), None
         return
     from agent_session_exporter.demo.runner import running_demo  # the simulators load only for --demo
+
     async with running_demo(args.listen or "0.0.0.0:9817", args.once) as (demo, pusher):
         yield _select(args.shard, demo), pusher.push_to
 
@@ -91,8 +94,13 @@ def _select(shard: Shard, config: Config) -> Config:
     """The sources this process polls: its shard's (every source, unsharded)."""
     selected = shard.select(config)
     if shard.total > 1:
-        log.info("polling one shard", shard=shard.index, total_shards=shard.total,
-                 sources=len(selected.sources), configured=len(config.sources))
+        log.info(
+            "polling one shard",
+            shard=shard.index,
+            total_shards=shard.total,
+            sources=len(selected.sources),
+            configured=len(config.sources),
+        )
         if not selected.sources:
             log.warning("this shard holds none of the configured sources", shard=shard.index, total_shards=shard.total)
     return selected
@@ -142,8 +150,9 @@ def open_store(config: Config, reset: bool = False) -> Store:
     return SqliteStore(config.state_path, {s.name: s.provider for s in config.sources}, reset=reset)
 
 
-async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig,
-                 push_to: OnListening | None = None) -> int:
+async def _serve(
+    exporter: Exporter, args: argparse.Namespace, listen: str, web_config: WebConfig, push_to: OnListening | None = None
+) -> int:
     config_path: str | None = args.config
     host, port = parse_listen(listen, "listen")
     guard = ConnectionGuard(args.max_connections, on_refused=exporter.connection_refused)
@@ -157,8 +166,13 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         await runner.cleanup()
         return 1
     address = args.webhook_address or ("127.0.0.1:0" if push_to else None)  # the demo pushes to loopback
-    webhooks = await open_webhook_listener(exporter.pushes, address, args.max_connections, exporter.connection_refused,
-                                           web_config.ssl_context, push_to) if address else None
+    webhooks = (
+        await open_webhook_listener(
+            exporter.pushes, address, args.max_connections, exporter.connection_refused, web_config.ssl_context, push_to
+        )
+        if address
+        else None
+    )
     if address and webhooks is None:
         server.close()
         await runner.cleanup()
@@ -175,10 +189,16 @@ async def _serve(exporter: Exporter, args: argparse.Namespace, listen: str, web_
         task = asyncio.create_task(_reload(exporter, config_path, args.shard))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
+
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
     # Said once the signals are handled: what waits for this line may send SIGHUP or SIGTERM at once.
-    log.info("listening", url=base + args.telemetry_path, pid=os.getpid(),
-             sources=list(exporter.pollers), basic_auth=bool(web_config.users))
+    log.info(
+        "listening",
+        url=base + args.telemetry_path,
+        pid=os.getpid(),
+        sources=list(exporter.pollers),
+        basic_auth=bool(web_config.users),
+    )
     note_health_url(base + "/healthz")
     exporter.start()
     await stop.wait()

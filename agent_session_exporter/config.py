@@ -32,11 +32,11 @@ SourceConfig = SourceBase
 if TYPE_CHECKING:  # a union of the providers' models, told apart by ``provider``, is a SourceBase to mypy
     AnySource = SourceBase
 else:
-    AnySource = Annotated[Union[(*(cls.Config for cls in PROVIDER_CLASSES.values()), CustomSource)],
-                          Field(discriminator="provider")]
+    AnySource = Annotated[
+        Union[(*(cls.Config for cls in PROVIDER_CLASSES.values()), CustomSource)], Field(discriminator="provider")
+    ]
 
-__all__ = ["BasicAuth", "Config", "ConfigError", "SourceConfig", "load_config", "parse_config", "parse_listen",
-           "config_schema"]
+__all__ = ["BasicAuth", "Config", "ConfigError", "SourceConfig", "load_config", "parse_config", "parse_listen", "config_schema"]
 
 
 class ConfigError(ValueError):
@@ -47,16 +47,16 @@ class Config(StrictModel):
     listen: str = Field(DEFAULT_LISTEN, description="HOST:PORT to serve /metrics on")
     interval: Duration = Field(30.0, ge=1, description="default poll period of every source")
     state_path: str | None = Field(None, description="SQLite file holding windows, pending sessions and totals")
-    duration_buckets: tuple[float, ...] = Field(DEFAULT_BUCKETS, min_length=1,
-                                                description="histogram bucket bounds, seconds, strictly increasing")
+    duration_buckets: tuple[float, ...] = Field(
+        DEFAULT_BUCKETS, min_length=1, description="histogram bucket bounds, seconds, strictly increasing"
+    )
     sources: tuple[AnySource, ...] = Field(description="one entry per polled API (an app, a project, a workflow set)")
 
     @model_validator(mode="before")
     @classmethod
     def _source_interval_defaults_to_top_level(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and isinstance(raw.get("sources"), list) and _is_duration(raw.get("interval")):
-            raw = {**raw, "sources": [{"interval": raw["interval"], **s} if isinstance(s, dict) else s
-                                      for s in raw["sources"]]}
+            raw = {**raw, "sources": [{"interval": raw["interval"], **s} if isinstance(s, dict) else s for s in raw["sources"]]}
         return raw
 
     @field_validator("sources", mode="before")
@@ -80,9 +80,12 @@ class Config(StrictModel):
     @field_validator("duration_buckets", mode="before")
     @classmethod
     def _buckets(cls, value: Any) -> Any:
-        if (not isinstance(value, (list, tuple)) or not value
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in value)
-                or sorted(set(value)) != list(value)):
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in value)
+            or sorted(set(value)) != list(value)
+        ):
             raise ValueError("must be a strictly increasing list of positive numbers")
         return tuple(float(b) for b in value)
 
@@ -108,9 +111,12 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
 def _beside(raw: Any, folder: Path) -> Any:
     """A source's relative ``spec_file`` is read beside the config file, wherever the exporter runs."""
     if isinstance(raw, dict) and isinstance(raw.get("sources"), list):
-        raw["sources"] = [{**entry, "spec_file": str(folder / entry["spec_file"])}
-                          if isinstance(entry, dict) and isinstance(entry.get("spec_file"), str)
-                          and not Path(entry["spec_file"]).is_absolute() else entry for entry in raw["sources"]]
+        raw["sources"] = [
+            {**entry, "spec_file": str(folder / entry["spec_file"])}
+            if isinstance(entry, dict) and isinstance(entry.get("spec_file"), str) and not Path(entry["spec_file"]).is_absolute()
+            else entry
+            for entry in raw["sources"]
+        ]
     return raw
 
 
@@ -147,8 +153,9 @@ def check_machine(config: Config) -> list[str]:
     ``parse_config``: a config is also validated for another machine, a Kubernetes pod's, say)."""
     problems = []
     if config.state_path and not Path(config.state_path).resolve().parent.is_dir():
-        problems.append("state_path: its directory does not exist (it is never created: a typo would "
-                        "otherwise start counting anew)")
+        problems.append(
+            "state_path: its directory does not exist (it is never created: a typo would otherwise start counting anew)"
+        )
     return problems
 
 
@@ -233,19 +240,22 @@ def _listen_parts(value: Any) -> tuple[str, int]:
     return host or "0.0.0.0", int(port_text)
 
 
-def _expand(value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...],
-            errors: list[tuple[tuple[str | int, ...], str]]) -> Any:
+def _expand(
+    value: Any, environ: Mapping[str, str], loc: tuple[str | int, ...], errors: list[tuple[tuple[str | int, ...], str]]
+) -> Any:
     """Replace ``${VAR}`` in every string value; each missing variable is an error at its key."""
     if isinstance(value, dict):
         return {k: _expand(v, environ, (*loc, str(k)), errors) for k, v in value.items()}
     if isinstance(value, list):
         return [_expand(v, environ, (*loc, i), errors) for i, v in enumerate(value)]
     if isinstance(value, str):
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in environ:
                 errors.append((loc, f"environment variable {name} is not set"))
                 return match.group(0)  # left as written, so the other keys are still checked
             return environ[name]
+
         return _ENV_PATTERN.sub(substitute, value)
     return value

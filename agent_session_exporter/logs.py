@@ -21,7 +21,8 @@ FIRST_KEYS = ("time", "level", "msg")
 #: request's traceback, for one): the scheme is kept, the credential is not.
 _HEADER_CREDENTIALS = re.compile(
     r"(?i)((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|digest|token)?\s*|"
-    r"x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+")
+    r"x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',;}]+"
+)
 
 
 class SecretRedactor:
@@ -79,8 +80,9 @@ def _flatten_for_logfmt(logger: Any, method: str, event_dict: MutableMapping[str
         elif value is not None and not isinstance(value, (str, int, float, bool)):
             value = str(value)
         if isinstance(value, str):
-            value = _LOGFMT_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                                       else f"\\u{ord(m.group()):04x}", value)
+            value = _LOGFMT_UNSAFE.sub(
+                lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", value
+            )
         out[key] = value
     return out
 
@@ -105,8 +107,9 @@ def configure_logging(level: str = "info", json: bool | None = None, stream: Any
         redactor,
         _first_keys,
     ]
-    renderer: list[Any] = ([structlog.processors.JSONRenderer()] if json
-                           else [_flatten_for_logfmt, structlog.processors.LogfmtRenderer()])
+    renderer: list[Any] = (
+        [structlog.processors.JSONRenderer()] if json else [_flatten_for_logfmt, structlog.processors.LogfmtRenderer()]
+    )
     numeric_level = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*shared, *renderer],
@@ -115,10 +118,19 @@ def configure_logging(level: str = "info", json: bool | None = None, stream: Any
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared[:-3]],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _drop_library_noise,
-                    structlog.processors.EventRenamer("msg"), redactor, _first_keys, *renderer]))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared[:-3]],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _drop_library_noise,
+                structlog.processors.EventRenamer("msg"),
+                redactor,
+                _first_keys,
+                *renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)

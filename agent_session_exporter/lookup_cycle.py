@@ -46,8 +46,10 @@ async def _look_up(poller: SourcePoller, hints: list[Hint], report: CycleReport)
     sweeps = poller.reads.sweeps
     reach = sweeps.reach(floor, watermark)
     cutoff = min(reach, window_cutoff(floor, watermark, source.overlap))
-    refs = [PendingRef(h.session_id, pending.key_time if (pending := state.pending.get(h.session_id)) else h.received_at)
-            for h in hints]
+    refs = [
+        PendingRef(h.session_id, pending.key_time if (pending := state.pending.get(h.session_id)) else h.received_at)
+        for h in hints
+    ]
     http = provider.http
     http.start_cycle(source.max_requests_per_cycle)
     result = PollResult()

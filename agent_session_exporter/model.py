@@ -135,7 +135,8 @@ class PollWindow:
         """Whether the count would pass over a session read with this id and key time: counted before,
         or older than the cutoff and not pending (so a list read makes no record of it)."""
         return session_id in self.known_finished or (
-            self.cutoff is not None and key_time < self.cutoff and session_id not in self.known_pending)
+            self.cutoff is not None and key_time < self.cutoff and session_id not in self.known_pending
+        )
 
     @property
     def since_with_stale(self) -> float:

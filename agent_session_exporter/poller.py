@@ -38,9 +38,16 @@ class SourcePoller:
     falls out of the window can never be read again. Each cycle's outcome is one CycleReport.
     """
 
-    def __init__(self, source: SourceConfig, provider: Provider[Any], store: Store, metrics: SourceSelfMetrics,
-                 buckets: tuple[float, ...], clock: Callable[[], float] = time.time,
-                 on_change: Callable[[bool], None] = lambda sessions: None) -> None:
+    def __init__(
+        self,
+        source: SourceConfig,
+        provider: Provider[Any],
+        store: Store,
+        metrics: SourceSelfMetrics,
+        buckets: tuple[float, ...],
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[bool], None] = lambda sessions: None,
+    ) -> None:
         self.source = source
         self.provider = provider
         self.store = store
@@ -57,16 +64,18 @@ class SourcePoller:
         #: The label caps and series budgets, the active gauge, the exemplars: kept across cycles.
         self.counter = SourceCounter(self.state, buckets, source.max_label_values, source.max_series_per_family)
         #: This source's session metrics (a prometheus_client Collector).
-        self.session_metrics = SessionMetrics(buckets, lambda: {source.name: self.counter.view(
-            source.provider, provider.FIGURES)})
+        self.session_metrics = SessionMetrics(
+            buckets, lambda: {source.name: self.counter.view(source.provider, provider.FIGURES)}
+        )
         #: What the web pages read of this source's latest sessions (``serve/status.py: SourceStatus``).
         self.recent = RecentSessions(source, self.state)
         self.reporter.started(self.state.totals, provider.FIGURES, provider.PROBES, provider.describe(), rebucketed_from)
         report = CycleReport()
         self._fold_active(report)
         self.reporter.publish(report)
-        self.settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
-                                      max_pending_age=source.max_pending_age)
+        self.settings = CycleSettings(
+            overlap=source.overlap, settle_after=source.settle_after, max_pending_age=source.max_pending_age
+        )
         self.last_result = "not polled yet"
         self.last_success: float | None = None
         #: The unexpected error of the last cycle, if it had one (then ``run`` ends: see CycleFault).
@@ -74,8 +83,13 @@ class SourcePoller:
         #: Cycles ended without a fault (a restart's backoff starts over once one has).
         self.cycles = 0
         #: What each cycle reads: the window, sweeps and probes, lookups.
-        self.reads = ReadPlanner(source.overlap, source.initial_lookback, source.max_pending_checks,
-                                 lookups=provider.PENDING_RECHECK == "lookup", probes=provider.PROBES)
+        self.reads = ReadPlanner(
+            source.overlap,
+            source.initial_lookback,
+            source.max_pending_checks,
+            lookups=provider.PENDING_RECHECK == "lookup",
+            probes=provider.PROBES,
+        )
         #: How the loop spends the time until its next cycle (until ``stop``, or the delay): waiting, or
         #: serving the lookups of pushes meanwhile (``pushes.py``).
         self.between_cycles: Callable[[asyncio.Event, float], Awaitable[None]] = wait_until_stopped
@@ -122,8 +136,7 @@ class SourcePoller:
                 self._report(report)
                 self.on_change(self._session_fingerprint() != before)
             except Exception as exc:  # noqa: BLE001 - the render and the self-metrics are guarded too
-                self._report(self._fault(CycleReport(), "updating or rendering the source's metrics after its "
-                                                         "cycle failed", exc))
+                self._report(self._fault(CycleReport(), "updating or rendering the source's metrics after its cycle failed", exc))
         if self.fault is None:
             self.cycles += 1
         return report.committed_at is not None and self.fault is None
@@ -135,10 +148,15 @@ class SourcePoller:
         http.start_cycle(self.source.max_requests_per_cycle)
         cycle = self.reads.plan(state, now, self.provider.source.page_size, self.provider.trust_order)
         read = cycle.plan
-        window = PollWindow(since=read.since, stale_pending=cycle.stale, now=now,
-                            known_finished=state.counted.keys(),
-                            known_pending={i: p.status for i, p in state.pending.items()},
-                            stop_at_known=read.stop_at_known, cutoff=cycle.cutoff)
+        window = PollWindow(
+            since=read.since,
+            stale_pending=cycle.stale,
+            now=now,
+            known_finished=state.counted.keys(),
+            known_pending={i: p.status for i, p in state.pending.items()},
+            stop_at_known=read.stop_at_known,
+            cutoff=cycle.cutoff,
+        )
         result = await self._poll(window, report)
         lookups = result.lookup_requests if result is not None else 0
         report.requests["lookup"] += lookups
@@ -149,8 +167,7 @@ class SourcePoller:
         await asyncio.sleep(0)  # the last page's parse and the plan: two steps of the event loop, not one
         watermark_before = state.watermark
         builder = self.counter.builder(now)
-        steps = plan_cycle_steps(state, result, now, cycle.floor, cycle.cutoff, self.settings, builder,
-                                 keep_from=cycle.keep_from)
+        steps = plan_cycle_steps(state, result, now, cycle.floor, cycle.cutoff, self.settings, builder, keep_from=cycle.keep_from)
         while True:  # a few hundred records per step of the event loop
             try:
                 next(steps)
@@ -181,8 +198,14 @@ class SourcePoller:
         """Keep what a committed cycle showed of its sessions (exemplars, failures, links), and note in
         ``report`` what it says of them."""
         self.counter.exemplars.note(builder)
-        self.recent.note(builder.now, plan.finished, sum(builder.totals.errors.values()), builder.failures,
-                         result.records, plan.delta.counted_add)
+        self.recent.note(
+            builder.now,
+            plan.finished,
+            sum(builder.totals.errors.values()),
+            builder.failures,
+            result.records,
+            plan.delta.counted_add,
+        )
         self.novelty.note(report, result, plan, self.counter.status_label)
 
     async def _nothing_late(self, low: float, high: float) -> Probe:

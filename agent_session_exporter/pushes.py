@@ -25,8 +25,9 @@ log = structlog.get_logger()
 class Pushes:
     """The sources that take pushes, as the webhook listener sees them (a ``PushSink``)."""
 
-    def __init__(self, metrics: PushMetrics, on_change: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, metrics: PushMetrics, on_change: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.metrics = metrics
         #: Called after a push changed the exporter-wide self-metrics (they are rendered again at the next scrape).
         self.on_change = on_change
@@ -40,8 +41,11 @@ class Pushes:
         if not isinstance(source, PushSource) or not source.webhook_secret:
             return
         if not poller.provider.can_look_up:
-            log.warning("the source's provider cannot look sessions up one by one: its pushes are not taken",
-                        source=source.name, provider=source.provider)
+            log.warning(
+                "the source's provider cannot look sessions up one by one: its pushes are not taken",
+                source=source.name,
+                provider=source.provider,
+            )
             return
         queue = self.queues[source.name] = HintQueue(source.max_push_lookups_per_minute)
         self.pollers[source.name] = poller
@@ -49,6 +53,7 @@ class Pushes:
 
         async def between_cycles(stop: asyncio.Event, delay: float) -> None:
             await serve_hints(poller, queue, stop, delay, self._counted)
+
         poller.between_cycles = between_cycles
 
     def remove(self, name: str) -> None:
@@ -84,8 +89,13 @@ class Pushes:
         self.on_change()
 
 
-async def serve_hints(poller: SourcePoller, queue: HintQueue, stop: asyncio.Event, delay: float,
-                      counted: Callable[[SourcePoller, list[Hint], set[str]], None]) -> None:
+async def serve_hints(
+    poller: SourcePoller,
+    queue: HintQueue,
+    stop: asyncio.Event,
+    delay: float,
+    counted: Callable[[SourcePoller, list[Hint], set[str]], None],
+) -> None:
     """Until ``stop`` or ``delay`` seconds: look up the sessions hints name as the queue lets them out,
     each batch in one lookup-only cycle. Hints for sessions already counted are dropped unread. A
     lookup cycle that fails unexpectedly is logged and its hints dropped (the next poll counts them)."""
@@ -112,7 +122,8 @@ async def serve_hints(poller: SourcePoller, queue: HintQueue, stop: asyncio.Even
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a push must never stop the source's polling
-            poller.log.error("a lookup cycle for pushes failed; its sessions wait for the next poll",
-                             error=str(exc), exc_info=exc)
+            poller.log.error(
+                "a lookup cycle for pushes failed; its sessions wait for the next poll", error=str(exc), exc_info=exc
+            )
             continue
         counted(poller, hints, done)

@@ -68,13 +68,20 @@ def make_safe(record: SessionRecord) -> tuple[str, ...]:
     if record.error_message:
         record.error_message = redactor.redact(record.error_message)[:MAX_ERROR_EXCERPT]
     # The common case in one test: every text field empty, or printable ASCII (the hot path of a read).
-    status, workflow, name, model, error = (record.status, record.workflow, record.workflow_name, record.model,
-                                            record.error_message)
-    if ((not status or (status.isascii() and status.isprintable()))
-            and (not workflow or (workflow.isascii() and workflow.isprintable()))
-            and (not name or (name.isascii() and name.isprintable()))
-            and (not model or (model.isascii() and model.isprintable()))
-            and (not error or (error.isascii() and error.isprintable()))):
+    status, workflow, name, model, error = (
+        record.status,
+        record.workflow,
+        record.workflow_name,
+        record.model,
+        record.error_message,
+    )
+    if (
+        (not status or (status.isascii() and status.isprintable()))
+        and (not workflow or (workflow.isascii() and workflow.isprintable()))
+        and (not name or (name.isascii() and name.isprintable()))
+        and (not model or (model.isascii() and model.isprintable()))
+        and (not error or (error.isascii() and error.isprintable()))
+    ):
         return ()
     changed: tuple[str, ...] = ()
     for field in TEXT_FIELDS:

@@ -72,8 +72,7 @@ def _build(node: yaml.Node, path: KeyPath, located: LocatedYaml, loader: yaml.Sa
                 raise YamlError(f"{located.filename}:{key_node.start_mark.line + 1}: a key must be a plain value")
             child = (*path, key if isinstance(key, (str, int)) else str(key))
             if key in result:
-                raise YamlError(f"{located.filename}:{key_node.start_mark.line + 1}: "
-                                f"{_dotted(child)}: duplicate key")
+                raise YamlError(f"{located.filename}:{key_node.start_mark.line + 1}: {_dotted(child)}: duplicate key")
             located.lines[child] = key_node.start_mark.line + 1
             result[key] = _build(value_node, child, located, loader)
         return result

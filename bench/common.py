@@ -16,8 +16,7 @@ sys.path.insert(0, str(BENCH.parent))
 @contextlib.contextmanager
 def page_server(sessions: int, spacing: float = 1.0, prerender: bool = False, shape: str = "dify") -> Iterator[str]:
     """Start bench/page_server.py in its own process; yield its base URL; stop it by its PID."""
-    args = (["--sessions", str(sessions), "--spacing", str(spacing), "--shape", shape]
-            + (["--prerender"] if prerender else []))
+    args = ["--sessions", str(sessions), "--spacing", str(spacing), "--shape", shape] + (["--prerender"] if prerender else [])
     with child("page_server.py", *args) as first_line:
         yield f"http://127.0.0.1:{int(first_line)}"
 

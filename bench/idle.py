@@ -42,9 +42,22 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
             raw["sources"].append(source.model_dump(mode="json", exclude_defaults=True, exclude={"interval"}))
         Path(tmp, "config.yaml").write_text(yaml.safe_dump(raw))
         log = open(Path(tmp, "exporter.log"), "w")
-        process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--config", f"{tmp}/config.yaml",
-                                    "--listen", "127.0.0.1:0", "--log-level", "info"],
-                                   cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent_session_exporter",
+                "--config",
+                f"{tmp}/config.yaml",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+            ],
+            cwd=BENCH.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             url = None
             for _ in range(200):  # bounded: 20 s

@@ -35,11 +35,16 @@ async def ceiling(base_url: str, shape: str, sessions: int, concurrency: int) ->
         nonlocal counted
         while not queue.empty():
             path, query, body = queue.get_nowait()
-            async with session.request("POST" if body is not None else "GET", base_url + path, params=query,
-                                       data=orjson.dumps(body) if body is not None else None,
-                                       headers={"Content-Type": "application/json"}) as response:
+            async with session.request(
+                "POST" if body is not None else "GET",
+                base_url + path,
+                params=query,
+                data=orjson.dumps(body) if body is not None else None,
+                headers={"Content-Type": "application/json"},
+            ) as response:
                 payload = await response.read()  # awaited first: ``counted +=`` must not span an await
                 counted += len(items_of(shape, orjson.loads(payload)))
+
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
@@ -56,8 +61,9 @@ async def exporter_path(base_url: str, shape: str, sessions: int, per_cycle: int
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(f"{tmp}/state.db", {"bench": shape})
         async with aiohttp.ClientSession() as session:
-            poller = build_poller(config, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS,
-                                  clock=lambda: clock["now"])
+            poller = build_poller(
+                config, session, store, SelfMetrics(CollectorRegistry()), DEFAULT_BUCKETS, clock=lambda: clock["now"]
+            )
             busy = 0.0
             for horizon in range(T0 + per_cycle - 1, T0 + sessions - 1 + per_cycle, per_cycle):
                 horizon = min(horizon, T0 + sessions - 1)
@@ -79,12 +85,18 @@ def measure(shape: str, sessions: int, per_cycle: int) -> dict[str, float]:
         exporter_rate, counted = asyncio.run(exporter_path(base_url, shape, sessions, per_cycle))
     assert counted == sessions, (shape, counted, sessions)
     top = max(best.values())
-    return {"ceiling_sessions_per_s": top, "ceiling_concurrency": max(best, key=lambda c: best[c]),
-            "exporter_sessions_per_s": exporter_rate, "ratio": exporter_rate / top, "sessions": counted}
+    return {
+        "ceiling_sessions_per_s": top,
+        "ceiling_concurrency": max(best, key=lambda c: best[c]),
+        "exporter_sessions_per_s": exporter_rate,
+        "ratio": exporter_rate / top,
+        "sessions": counted,
+    }
 
 
-def run(sessions: int = 200_000, per_cycle: int = 2000, runs: int = 3, shape_sessions: int = 100_000,
-        shapes: tuple[str, ...] = SHAPES) -> dict[str, float]:
+def run(
+    sessions: int = 200_000, per_cycle: int = 2000, runs: int = 3, shape_sessions: int = 100_000, shapes: tuple[str, ...] = SHAPES
+) -> dict[str, float]:
     """The Dify shape at ``sessions`` (the historical row) and every shape at ``shape_sessions``, each the
     run of median ratio among ``runs``."""
     figures: dict[str, float] = {}
@@ -105,7 +117,12 @@ def run(sessions: int = 200_000, per_cycle: int = 2000, runs: int = 3, shape_ses
 
 if __name__ == "__main__":
     import sys
+
     chosen = tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else SHAPES
-    for key, value in run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000, runs=1,
-                          shape_sessions=int(sys.argv[1]) if len(sys.argv) > 1 else 100_000, shapes=chosen).items():
+    for key, value in run(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 200_000,
+        runs=1,
+        shape_sessions=int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
+        shapes=chosen,
+    ).items():
         print(f"{key:40s} {value:,.3f}")

@@ -57,6 +57,7 @@ def main() -> None:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         print(runner.addresses[0][1], flush=True)
         await asyncio.Event().wait()
+
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:

@@ -52,11 +52,18 @@ def _chains(exporter: Exporter) -> dict[str, list[tuple[int, float]]]:
     return chains
 
 
-async def _scenario(rate: float, interval: float, cycles: int, burst: int, durations: tuple[float, float],
-                    dify_logs_at: str = "start") -> dict[str, float]:
+async def _scenario(
+    rate: float, interval: float, cycles: int, burst: int, durations: tuple[float, float], dify_logs_at: str = "start"
+) -> dict[str, float]:
     clock = Clock()
-    simulators = Simulators(clock=clock, rate=rate, min_duration=durations[0], max_duration=durations[1],
-                            honeyhive_ignores_filters=False, dify_logs_at=dify_logs_at)
+    simulators = Simulators(
+        clock=clock,
+        rate=rate,
+        min_duration=durations[0],
+        max_duration=durations[1],
+        honeyhive_ignores_filters=False,
+        dify_logs_at=dify_logs_at,
+    )
     async with running_simulators(simulators, tick_every=None) as base_url:
         exporter = Exporter(demo_config(base_url, listen="127.0.0.1:0", interval=interval), clock=clock)
         await exporter.open()
@@ -72,6 +79,7 @@ async def _scenario(rate: float, interval: float, cycles: int, burst: int, durat
             simulators.requests.clear()
             ideal: Counter[str] = Counter()
             with_pending: Counter[str] = Counter()
+
             def listed(provider: str) -> int:
                 """Rows the list has gained: sessions started, or ended where rows are written then."""
                 factory = simulators.factories[provider]
@@ -83,45 +91,55 @@ async def _scenario(rate: float, interval: float, cycles: int, burst: int, durat
                 before = {p: listed(p) for p in simulators.factories}
                 # What a newest-first list must re-read to learn how the running sessions ended:
                 # everything back to the oldest of them.
-                oldest = {p: min((s.started_at for s in f.sessions.values() if s.running), default=clock.now)
-                          for p, f in simulators.factories.items()}
+                oldest = {
+                    p: min((s.started_at for s in f.sessions.values() if s.running), default=clock.now)
+                    for p, f in simulators.factories.items()
+                }
                 clock.advance(interval)
                 simulators.tick()
                 new = {p: listed(p) - before[p] for p in simulators.factories}
-                reread = {p: sum(1 for s in f.sessions.values() if s.started_at >= oldest[p])
-                          for p, f in simulators.factories.items()}
+                reread = {
+                    p: sum(1 for s in f.sessions.values() if s.started_at >= oldest[p]) for p, f in simulators.factories.items()
+                }
                 for provider, provider_chains in chains.items():
-                    ideal[provider] += sum(max(1, math.ceil(new[provider] * share / page_size))
-                                           for page_size, share in provider_chains)
-                    with_pending[provider] += sum(max(1, math.ceil(max(new[provider], reread[provider]) * share
-                                                                   / page_size))
-                                                  for page_size, share in provider_chains)
+                    ideal[provider] += sum(
+                        max(1, math.ceil(new[provider] * share / page_size)) for page_size, share in provider_chains
+                    )
+                    with_pending[provider] += sum(
+                        max(1, math.ceil(max(new[provider], reread[provider]) * share / page_size))
+                        for page_size, share in provider_chains
+                    )
                 await exporter.run_once()
         finally:
             await exporter.close()
     ratios = {p: simulators.requests[p] / ideal[p] for p in ideal}
     with_pending_ratios = {p: simulators.requests[p] / with_pending[p] for p in ideal}
-    return {"ratio_max": max(ratios.values()),
-            "ratio_with_pending_max": max(with_pending_ratios.values()),
-            "requests_per_cycle": sum(simulators.requests.values()) / cycles,
-            "ideal_per_cycle": sum(ideal.values()) / cycles,
-            "ideal_with_pending_per_cycle": sum(with_pending.values()) / cycles,
-            **{f"requests_{p}": simulators.requests[p] / cycles for p in ideal},
-            **{f"ideal_{p}": ideal[p] / cycles for p in ideal},
-            **{f"ratio_{p}": r for p, r in ratios.items()},
-            **{f"ratio_with_pending_{p}": r for p, r in with_pending_ratios.items()}}
+    return {
+        "ratio_max": max(ratios.values()),
+        "ratio_with_pending_max": max(with_pending_ratios.values()),
+        "requests_per_cycle": sum(simulators.requests.values()) / cycles,
+        "ideal_per_cycle": sum(ideal.values()) / cycles,
+        "ideal_with_pending_per_cycle": sum(with_pending.values()) / cycles,
+        **{f"requests_{p}": simulators.requests[p] / cycles for p in ideal},
+        **{f"ideal_{p}": ideal[p] / cycles for p in ideal},
+        **{f"ratio_{p}": r for p, r in ratios.items()},
+        **{f"ratio_with_pending_{p}": r for p, r in with_pending_ratios.items()},
+    }
 
 
 def run(smoke: bool = False) -> dict[str, float]:
-    burst = asyncio.run(_scenario(rate=0.0, interval=1, cycles=40 if smoke else 240, burst=300,
-                                  durations=(1.0, 4.0)))
-    load = asyncio.run(_scenario(rate=15.0, interval=30, cycles=4 if smoke else 40, burst=0,
-                                 durations=(2.0, 40.0)))
-    at_finish = asyncio.run(_scenario(rate=15.0, interval=30, cycles=4 if smoke else 40, burst=0,
-                                      durations=(2.0, 40.0), dify_logs_at="finish"))
-    return {**{f"burst_{k}": v for k, v in burst.items()}, **{f"load_{k}": v for k, v in load.items()},
-            "finish_ratio_dify": at_finish["ratio_dify"], "finish_requests_per_cycle_dify": at_finish["requests_dify"],
-            "finish_ideal_per_cycle_dify": at_finish["ideal_dify"]}
+    burst = asyncio.run(_scenario(rate=0.0, interval=1, cycles=40 if smoke else 240, burst=300, durations=(1.0, 4.0)))
+    load = asyncio.run(_scenario(rate=15.0, interval=30, cycles=4 if smoke else 40, burst=0, durations=(2.0, 40.0)))
+    at_finish = asyncio.run(
+        _scenario(rate=15.0, interval=30, cycles=4 if smoke else 40, burst=0, durations=(2.0, 40.0), dify_logs_at="finish")
+    )
+    return {
+        **{f"burst_{k}": v for k, v in burst.items()},
+        **{f"load_{k}": v for k, v in load.items()},
+        "finish_ratio_dify": at_finish["ratio_dify"],
+        "finish_requests_per_cycle_dify": at_finish["requests_dify"],
+        "finish_ideal_per_cycle_dify": at_finish["ideal_dify"],
+    }
 
 
 if __name__ == "__main__":

@@ -68,18 +68,41 @@ def _percentile(values: list[float], q: int) -> float:
 
 def _start_exporter(tmp: Path, base_url: str, interval: float) -> tuple[subprocess.Popen, str, str]:
     """The exporter with both sources; its /metrics URL and its webhook listener's URL."""
-    source = {"provider": "kapso", "base_url": base_url + PREFIXES["kapso"], "api_key": DEMO_KEYS["kapso"],
-              "workflow_ids": list(KAPSO_WORKFLOWS), "initial_lookback": "10m"}
+    source = {
+        "provider": "kapso",
+        "base_url": base_url + PREFIXES["kapso"],
+        "api_key": DEMO_KEYS["kapso"],
+        "workflow_ids": list(KAPSO_WORKFLOWS),
+        "initial_lookback": "10m",
+    }
     # ka-poll first: the exporter spreads its sources' second cycles over the interval, and the first
     # source's is not delayed (so its figures are those of a steady interval).
-    config = {"interval": interval, "sources": [{"name": "ka-poll", **source},
-                                                {"name": "ka-push", **source, "webhook_secret": DEMO_WEBHOOK_SECRET}]}
+    config = {
+        "interval": interval,
+        "sources": [{"name": "ka-poll", **source}, {"name": "ka-push", **source, "webhook_secret": DEMO_WEBHOOK_SECRET}],
+    }
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     log = open(tmp / "exporter.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--config.file", str(tmp / "config.yaml"),
-                                "--web.listen-address", "127.0.0.1:0", "--web.webhook-address", "127.0.0.1:0",
-                                "--log.level", "info", "--log.format", "json"],
-                               cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_session_exporter",
+            "--config.file",
+            str(tmp / "config.yaml"),
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.webhook-address",
+            "127.0.0.1:0",
+            "--log.level",
+            "info",
+            "--log.format",
+            "json",
+        ],
+        cwd=BENCH.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     metrics = webhooks = None
     for _ in range(300):  # bounded: 30 s
         for line in (tmp / "exporter.log").read_text().splitlines():
@@ -96,8 +119,12 @@ def _start_exporter(tmp: Path, base_url: str, interval: float) -> tuple[subproce
 
 
 def run(traffic: float = 600, interval: float = 300, rate: float = 0.5) -> dict[str, float]:
-    simulator = subprocess.Popen([sys.executable, str(BENCH / "push_sim.py"), "--rate", str(rate)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    simulator = subprocess.Popen(
+        [sys.executable, str(BENCH / "push_sim.py"), "--rate", str(rate)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert simulator.stdout is not None and simulator.stdin is not None
         base_url = simulator.stdout.readline().strip()
@@ -145,8 +172,9 @@ def _measure(base_url: str, metrics: str, traffic: float, interval: float) -> di
                 delays.append(max(0.0, counted - ended))
         figures[f"{source}_p50"] = _percentile(delays, 50)
         figures[f"{source}_p99"] = _percentile(delays, 99)
-        figures[f"{source}_exact"] = float(latest[source]["finished"] == truth["finished"]
-                                           and latest[source]["errors"] == truth["errors"] == len(ends))
+        figures[f"{source}_exact"] = float(
+            latest[source]["finished"] == truth["finished"] and latest[source]["errors"] == truth["errors"] == len(ends)
+        )
     pushes = latest["ka-push"]["pushes"]
     figures["pushes"] = pushes
     figures["lookups_per_push"] = latest["ka-push"]["lookups"] / pushes if pushes else float("nan")
@@ -156,6 +184,7 @@ def _measure(base_url: str, metrics: str, traffic: float, interval: float) -> di
 
 if __name__ == "__main__":
     import argparse
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--traffic", type=float, default=600)
     parser.add_argument("--interval", type=float, default=300)

@@ -31,13 +31,20 @@ async def serve(rate: float, error_weight: float, tick: float, repeat_every: int
     app = simulators.app()
 
     async def truth(request: web.Request) -> web.Response:
-        return web.json_response({"finished": sum(kapso.truth.finished.values()), "errors": kapso.truth.errors,
-                                  "failures": failures, "sent": dict(pusher.sent)})
+        return web.json_response(
+            {
+                "finished": sum(kapso.truth.finished.values()),
+                "errors": kapso.truth.errors,
+                "failures": failures,
+                "sent": dict(pusher.sent),
+            }
+        )
 
     async def finish(request: web.Request) -> web.Response:
         kapso.rate = 0.0
         simulators.finish_all()
         return web.json_response({"finished": sum(kapso.truth.finished.values())})
+
     app.router.add_get("/bench/truth", truth)
     app.router.add_post("/bench/finish", finish)
     runner = web.AppRunner(app, access_log=None)
@@ -53,6 +60,7 @@ async def serve(rate: float, error_weight: float, tick: float, repeat_every: int
             if session.status == "failed":
                 failures.append((session.id, time.time()))  # the moment the API shows it failed
             pusher.note(session)
+
         kapso.on_status = noted
         while True:
             simulators.tick()

@@ -1,8 +1,8 @@
 """Run every benchmark and print one table: figure, target, result.
 
-    python bench/run.py            # full sizes (a few minutes)
-    python bench/run.py --smoke    # tiny sizes, seconds: keeps the scripts from rotting
-    python bench/run.py --only idle,state   # a subset
+python bench/run.py            # full sizes (a few minutes)
+python bench/run.py --smoke    # tiny sizes, seconds: keeps the scripts from rotting
+python bench/run.py --only idle,state   # a subset
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale", "push")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
-    parser.add_argument("--only", metavar="NAME[,NAME]", default=",".join(BENCHMARKS),
-                        help=f"run a subset: {', '.join(BENCHMARKS)} (idle includes the polling figures)")
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        default=",".join(BENCHMARKS),
+        help=f"run a subset: {', '.join(BENCHMARKS)} (idle includes the polling figures)",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     if not only <= set(BENCHMARKS):
@@ -46,16 +50,24 @@ def main() -> int:
         rows.append((name, fmt.format(value), target, ok))
 
     if "ingest" in only:
-        figures = ingest.run(sessions=20_000 if smoke else 200_000, per_cycle=2000, runs=1 if smoke else 3,
-                             shape_sessions=4_000 if smoke else 100_000)
+        figures = ingest.run(
+            sessions=20_000 if smoke else 200_000,
+            per_cycle=2000,
+            runs=1 if smoke else 3,
+            shape_sessions=4_000 if smoke else 100_000,
+        )
         row("1. ingest: ceiling sessions/s (bare client, best of 1/4/8)", figures["ceiling_sessions_per_s"], fmt="{:,.0f}")
         row("   ceiling concurrency", figures["ceiling_concurrency"], fmt="{:.0f}")
         row("   exporter sessions/s (provider+poller+state)", figures["exporter_sessions_per_s"], fmt="{:,.0f}")
         row("   sessions ingested", figures["sessions"], ">= 200,000", figures["sessions"] >= 200_000, "{:,.0f}")
         row("   ratio exporter/ceiling (median of 3)", figures["ratio"], ">= 0.5", figures["ratio"] >= 0.5)
         for shape in ingest.SHAPES:
-            row(f"   ratio, {shape} pages (against its own ceiling, median of 3)", figures[f"ratio[{shape}]"],
-                ">= 0.4", figures[f"ratio[{shape}]"] >= 0.4)
+            row(
+                f"   ratio, {shape} pages (against its own ceiling, median of 3)",
+                figures[f"ratio[{shape}]"],
+                ">= 0.4",
+                figures[f"ratio[{shape}]"] >= 0.4,
+            )
 
     if "scrape" in only:
         figures = scrape.run(scrapes=100 if smoke else 1000, backfill=300 if smoke else 1800)
@@ -64,8 +76,7 @@ def main() -> int:
         row("   p50 latency ms", figures["p50_ms"])
         row("   p99 latency ms", figures["p99_ms"], "<= 5", figures["p99_ms"] <= 5)
         row("   max event-loop lag ms", figures["max_loop_lag_ms"], "<= 10", figures["max_loop_lag_ms"] <= 10)
-        row("   longest event-loop step, CPU ms", figures["longest_step_cpu_ms"], "<= 10",
-            figures["longest_step_cpu_ms"] <= 10)
+        row("   longest event-loop step, CPU ms", figures["longest_step_cpu_ms"], "<= 10", figures["longest_step_cpu_ms"] <= 10)
         row("   unchanged scrape cost us", figures["unchanged_scrape_us"])
         row("   full render after a change ms", figures["full_render_ms"])
 
@@ -82,34 +93,60 @@ def main() -> int:
         # Warm-up: every source's first two cycles (the backlog, then HoneyHive's sessions seen again
         # settle_after later), spread over the interval, are behind it; what is measured changes nothing.
         figures = idle.run(seconds=6 if smoke else 120, interval=2 if smoke else 15, warmup=4 if smoke else 40)
-        row("4. idle: requests per source per cycle (max)", figures["requests_per_cycle_max"], "<= 1.2",
-            figures["requests_per_cycle_max"] <= 1.2)
-        row(f"   CPU seconds per hour, {len(DEMO_SOURCES)} sources", figures["cpu_seconds_per_hour"],
-            f"(every {2 if smoke else 15} s)")
+        row(
+            "4. idle: requests per source per cycle (max)",
+            figures["requests_per_cycle_max"],
+            "<= 1.2",
+            figures["requests_per_cycle_max"] <= 1.2,
+        )
+        row(
+            f"   CPU seconds per hour, {len(DEMO_SOURCES)} sources",
+            figures["cpu_seconds_per_hour"],
+            f"(every {2 if smoke else 15} s)",
+        )
         row("   CPU ms per idle cycle", figures["cpu_ms_per_cycle"], "<= 3", figures["cpu_ms_per_cycle"] <= 3)
 
         figures = polling.run(smoke=smoke)
-        row("   after a burst: requests / ideal max(1, ceil(new/page)) (max)", figures["burst_ratio_max"], "<= 1.2",
-            figures["burst_ratio_max"] <= 1.2)
+        row(
+            "   after a burst: requests / ideal max(1, ceil(new/page)) (max)",
+            figures["burst_ratio_max"],
+            "<= 1.2",
+            figures["burst_ratio_max"] <= 1.2,
+        )
         row("   after a burst: requests per cycle, all chains", figures["burst_requests_per_cycle"])
-        row("   under load (15/s, 30 s), list written as sessions end (Dify 1.x): requests / ideal",
-            figures["finish_ratio_dify"], "<= 1.2", figures["finish_ratio_dify"] <= 1.2)
+        row(
+            "   under load (15/s, 30 s), list written as sessions end (Dify 1.x): requests / ideal",
+            figures["finish_ratio_dify"],
+            "<= 1.2",
+            figures["finish_ratio_dify"] <= 1.2,
+        )
         row("      requests per cycle", figures["finish_requests_per_cycle_dify"])
         row("      ideal per cycle", figures["finish_ideal_per_cycle_dify"])
-        row("   under load, lists written as sessions start: requests / ideal incl. re-reading running "
-            "sessions (max)", figures["load_ratio_with_pending_max"], "<= 1.2", figures["load_ratio_with_pending_max"] <= 1.2)
+        row(
+            "   under load, lists written as sessions start: requests / ideal incl. re-reading running sessions (max)",
+            figures["load_ratio_with_pending_max"],
+            "<= 1.2",
+            figures["load_ratio_with_pending_max"] <= 1.2,
+        )
         for provider in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso"):
             row(f"      {provider}", figures[f"load_ratio_with_pending_{provider}"])
-        row("   under load, lists written as sessions start: requests / bare ideal (max)", figures["load_ratio_max"],
-            "(below what can be read)")
+        row(
+            "   under load, lists written as sessions start: requests / bare ideal (max)",
+            figures["load_ratio_max"],
+            "(below what can be read)",
+        )
         row("   under load: requests per cycle, all chains", figures["load_requests_per_cycle"])
         row("   under load: ideal per cycle", figures["load_ideal_per_cycle"])
         row("   under load: ideal incl. running sessions per cycle", figures["load_ideal_with_pending_per_cycle"])
 
     if "state" in only:
         figures = state_store.run(1000, 20 if smoke else 200, 10)
-        row("5. state: commit ms per cycle of 1,000 sessions (median)", figures["commit_median_ms"], "<= 10",
-            figures["commit_median_ms"] <= 10)
+        row(
+            "5. state: commit ms per cycle of 1,000 sessions (median)",
+            figures["commit_median_ms"],
+            "<= 10",
+            figures["commit_median_ms"] <= 10,
+        )
         row("   commit ms p95", figures["commit_p95_ms"])
         row("   bytes per tracked session", figures["bytes_per_tracked_session"], fmt="{:,.0f}")
 
@@ -120,31 +157,44 @@ def main() -> int:
         row("scale: /metrics p50 ms", figures["scrape_p50_ms"])
         row("scale: /metrics p99 ms", figures["scrape_p99_ms"], "<= 50", figures["scrape_p99_ms"] <= 50)
         row("scale: RSS MB", figures["rss_mb"], "<= 300", figures["rss_mb"] <= 300)
-        row("scale: CPU s/hour", figures["cpu_seconds_per_hour"], "<= 300", figures["cpu_seconds_per_hour"] <= 300,
-            fmt="{:,.0f}")
+        row("scale: CPU s/hour", figures["cpu_seconds_per_hour"], "<= 300", figures["cpu_seconds_per_hour"] <= 300, fmt="{:,.0f}")
         row("scale: worst cycle lag s", figures["worst_cycle_lag_s"], "<= 2", figures["worst_cycle_lag_s"] <= 2)
         row("scale: scrapes measured", figures["scrapes"], fmt="{:,.0f}")
 
     if "push" in only:
         interval = 4 if smoke else 300
         figures = push.run(traffic=10 if smoke else 600, interval=interval)
-        row(f"6. push: Kapso failures (interval {interval:g} s, {figures['seconds']:.0f} s)", figures["failures"],
-            fmt="{:,.0f}")
-        row("   with webhooks: seconds from a failure's end to its count, p50", figures["ka-push_p50"], "<= 2",
-            figures["ka-push_p50"] <= 2)
+        row(f"6. push: Kapso failures (interval {interval:g} s, {figures['seconds']:.0f} s)", figures["failures"], fmt="{:,.0f}")
+        row(
+            "   with webhooks: seconds from a failure's end to its count, p50",
+            figures["ka-push_p50"],
+            "<= 2",
+            figures["ka-push_p50"] <= 2,
+        )
         row("   with webhooks: p99", figures["ka-push_p99"], "<= 5", figures["ka-push_p99"] <= 5)
         row("   without webhooks: p50", figures["ka-poll_p50"])
         row("   without webhooks: p99", figures["ka-poll_p99"])
-        row("   lookups caused by pushes per push received", figures["lookups_per_push"], "<= 1.1",
-            figures["lookups_per_push"] <= 1.1)
+        row(
+            "   lookups caused by pushes per push received",
+            figures["lookups_per_push"],
+            "<= 1.1",
+            figures["lookups_per_push"] <= 1.1,
+        )
         row("   pushes received", figures["pushes"], fmt="{:,.0f}")
-        row("   totals exact, with webhooks / without", figures["ka-push_exact"] + figures["ka-poll_exact"], "2",
-            figures["ka-push_exact"] + figures["ka-poll_exact"] == 2, "{:.0f}")
+        row(
+            "   totals exact, with webhooks / without",
+            figures["ka-push_exact"] + figures["ka-poll_exact"],
+            "2",
+            figures["ka-push_exact"] + figures["ka-poll_exact"] == 2,
+            "{:.0f}",
+        )
 
     width = max(len(r[0]) for r in rows)
-    print(f"agent-session-exporter benchmarks{' (smoke)' if smoke else ''} - {time.strftime('%Y-%m-%d')}, "
-          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{time.time() - started:.0f} s")
+    print(
+        f"agent-session-exporter benchmarks{' (smoke)' if smoke else ''} - {time.strftime('%Y-%m-%d')}, "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.time() - started:.0f} s"
+    )
     print(f"| {'figure':{width}} | {'result':>12} | {'target':>10} | met |")
     print(f"|{'-' * (width + 2)}|{'-' * 14}|{'-' * 12}|-----|")
     for name, value, target, ok in rows:

@@ -32,14 +32,23 @@ ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.
 
 def source_entries(base_url: str, count: int) -> list[dict[str, object]]:
     """``count`` sources, the providers in turn (HoneyHive through its search, the default API)."""
-    kinds = [("whatabot", {}), ("dify", {}), ("syntropic137", {}),
-             ("honeyhive", {"project": HONEYHIVE_PROJECT, "settle_after": "10s"}),
-             ("kapso", {})]
+    kinds = [
+        ("whatabot", {}),
+        ("dify", {}),
+        ("syntropic137", {}),
+        ("honeyhive", {"project": HONEYHIVE_PROJECT, "settle_after": "10s"}),
+        ("kapso", {}),
+    ]
     entries = []
     for n in range(count):
         provider, extra = kinds[n % len(kinds)]
-        entry: dict[str, object] = {"name": f"{provider}-{n:03d}", "provider": provider,
-                                    "base_url": base_url + PREFIXES[provider], "initial_lookback": "10m", **extra}
+        entry: dict[str, object] = {
+            "name": f"{provider}-{n:03d}",
+            "provider": provider,
+            "base_url": base_url + PREFIXES[provider],
+            "initial_lookback": "10m",
+            **extra,
+        }
         if provider != "syntropic137":
             entry["api_key"] = DEMO_KEYS[provider]
         entries.append(entry)
@@ -84,10 +93,24 @@ def run(sources: int = 500, seconds: float = 150, interval: float = 30) -> dict[
         config = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": source_entries(base_url, sources)}
         Path(tmp, "config.yaml").write_text(yaml.safe_dump(config))
         log = open(Path(tmp, "exporter.log"), "w")
-        process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--config.file", f"{tmp}/config.yaml",
-                                    "--web.listen-address", "127.0.0.1:0", "--log.level", "info",
-                                    "--log.format", "json"],
-                                   cwd=BENCH.parent, stdout=subprocess.DEVNULL, stderr=log)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent_session_exporter",
+                "--config.file",
+                f"{tmp}/config.yaml",
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "info",
+                "--log.format",
+                "json",
+            ],
+            cwd=BENCH.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             url = None
             for _ in range(600):  # bounded: 60 s
@@ -114,15 +137,25 @@ def run(sources: int = 500, seconds: float = 150, interval: float = 30) -> dict[
                 time.sleep(max(0.0, 1.0 - took))
             cpu_1, elapsed = cpu_seconds(process.pid), time.monotonic() - started
             assert check(text) == series
-            errors = [json.loads(line) for line in Path(tmp, "exporter.log").read_text().splitlines()
-                      if line.startswith("{") and json.loads(line).get("level") == "error"]
+            errors = [
+                json.loads(line)
+                for line in Path(tmp, "exporter.log").read_text().splitlines()
+                if line.startswith("{") and json.loads(line).get("level") == "error"
+            ]
         finally:
             stop(process)
             log.close()
-    return {"sources": sources, "series": series, "scrapes": len(latencies),
-            "scrape_p50_ms": percentile(latencies, 0.5) * 1000, "scrape_p99_ms": percentile(latencies, 0.99) * 1000,
-            "rss_mb": peak_rss, "cpu_seconds_per_hour": (cpu_1 - cpu_0) * 3600 / elapsed,
-            "worst_cycle_lag_s": worst_lag, "error_log_lines": len(errors)}
+    return {
+        "sources": sources,
+        "series": series,
+        "scrapes": len(latencies),
+        "scrape_p50_ms": percentile(latencies, 0.5) * 1000,
+        "scrape_p99_ms": percentile(latencies, 0.99) * 1000,
+        "rss_mb": peak_rss,
+        "cpu_seconds_per_hour": (cpu_1 - cpu_0) * 3600 / elapsed,
+        "worst_cycle_lag_s": worst_lag,
+        "error_log_lines": len(errors),
+    }
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class StepClock:
             started = time.thread_time()
             original(handle)
             clock.longest = max(clock.longest, time.thread_time() - started)
+
         asyncio.events.Handle._run = timed  # type: ignore[method-assign]
         return self
 
@@ -69,19 +70,28 @@ async def measure(base_url: str, scrapes: int) -> dict[str, float]:
             started = time.perf_counter()
             await asyncio.sleep(0.005)
             lags.append((time.perf_counter() - started - 0.005) * 1000)
+
     monitor = asyncio.create_task(lag_monitor())
-    cycles_before = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
-                        for c in exporter.pollers.values())
+    cycles_before = sum(
+        c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
+        for c in exporter.pollers.values()
+    )
     exporter.start()
     steps = StepClock()
     try:
         with steps:
-            scraper = await asyncio.create_subprocess_exec(sys.executable, "-c", SCRAPER, host, str(port),
-                                                           str(scrapes), stdout=asyncio.subprocess.PIPE)
+            scraper = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", SCRAPER, host, str(port), str(scrapes), stdout=asyncio.subprocess.PIPE
+            )
             out, _ = await scraper.communicate()
         latencies = sorted(json.loads(out))
-        cycles_busy = sum(c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
-                          for c in exporter.pollers.values()) - cycles_before
+        cycles_busy = (
+            sum(
+                c.metrics.m.collect_duration.labels(*c.metrics.labels)._sum.get()  # noqa: SLF001
+                for c in exporter.pollers.values()
+            )
+            - cycles_before
+        )
         stop.set()  # the timing loops below block the loop on purpose: stop measuring its lag first
         await monitor
         exposition = exporter.render_metrics().decode()
@@ -100,11 +110,16 @@ async def measure(base_url: str, scrapes: int) -> dict[str, float]:
         await exporter.close()
     series = sum(1 for line in exposition.splitlines() if line and not line.startswith("#"))
     return {
-        "series": series, "scrapes": len(latencies),
-        "p50_ms": statistics.median(latencies), "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
-        "max_ms": latencies[-1], "max_loop_lag_ms": max(lags), "longest_step_cpu_ms": steps.longest * 1000,
+        "series": series,
+        "scrapes": len(latencies),
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "max_ms": latencies[-1],
+        "max_loop_lag_ms": max(lags),
+        "longest_step_cpu_ms": steps.longest * 1000,
         "cycle_seconds_during_run": cycles_busy,
-        "unchanged_scrape_us": unchanged_us, "full_render_ms": full_render_ms,
+        "unchanged_scrape_us": unchanged_us,
+        "full_render_ms": full_render_ms,
     }
 
 

@@ -35,19 +35,27 @@ def run(sessions_per_cycle: int, cycles: int, window_cycles: int) -> dict[str, f
         history: list[list[str]] = []
         for cycle in range(cycles):
             ids = [f"{cycle:06d}-{i:06d}-7f3c9a2e-5b1d-4c8e-9f0a" for i in range(sessions_per_cycle)]
-            increments = SourceTotals(finished={("completed", "success"): sessions_per_cycle},
-                                      duration_buckets={"success": [sessions_per_cycle] + [0] * 10},
-                                      duration_sum={"success": 1.5 * sessions_per_cycle},
-                                      tokens={"input": 100.0 * sessions_per_cycle}, cost={"m": 0.01})
+            increments = SourceTotals(
+                finished={("completed", "success"): sessions_per_cycle},
+                duration_buckets={"success": [sessions_per_cycle] + [0] * 10},
+                duration_sum={"success": 1.5 * sessions_per_cycle},
+                tokens={"input": 100.0 * sessions_per_cycle},
+                cost={"m": 0.01},
+            )
             totals = totals.plus(increments)
             pruned = history.pop(0) if len(history) >= window_cycles else []
             delta = CycleDelta(
-                floor=0.0, watermark=float(cycle), counted_add={sid: float(cycle) for sid in ids},
+                floor=0.0,
+                watermark=float(cycle),
+                counted_add={sid: float(cycle) for sid in ids},
                 counted_remove=pruned,
-                pending_upsert={f"p-{cycle}-{i}": PendingSession(float(cycle), "running", float(cycle))
-                                for i in range(sessions_per_cycle // 10)},
+                pending_upsert={
+                    f"p-{cycle}-{i}": PendingSession(float(cycle), "running", float(cycle))
+                    for i in range(sessions_per_cycle // 10)
+                },
                 pending_remove=[f"p-{cycle - 1}-{i}" for i in range(sessions_per_cycle // 10)],
-                increments=increments)
+                increments=increments,
+            )
             started = time.perf_counter()
             store.commit("bench", delta, totals)
             timings.append(time.perf_counter() - started)
@@ -74,8 +82,10 @@ def main() -> None:
     parser.add_argument("--window-cycles", type=int, default=10)
     args = parser.parse_args()
     figures = run(args.sessions_per_cycle, args.cycles, args.window_cycles)
-    print(f"state store: {args.sessions_per_cycle} new sessions per cycle, {args.cycles} cycles, "
-          f"window {args.window_cycles} cycles (synchronous=FULL, WAL)")
+    print(
+        f"state store: {args.sessions_per_cycle} new sessions per cycle, {args.cycles} cycles, "
+        f"window {args.window_cycles} cycles (synchronous=FULL, WAL)"
+    )
     for key, value in figures.items():
         print(f"  {key:28s} {value:12.2f}" if isinstance(value, float) else f"  {key:28s} {value:12d}")
 

@@ -21,6 +21,7 @@ from .helpers import FakeClock
 # aiohttp 3.14 made required (pnuckowski/aioresponses#289). Give it a default until a fixed
 # release exists, rather than pinning aiohttp below its 3.14 security release.
 if "stream_writer" in inspect.signature(ClientResponse.__init__).parameters:
+
     class _CompatClientResponse(ClientResponse):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("stream_writer", Mock(output_size=0))

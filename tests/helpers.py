@@ -45,14 +45,21 @@ def make_source(provider: str, **overrides: Any) -> SourceConfig:
 class Harness:
     """One source's poller wired to a real aiohttp session and a private registry."""
 
-    def __init__(self, source: SourceConfig, session: aiohttp.ClientSession, clock: Callable[[], float],
-                 store: Store | None = None, sleep: Callable[[float], Any] | None = None) -> None:
+    def __init__(
+        self,
+        source: SourceConfig,
+        session: aiohttp.ClientSession,
+        clock: Callable[[], float],
+        store: Store | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
         """``sleep``: what the HTTP client's waits (retry backoff, Retry-After) do; by default nothing."""
         self.source = source
         self.registry = CollectorRegistry(auto_describe=False)
         self.self_metrics = SelfMetrics(self.registry)
-        self.poller = build_poller(source, session, store or MemoryStore(), self.self_metrics, DEFAULT_BUCKETS,
-                                         clock=clock, sleep=sleep or _no_sleep)
+        self.poller = build_poller(
+            source, session, store or MemoryStore(), self.self_metrics, DEFAULT_BUCKETS, clock=clock, sleep=sleep or _no_sleep
+        )
         self.provider = self.poller.provider
         self.http = self.provider.http
         self.registry.register(self.self_metrics.all_sources)
@@ -142,8 +149,14 @@ class Upstream:
 
 def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The exporter's command line, run as users run it: a subprocess."""
-    return subprocess.run([sys.executable, "-m", "agent_session_exporter", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "agent_session_exporter", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def iso_ms(ts: float) -> str:
@@ -154,17 +167,33 @@ def iso_ms(ts: float) -> str:
 def spring_page(items: list[dict[str, Any]], page: int, size: int, total: int) -> dict[str, Any]:
     """A Whatabot (Spring Data) page object."""
     pages = (total + size - 1) // size
-    return {"content": items, "totalElements": total, "totalPages": pages, "size": size, "number": page,
-            "first": page == 0, "last": page >= pages - 1, "empty": not items}
+    return {
+        "content": items,
+        "totalElements": total,
+        "totalPages": pages,
+        "size": size,
+        "number": page,
+        "first": page == 0,
+        "last": page >= pages - 1,
+        "empty": not items,
+    }
 
 
-def whatabot_item(n: int, status: str = "completed", started: float = 1_780_000_000.0 - 100, length: float = 135.0,
-                  warnings: int = 0) -> dict[str, Any]:
+def whatabot_item(
+    n: int, status: str = "completed", started: float = 1_780_000_000.0 - 100, length: float = 135.0, warnings: int = 0
+) -> dict[str, Any]:
     """A Whatabot session log item shaped like its documentation."""
-    return {"id": f"a1b2c3d4-0000-0000-0000-{n:012d}", "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
-            "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": "contact-123", "status": status,
-            "warnings": warnings, "startedAt": iso_ms(started), "expiresAt": iso_ms(started + 900),
-            "finishedAt": None if status in ("running", "active") else iso_ms(started + length)}
+    return {
+        "id": f"a1b2c3d4-0000-0000-0000-{n:012d}",
+        "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
+        "flowId": "550e8400-e29b-41d4-a716-446655440000",
+        "externalId": "contact-123",
+        "status": status,
+        "warnings": warnings,
+        "startedAt": iso_ms(started),
+        "expiresAt": iso_ms(started + 900),
+        "finishedAt": None if status in ("running", "active") else iso_ms(started + length),
+    }
 
 
 def source_entry(source: SourceConfig) -> dict[str, Any]:
@@ -185,13 +214,19 @@ class FakeClock:
         self.now += seconds
 
 
-async def scrape_after_more_cycles(client: Any, url: str, samples: dict[Any, float], cycles: int = 2,
-                                   attempts: int = 150) -> dict[Any, float]:
+async def scrape_after_more_cycles(
+    client: Any, url: str, samples: dict[Any, float], cycles: int = 2, attempts: int = 150
+) -> dict[Any, float]:
     """Scrape until every source has completed ``cycles`` more collection cycles than in ``samples``
     (bounded: ``attempts`` scrapes 0.1 s apart), so a check after it knows cycles really ran."""
+
     def counts(snapshot: dict[Any, float]) -> dict[str, float]:
-        return {dict(labels)["source"]: value for (name, labels), value in snapshot.items()
-                if name == "agent_session_exporter_collect_duration_seconds_count"}
+        return {
+            dict(labels)["source"]: value
+            for (name, labels), value in snapshot.items()
+            if name == "agent_session_exporter_collect_duration_seconds_count"
+        }
+
     before = counts(samples)
     for _ in range(attempts):
         async with client.get(url) as response:

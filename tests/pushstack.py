@@ -29,8 +29,9 @@ SECRET = "kapso-test-webhook-secret-0123"
 
 
 class PushStack:
-    def __init__(self, simulators: Simulators, exporter: Exporter, url: str, client: aiohttp.ClientSession,
-                 clock: FakeClock) -> None:
+    def __init__(
+        self, simulators: Simulators, exporter: Exporter, url: str, client: aiohttp.ClientSession, clock: FakeClock
+    ) -> None:
         self.simulators, self.exporter, self.url, self.client, self.clock = simulators, exporter, url, client, clock
         self.kapso = simulators.factories["kapso"]
         self.poller = exporter.pollers["ka"]
@@ -46,8 +47,14 @@ class PushStack:
         self.clock.advance(seconds)
         self.simulators.tick()
 
-    async def post(self, payload: Any, source: str = "ka", secret: str | None = SECRET, key: str | None = "",
-                   headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async def post(
+        self,
+        payload: Any,
+        source: str = "ka",
+        secret: str | None = SECRET,
+        key: str | None = "",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
         """POST a delivery (a payload, or raw bytes) signed with ``secret`` (None: unsigned), with an
         ``X-Idempotency-Key`` (a new one unless given; None: none)."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -56,8 +63,9 @@ class PushStack:
             sent["X-Webhook-Signature"] = sign(secret, body)
         if key is not None:
             sent["X-Idempotency-Key"] = key or str(uuid.uuid4())
-        async with self.client.post(f"{self.url}/webhooks/kapso/{source}", data=body,
-                                    headers={**sent, **(headers or {})}) as response:
+        async with self.client.post(
+            f"{self.url}/webhooks/kapso/{source}", data=body, headers={**sent, **(headers or {})}
+        ) as response:
             return response.status, await response.text()
 
     async def push(self, session: SimSession, **kwargs: Any) -> tuple[int, str]:
@@ -65,8 +73,12 @@ class PushStack:
         return await self.post(kapso_event(session, "failed"), **kwargs)
 
     def pushes(self, outcome: str, source: str = "ka") -> float:
-        return self.exporter.registry.get_sample_value("agent_session_exporter_pushes_total", {
-            "source": source, "provider": "kapso", "outcome": outcome}) or 0.0
+        return (
+            self.exporter.registry.get_sample_value(
+                "agent_session_exporter_pushes_total", {"source": source, "provider": "kapso", "outcome": outcome}
+            )
+            or 0.0
+        )
 
     def samples(self) -> dict[Any, float]:
         return parse_exposition(self.exporter.render_metrics().decode())
@@ -100,13 +112,32 @@ class PushStack:
 @contextlib.asynccontextmanager
 async def push_stack(clock: FakeClock, **source: Any) -> AsyncIterator[PushStack]:
     simulators = Simulators(clock=clock, rate=0)
-    simulators.factories["kapso"].set_error_weight(10 ** 6)  # every execution fails
+    simulators.factories["kapso"].set_error_weight(10**6)  # every execution fails
     async with running_simulators(simulators, tick_every=None) as base_url:
-        config = parse_config({"interval": 300, "sources": [
-            {"name": "ka", "provider": "kapso", "base_url": base_url + PREFIXES["kapso"], "api_key": DEMO_KEYS["kapso"],
-             "workflow_ids": list(KAPSO_WORKFLOWS), "webhook_secret": SECRET, **source},
-            {"name": "kb", "provider": "kapso", "base_url": base_url + PREFIXES["kapso"], "api_key": DEMO_KEYS["kapso"],
-             "workflow_ids": list(KAPSO_WORKFLOWS)}]}, {})
+        config = parse_config(
+            {
+                "interval": 300,
+                "sources": [
+                    {
+                        "name": "ka",
+                        "provider": "kapso",
+                        "base_url": base_url + PREFIXES["kapso"],
+                        "api_key": DEMO_KEYS["kapso"],
+                        "workflow_ids": list(KAPSO_WORKFLOWS),
+                        "webhook_secret": SECRET,
+                        **source,
+                    },
+                    {
+                        "name": "kb",
+                        "provider": "kapso",
+                        "base_url": base_url + PREFIXES["kapso"],
+                        "api_key": DEMO_KEYS["kapso"],
+                        "workflow_ids": list(KAPSO_WORKFLOWS),
+                    },
+                ],
+            },
+            {},
+        )
         exporter = Exporter(config, clock=clock)
         await exporter.open()
         guard = ConnectionGuard(8, on_refused=exporter.connection_refused)

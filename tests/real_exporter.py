@@ -42,9 +42,21 @@ class ExporterProcess:
         began = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "agent_session_exporter", "--config.file", str(self.config_path),
-                 "--web.listen-address", f"127.0.0.1:{self.port}"],
-                cwd=ROOT, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                [
+                    sys.executable,
+                    "-m",
+                    "agent_session_exporter",
+                    "--config.file",
+                    str(self.config_path),
+                    "--web.listen-address",
+                    f"127.0.0.1:{self.port}",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         self.wait_for(lambda: self.scrape() is not None, timeout, "the exporter to serve /metrics")
         self.starts.append(time.monotonic() - began)
 
@@ -84,8 +96,7 @@ class ExporterProcess:
             if check():
                 return
             if self.process is None or self.process.poll() is not None:
-                raise AssertionError(f"the exporter is not running while waiting for {what}; its log:\n"
-                                     + self.log_tail())
+                raise AssertionError(f"the exporter is not running while waiting for {what}; its log:\n" + self.log_tail())
             time.sleep(0.2)
         raise AssertionError(f"no {what} within {timeout:.0f} s; the exporter's log:\n{self.log_tail()}")
 
@@ -99,6 +110,7 @@ class ExporterProcess:
                 return False
             latest[:] = [samples]
             return check(samples)
+
         try:
             self.wait_for(holds, timeout, what)
         except AssertionError as error:
@@ -116,6 +128,8 @@ class ExporterProcess:
 
 def summary(samples: Samples, prefix: str = "agent_session") -> dict[str, Any]:
     """The samples of the session families (and the exporter's own), readable in a failure message."""
-    return {name + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels)) + "}": value
-            for (name, labels), value in sorted(samples.items(), key=lambda i: i[0][0])
-            if name.startswith(prefix) and not name.endswith("_bucket")}
+    return {
+        name + "{" + ",".join(f"{k}={v}" for k, v in sorted(labels)) + "}": value
+        for (name, labels), value in sorted(samples.items(), key=lambda i: i[0][0])
+        if name.startswith(prefix) and not name.endswith("_bucket")
+    }

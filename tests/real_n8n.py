@@ -42,9 +42,11 @@ def not_installed(install: Path) -> str | None:
     """Why n8n cannot be started from ``install``, or None."""
     for needed in ("bin/node", "node_modules/n8n/bin/n8n", "node_modules/sqlite3/build/Release/node_sqlite3.node"):
         if not (install / needed).exists():
-            return (f"n8n {N8N_VERSION} is not installed in {install} ({needed} missing): run "
-                    f"{INSTALL_SCRIPT.relative_to(INSTALL_SCRIPT.parents[2])} as .ci/run does, or point "
-                    "AGENT_SESSION_EXPORTER_N8N at its folder")
+            return (
+                f"n8n {N8N_VERSION} is not installed in {install} ({needed} missing): run "
+                f"{INSTALL_SCRIPT.relative_to(INSTALL_SCRIPT.parents[2])} as .ci/run does, or point "
+                "AGENT_SESSION_EXPORTER_N8N at its folder"
+            )
     return None
 
 
@@ -71,14 +73,29 @@ class Workflow:
 def _workflow(kind: str, step: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Webhook (answers at once, the run goes on) -> Step."""
     path = f"exp-{kind}"
-    return {"name": f"exporter-{kind}",
-            "settings": {"executionOrder": "v1", "saveManualExecutions": True, "saveDataSuccessExecution": "all",
-                         "saveDataErrorExecution": "all", **(settings or {})},
-            "nodes": [{"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2,
-                       "position": [0, 0], "webhookId": f"{path}-hook",
-                       "parameters": {"httpMethod": "GET", "path": path, "responseMode": "onReceived", "options": {}}},
-                      {"id": "a2", "name": "Step", "position": [200, 0], **step}],
-            "connections": {"Webhook": {"main": [[{"node": "Step", "type": "main", "index": 0}]]}}}
+    return {
+        "name": f"exporter-{kind}",
+        "settings": {
+            "executionOrder": "v1",
+            "saveManualExecutions": True,
+            "saveDataSuccessExecution": "all",
+            "saveDataErrorExecution": "all",
+            **(settings or {}),
+        },
+        "nodes": [
+            {
+                "id": "a1",
+                "name": "Webhook",
+                "type": "n8n-nodes-base.webhook",
+                "typeVersion": 2,
+                "position": [0, 0],
+                "webhookId": f"{path}-hook",
+                "parameters": {"httpMethod": "GET", "path": path, "responseMode": "onReceived", "options": {}},
+            },
+            {"id": "a2", "name": "Step", "position": [200, 0], **step},
+        ],
+        "connections": {"Webhook": {"main": [[{"node": "Step", "type": "main", "index": 0}]]}},
+    }
 
 
 def _code(js: str) -> dict[str, Any]:
@@ -86,8 +103,12 @@ def _code(js: str) -> dict[str, Any]:
 
 
 def _wait(seconds: int, kind: str) -> dict[str, Any]:
-    return {"type": "n8n-nodes-base.wait", "typeVersion": 1.1, "webhookId": f"exp-{kind}-wait",
-            "parameters": {"resume": "timeInterval", "amount": seconds, "unit": "seconds"}}
+    return {
+        "type": "n8n-nodes-base.wait",
+        "typeVersion": 1.1,
+        "webhookId": f"exp-{kind}-wait",
+        "parameters": {"resume": "timeInterval", "amount": seconds, "unit": "seconds"},
+    }
 
 
 @dataclass
@@ -123,21 +144,37 @@ class RealN8n:
     def environment(self) -> dict[str, str]:
         return {
             "PATH": f"{self.install / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "HOME": str(self.folder), "N8N_USER_FOLDER": str(self.folder),
-            "N8N_PORT": str(self.port), "N8N_LISTEN_ADDRESS": "127.0.0.1", "N8N_HOST": "127.0.0.1",
-            "N8N_PROTOCOL": "http", "WEBHOOK_URL": f"{self.url}/", "N8N_EDITOR_BASE_URL": f"{self.url}/",
-            "DB_TYPE": "sqlite", "N8N_SECURE_COOKIE": "false",
-            "N8N_DIAGNOSTICS_ENABLED": "false", "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
-            "N8N_PERSONALIZATION_ENABLED": "false", "N8N_TEMPLATES_ENABLED": "false",
-            "N8N_HIRING_BANNER_ENABLED": "false", "N8N_DIAGNOSTICS_CONFIG_FRONTEND": "",
-            "N8N_DIAGNOSTICS_CONFIG_BACKEND": "", "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
-            "N8N_PUBLIC_API_DISABLED": "false", "N8N_PUBLIC_API_SWAGGERUI_DISABLED": "true",
-            "N8N_RUNNERS_ENABLED": "true", "N8N_RUNNERS_MODE": "internal",
+            "HOME": str(self.folder),
+            "N8N_USER_FOLDER": str(self.folder),
+            "N8N_PORT": str(self.port),
+            "N8N_LISTEN_ADDRESS": "127.0.0.1",
+            "N8N_HOST": "127.0.0.1",
+            "N8N_PROTOCOL": "http",
+            "WEBHOOK_URL": f"{self.url}/",
+            "N8N_EDITOR_BASE_URL": f"{self.url}/",
+            "DB_TYPE": "sqlite",
+            "N8N_SECURE_COOKIE": "false",
+            "N8N_DIAGNOSTICS_ENABLED": "false",
+            "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+            "N8N_PERSONALIZATION_ENABLED": "false",
+            "N8N_TEMPLATES_ENABLED": "false",
+            "N8N_HIRING_BANNER_ENABLED": "false",
+            "N8N_DIAGNOSTICS_CONFIG_FRONTEND": "",
+            "N8N_DIAGNOSTICS_CONFIG_BACKEND": "",
+            "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
+            "N8N_PUBLIC_API_DISABLED": "false",
+            "N8N_PUBLIC_API_SWAGGERUI_DISABLED": "true",
+            "N8N_RUNNERS_ENABLED": "true",
+            "N8N_RUNNERS_MODE": "internal",
             "N8N_RUNNERS_BROKER_PORT": str(self.broker_port),
             # isolated-vm is not built (it does not build on Node 20): the expression engine n8n ships too.
             "N8N_EXPRESSION_ENGINE": "legacy",
-            "EXECUTIONS_MODE": "regular", "EXECUTIONS_DATA_PRUNE": "false",
-            "N8N_LOG_LEVEL": "info", "N8N_LOG_OUTPUT": "console", "GENERIC_TIMEZONE": "UTC", "TZ": "UTC",
+            "EXECUTIONS_MODE": "regular",
+            "EXECUTIONS_DATA_PRUNE": "false",
+            "N8N_LOG_LEVEL": "info",
+            "N8N_LOG_OUTPUT": "console",
+            "GENERIC_TIMEZONE": "UTC",
+            "TZ": "UTC",
             "NODE_ENV": "production",
         }
 
@@ -158,8 +195,13 @@ class RealN8n:
             # Its own session: the process group (n8n and its task runner) is stopped by n8n's PID.
             self.process = subprocess.Popen(
                 [str(self.install / "bin" / "node"), str(self.install / "node_modules" / "n8n" / "bin" / "n8n"), "start"],
-                cwd=self.folder, env=self.environment(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+                cwd=self.folder,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         self.wait_for(lambda: self._ready(log_from), timeout, "n8n to be ready")
         return time.monotonic() - began
 
@@ -200,11 +242,19 @@ class RealN8n:
         return self.start()
 
     # --- HTTP --------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                 opener: urllib.request.OpenerDirector | None = None, timeout: float = 30) -> Answer:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        opener: urllib.request.OpenerDirector | None = None,
+        timeout: float = 30,
+    ) -> Answer:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        )
         try:
             with (opener or urllib.request.build_opener()).open(request, timeout=timeout) as response:
                 status, raw = response.status, response.read()
@@ -219,8 +269,9 @@ class RealN8n:
         """A public-API GET (``path`` under /api/v1) with the API key (``key=""``: no header)."""
         key = self.api_key if key is None else key
         query = urllib.parse.urlencode(params)
-        return self._request("GET", f"/api/v1{path}" + (f"?{query}" if query else ""),
-                             headers={"X-N8N-API-KEY": key} if key else {})
+        return self._request(
+            "GET", f"/api/v1{path}" + (f"?{query}" if query else ""), headers={"X-N8N-API-KEY": key} if key else {}
+        )
 
     def _api(self, method: str, path: str, body: Any = None) -> Any:
         answer = self._request(method, f"/api/v1{path}", body, headers={"X-N8N-API-KEY": self.api_key})
@@ -236,8 +287,9 @@ class RealN8n:
         login = {"emailOrLdapLoginId": OWNER["email"], "password": OWNER["password"]}
         answer = self._request("POST", "/rest/login", login, opener=opener)
         assert answer.status == 200, answer
-        answer = self._request("POST", "/rest/api-keys", {"label": "exporter-test", "scopes": list(SCOPES),
-                                                          "expiresAt": None}, opener=opener)
+        answer = self._request(
+            "POST", "/rest/api-keys", {"label": "exporter-test", "scopes": list(SCOPES), "expiresAt": None}, opener=opener
+        )
         assert answer.status == 200, answer
         self.api_key = answer.body["data"]["rawApiKey"]
         return self.api_key
@@ -269,6 +321,7 @@ class RealN8n:
         def created() -> bool:
             answers.append(self.get(f"/executions/{expected}"))
             return answers[-1].status == 200
+
         self.wait_for(created, 20, f"execution {expected} of {kind}")
         assert answers[-1].body["workflowId"] == self.workflows[kind].id, (kind, answers[-1].body)
         self.fired.append((expected, kind))

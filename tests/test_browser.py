@@ -19,9 +19,16 @@ async def chromium(tmp_path, *args: str) -> bytes:
     """Run headless chromium once; stopped by its PID if it outlives 60 s."""
     assert CHROMIUM, "chromium is not installed (.ci/run installs the Debian package)"
     process = await asyncio.create_subprocess_exec(
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'profile'}", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         stdout, _ = await asyncio.wait_for(process.communicate(), 60)
     finally:
@@ -53,8 +60,8 @@ async def test_a_failing_source_stands_out_on_the_landing_page(tmp_path, clock):
         finally:
             await runner.cleanup()
             await exporter.close()
-    assert "<tr class=\"failing\"><td>demo-kapso</td>" in dom  # as the browser parsed it
+    assert '<tr class="failing"><td>demo-kapso</td>' in dom  # as the browser parsed it
     assert "Recent failures: demo-kapso" in dom
     assert dom.index("Recent failures: demo-kapso") < dom.index("Recent failures: demo-whatabot")  # failing first
-    assert dom.count("<tr class=\"failing\">") == 1  # the demo's other sources stay below the threshold
+    assert dom.count('<tr class="failing">') == 1  # the demo's other sources stay below the threshold
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -18,8 +18,10 @@ from .helpers import ROOT, parse_exposition, run, total_of
 
 
 def test_check_config_accepts_the_example():
-    env = {v: "x" * 8 for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY",
-                                "SYNTROPIC_PASSWORD")}
+    env = {
+        v: "x" * 8
+        for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY", "SYNTROPIC_PASSWORD")
+    }
     result = run("--config", "config.example.yaml", "--check-config", env=env)
     assert result.returncode == 0, result.stderr
     assert "config OK: 6 sources" in result.stdout
@@ -38,8 +40,9 @@ def test_check_config_never_echoes_a_secret_pasted_into_the_wrong_key(tmp_path):
     bad.write_text("sources:\n  - {name: a, provider: dify, base_url: 'http://x', api_key: k, interval: sk-live-77aa99}\n")
     result = run("--config", str(bad), "--check-config")
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"config error: {bad}:2: source 'a': interval: must be a duration such as 30s, "
-                                          "10m or 24h"]
+    assert result.stderr.splitlines() == [
+        f"config error: {bad}:2: source 'a': interval: must be a duration such as 30s, 10m or 24h"
+    ]
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):
@@ -61,8 +64,13 @@ def test_demo_once_prints_an_exposition_with_all_five_providers():
 
 
 def test_demo_serves_metrics_and_stops_cleanly_on_sigterm():
-    process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--demo", "--listen", "127.0.0.1:0"], cwd=ROOT,
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent_session_exporter", "--demo", "--listen", "127.0.0.1:0"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = None
         deadline = time.monotonic() + 30
@@ -100,10 +108,11 @@ def test_bad_listen_is_refused(flag):
 def test_production_start_never_loads_the_simulators(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("sources:\n  - {name: s, provider: syntropic137, base_url: 'http://127.0.0.1:9'}\n")
-    probe = ("import sys; from agent_session_exporter.cli import main; main(['--config.file', sys.argv[1], '--check-config']); "
-             "print(sorted(m for m in sys.modules if m.startswith('agent_session_exporter.demo')))")
-    result = subprocess.run([sys.executable, "-c", probe, str(config)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    probe = (
+        "import sys; from agent_session_exporter.cli import main; main(['--config.file', sys.argv[1], '--check-config']); "
+        "print(sorted(m for m in sys.modules if m.startswith('agent_session_exporter.demo')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.splitlines()[-1] == "[]", result.stderr
 
 
@@ -121,12 +130,15 @@ def test_log_level_warn_is_the_prometheus_spelling_of_warning(tmp_path):
 def test_a_state_path_in_a_missing_directory_is_refused_by_name(tmp_path, check):
     """It would otherwise start a fresh state silently (a typo in a mount path costs every count)."""
     config = tmp_path / "c.yaml"
-    config.write_text(f"state_path: {tmp_path / 'no-such-dir' / 'state.db'}\n"
-                      "sources:\n  - {name: a, provider: dify, base_url: 'http://127.0.0.1:1', api_key: k}\n")
+    config.write_text(
+        f"state_path: {tmp_path / 'no-such-dir' / 'state.db'}\n"
+        "sources:\n  - {name: a, provider: dify, base_url: 'http://127.0.0.1:1', api_key: k}\n"
+    )
     result = run("--config.file", str(config), *(["--check-config"] if check else ["--once"]))
     assert result.returncode == 2, result.stderr[-500:]
-    assert result.stderr.splitlines() == ["config error: state_path: its directory does not exist (it is never "
-                                          "created: a typo would otherwise start counting anew)"]
+    assert result.stderr.splitlines() == [
+        "config error: state_path: its directory does not exist (it is never created: a typo would otherwise start counting anew)"
+    ]
     assert not (tmp_path / "no-such-dir").exists()
 
 
@@ -135,9 +147,23 @@ def test_the_demo_pushes_kapso_webhooks_to_its_own_listener(tmp_path):
     to it: executions are looked up between polls, and an unsigned push is refused and counted."""
     log = tmp_path / "exporter.log"
     with open(log, "w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--demo", "--listen", "127.0.0.1:0",
-                                    "--web.webhook-address", "127.0.0.1:0", "--log.format", "json"], cwd=ROOT,
-                                   stderr=stderr, stdout=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent_session_exporter",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--web.webhook-address",
+                "127.0.0.1:0",
+                "--log.format",
+                "json",
+            ],
+            cwd=ROOT,
+            stderr=stderr,
+            stdout=subprocess.DEVNULL,
+        )
     try:
         urls: dict[str, str] = {}
         for _ in range(300):  # bounded: 30 s

@@ -25,8 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 async def start_exporter(config_path: Path, log_path: Path) -> tuple[asyncio.subprocess.Process, str]:
     log = open(log_path, "a")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent_session_exporter", "--config", str(config_path), "--listen", "127.0.0.1:0",
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=log)
+        sys.executable,
+        "-m",
+        "agent_session_exporter",
+        "--config",
+        str(config_path),
+        "--listen",
+        "127.0.0.1:0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=log,
+    )
     log.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -47,8 +56,9 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
         config = demo_config(base_url)
         raw = {"state_path": str(tmp_path / "state.db"), "interval": 1, "sources": []}
         for source in config.sources:
-            raw["sources"].append({**source_entry(source), "initial_lookback": "1h", "overlap": "30s",
-                                   "settle_after": 0.5, "timeout": 5})
+            raw["sources"].append(
+                {**source_entry(source), "initial_lookback": "1h", "overlap": "30s", "settle_after": 0.5, "timeout": 5}
+            )
         config_path = tmp_path / "config.yaml"
         config_path.write_text(yaml.safe_dump(raw))
         log_path = tmp_path / "exporter.log"
@@ -70,8 +80,7 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
                 for _ in range(100):  # bounded: ~20 s
                     async with client.get(url) as response:
                         samples = parse_exposition(await response.text())
-                    if all(total_of(samples, "agent_sessions_finished_total", source=source) >= n
-                           for source, n in truth.items()):
+                    if all(total_of(samples, "agent_sessions_finished_total", source=source) >= n for source, n in truth.items()):
                         break
                     await asyncio.sleep(0.2)
                 # Two more cycles of every source: nothing may be counted twice.
@@ -84,8 +93,11 @@ async def test_sigkill_while_sessions_arrive_never_loses_or_double_counts(tmp_pa
         factory = simulators.factories[provider]
         assert sum(factory.truth.finished.values()) > 20, provider
         for (status, outcome), count in factory.truth.finished.items():
-            assert total_of(samples, "agent_sessions_finished_total", source=source, status=status,
-                            outcome=outcome) == count, (source, status, outcome)
+            assert total_of(samples, "agent_sessions_finished_total", source=source, status=status, outcome=outcome) == count, (
+                source,
+                status,
+                outcome,
+            )
         assert total_of(samples, "agent_session_errors_total", source=source) == factory.truth.errors
         assert total_of(samples, "agent_session_warnings_total", source=source) == factory.truth.warnings
         for kind, value in factory.truth.tokens.items():

@@ -18,10 +18,18 @@ def test_demo_traffic_stays_under_every_alert_threshold():
         clock.advance(5)
         simulators.tick()
         if second % 60 == 0:
-            minutes.append({p: (sum(f.truth.finished.values()), f.truth.errors,
-                                sum(n for (status, outcome), n in f.truth.finished.items() if outcome == "timeout"),
-                                sum(f.truth.cost.values()), sum(1 for s in f.sessions.values() if s.running))
-                            for p, f in simulators.factories.items()})
+            minutes.append(
+                {
+                    p: (
+                        sum(f.truth.finished.values()),
+                        f.truth.errors,
+                        sum(n for (status, outcome), n in f.truth.finished.items() if outcome == "timeout"),
+                        sum(f.truth.cost.values()),
+                        sum(1 for s in f.sessions.values() if s.running),
+                    )
+                    for p, f in simulators.factories.items()
+                }
+            )
     worst = {"error": 0.0, "timeout": 0.0, "cost": 0.0, "active": 0}
     for end in range(15, len(minutes)):
         for provider, (finished, errors, timeouts, _, active) in minutes[end].items():
@@ -33,8 +41,8 @@ def test_demo_traffic_stays_under_every_alert_threshold():
     for end in range(60, len(minutes)):
         for provider, values in minutes[end].items():
             worst["cost"] = max(worst["cost"], values[3] - minutes[end - 60][provider][3])
-    assert worst["error"] < 0.20, worst      # AgentSessionsHighErrorRatio
-    assert worst["timeout"] < 0.10, worst    # AgentSessionsHighTimeoutRatio
-    assert worst["cost"] < 50, worst         # AgentSessionCostHigh (USD per hour)
-    assert worst["active"] < 100, worst      # AgentSessionsActiveStuckHigh
+    assert worst["error"] < 0.20, worst  # AgentSessionsHighErrorRatio
+    assert worst["timeout"] < 0.10, worst  # AgentSessionsHighTimeoutRatio
+    assert worst["cost"] < 50, worst  # AgentSessionCostHigh (USD per hour)
+    assert worst["active"] < 100, worst  # AgentSessionsActiveStuckHigh
     assert worst["error"] > 0 and worst["cost"] > 0  # the demo does fail and spend, just not enough to page

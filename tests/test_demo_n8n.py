@@ -55,8 +55,9 @@ class Api:
 
     def of_status(self, status: str, hidden: bool | None = None) -> str:
         """The id of one simulated execution in ``status`` (and hidden or not, if asked)."""
-        return next(s.id for s in self.factory.sessions.values() if s.status == status
-                    and hidden in (None, self.factory.hidden(s)))
+        return next(
+            s.id for s in self.factory.sessions.values() if s.status == status and hidden in (None, self.factory.hidden(s))
+        )
 
 
 @pytest.fixture
@@ -170,9 +171,11 @@ async def test_pages_follow_the_recorded_cursor(api):
 
 async def test_errors_are_answered_as_recorded(api):
     cases = {
-        "exec-bad-cursor": {"cursor": "garbage"}, "exec-limit-251": {"limit": 251},
+        "exec-bad-cursor": {"cursor": "garbage"},
+        "exec-limit-251": {"limit": 251},
         "exec-startedAfter": {"limit": 2, "startedAfter": "2030-01-01T00:00:00.000Z"},
-        "exec-status-crashed": {"status": "crashed"}, "exec-status-new": {"status": "new"},
+        "exec-status-crashed": {"status": "crashed"},
+        "exec-status-new": {"status": "new"},
     }
     for name, params in cases.items():
         expected = recorded(T1 / f"{name}.json")

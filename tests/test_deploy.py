@@ -45,15 +45,19 @@ def test_every_yaml_and_json_file_in_deploy_loads():
 
 def test_promtool_checks_and_unit_tests_the_rules():
     promtool = tool("promtool")
-    for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"],
-                 ["check", "config", "prometheus.yml"]):
+    for args in (["check", "rules", "rules.yml"], ["test", "rules", "rules_test.yml"], ["check", "config", "prometheus.yml"]):
         result = subprocess.run([promtool, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_finds_no_problem_in_the_real_exposition():
-    exposition = subprocess.run([sys.executable, "-m", "agent_session_exporter", "--demo", "--once"], cwd=ROOT,
-                                capture_output=True, timeout=60, check=True).stdout
+    exposition = subprocess.run(
+        [sys.executable, "-m", "agent_session_exporter", "--demo", "--once"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert b"agent_sessions_finished_total{" in exposition
     result = subprocess.run([tool("promtool"), "check", "metrics"], input=exposition, capture_output=True, timeout=60)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
@@ -98,7 +102,7 @@ def test_dockerfile_installs_and_starts_the_way_the_readme_says():
     (cmd,) = re.findall(r"^CMD (.+)$", final, re.M)
     args = parse_args(json.loads(cmd))
     assert args.config == "/etc/agent-session-exporter/config.yaml" and not args.demo
-    section = readme[readme.index("### Build and run the image"):readme.index("### Kubernetes")]
+    section = readme[readme.index("### Build and run the image") : readme.index("### Kubernetes")]
     for needed in ("docker build -t ", "docker push ", "images:", f"{args.config}:ro", " --demo"):
         assert needed in section, needed
 
@@ -132,8 +136,7 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
         exporter_port = runner.addresses[0][1]
         config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
         config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-        config["scrape_configs"][0].update(static_configs=[{"targets": [f"127.0.0.1:{exporter_port}"]}],
-                                           scrape_timeout="1s")
+        config["scrape_configs"][0].update(static_configs=[{"targets": [f"127.0.0.1:{exporter_port}"]}], scrape_timeout="1s")
         config["rule_files"] = [str(PROMETHEUS_DIR / "rules.yml")]
         del config["alerting"]  # no Alertmanager here: alerts are read from Prometheus's API
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -141,12 +144,19 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
         api = f"http://127.0.0.1:{port}/api/v1"
         log = open(tmp_path / "prometheus.log", "w")
         prometheus = await asyncio.create_subprocess_exec(
-            prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+            prometheus_bin,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
             "--enable-feature=exemplar-storage",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", stdout=log, stderr=log)
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+            stdout=log,
+            stderr=log,
+        )
         exporter.start()
         try:
             async with aiohttp.ClientSession() as client:
+
                 async def query(expr: str) -> dict:
                     async with client.get(f"{api}/query", params={"query": expr}) as response:
                         return await response.json()
@@ -165,6 +175,7 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
                     assert prometheus.returncode is None, (tmp_path / "prometheus.log").read_text()[-2000:]
                     data = await query('up{job="agent-session-exporter"} == 1')
                     return bool(data["data"]["result"])
+
                 assert await wait_until(scraped, 60), (tmp_path / "prometheus.log").read_text()[-2000:]
 
                 results: dict[str, dict] = {}
@@ -173,6 +184,7 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
                     for _, expr in dashboard_queries():
                         results[expr] = await query(expr)
                     return all(r["status"] == "success" and r["data"]["result"] for r in results.values())
+
                 await wait_until(every_panel_has_data, 60)
                 for title, expr in dashboard_queries():
                     assert results[expr]["status"] == "success", (title, expr, results[expr])
@@ -185,12 +197,15 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
                 async def exemplars_stored() -> bool:
                     now = time.time()
                     for metric in ("agent_session_duration_seconds_bucket", "agent_sessions_finished_total"):
-                        async with client.get(f"{api}/query_exemplars", params={
-                                "query": metric, "start": str(now - 600), "end": str(now + 60)}) as response:
+                        async with client.get(
+                            f"{api}/query_exemplars", params={"query": metric, "start": str(now - 600), "end": str(now + 60)}
+                        ) as response:
                             data = (await response.json())["data"] or []
-                        found.extend((series["seriesLabels"], e["labels"]["session_id"])
-                                     for series in data for e in series["exemplars"])
+                        found.extend(
+                            (series["seriesLabels"], e["labels"]["session_id"]) for series in data for e in series["exemplars"]
+                        )
                     return bool(found)
+
                 assert await wait_until(exemplars_stored, 30), "no exemplar in Prometheus"
                 assert {sid for _, sid in found} <= served
                 assert {labels["source"] for labels, _ in found} >= {"demo-kapso", "demo-dify"}
@@ -200,13 +215,20 @@ async def test_a_real_prometheus_evaluates_every_panel_and_raises_the_error_aler
                 async def error_alert_pending() -> bool:
                     async with client.get(f"{api}/alerts") as response:
                         alerts = (await response.json())["data"]["alerts"]
-                    return any(a["labels"]["alertname"] == "AgentSessionsHighErrorRatio"
-                               and a["labels"]["source"] == "demo-whatabot" and a["state"] in ("pending", "firing")
-                               for a in alerts)
+                    return any(
+                        a["labels"]["alertname"] == "AgentSessionsHighErrorRatio"
+                        and a["labels"]["source"] == "demo-whatabot"
+                        and a["state"] in ("pending", "firing")
+                        for a in alerts
+                    )
+
                 assert await wait_until(error_alert_pending, 90)
                 async with client.get(f"{api}/alerts") as response:
-                    others = [a["labels"]["source"] for a in (await response.json())["data"]["alerts"]
-                              if a["labels"]["alertname"] == "AgentSessionsHighErrorRatio"]
+                    others = [
+                        a["labels"]["source"]
+                        for a in (await response.json())["data"]["alerts"]
+                        if a["labels"]["alertname"] == "AgentSessionsHighErrorRatio"
+                    ]
                 assert others == ["demo-whatabot"]
         finally:
             if prometheus.returncode is None:

@@ -80,8 +80,12 @@ async def test_metrics_match_what_the_simulators_served(stack, clock):
         truth = simulators.factories[provider].truth
         assert sum(truth.finished.values()) > 100
         for (status, outcome), count in truth.finished.items():
-            assert total_of(samples, "agent_sessions_finished_total", source=source, provider=provider,
-                            status=status, outcome=outcome) == count, (provider, status, outcome)
+            assert (
+                total_of(
+                    samples, "agent_sessions_finished_total", source=source, provider=provider, status=status, outcome=outcome
+                )
+                == count
+            ), (provider, status, outcome)
         assert total_of(samples, "agent_sessions_finished_total", source=source) == sum(truth.finished.values())
         assert total_of(samples, "agent_sessions_active", source=source) == 0
         assert total_of(samples, "agent_session_errors_total", source=source) == truth.errors
@@ -89,11 +93,11 @@ async def test_metrics_match_what_the_simulators_served(stack, clock):
         for kind, value in truth.tokens.items():
             assert total_of(samples, "agent_session_tokens_total", source=source, token_type=kind) == value
         for model, value in truth.cost.items():
-            assert total_of(samples, "agent_session_cost_usd_total", source=source, model=model) == \
-                pytest.approx(value)
+            assert total_of(samples, "agent_session_cost_usd_total", source=source, model=model) == pytest.approx(value)
         assert total_of(samples, "agent_session_duration_seconds_count", source=source) == truth.durations
-        assert total_of(samples, "agent_session_duration_seconds_sum", source=source) == \
-            pytest.approx(truth.duration_sum, rel=0.01)
+        assert total_of(samples, "agent_session_duration_seconds_sum", source=source) == pytest.approx(
+            truth.duration_sum, rel=0.01
+        )
         assert total_of(samples, "agent_session_exporter_source_up", source=source) == 1
     _, used_this_minute = simulators.kapso_minute
     assert total_of(samples, "agent_session_exporter_rate_limit_remaining", source="demo-kapso") == 1000 - used_this_minute
@@ -148,7 +152,8 @@ async def test_from_a_series_to_the_session_it_counted(stack, clock):
         async with client.get(f"{url}/sessions/demo-kapso/{session_id}", allow_redirects=False) as response:
             assert response.status == 302
             assert response.headers["Location"].endswith(
-                f"/ui/kapso/workflows/{kapso[session_id].workflow_id}/executions/{session_id}")
+                f"/ui/kapso/workflows/{kapso[session_id].workflow_id}/executions/{session_id}"
+            )
         async with client.get(f"{url}/sessions/demo-kapso/{session_id}") as response:
             assert response.status == 200 and session_id in await response.text()  # the simulator's page
         async with client.get(url + "/") as response:
@@ -159,8 +164,9 @@ async def test_from_a_series_to_the_session_it_counted(stack, clock):
         finished = sum(1 for s in kapso.values() if not s.running and s.workflow_id == workflow_id)
         assert finished > 0
         assert total_of(samples, "agent_sessions_finished_total", source="demo-kapso", workflow=workflow_id) == finished
-        assert total_of(samples, "agent_session_workflow_info", source="demo-kapso", workflow=workflow_id,
-                        workflow_name=name) == 1
+        assert (
+            total_of(samples, "agent_session_workflow_info", source="demo-kapso", workflow=workflow_id, workflow_name=name) == 1
+        )
     assert total_of(samples, "agent_sessions_finished_total", source="demo-dify", workflow="") > 0
     failed = max((s for s in kapso.values() if s.status == "failed"), key=lambda s: s.ended_at or 0)
     assert "Recent failures: demo-kapso" in page and failed.id in page

@@ -37,8 +37,11 @@ def source_registry(name: str) -> tuple[CountingRegistry, Counter, Histogram]:
 
 def samples(text: str, openmetrics: bool) -> set[tuple]:
     parse = parse_openmetrics if openmetrics else parse_text
-    return {(s.name, tuple(sorted(s.labels.items())), s.value, s.exemplar.labels["session_id"] if s.exemplar else None)
-            for family in parse(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value, s.exemplar.labels["session_id"] if s.exemplar else None)
+        for family in parse(text)
+        for s in family.samples
+    }
 
 
 def test_the_joined_blocks_hold_exactly_the_samples_of_a_full_render():
@@ -51,15 +54,17 @@ def test_the_joined_blocks_hold_exactly_the_samples_of_a_full_render():
         exposition.add_source(name, {"self": registries[name][0]})
     for openmetrics, generate in ((False, generate_latest), (True, generate_openmetrics)):
         joined = exposition.render(openmetrics).decode()
-        expected = set().union(*(samples(generate(r).decode(), openmetrics)
-                                 for r in [global_registry, *(r[0] for r in registries.values())]))
+        expected = set().union(
+            *(samples(generate(r).decode(), openmetrics) for r in [global_registry, *(r[0] for r in registries.values())])
+        )
         if openmetrics:
             assert joined.endswith("# EOF\n") and joined.count("# EOF") == 1
         header = "# TYPE demo_requests counter\n" if openmetrics else "# TYPE demo_requests_total counter\n"
         assert joined.count(header) == 1 and joined.count("# TYPE demo_seconds histogram\n") == 1
         assert samples(joined, openmetrics) == expected
     assert samples(exposition.render(True).decode(), True) >= {
-        ("demo_seconds_bucket", (("le", "5.0"), ("source", "b")), 1.0, "b-1")}
+        ("demo_seconds_bucket", (("le", "5.0"), ("source", "b")), 1.0, "b-1")
+    }
 
 
 def test_a_scrape_renders_only_the_sources_that_changed():
@@ -124,11 +129,15 @@ def test_a_source_whose_render_fails_keeps_its_last_values_and_the_others_are_se
 
 
 def test_split_families_keeps_headers_and_samples_apart():
-    text = (b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n# HELP y Y.\n# TYPE y gauge\n"
-            b"# UNIT y seconds\ny{a=\"# HELP\"} 2.0\n# EOF\n")
+    text = (
+        b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n# HELP y Y.\n# TYPE y gauge\n"
+        b'# UNIT y seconds\ny{a="# HELP"} 2.0\n# EOF\n'
+    )
     headers, blocks = split_families(text)
-    assert headers == {"x_total": b"# HELP x_total X.\n# TYPE x_total counter\n",
-                       "y": b"# HELP y Y.\n# TYPE y gauge\n# UNIT y seconds\n"}
+    assert headers == {
+        "x_total": b"# HELP x_total X.\n# TYPE x_total counter\n",
+        "y": b"# HELP y Y.\n# TYPE y gauge\n# UNIT y seconds\n",
+    }
     assert blocks == {"x_total": b"x_total 1.0\n", "y": b'y{a="# HELP"} 2.0\n'}
 
 
@@ -151,6 +160,7 @@ def test_a_carriage_return_in_a_label_value_leaves_every_line_whole():
 
 async def test_a_scrape_renders_changed_sources_one_per_step_and_a_scrape_given_up_leaves_them_to_the_next():
     import asyncio
+
     exposition = Exposition(CollectorRegistry(), CollectorRegistry())
     registries = {name: source_registry(name) for name in "abcd"}
     for name, (registry, _, _) in registries.items():
@@ -161,6 +171,7 @@ async def test_a_scrape_renders_changed_sources_one_per_step_and_a_scrape_given_
         while True:
             steps.append(sum(r[0].renders for r in registries.values()))
             await asyncio.sleep(0)
+
     counter = asyncio.create_task(count_steps())
     text = await exposition.render_async()
     assert text == exposition.render() and 'source="d"' in text.decode()
@@ -184,6 +195,7 @@ def test_the_gzip_of_a_scrape_is_the_text_compressed_from_blocks_compressed_once
     import zlib
 
     from agent_session_exporter.serve import blocks as blocks_module
+
     exposition = Exposition(CollectorRegistry(), CollectorRegistry())
     registries = {name: source_registry(name) for name in ("a", "b", "c")}
     for name, (registry, _, _) in registries.items():

@@ -59,6 +59,7 @@ def _between(value: float, low: float | None, high: float | None) -> bool:
 
 # --- The fake upstreams: each serves a case file's list the way its API pages and filters ----------
 
+
 def serve_whatabot(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
     """``GET /sessions/logs``: zero-based ``page``/``size``, a Spring page; ``sessionId`` filters."""
     if path != "/sessions/logs":
@@ -66,7 +67,7 @@ def serve_whatabot(items: Items, path: str, params: dict[str, str], body: Any) -
     if "sessionId" in params:
         items = [item for item in items if item["id"] == params["sessionId"]]
     page, size = int(params["page"]), int(params["size"])
-    return spring_page([_served(i) for i in items[page * size:(page + 1) * size]], page, size, len(items))
+    return spring_page([_served(i) for i in items[page * size : (page + 1) * size]], page, size, len(items))
 
 
 def serve_dify(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
@@ -77,8 +78,13 @@ def serve_dify(items: Items, path: str, params: dict[str, str], body: Any) -> An
     low, high = parse_timestamp(params.get("created_at__after")), parse_timestamp(params.get("created_at__before"))
     chosen = [item for item in items if _between(item["created_at"], low, high)]
     page, limit = int(params["page"]), int(params["limit"])
-    return {"page": page, "limit": limit, "total": len(chosen), "has_more": len(chosen) > page * limit,
-            "data": [_served(i) for i in chosen[(page - 1) * limit:page * limit]]}
+    return {
+        "page": page,
+        "limit": limit,
+        "total": len(chosen),
+        "has_more": len(chosen) > page * limit,
+        "data": [_served(i) for i in chosen[(page - 1) * limit : page * limit]],
+    }
 
 
 def serve_syntropic(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
@@ -91,8 +97,11 @@ def serve_syntropic(items: Items, path: str, params: dict[str, str], body: Any) 
     if path != "/sessions":
         return _not_found()
     low, high = parse_timestamp(params.get("started_after")), parse_timestamp(params.get("started_before"))
-    chosen = [item for item in items if _between(parse_timestamp(item["started_at"]), low, high)
-              and params.get("workflow_id") in (None, item["workflow_id"])][:int(params["limit"])]
+    chosen = [
+        item
+        for item in items
+        if _between(parse_timestamp(item["started_at"]), low, high) and params.get("workflow_id") in (None, item["workflow_id"])
+    ][: int(params["limit"])]
     return {"sessions": [_served(i) for i in chosen], "total": len(chosen)}
 
 
@@ -100,7 +109,7 @@ def serve_honeyhive_sessions(items: Items, path: str, params: dict[str, str], bo
     """``GET /session``: a bare list of at most ``limit`` sessions."""
     if path != "/session" or params.get("project") != "proj":
         return _not_found()
-    return [_served(i) for i in items[:int(params["limit"])]]
+    return [_served(i) for i in items[: int(params["limit"])]]
 
 
 def serve_honeyhive_events(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
@@ -111,7 +120,7 @@ def serve_honeyhive_events(items: Items, path: str, params: dict[str, str], body
     low, high = (parse_timestamp(body["dateRange"][key]) for key in ("$gte", "$lte"))
     chosen = [item for item in items if _between(item["start_time"] / 1000, low, high)]
     page, limit = body["page"], body["limit"]
-    return {"events": [_served(i) for i in chosen[(page - 1) * limit:page * limit]], "totalEvents": len(chosen)}
+    return {"events": [_served(i) for i in chosen[(page - 1) * limit : page * limit]], "totalEvents": len(chosen)}
 
 
 def serve_honeyhive_search(items: Items, path: str, params: dict[str, str], body: Any) -> Any:
@@ -123,10 +132,13 @@ def serve_honeyhive_search(items: Items, path: str, params: dict[str, str], body
         return _not_found()
     low, high = (parse_timestamp(body["dateRange"][key]) for key in ("start_time", "end_time"))
     wanted = [rule["value"] for rule in body["filters"] if rule["field"] == "session_id" and rule["operator"] == "is"]
-    chosen = [item for item in items if _between(item["start_time"] / 1000, low, high)
-              and all(item["session_id"] == value for value in wanted)]
+    chosen = [
+        item
+        for item in items
+        if _between(item["start_time"] / 1000, low, high) and all(item["session_id"] == value for value in wanted)
+    ]
     page, limit = body["page"], body["limit"]
-    events = [_served(i) for i in chosen[(page - 1) * limit:page * limit]]
+    events = [_served(i) for i in chosen[(page - 1) * limit : page * limit]]
     return {"events": events, "count": len(events)}
 
 
@@ -141,14 +153,23 @@ def serve_kapso(items: Items, path: str, params: dict[str, str], body: Any) -> A
     if len(parts) != 4 or parts[1] != "workflows" or parts[3] != "executions":
         return _not_found()
     low = parse_timestamp(params.get("created_after"))
-    chosen = [item for item in items if item["workflow"]["id"] == parts[2]
-              and _between(parse_timestamp(item["started_at"]), low, None)
-              and params.get("status") in (None, item["status"])]
+    chosen = [
+        item
+        for item in items
+        if item["workflow"]["id"] == parts[2]
+        and _between(parse_timestamp(item["started_at"]), low, None)
+        and params.get("status") in (None, item["status"])
+    ]
     start, limit = int(params.get("after") or 0), int(params["limit"])
     more = start + limit < len(chosen)
-    return {"data": [_served(i) for i in chosen[start:start + limit]],
-            "paging": {"cursors": {"before": str(start), "after": str(start + limit)},
-                       "next": f"{path}?after={start + limit}" if more else None, "previous": None}}
+    return {
+        "data": [_served(i) for i in chosen[start : start + limit]],
+        "paging": {
+            "cursors": {"before": str(start), "after": str(start + limit)},
+            "next": f"{path}?after={start + limit}" if more else None,
+            "previous": None,
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -168,14 +189,28 @@ CASES = {
     "whatabot": Case("whatabot", serve_whatabot, finished=9, active=2, source={"page_size": 3}),
     "dify": Case("dify", serve_dify, finished=8, active=1, source={"page_size": 3}),
     "syntropic137": Case("syntropic137", serve_syntropic, finished=9, active=1, source={"page_size": 3}),
-    "honeyhive-sessions": Case("honeyhive", serve_honeyhive_sessions, finished=5, active=3,
-                               source={"api": "sessions", "settle_after": "20s"}),
-    "honeyhive-events": Case("honeyhive", serve_honeyhive_events, finished=5, active=3,
-                             source={"api": "events", "page_size": 3, "settle_after": "20s"}, method="post"),
-    "honeyhive-search": Case("honeyhive", serve_honeyhive_search, finished=5, active=3,
-                             source={"api": "search", "page_size": 3, "settle_after": "20s"}, method="post"),
-    "kapso": Case("kapso", serve_kapso, finished=7, active=3,
-                  source={"page_size": 2, "workflow_ids": ["wf-support", "wf-sales"]}),
+    "honeyhive-sessions": Case(
+        "honeyhive", serve_honeyhive_sessions, finished=5, active=3, source={"api": "sessions", "settle_after": "20s"}
+    ),
+    "honeyhive-events": Case(
+        "honeyhive",
+        serve_honeyhive_events,
+        finished=5,
+        active=3,
+        source={"api": "events", "page_size": 3, "settle_after": "20s"},
+        method="post",
+    ),
+    "honeyhive-search": Case(
+        "honeyhive",
+        serve_honeyhive_search,
+        finished=5,
+        active=3,
+        source={"api": "search", "page_size": 3, "settle_after": "20s"},
+        method="post",
+    ),
+    "kapso": Case(
+        "kapso", serve_kapso, finished=7, active=3, source={"page_size": 2, "workflow_ids": ["wf-support", "wf-sales"]}
+    ),
 }
 
 
@@ -195,11 +230,17 @@ def check_golden(path: Path, actual: bytes) -> None:
         pytest.fail(f"{path.name} is missing: run UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py")
     expected = path.read_bytes()
     if expected != actual:
-        diff = difflib.unified_diff(expected.decode().splitlines(keepends=True), actual.decode().splitlines(keepends=True),
-                                    fromfile=f"golden/{path.name}", tofile=f"{path.name} (this run)")
-        pytest.fail(f"{path.name} differs from the output (a change of output is a diff to review; if it is "
-                    "intended, run UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py):\n"
-                    + "".join(diff), pytrace=False)
+        diff = difflib.unified_diff(
+            expected.decode().splitlines(keepends=True),
+            actual.decode().splitlines(keepends=True),
+            fromfile=f"golden/{path.name}",
+            tofile=f"{path.name} (this run)",
+        )
+        pytest.fail(
+            f"{path.name} differs from the output (a change of output is a diff to review; if it is "
+            "intended, run UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py):\n" + "".join(diff),
+            pytrace=False,
+        )
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -207,8 +248,9 @@ async def test_golden_metrics(case, http_session, clock):
     spec = CASES[case]
     h = Harness(make_source(spec.provider, name=case, **spec.source), http_session, clock)
     listing: dict[str, Items] = {"items": []}
-    upstream = Upstream(lambda path, params: spec.serve(listing["items"], path, params,
-                                                         upstream.bodies[-1] if spec.method == "post" else None))
+    upstream = Upstream(
+        lambda path, params: spec.serve(listing["items"], path, params, upstream.bodies[-1] if spec.method == "post" else None)
+    )
     with aioresponses() as mocked:
         getattr(mocked, spec.method)(Upstream.pattern(), callback=upstream, repeat=True)
         for number, items in enumerate(_polls(case)):

@@ -49,6 +49,7 @@ def hello_app(*middlewares, metrics_body: bytes = b"ok") -> web.Application:
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=metrics_body)
+
     app = web.Application(middlewares=list(middlewares))
     app.router.add_get("/healthz", ok)
     app.router.add_get("/metrics", metrics)
@@ -82,6 +83,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 # 9 -------------------------------------------------------------------------------------------
 
+
 async def test_bcrypt_runs_off_the_event_loop_costs_the_same_for_unknown_users_and_is_cached(monkeypatch):
     checks: list[tuple[bytes, str]] = []
     real_check = bcrypt.checkpw
@@ -89,14 +91,14 @@ async def test_bcrypt_runs_off_the_event_loop_costs_the_same_for_unknown_users_a
     def recording_check(password: bytes, hashed: bytes) -> bool:
         checks.append((hashed, threading.current_thread().name))
         return real_check(password, hashed)
+
     monkeypatch.setattr(webconfig.bcrypt, "checkpw", recording_check)
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4))
     guard = ConnectionGuard()
     runner, server, url = await serve(hello_app(guard.middleware, basic_auth_middleware({"prom": hashed})), guard)
     try:
         async with aiohttp.ClientSession() as client:
-            statuses = await asyncio.gather(*(client.get(url + "/metrics", headers=basic("prom", "wrong"))
-                                              for _ in range(8)))
+            statuses = await asyncio.gather(*(client.get(url + "/metrics", headers=basic("prom", "wrong")) for _ in range(8)))
             assert [r.status for r in statuses] == [401] * 8
             async with client.get(url + "/metrics", headers=basic("nobody", "x")) as response:
                 assert response.status == 401
@@ -117,6 +119,7 @@ async def test_bcrypt_runs_off_the_event_loop_costs_the_same_for_unknown_users_a
 
 
 # 10 ------------------------------------------------------------------------------------------
+
 
 async def test_idle_connections_are_closed_and_past_the_limit_refused():
     refused: list[str] = []
@@ -145,20 +148,25 @@ async def test_idle_connections_are_closed_and_past_the_limit_refused():
 
 
 async def test_every_reason_a_connection_is_refused_is_a_series_from_the_start():
-    exporter = Exporter(parse_config({"sources": [{"name": "a", "provider": "syntropic137",
-                                                   "base_url": "http://127.0.0.1:9"}]}, {}))
+    exporter = Exporter(
+        parse_config({"sources": [{"name": "a", "provider": "syntropic137", "base_url": "http://127.0.0.1:9"}]}, {})
+    )
     await exporter.open()
     try:
         exporter.connection_refused("write_timeout")
         samples = parse_exposition(exporter.render_metrics().decode())
     finally:
         await exporter.close()
-    refused = {dict(labels)["reason"]: value for (name, labels), value in samples.items()
-               if name == "agent_session_exporter_web_connections_refused_total"}
+    refused = {
+        dict(labels)["reason"]: value
+        for (name, labels), value in samples.items()
+        if name == "agent_session_exporter_web_connections_refused_total"
+    }
     assert refused == {"max_connections": 0, "header_timeout": 0, "write_timeout": 1, "max_pipelined": 0}
 
 
 # 11 ------------------------------------------------------------------------------------------
+
 
 async def test_library_loggers_go_through_the_redacting_json_pipeline():
     stream = io.StringIO()
@@ -183,11 +191,20 @@ async def test_library_loggers_go_through_the_redacting_json_pipeline():
 
 # 12 ------------------------------------------------------------------------------------------
 
+
 async def test_two_reloads_at_once_leave_exactly_the_configured_tasks():
     def config(*names: str):
-        return parse_config({"interval": 3600, "sources": [
-            {"name": n, "provider": "syntropic137", "base_url": "http://127.0.0.1:9", "retries": 0, "timeout": 0.2}
-            for n in names]}, {})
+        return parse_config(
+            {
+                "interval": 3600,
+                "sources": [
+                    {"name": n, "provider": "syntropic137", "base_url": "http://127.0.0.1:9", "retries": 0, "timeout": 0.2}
+                    for n in names
+                ],
+            },
+            {},
+        )
+
     exporter = Exporter(config("a", "b"))
     await exporter.open()
     exporter.start()
@@ -203,11 +220,15 @@ async def test_two_reloads_at_once_leave_exactly_the_configured_tasks():
 
 # 13 ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    "sources:\n  - name: a\n    provider: dify\n    api_key: sk-live-SECRET123 : oops\n",
-    "sources:\n  - {name: a, provider: dify, api_key: \"sk-live-SECRET123}\n",
-    "sources:\n  - name: a\n    basic_auth: {username: u, password: sk-live-SECRET123\n",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sources:\n  - name: a\n    provider: dify\n    api_key: sk-live-SECRET123 : oops\n",
+        'sources:\n  - {name: a, provider: dify, api_key: "sk-live-SECRET123}\n',
+        "sources:\n  - name: a\n    basic_auth: {username: u, password: sk-live-SECRET123\n",
+    ],
+)
 def test_config_errors_never_echo_a_secret(tmp_path, text):
     path = tmp_path / "config.yaml"
     path.write_text(text)
@@ -219,6 +240,7 @@ def test_config_errors_never_echo_a_secret(tmp_path, text):
 
 
 # Row 4: clients that pipeline and never read -------------------------------------------------
+
 
 async def test_clients_that_pipeline_and_never_read_are_dropped_after_the_write_timeout():
     refused = Refused()
@@ -256,6 +278,7 @@ async def test_a_pipelined_flood_gets_a_bounded_number_of_answers_and_a_sequenti
 
     async def on_connection(session, context, params) -> None:
         connections_made.append(params)
+
     tracing = aiohttp.TraceConfig()
     tracing.on_connection_create_end.append(on_connection)
     try:
@@ -279,6 +302,7 @@ async def test_a_pipelined_flood_gets_a_bounded_number_of_answers_and_a_sequenti
 
 
 # Row 12 and past the cap: the reserve, TLS handshakes, accept errors -------------------------
+
 
 async def test_past_the_cap_a_reserve_serves_healthz_and_answers_a_scrape_503_then_closes_at_once():
     refused = Refused()
@@ -349,13 +373,21 @@ async def test_tls_handshakes_count_against_the_cap_from_the_tcp_accept_and_give
     assert refused == ["max_connections"]
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir() or not hasattr(resource, "prlimit"),
-                    reason="needs Linux's /proc and prlimit")
+@pytest.mark.skipif(
+    not Path("/proc/self/fd").is_dir() or not hasattr(resource, "prlimit"), reason="needs Linux's /proc and prlimit"
+)
 def test_accept_errors_are_logged_at_most_once_a_second(tmp_path):
     from .test_web import Exporter
+
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"interval": 3600, "sources": [
-        {"name": "s", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0}]}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "interval": 3600,
+                "sources": [{"name": "s", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0}],
+            }
+        )
+    )
     exporter = Exporter(tmp_path, "--config.file", str(config), "--web.max-connections", "200")
     port = int(exporter.url.rsplit(":", 1)[1].split("/")[0])
     pid = exporter.process.pid
@@ -364,6 +396,7 @@ def test_accept_errors_are_logged_at_most_once_a_second(tmp_path):
 
     def accept_errors() -> list[dict]:
         return [e for e in exporter.events() if "accept" in e["msg"]]
+
     try:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 2, limits[1]))
         clients += [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]

@@ -36,14 +36,34 @@ CORPUS = [
     "emoji \U0001f600 \u2028",
 ]
 #: Where a provider's items hold their ids (decoded as ids, never cleaned; see ``hostile_id``).
-ID_KEYS = {"whatabot": {"id"}, "dify": {"id"}, "syntropic137": {"id"}, "honeyhive": {"session_id", "event_id",
-                                                                                     "parent_id"}, "kapso": {"id"},
-          "n8n": {"id"}}
+ID_KEYS = {
+    "whatabot": {"id"},
+    "dify": {"id"},
+    "syntropic137": {"id"},
+    "honeyhive": {"session_id", "event_id", "parent_id"},
+    "kapso": {"id"},
+    "n8n": {"id"},
+}
 #: Fields left alone: times and figures (a hostile one makes an item invalid, not a label unsafe),
 #: and what tells a HoneyHive session from its child events.
-KEPT = {"startedAt", "finishedAt", "expiresAt", "created_at", "finished_at", "started_at", "completed_at",
-        "ended_at", "last_event_at", "start_time", "end_time", "total_cost_usd", "event_type",
-        "stoppedAt", "waitTill", "createdAt"}
+KEPT = {
+    "startedAt",
+    "finishedAt",
+    "expiresAt",
+    "created_at",
+    "finished_at",
+    "started_at",
+    "completed_at",
+    "ended_at",
+    "last_event_at",
+    "start_time",
+    "end_time",
+    "total_cost_usd",
+    "event_type",
+    "stoppedAt",
+    "waitTill",
+    "createdAt",
+}
 ID_MODES = 6
 REFUSED_MODES = {3, 4}
 
@@ -94,28 +114,40 @@ def install(simulators: Simulators) -> None:
                 return payload
             if provider == "kapso" and items and "started_at" not in items[0]:  # GET /workflows
                 hostile = [{"id": "wf\ud800", "name": "lone"}, {"id": "w" * 10_240, "name": "long"}]
-                return {**payload, "data": [{**w, "name": w["name"] + CORPUS[n]} for n, w in enumerate(items)]
-                        + hostile}
+                return {**payload, "data": [{**w, "name": w["name"] + CORPUS[n]} for n, w in enumerate(items)] + hostile}
             mutated = [mutate(item, provider, item_seed(item)) if isinstance(item, dict) else item for item in items]
             return mutated if key is None else {**payload, key: mutated}
+
         return mutator
-    simulators.mutators.update(whatabot=items_of("whatabot", "content"), dify=items_of("dify", "data"),
-                               syntropic137=items_of("syntropic137", "sessions"), kapso=items_of("kapso", "data"),
-                               n8n=items_of("n8n", "data"))
+
+    simulators.mutators.update(
+        whatabot=items_of("whatabot", "content"),
+        dify=items_of("dify", "data"),
+        syntropic137=items_of("syntropic137", "sessions"),
+        kapso=items_of("kapso", "data"),
+        n8n=items_of("n8n", "data"),
+    )
     events, sessions = items_of("honeyhive", "events"), items_of("honeyhive", None)
     simulators.mutators["honeyhive"] = lambda payload: events(payload) if isinstance(payload, dict) else sessions(payload)
 
 
 def expected(simulators: Simulators) -> dict[str, int]:
     """Per source, the finished sessions whose ids can be kept."""
-    return {source: sum(1 for s in simulators.factories[provider].sessions.values()
-                        if s.ended_at is not None and mode_of(s.id) not in REFUSED_MODES)
-            for source, provider in DEMO_SOURCES.items()}
+    return {
+        source: sum(
+            1
+            for s in simulators.factories[provider].sessions.values()
+            if s.ended_at is not None and mode_of(s.id) not in REFUSED_MODES
+        )
+        for source, provider in DEMO_SOURCES.items()
+    }
 
 
 def refused(simulators: Simulators, mode: int) -> dict[str, int]:
-    return {source: sum(1 for s in simulators.factories[provider].sessions.values() if mode_of(s.id) == mode)
-            for source, provider in DEMO_SOURCES.items()}
+    return {
+        source: sum(1 for s in simulators.factories[provider].sessions.values() if mode_of(s.id) == mode)
+        for source, provider in DEMO_SOURCES.items()
+    }
 
 
 async def scrape(exporter: Exporter) -> dict[bool, dict[Any, float]]:
@@ -133,9 +165,15 @@ async def scrape(exporter: Exporter) -> dict[bool, dict[Any, float]]:
                 async with client.get(url + "/metrics", headers={"Accept": accept}) as response:
                     assert response.status == 200
                     families = check_exposition(await response.read(), openmetrics)
-                samples[openmetrics] = {(s.name.removesuffix("_total") + "_total" if f.type == "counter" else s.name,
-                                         frozenset(s.labels.items())): s.value for f in families for s in f.samples
-                                        if not s.name.endswith("_created")}
+                samples[openmetrics] = {
+                    (
+                        s.name.removesuffix("_total") + "_total" if f.type == "counter" else s.name,
+                        frozenset(s.labels.items()),
+                    ): s.value
+                    for f in families
+                    for s in f.samples
+                    if not s.name.endswith("_created")
+                }
             async with client.get(url + "/") as response:
                 assert response.status == 200 and "\ud800" not in await response.text()
     finally:
@@ -160,8 +198,13 @@ async def test_hostile_strings_in_every_field_of_every_provider_never_break_a_sc
     install(simulators)
     async with running_simulators(simulators, tick_every=None) as base_url:
         config = demo_config(base_url, listen="127.0.0.1:0")
-        config = Config.model_validate({**config.model_dump(), "state_path": str(tmp_path / "state.db"),
-                                        "sources": [{**s.model_dump(), "settle_after": 0} for s in config.sources]})
+        config = Config.model_validate(
+            {
+                **config.model_dump(),
+                "state_path": str(tmp_path / "state.db"),
+                "sources": [{**s.model_dump(), "settle_after": 0} for s in config.sources],
+            }
+        )
         exporter = Exporter(config, open_store(config), clock=clock)
         await exporter.open()
         try:
@@ -174,8 +217,10 @@ async def test_hostile_strings_in_every_field_of_every_provider_never_break_a_sc
         for samples in first.values():
             assert counted(samples) == truth
         for reason, mode in (("id_not_utf8", 3), ("id_too_long", 4)):
-            assert {source: total_of(first[False], "agent_session_exporter_invalid_records_total", source=source,
-                                     reason=reason) for source in DEMO_SOURCES} == refused(simulators, mode), reason
+            assert {
+                source: total_of(first[False], "agent_session_exporter_invalid_records_total", source=source, reason=reason)
+                for source in DEMO_SOURCES
+            } == refused(simulators, mode), reason
         for source in DEMO_SOURCES:
             assert total_of(first[False], "agent_session_exporter_sanitized_values_total", source=source) > 0, source
 

@@ -32,11 +32,17 @@ def text(ts: float) -> str:
 
 
 def syntropic(sid: str, started: float, status: str = "completed", **extra: Any) -> dict[str, Any]:
-    return {"id": sid, "status": status, "started_at": text(started),
-            "completed_at": None if status == "running" else text(started + 5),
-            "duration_seconds": None if status == "running" else 5.0, "total_cost_usd": "0.5",
-            "input_tokens": 10, "output_tokens": 5, **extra}
-
+    return {
+        "id": sid,
+        "status": status,
+        "started_at": text(started),
+        "completed_at": None if status == "running" else text(started + 5),
+        "duration_seconds": None if status == "running" else 5.0,
+        "total_cost_usd": "0.5",
+        "input_tokens": 10,
+        "output_tokens": 5,
+        **extra,
+    }
 
 
 class StatusUpstream(Upstream):
@@ -51,14 +57,17 @@ class StatusUpstream(Upstream):
 
 def syntropic_upstream(listed: list[dict[str, Any]], details: dict[str, Any]) -> Upstream:
     """The list serves ``listed``; a detail path answers ``details[id]`` (a dict, or an HTTP status)."""
+
     def serve(path: str, params: dict[str, str]) -> Any:
         if path == "/sessions":
             return {"sessions": listed, "total": len(listed)}
         return details[path.removeprefix("/sessions/")]
+
     return StatusUpstream(serve)
 
 
 # 1 -------------------------------------------------------------------------------------------
+
 
 async def test_a_pending_session_whose_lookup_fails_holds_up_nothing_and_expires_with_a_reason(http_session, clock):
     clock.now = NOW
@@ -66,8 +75,9 @@ async def test_a_pending_session_whose_lookup_fails_holds_up_nothing_and_expires
     listed = [syntropic("old-1", NOW - 7000, "running"), syntropic(long_id, NOW - 6990, "running")]
     details: dict[str, Any] = {"old-1": 500, long_id: 400}
     upstream = syntropic_upstream(listed, details)
-    h = Harness(make_source("syntropic137", overlap="1m", max_pending_age="3h", initial_lookback="3h", retries=0),
-                http_session, clock)
+    h = Harness(
+        make_source("syntropic137", overlap="1m", max_pending_age="3h", initial_lookback="3h", retries=0), http_session, clock
+    )
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         assert await h.poller.run_cycle()
@@ -102,11 +112,23 @@ async def test_pending_sessions_expire_even_while_every_poll_fails(http_session,
 
 # 2, 3, 4 -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [
-    {"total_cost_usd": "sNaN"}, {"total_cost_usd": "NaN"}, {"total_cost_usd": "1e400"}, {"total_cost_usd": 1e308},
-    {"input_tokens": -5}, {"input_tokens": "1e400"}, {"duration_seconds": "1e400"}, {"duration_seconds": "Infinity"},
-    {"output_tokens": 10**400}, {"total_cost_usd": True}, {"total_cost_usd": [1]},
-])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"total_cost_usd": "sNaN"},
+        {"total_cost_usd": "NaN"},
+        {"total_cost_usd": "1e400"},
+        {"total_cost_usd": 1e308},
+        {"input_tokens": -5},
+        {"input_tokens": "1e400"},
+        {"duration_seconds": "1e400"},
+        {"duration_seconds": "Infinity"},
+        {"output_tokens": 10**400},
+        {"total_cost_usd": True},
+        {"total_cost_usd": [1]},
+    ],
+)
 async def test_a_bad_figure_drops_that_figure_only_and_counts_once(http_session, clock, bad):
     clock.now = NOW
     listed = [syntropic("s-1", NOW - 50, **bad), syntropic("s-2", NOW - 40, total_cost_usd=1e308)]
@@ -125,9 +147,13 @@ async def test_a_bad_figure_drops_that_figure_only_and_counts_once(http_session,
 
 async def test_non_finite_totals_in_an_old_state_file_are_not_restored(tmp_path, http_session, clock):
     store = SqliteStore(str(tmp_path / "s.db"), {"syntropic137-src": "syntropic137"})
-    store.db.execute("INSERT INTO sources VALUES ('syntropic137-src', 'syntropic137', NULL, NULL, ?)",
-                     ('{"finished":[["completed","success",3]],"duration_buckets":{},"duration_sum":{},'
-                      '"bounds":[],"warnings":0,"errors":0,"tokens":{"input":Infinity},"cost":{"m":NaN}}',))
+    store.db.execute(
+        "INSERT INTO sources VALUES ('syntropic137-src', 'syntropic137', NULL, NULL, ?)",
+        (
+            '{"finished":[["completed","success",3]],"duration_buckets":{},"duration_sum":{},'
+            '"bounds":[],"warnings":0,"errors":0,"tokens":{"input":Infinity},"cost":{"m":NaN}}',
+        ),
+    )
     h = Harness(make_source("syntropic137"), http_session, clock, store=store)
     assert h.finished() == 3
     for family in h.registry.collect():
@@ -136,6 +162,7 @@ async def test_non_finite_totals_in_an_old_state_file_are_not_restored(tmp_path,
 
 
 # 5 -------------------------------------------------------------------------------------------
+
 
 async def test_microsecond_times_are_read_as_such_and_far_future_key_times_are_refused(http_session, clock):
     clock.now = NOW
@@ -170,6 +197,7 @@ async def test_pending_sessions_expire_by_when_they_were_first_seen_too(http_ses
 
 # 6 -------------------------------------------------------------------------------------------
 
+
 async def test_a_page_of_many_empty_items_costs_one_line_per_reason_and_is_capped(http_session, clock, logs):
     clock.now = NOW
     page = {"content": [{}] * 10_000, "last": True}  # (aioresponses cannot mock a much larger body)
@@ -184,20 +212,23 @@ async def test_a_page_of_many_empty_items_costs_one_line_per_reason_and_is_cappe
 
 # 7 -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sid, wire", [("../../admin", "/sessions/..%2F..%2Fadmin"),
-                                       ("abc?x=1", "/sessions/abc%3Fx=1"), ("a b#c", "/sessions/a%20b%23c")])
+
+@pytest.mark.parametrize(
+    "sid, wire",
+    [("../../admin", "/sessions/..%2F..%2Fadmin"), ("abc?x=1", "/sessions/abc%3Fx=1"), ("a b#c", "/sessions/a%20b%23c")],
+)
 async def test_ids_are_percent_encoded_in_detail_paths(http_session, clock, sid, wire):
     upstream = syntropic_upstream([], {sid: syntropic(sid, NOW - 7200)})
     h = Harness(make_source("syntropic137"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        result = await h.provider.poll(PollWindow(since=NOW - 60, now=NOW,
-                                                  stale_pending=(PendingRef(sid, NOW - 7200),)))
+        result = await h.provider.poll(PollWindow(since=NOW - 60, now=NOW, stale_pending=(PendingRef(sid, NOW - 7200),)))
     assert upstream.raw_paths[-1] == wire
     assert [r.session_id for r in result.records] == [sid] and not result.gone
 
 
 # 8 -------------------------------------------------------------------------------------------
+
 
 async def test_a_looping_upstream_costs_one_request_budget_per_cycle(http_session, clock):
     counter = {"n": 0}
@@ -205,7 +236,9 @@ async def test_a_looping_upstream_costs_one_request_budget_per_cycle(http_sessio
     def serve(path: str, params: dict[str, str]) -> Any:
         counter["n"] += 1  # always one more page, always a new cursor
         return {"data": [], "paging": {"cursors": {"after": f"c{counter['n']}"}, "next": "more"}} | {
-            "data": [{"id": f"e{counter['n']}", "status": "running", "started_at": "2026-05-28T20:00:00Z"}]}
+            "data": [{"id": f"e{counter['n']}", "status": "running", "started_at": "2026-05-28T20:00:00Z"}]
+        }
+
     upstream = Upstream(serve)
     h = Harness(make_source("kapso", max_requests_per_cycle=40), http_session, clock)
     with aioresponses() as m:
@@ -220,8 +253,7 @@ async def test_stale_pending_lookups_are_capped_per_cycle_and_take_turns(http_se
     running = [syntropic(f"p-{n}", NOW - 7000 + n * 0.01, "running") for n in range(40)]
     listed = list(running)
     upstream = syntropic_upstream(listed, {s["id"]: s for s in running})
-    h = Harness(make_source("syntropic137", overlap="1m", initial_lookback="3h", max_pending_checks=15),
-                http_session, clock)
+    h = Harness(make_source("syntropic137", overlap="1m", initial_lookback="3h", max_pending_checks=15), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         assert await h.poller.run_cycle()
@@ -248,6 +280,7 @@ async def test_a_cycle_past_its_deadline_is_abandoned(http_session, clock):
         pages["n"] += 1
         item = {"id": f"s{pages['n']}", "status": "running", "startedAt": "2026-05-28T20:26:00Z"}
         return CallbackResult(payload={"content": [item], "last": False, "number": 0, "totalPages": 10**6})
+
     h = Harness(make_source("whatabot", cycle_timeout="1s", max_pages=10**6), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=slow, repeat=True)
@@ -257,13 +290,16 @@ async def test_a_cycle_past_its_deadline_is_abandoned(http_session, clock):
 
 # Hostile strings (issue rows 1 and 2) ---------------------------------------------------------
 
+
 async def test_a_lone_surrogate_in_a_label_value_is_replaced_and_counted(http_session, clock):
     """orjson refuses a lone surrogate escape, the stdlib decoder takes it: as a label value it
     made every render fail (UnicodeEncodeError, a 500 on every scrape)."""
     clock.now = NOW
-    listed = [syntropic("s-1", NOW - 50, "compl\ud800eted", agent_model="m\udfff", workflow_id="wf\ud800",
-                        workflow_name="name\ud800"),
-              syntropic("s-2", NOW - 40), syntropic("s-3", NOW - 30, "failed", error_message="boom\ud800")]
+    listed = [
+        syntropic("s-1", NOW - 50, "compl\ud800eted", agent_model="m\udfff", workflow_id="wf\ud800", workflow_name="name\ud800"),
+        syntropic("s-2", NOW - 40),
+        syntropic("s-3", NOW - 30, "failed", error_message="boom\ud800"),
+    ]
     h = Harness(make_source("syntropic137"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: {"sessions": listed}), repeat=True)
@@ -274,6 +310,7 @@ async def test_a_lone_surrogate_in_a_label_value_is_replaced_and_counted(http_se
 
     def labels(metric: str, name: str) -> set[str]:
         return {s.labels[name] for f in families for s in f.samples if s.name == metric}
+
     assert labels("agent_sessions_finished_total", "status") == {"compl\ufffdeted", "completed", "failed"}
     assert labels("agent_session_cost_usd_total", "model") == {"m\ufffd", "unknown"}
     assert labels("agent_session_workflow_info", "workflow_name") == {"name\ufffd"}
@@ -287,8 +324,12 @@ async def test_an_id_that_is_not_utf8_is_refused_and_the_source_keeps_committing
     """A lone surrogate in a session id could not be written to SQLite: every commit failed and the
     source stopped counting for good."""
     clock.now = NOW
-    listed = [syntropic("bad-\ud800", NOW - 50), syntropic("x" * 257, NOW - 45), syntropic("é" * 128, NOW - 42),
-              syntropic("s-2", NOW - 40)]
+    listed = [
+        syntropic("bad-\ud800", NOW - 50),
+        syntropic("x" * 257, NOW - 45),
+        syntropic("é" * 128, NOW - 42),
+        syntropic("s-2", NOW - 40),
+    ]
     store = SqliteStore(str(tmp_path / "s.db"), {"syntropic137-src": "syntropic137"})
     h = Harness(make_source("syntropic137"), http_session, clock, store=store)
     with aioresponses() as m:
@@ -302,6 +343,7 @@ async def test_an_id_that_is_not_utf8_is_refused_and_the_source_keeps_committing
 
 
 # Assumptions about an upstream are re-verified, not latched (issue #24) ------------------------
+
 
 async def test_an_upstream_clock_two_hours_ahead_costs_one_request_per_idle_cycle_and_keeps_the_window_small(clock):
     """Issue #24 row 7: key times ahead of the exporter's clock (within the one bound) are taken, and
@@ -330,16 +372,23 @@ async def test_an_upstream_clock_two_hours_ahead_costs_one_request_per_idle_cycl
         finally:
             await exporter.close()
     per_cycle = {provider: count / cycles for provider, count in simulators.requests.items()}
-    assert per_cycle == {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2,
-                        "n8n": 3}  # 3 HoneyHive sources; n8n: the list, status=running, status=waiting
+    assert per_cycle == {
+        "whatabot": 1,
+        "dify": 1,
+        "syntropic137": 1,
+        "honeyhive": 3,
+        "kapso": 2,
+        "n8n": 3,
+    }  # 3 HoneyHive sources; n8n: the list, status=running, status=waiting
     for source, provider in DEMO_SOURCES.items():
         # The ids of about two overlaps at 0.5 sessions/s (61 with a minute's), not the two hours ahead.
         if source == "demo-honeyhive-sessions":  # GET /session (deprecated) lists its newest 1,000 only
             continue
         tracked = total_of(samples, "agent_session_exporter_tracked_session_ids", source=source)
         assert tracked <= 0.5 * (2 * overlaps[source] + 15) + 1, source
-        assert total_of(samples, "agent_sessions_finished_total", source=source) \
-            == sum(simulators.factories[provider].truth.finished.values()), source
+        assert total_of(samples, "agent_sessions_finished_total", source=source) == sum(
+            simulators.factories[provider].truth.finished.values()
+        ), source
     assert total_of(samples, "agent_session_exporter_invalid_records_total", reason="future_timestamp") == 0
 
 
@@ -347,23 +396,31 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def test_one_whatabot_answer_out_of_order_costs_a_whole_window_read_for_ten_minutes_not_forever(
-        http_session, clock, logs):
+async def test_one_whatabot_answer_out_of_order_costs_a_whole_window_read_for_ten_minutes_not_forever(http_session, clock, logs):
     """Issue #24 row 8: one swapped pair of rows on one page made every later cycle read the whole list
     (30 requests instead of 1, forever). The order is tried again once per max(overlap, 10 minutes),
     and trusted again once a read shows it kept; the gauge and the log say so each way."""
     clock.now = NOW
-    items = [{"id": f"wb-{n}", "status": "completed", "warnings": 0, "startedAt": iso(NOW - 60 * n),
-              "finishedAt": iso(NOW - 60 * n + 5)} for n in range(1, 3001)]  # 50 hours, newest first
+    items = [
+        {
+            "id": f"wb-{n}",
+            "status": "completed",
+            "warnings": 0,
+            "startedAt": iso(NOW - 60 * n),
+            "finishedAt": iso(NOW - 60 * n + 5),
+        }
+        for n in range(1, 3001)
+    ]  # 50 hours, newest first
     swapped = {"once": True}
 
     def serve(path: str, params: dict[str, str]) -> Any:
         page, size = int(params["page"]), int(params["size"])
-        chunk = items[page * size:(page + 1) * size]
+        chunk = items[page * size : (page + 1) * size]
         if swapped["once"] and page == 0:
             swapped["once"] = False
             chunk = [chunk[1], chunk[0], *chunk[2:]]
         return spring(chunk, page, size, len(items))
+
     upstream = Upstream(serve)
     h = Harness(make_source("whatabot", overlap="1m", initial_lookback="1h"), http_session, clock)
     costs, gauge = [], []
@@ -375,19 +432,27 @@ async def test_one_whatabot_answer_out_of_order_costs_a_whole_window_read_for_te
             costs.append(len(upstream.calls) - before)
             gauge.append(h.value("agent_session_exporter_upstream_order_ok"))
             clock.advance(30)
-            items.insert(0, {"id": f"wb-new-{len(costs)}", "status": "completed", "warnings": 0,
-                             "startedAt": iso(clock.now - 1), "finishedAt": iso(clock.now)})
+            items.insert(
+                0,
+                {
+                    "id": f"wb-new-{len(costs)}",
+                    "status": "completed",
+                    "warnings": 0,
+                    "startedAt": iso(clock.now - 1),
+                    "finishedAt": iso(clock.now),
+                },
+            )
     assert min(costs[:20]) >= 30  # the whole list, 30 pages: whole-window reads meanwhile
     assert gauge[:20] == [0] * 20  # tried again at the cycle ten minutes after the break, ...
     assert max(costs[-8:]) <= 3 and gauge[-1] == 1  # ... where the order held: one page a cycle (and probes)
     assert h.finished() == 60 + 29  # the hour's sessions, and every new one but the last, not read yet
     assert [line["parameter"] for line in logs("error")] == ["orderBy"]
-    assert [line["msg"] for line in logs("info") if "order" in line["msg"]] \
-        == ["the API keeps the order the exporter asks for again; reading newest first as planned"]
+    assert [line["msg"] for line in logs("info") if "order" in line["msg"]] == [
+        "the API keeps the order the exporter asks for again; reading newest first as planned"
+    ]
 
 
-async def test_one_kapso_page_without_status_costs_a_query_per_status_for_ten_minutes_not_forever(
-        http_session, clock, logs):
+async def test_one_kapso_page_without_status_costs_a_query_per_status_for_ten_minutes_not_forever(http_session, clock, logs):
     """Issue #24 row 8: one page whose executions lacked ``status`` made every later cycle with anything
     new query once per status (6 requests instead of 1, forever). The status field is tried again once
     per max(overlap, 10 minutes) and trusted again once every execution carries it."""
@@ -397,12 +462,17 @@ async def test_one_kapso_page_without_status_costs_a_query_per_status_for_ten_mi
 
     def serve(path: str, params: dict[str, str]) -> Any:
         after = datetime.fromisoformat(params["created_after"].replace("Z", "+00:00")).timestamp()
-        chosen = [e for e in executions if datetime.fromisoformat(e["started_at"].replace("Z", "+00:00")).timestamp()
-                  >= after and params.get("status") in (None, e["status"])]
+        chosen = [
+            e
+            for e in executions
+            if datetime.fromisoformat(e["started_at"].replace("Z", "+00:00")).timestamp() >= after
+            and params.get("status") in (None, e["status"])
+        ]
         if bare["once"]:
             bare["once"] = False
             chosen = [{k: v for k, v in e.items() if k != "status"} for e in chosen]
         return {"data": chosen, "paging": {"cursors": {}, "next": None}}
+
     upstream = Upstream(serve)
     h = Harness(make_source("kapso", overlap="1m", initial_lookback="1h"), http_session, clock)
     costs = []
@@ -413,14 +483,16 @@ async def test_one_kapso_page_without_status_costs_a_query_per_status_for_ten_mi
             assert await h.poller.run_cycle()
             costs.append(len(upstream.calls) - before)
             clock.advance(30)
-            executions.insert(0, {"id": f"ex-{n}", "status": "ended", "started_at": iso(clock.now - 2),
-                                  "ended_at": iso(clock.now - 1)})
+            executions.insert(
+                0, {"id": f"ex-{n}", "status": "ended", "started_at": iso(clock.now - 2), "ended_at": iso(clock.now - 1)}
+            )
     assert costs[:20] == [6] * 20  # one query per status while the fallback holds, ...
     assert costs[-8:] == [1] * 8  # ... then one chain again: every execution carried its status
     assert h.finished() == 30
     assert [line["msg"] for line in logs() if "status field" in line["msg"]] == [
         "kapso executions carry no status field; learning status with one query per status",
-        "kapso executions carry a status field again; one query chain per workflow"]
+        "kapso executions carry a status field again; one query chain per workflow",
+    ]
 
 
 async def test_a_kapso_workflow_missing_from_one_listing_keeps_its_running_executions(http_session, clock, logs):
@@ -430,9 +502,10 @@ async def test_a_kapso_workflow_missing_from_one_listing_keeps_its_running_execu
     gone (404), it is skipped, the source stays up."""
     clock.now = NOW
     listed = {"wf-a", "wf-b"}
+
     def execution(workflow: str, sid: str, started: float) -> dict[str, Any]:
-        return {"id": sid, "status": "running", "started_at": iso(started), "ended_at": None,
-                "workflow": {"id": workflow}}
+        return {"id": sid, "status": "running", "started_at": iso(started), "ended_at": None, "workflow": {"id": workflow}}
+
     executions = {"wf-a": [execution("wf-a", "a-1", NOW - 60)], "wf-b": [execution("wf-b", "b-1", NOW - 50)]}
     deleted: set[str] = set()
 
@@ -446,6 +519,7 @@ async def test_a_kapso_workflow_missing_from_one_listing_keeps_its_running_execu
         if workflow in deleted:
             return CallbackResult(status=404, payload={"error": "workflow not found"})
         return {"data": executions[workflow], "paging": {"cursors": {}, "next": None}}
+
     source = make_source("kapso", workflow_ids=None, discovery_interval="10m", overlap="1m")
     h = Harness(source, http_session, clock)
 
@@ -453,6 +527,7 @@ async def test_a_kapso_workflow_missing_from_one_listing_keeps_its_running_execu
         clock.advance(600)  # wf-a stays busy: the window moves on, past b-1's start
         executions["wf-a"].append(execution("wf-a", f"a-{clock.now}", clock.now - 2) | {"status": "ended"})
         assert await h.poller.run_cycle()
+
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
         assert await h.poller.run_cycle()
@@ -489,9 +564,18 @@ async def test_a_dify_lookup_stops_at_the_first_page_that_proves_created_at_befo
     second = int(NOW)
 
     def row(n: int, created: int, status: str = "succeeded") -> dict[str, Any]:
-        return {"id": f"log-{n}", "created_at": created,
-                "workflow_run": {"id": f"run-{n}", "status": status, "created_at": created,
-                                 "finished_at": None if status == "running" else created + 1, "elapsed_time": 1.0}}
+        return {
+            "id": f"log-{n}",
+            "created_at": created,
+            "workflow_run": {
+                "id": f"run-{n}",
+                "status": status,
+                "created_at": created,
+                "finished_at": None if status == "running" else created + 1,
+                "elapsed_time": 1.0,
+            },
+        }
+
     paused = [row(n, second - 7200 + 5 * n, "running") for n in range(20)]
     done = [row(100 + n, second - 7000 + n * 7000 // 6100) for n in range(6100)]
     rows = sorted(paused + done, key=lambda r: r["created_at"], reverse=True)
@@ -500,15 +584,20 @@ async def test_a_dify_lookup_stops_at_the_first_page_that_proves_created_at_befo
         after = datetime.fromisoformat(params["created_at__after"].replace("Z", "+00:00")).timestamp()
         chosen = [r for r in rows if r["created_at"] >= after]  # created_at__before: ignored
         page, limit = int(params["page"]), int(params["limit"])
-        return {"page": page, "limit": limit, "total": len(chosen), "has_more": len(chosen) > page * limit,
-                "data": chosen[(page - 1) * limit:page * limit]}
+        return {
+            "page": page,
+            "limit": limit,
+            "total": len(chosen),
+            "has_more": len(chosen) > page * limit,
+            "data": chosen[(page - 1) * limit : page * limit],
+        }
+
     upstream = Upstream(serve)
     h = Harness(make_source("dify", overlap="1m", initial_lookback="3h"), http_session, clock)
     state = h.poller.state
     state.floor, state.watermark = NOW - 3 * 3600, float(done[-1]["created_at"])
     state.counted.update({r["workflow_run"]["id"]: float(r["created_at"]) for r in done})
-    state.pending.update({r["workflow_run"]["id"]: PendingSession(float(r["created_at"]), "running", NOW - 7200)
-                          for r in paused})
+    state.pending.update({r["workflow_run"]["id"]: PendingSession(float(r["created_at"]), "running", NOW - 7200) for r in paused})
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         assert await h.poller.run_cycle()
@@ -516,8 +605,9 @@ async def test_a_dify_lookup_stops_at_the_first_page_that_proves_created_at_befo
     assert h.value("agent_session_exporter_invalid_records_total", reason="filter_ignored") == 20
     assert h.value("agent_session_exporter_pending_sessions") == 20  # they wait: neither gone nor counted
     assert h.value("agent_session_exporter_pending_dropped_total") == 0
-    assert [line["errors"] for line in logs("warning") if line["msg"].startswith("pending sessions could not")] \
-        == [["filter_ignored"]]
+    assert [line["errors"] for line in logs("warning") if line["msg"].startswith("pending sessions could not")] == [
+        ["filter_ignored"]
+    ]
 
 
 async def test_a_whatabot_lookup_answered_with_another_session_proves_session_id_ignored(http_session, clock):
@@ -541,18 +631,23 @@ async def test_a_full_syntropic_page_of_one_started_at_is_counted_in_a_self_metr
 
     def serve(path: str, params: dict[str, str]) -> Any:
         low = datetime.fromisoformat(params["started_after"].replace("Z", "+00:00")).timestamp()
-        high = datetime.fromisoformat(params["started_before"].replace("Z", "+00:00")).timestamp() \
-            if "started_before" in params else math.inf
+        high = (
+            datetime.fromisoformat(params["started_before"].replace("Z", "+00:00")).timestamp()
+            if "started_before" in params
+            else math.inf
+        )
         chosen = [s for s in listed if low <= datetime.fromisoformat(s["started_at"]).timestamp() <= high]
-        return {"sessions": chosen[:int(params["limit"])], "total": min(len(chosen), int(params["limit"]))}
+        return {"sessions": chosen[: int(params["limit"])], "total": min(len(chosen), int(params["limit"]))}
+
     h = Harness(make_source("syntropic137", initial_lookback="1h"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
         assert await h.poller.run_cycle()
     assert h.finished() == 200
     assert h.value("agent_session_exporter_stuck_pages_total") == 1
-    assert [line["started_at"] for line in logs("warning") if "cannot page further" in line["msg"]] \
-        == ["2026-05-28T20:26:10.000000Z"]
+    assert [line["started_at"] for line in logs("warning") if "cannot page further" in line["msg"]] == [
+        "2026-05-28T20:26:10.000000Z"
+    ]
 
 
 async def test_honeyhive_events_of_40_kb_at_the_default_page_size_are_read_at_half_the_page_size(clock, logs):
@@ -562,16 +657,28 @@ async def test_honeyhive_events_of_40_kb_at_the_default_page_size_are_read_at_ha
     (A real server on loopback: aioresponses cannot hold a body this large.)"""
     clock.now = NOW
     start = int((NOW - 1800) * 1000)
-    events = [{"event_id": f"ev-{n}", "session_id": f"hh-{n}", "event_type": "session", "start_time": start + n,
-               "end_time": start + n + 500, "duration": 500, "error": None, "metadata": {"total_tokens": 10},
-               "outputs": {"text": "x" * 40_000}} for n in range(1200)]
+    events = [
+        {
+            "event_id": f"ev-{n}",
+            "session_id": f"hh-{n}",
+            "event_type": "session",
+            "start_time": start + n,
+            "end_time": start + n + 500,
+            "duration": 500,
+            "error": None,
+            "metadata": {"total_tokens": 10},
+            "outputs": {"text": "x" * 40_000},
+        }
+        for n in range(1200)
+    ]
     sizes: list[int] = []
 
     async def export(request: web.Request) -> web.Response:
         query = await request.json()
         limit, page = query["limit"], query["page"]
         sizes.append(limit)
-        return web.json_response({"events": events[(page - 1) * limit:page * limit], "totalEvents": len(events)})
+        return web.json_response({"events": events[(page - 1) * limit : page * limit], "totalEvents": len(events)})
+
     app = web.Application()
     app.router.add_post("/v1/events/export", export)
     runner = web.AppRunner(app, access_log=None)
@@ -592,8 +699,7 @@ async def test_honeyhive_events_of_40_kb_at_the_default_page_size_are_read_at_ha
     assert sizes[0] == 1000 and set(sizes[1:]) == {500}
     assert (gauge, h.value("agent_session_exporter_page_size")) == (1000, 500)
     assert h.value("agent_session_exporter_requests_total", code="too_large") == 1
-    assert [(line["page_size"], line["was"]) for line in logs("warning") if "max_response_bytes" in line["msg"]] \
-        == [(500, 1000)]
+    assert [(line["page_size"], line["was"]) for line in logs("warning") if "max_response_bytes" in line["msg"]] == [(500, 1000)]
 
 
 async def test_a_kapso_workflow_given_up_on_in_a_cycle_that_fails_is_reported_by_the_next(http_session, clock):
@@ -609,9 +715,13 @@ async def test_a_kapso_workflow_given_up_on_in_a_cycle_that_fails_is_reported_by
         workflow = path.split("/")[2]
         if workflow == "wf-a" and failing["now"]:
             return CallbackResult(status=400, payload={"error": "bad request"})
-        return {"data": [{"id": f"{workflow}-1", "status": "running", "started_at": iso(NOW - 50),
-                          "workflow": {"id": workflow}}] if workflow in listed else [],
-                "paging": {"cursors": {}, "next": None}}
+        return {
+            "data": [{"id": f"{workflow}-1", "status": "running", "started_at": iso(NOW - 50), "workflow": {"id": workflow}}]
+            if workflow in listed
+            else [],
+            "paging": {"cursors": {}, "next": None},
+        }
+
     h = Harness(make_source("kapso", workflow_ids=None, discovery_interval="10m"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
@@ -639,14 +749,33 @@ async def test_a_full_page_never_ends_paging_whatever_the_answer_says_of_a_total
     def serve(path: str, params: dict[str, str]) -> Any:
         if provider == "whatabot":
             page, size = int(params["page"]), int(params["size"])
-            chunk = [{"id": f"s-{n}", "status": "completed", "warnings": 0, "startedAt": iso(NOW - 10 - n),
-                      "finishedAt": iso(NOW - 5 - n)} for n in range(250)][page * size:(page + 1) * size]
+            chunk = [
+                {
+                    "id": f"s-{n}",
+                    "status": "completed",
+                    "warnings": 0,
+                    "startedAt": iso(NOW - 10 - n),
+                    "finishedAt": iso(NOW - 5 - n),
+                }
+                for n in range(250)
+            ][page * size : (page + 1) * size]
             return {"content": chunk, "totalElements": len(chunk), "number": page, "last": True}
         page, limit = int(params["page"]), int(params["limit"])
-        chunk = [{"id": f"log-{n}", "created_at": int(NOW) - 10 - n,
-                  "workflow_run": {"id": f"s-{n}", "status": "succeeded", "created_at": int(NOW) - 10 - n,
-                                   "finished_at": int(NOW) - 5 - n}} for n in range(250)][(page - 1) * limit:page * limit]
+        chunk = [
+            {
+                "id": f"log-{n}",
+                "created_at": int(NOW) - 10 - n,
+                "workflow_run": {
+                    "id": f"s-{n}",
+                    "status": "succeeded",
+                    "created_at": int(NOW) - 10 - n,
+                    "finished_at": int(NOW) - 5 - n,
+                },
+            }
+            for n in range(250)
+        ][(page - 1) * limit : page * limit]
         return {"page": page, "limit": limit, "total": len(chunk), "has_more": False, "data": chunk}
+
     h = Harness(make_source(provider, initial_lookback="1h"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)

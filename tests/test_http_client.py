@@ -43,6 +43,7 @@ async def client():
 
         def make(**overrides):
             return HttpClient(session, make_source("whatabot", **overrides), recorder, sleep=recorder.sleep), recorder
+
         yield make
 
 
@@ -109,11 +110,14 @@ async def test_other_4xx_fail_without_retry(client):
     assert info.value.kind == "422" and rec.retries == 0
 
 
-@pytest.mark.parametrize("body, kind", [
-    (b'{"content": [{"id": ', "invalid_json"),            # malformed JSON
-    (b"[" + b"1," * 2000 + b"1]", "too_large"),           # larger than the 1 KiB cap below
-    (b"[" * 50_000 + b"]" * 50_000, "invalid_json"),      # nested past the recursion limit
-])
+@pytest.mark.parametrize(
+    "body, kind",
+    [
+        (b'{"content": [{"id": ', "invalid_json"),  # malformed JSON
+        (b"[" + b"1," * 2000 + b"1]", "too_large"),  # larger than the 1 KiB cap below
+        (b"[" * 50_000 + b"]" * 50_000, "invalid_json"),  # nested past the recursion limit
+    ],
+)
 async def test_a_bad_body_fails_the_request_with_its_kind(client, body, kind):
     http, rec = client(max_response_bytes=1024 if kind == "too_large" else 1 << 20)
     with aioresponses() as m:

@@ -28,8 +28,11 @@ class CountingStore(SqliteStore):
 async def test_an_idle_cycle_commits_nothing_and_renders_nothing(tmp_path, clock, monkeypatch):
     renders = []
     real = exposition_module.render_families
-    monkeypatch.setattr(exposition_module, "render_families",
-                        lambda collector, openmetrics: renders.append(openmetrics) or real(collector, openmetrics))
+    monkeypatch.setattr(
+        exposition_module,
+        "render_families",
+        lambda collector, openmetrics: renders.append(openmetrics) or real(collector, openmetrics),
+    )
     simulators = Simulators(clock=clock, rate=0.5)
     simulators.backfill(600)
     simulators.finish_all()

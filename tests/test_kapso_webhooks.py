@@ -9,11 +9,24 @@ import pytest
 
 from agent_session_exporter.read.kapso_webhooks import Malformed, read_delivery
 
-FAILED = {"event": "workflow.execution.failed", "occurred_at": "2026-11-30T10:00:00Z", "project_id": "p-1",
-          "workflow_id": "wf-a", "workflow_execution_id": "exec-1", "status": "failed", "tracking_id": "t-1",
-          "whatsapp_conversation_id": "c-1", "error": {"message": "Workflow execution timed out"}}
-HANDOFF = {**FAILED, "event": "workflow.execution.handoff", "workflow_execution_id": "exec-2", "status": "handoff",
-           "handoff": {"reason": "asked for a person", "source": "handoff_node"}}
+FAILED = {
+    "event": "workflow.execution.failed",
+    "occurred_at": "2026-11-30T10:00:00Z",
+    "project_id": "p-1",
+    "workflow_id": "wf-a",
+    "workflow_execution_id": "exec-1",
+    "status": "failed",
+    "tracking_id": "t-1",
+    "whatsapp_conversation_id": "c-1",
+    "error": {"message": "Workflow execution timed out"},
+}
+HANDOFF = {
+    **FAILED,
+    "event": "workflow.execution.handoff",
+    "workflow_execution_id": "exec-2",
+    "status": "handoff",
+    "handoff": {"reason": "asked for a person", "source": "handoff_node"},
+}
 
 
 def read(payload: object, header: str | None = None) -> tuple[list[tuple[str, str | None]], int]:
@@ -26,19 +39,29 @@ def test_a_flat_event_names_its_execution_and_workflow():
 
 
 def test_the_event_data_envelope_is_read_too():
-    assert read({"event": "workflow.execution.failed", "data": {k: v for k, v in FAILED.items() if k != "event"}}) \
-        == ([("exec-1", "wf-a")], 0)
+    assert read({"event": "workflow.execution.failed", "data": {k: v for k, v in FAILED.items() if k != "event"}}) == (
+        [("exec-1", "wf-a")],
+        0,
+    )
 
 
-@pytest.mark.parametrize("batch", [[FAILED, HANDOFF], {"type": "workflow.execution.failed", "batch": True,
-                                                       "data": [FAILED, HANDOFF]}])
+@pytest.mark.parametrize(
+    "batch", [[FAILED, HANDOFF], {"type": "workflow.execution.failed", "batch": True, "data": [FAILED, HANDOFF]}]
+)
 def test_a_batch_names_each_execution(batch):
     assert read(batch, "workflow.execution.failed") == ([("exec-1", "wf-a"), ("exec-2", "wf-a")], 0)
 
 
 def test_items_naming_no_usable_execution_are_counted_not_read():
-    payload = [FAILED, {"event": "whatsapp.message.received"}, 7, {"workflow_execution_id": True},
-               {"workflow_execution_id": ""}, {"workflow_execution_id": "x" * 300}, {"workflow_execution_id": 42}]
+    payload = [
+        FAILED,
+        {"event": "whatsapp.message.received"},
+        7,
+        {"workflow_execution_id": True},
+        {"workflow_execution_id": ""},
+        {"workflow_execution_id": "x" * 300},
+        {"workflow_execution_id": 42},
+    ]
     assert read(payload) == ([("exec-1", "wf-a"), ("42", None)], 5)
 
 

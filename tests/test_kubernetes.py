@@ -71,8 +71,13 @@ def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_the_base_and_every_overlay_render_into_valid_objects(rendered):
-    assert {"base", "monitoring", "overlays/prometheus-operator", "overlays/sharded",
-            "overlays/sharded-prometheus-operator"} <= set(rendered)
+    assert {
+        "base",
+        "monitoring",
+        "overlays/prometheus-operator",
+        "overlays/sharded",
+        "overlays/sharded-prometheus-operator",
+    } <= set(rendered)
     for name, objects in rendered.items():
         assert objects, name
         without_schema = set()
@@ -84,8 +89,10 @@ def test_the_base_and_every_overlay_render_into_valid_objects(rendered):
                 try:
                     kubernetes_validate.validate(obj, version, strict=True)
                 except kubernetes_validate.ValidationError as error:
-                    raise AssertionError(f"{name}: {obj['kind']}/{obj['metadata']['name']} on {version}: "
-                                         f"{'.'.join(map(str, error.path))}: {error.message}") from None
+                    raise AssertionError(
+                        f"{name}: {obj['kind']}/{obj['metadata']['name']} on {version}: "
+                        f"{'.'.join(map(str, error.path))}: {error.message}"
+                    ) from None
         # The Prometheus Operator's kinds (no schema without its CRDs) only where asked for.
         assert without_schema == (OPERATOR_KINDS if "monitoring" in name or "prometheus-operator" in name else set()), name
 
@@ -210,7 +217,7 @@ def test_the_sharded_overlay_runs_one_replica_per_shard_each_with_its_own_state(
     assert pod_name["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert "$(POD_NAME)" in exporter["args"]
     base_args = container(rendered["base"])["args"]
-    assert exporter["args"][:len(base_args)] == base_args
+    assert exporter["args"][: len(base_args)] == base_args
     # The replicas' own command lines, as Kubernetes expands them: shards 0 to replicas-1, all of them.
     pod_names = [f"{statefulset['metadata']['name']}-{ordinal}" for ordinal in range(replicas + 1)]
     shards = [parse_args([pod if a == "$(POD_NAME)" else a for a in exporter["args"]]).shard for pod in pod_names[:-1]]

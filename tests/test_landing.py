@@ -21,8 +21,13 @@ async def test_the_latest_failures_are_listed_newest_first_without_secrets(http_
     quiet = Harness(make_source("dify", name="quiet"), http_session, clock)
     redactor.set_secrets([KEY])
     with aioresponses() as m:
-        m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {
-            "data": rows if "page" not in params or params["page"] == "1" else [], "has_more": False}), repeat=True)
+        m.get(
+            Upstream.pattern(),
+            callback=Upstream(
+                lambda path, params: {"data": rows if "page" not in params or params["page"] == "1" else [], "has_more": False}
+            ),
+            repeat=True,
+        )
         assert await h.poller.run_cycle()
     page = render_landing({"dify-src": h.poller, "quiet": quiet.poller}, "/metrics", now=NOW)
     assert KEY not in page and "tok-" not in page and "[REDACTED]" in page
@@ -45,9 +50,16 @@ async def test_an_error_text_is_redacted_before_it_is_cut(http_session, clock):
     redactor.set_secrets([long_key])
     try:
         with aioresponses() as m:
-            m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {
-                "data": [dify_row(1, "failed", error)] if params.get("page", "1") == "1" else [],
-                "has_more": False}), repeat=True)
+            m.get(
+                Upstream.pattern(),
+                callback=Upstream(
+                    lambda path, params: {
+                        "data": [dify_row(1, "failed", error)] if params.get("page", "1") == "1" else [],
+                        "has_more": False,
+                    }
+                ),
+                repeat=True,
+            )
             assert await h.poller.run_cycle()
         page = render_landing({"dify-src": h.poller}, "/metrics", now=NOW)
     finally:
@@ -67,8 +79,13 @@ async def test_a_source_turns_red_exactly_when_the_error_alert_would(http_sessio
     for name, rows in (("few", few), ("many", many)):
         h = Harness(make_source("dify", name=name), http_session, clock)
         with aioresponses() as m:
-            m.get(Upstream.pattern(), callback=Upstream(lambda path, params, rows=rows: {
-                "data": rows if params.get("page", "1") == "1" else [], "has_more": False}), repeat=True)
+            m.get(
+                Upstream.pattern(),
+                callback=Upstream(
+                    lambda path, params, rows=rows: {"data": rows if params.get("page", "1") == "1" else [], "has_more": False}
+                ),
+                repeat=True,
+            )
             assert await h.poller.run_cycle()
         pages.append(render_landing({name: h.poller}, "/metrics", now=NOW))
     assert "<tr class='ok'><td>few</td>" in pages[0] and "badge warn'>2 of 2 ended in error" in pages[0]
@@ -80,6 +97,8 @@ def test_the_shipped_alert_uses_the_same_numbers():
     (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "AgentSessionsHighErrorRatio"]
     assert f"> {ERROR_RATIO:g}" in alert["expr"] and f">= {MIN_FINISHED}" in alert["expr"]
     assert "rate15m" in alert["expr"] and WINDOW_SECONDS == 15 * 60
+
+
 async def test_a_source_on_a_deprecated_api_says_so_and_what_to_set(http_session, clock, logs):
     """HoneyHive's export and GET /session are deprecated: said once in the log at start, with the API in
     use, and on the landing page; the search (the default) says nothing of the kind."""
@@ -92,4 +111,5 @@ async def test_a_source_on_a_deprecated_api_says_so_and_what_to_set(http_session
     assert warned == [("hh-events", events.source.deprecated)]
     assert {(line["source"], line["msg"]) for line in logs("info")} >= {
         ("hh-events", "HoneyHive sessions read with POST /v1/events/export (api: events)"),
-        ("hh-search", "HoneyHive sessions read with POST /v1/events/search (api: search)")}
+        ("hh-search", "HoneyHive sessions read with POST /v1/events/search (api: search)"),
+    }

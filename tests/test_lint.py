@@ -1,6 +1,7 @@
-"""The package's types check under ``mypy --strict`` and ``ruff check`` finds nothing in the package
-and the tests (both configured in pyproject.toml, both in the ``test`` extra: the README's test
-command, and so CI, runs them); no module of the package is over 300 lines."""
+"""The package's types check under ``mypy --strict``, ``ruff check`` finds nothing in the package, the
+tests and the benchmarks, and they are formatted as ``ruff format`` writes them (all configured in
+pyproject.toml, the checkers in the ``test`` extra, ruff pinned so its formatting cannot drift: the
+README's test command, and so CI, runs them); no module of the package is over 300 lines."""
 
 from __future__ import annotations
 
@@ -30,18 +31,26 @@ def test_ruff_finds_nothing_in_the_package_or_the_tests():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_both_checkers_fail_on_a_module_with_a_fault(tmp_path):
+def test_the_code_is_formatted_as_ruff_format_writes_it():
+    done = run("ruff", "format", "--check", "agent_session_exporter", "tests", "bench")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_checker_fails_on_a_module_with_a_fault(tmp_path):
     """The commands above can fail: run with this project's configuration, each reports a fault."""
     module = tmp_path / "faulty.py"
-    module.write_text("import os\n\n\ndef half(value):\n    return value / 2\n\n\ncount: int = half('x')\n")
+    module.write_text("import os\n\n\ndef half(value):\n    return value / 2\n\n\ncount: int = half( 'x' )\n")
     mypy = run("mypy", "--strict", "--config-file", str(ROOT / "pyproject.toml"), str(module))
     assert mypy.returncode == 1 and "Function is missing a type annotation" in mypy.stdout, mypy.stdout + mypy.stderr
     ruff = run("ruff", "check", "--config", str(ROOT / "pyproject.toml"), str(module))
     assert ruff.returncode == 1 and "F401" in ruff.stdout, ruff.stdout + ruff.stderr
+    formatter = run("ruff", "format", "--check", "--config", str(ROOT / "pyproject.toml"), str(module))
+    assert formatter.returncode == 1 and "1 file would be reformatted" in formatter.stdout, formatter.stdout + formatter.stderr
 
 
 def test_no_module_of_the_package_is_over_300_lines():
-    lengths = {path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
-               for path in PACKAGE.rglob("*.py")}
+    lengths = {
+        path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines()) for path in PACKAGE.rglob("*.py")
+    }
     assert "agent_session_exporter/poller.py" in lengths  # the package was found
     assert {path: lines for path, lines in lengths.items() if lines > MAX_MODULE_LINES} == {}

@@ -95,13 +95,17 @@ def test_a_lock_that_disagrees_with_pyproject_is_caught():
     deps = PYPROJECT["project"]["dependencies"]
     marker = "agent-session-exporter (pyproject.toml)"
     assert "pyyaml: in pyproject.toml, not in the lock" in lock_problems(
-        re.sub(r"(?ms)^pyyaml==.*?(?=^\S)", "", text), deps, marker)
-    assert any(p.startswith("msgspec: locked 0.23.0, pyproject.toml asks")
-               for p in lock_problems(text, [*deps, "msgspec>=9"], marker))
+        re.sub(r"(?ms)^pyyaml==.*?(?=^\S)", "", text), deps, marker
+    )
+    assert any(
+        p.startswith("msgspec: locked 0.23.0, pyproject.toml asks") for p in lock_problems(text, [*deps, "msgspec>=9"], marker)
+    )
     assert "orjson: locked as a requirement of pyproject.toml, which no longer has it" in lock_problems(
-        text, [d for d in deps if not d.startswith("orjson")], marker)
-    assert "idna: no hash" in lock_problems(re.sub(r"(?m)^(idna==\S+) \\\n(    --hash=\S+ \\\n)*    --hash=\S+$",
-                                                   r"\1", text), deps, marker)
+        text, [d for d in deps if not d.startswith("orjson")], marker
+    )
+    assert "idna: no hash" in lock_problems(
+        re.sub(r"(?m)^(idna==\S+) \\\n(    --hash=\S+ \\\n)*    --hash=\S+$", r"\1", text), deps, marker
+    )
 
 
 def test_the_locks_are_for_the_python_of_the_image():

@@ -12,8 +12,12 @@ def test_known_secrets_are_redacted_from_every_field_of_every_line():
     redactor.set_secrets(["sk-live-abcdef123456", "pw-9876"])
     try:
         log = structlog.get_logger()
-        log.warning("request failed for sk-live-abcdef123456", url="https://x/?key=sk-live-abcdef123456",
-                    nested={"auth": ["Bearer sk-live-abcdef123456"]}, error=ValueError("pw-9876 rejected"))
+        log.warning(
+            "request failed for sk-live-abcdef123456",
+            url="https://x/?key=sk-live-abcdef123456",
+            nested={"auth": ["Bearer sk-live-abcdef123456"]},
+            error=ValueError("pw-9876 rejected"),
+        )
     finally:
         redactor.set_secrets([])
     text = stream.getvalue()
@@ -38,8 +42,14 @@ def test_logfmt_is_real_logfmt_with_time_level_msg_first():
     configure_logging("info", json=False, stream=stream)
     redactor.set_secrets(["sk-live-abcdef123456"])
     try:
-        structlog.get_logger().warning("cycle failed: 2 pages", source="my source", errors=["a b", 'quote "x"'],
-                                       detail={"k": "v w"}, count=3, key="sk-live-abcdef123456")
+        structlog.get_logger().warning(
+            "cycle failed: 2 pages",
+            source="my source",
+            errors=["a b", 'quote "x"'],
+            detail={"k": "v w"},
+            count=3,
+            key="sk-live-abcdef123456",
+        )
     finally:
         redactor.set_secrets([])
     line = stream.getvalue().strip()

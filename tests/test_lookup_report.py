@@ -12,9 +12,11 @@ from .pushstack import push_stack
 
 def health(stack) -> tuple[float, float, str]:
     samples = stack.samples()
-    return (total_of(samples, "agent_session_exporter_source_up", source="ka"),
-            total_of(samples, "agent_session_exporter_last_success_timestamp_seconds", source="ka"),
-            stack.poller.last_result)
+    return (
+        total_of(samples, "agent_session_exporter_source_up", source="ka"),
+        total_of(samples, "agent_session_exporter_last_success_timestamp_seconds", source="ka"),
+        stack.poller.last_result,
+    )
 
 
 async def test_a_lookup_cycle_moves_neither_source_up_nor_the_last_success(clock, logs):

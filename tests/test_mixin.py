@@ -28,8 +28,9 @@ def test_deploy_ships_exactly_what_the_mixin_renders():
 
 def test_every_alert_follows_the_mixin_conventions_and_its_runbook_exists():
     readme = ROOT.joinpath("README.md").read_text()
-    anchors = {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-")
-               for heading in re.findall(r"^#+ (.+)$", readme, re.M)}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in re.findall(r"^#+ (.+)$", readme, re.M)
+    }
     alerts = [rule for group in render.mixin()["alerts"]["groups"] for rule in group["rules"]]
     assert len(alerts) >= 10
     for alert in alerts:
@@ -43,17 +44,22 @@ def test_every_alert_follows_the_mixin_conventions_and_its_runbook_exists():
 
 
 def test_the_error_alert_uses_the_exporters_thresholds():
-    (alert,) = [r for g in render.mixin()["alerts"]["groups"] for r in g["rules"]
-                if r["alert"] == "AgentSessionsHighErrorRatio"]
+    (alert,) = [r for g in render.mixin()["alerts"]["groups"] for r in g["rules"] if r["alert"] == "AgentSessionsHighErrorRatio"]
     assert f"> {ERROR_RATIO:g}\n" in alert["expr"] and f">= {MIN_FINISHED}\n" in alert["expr"]
 
 
 def test_the_config_of_the_mixin_reaches_every_part():
-    custom = json.loads(_jsonnet.evaluate_snippet("custom", """
+    custom = json.loads(
+        _jsonnet.evaluate_snippet(
+            "custom",
+            """
         local m = (import 'mixin.libsonnet') + {_config+:: {haLabels: 'replica', grafanaUrl: 'https://g.example',
                                                               exporterSelector: 'job="ase"'}};
         {rules: m.prometheusRules, alerts: m.prometheusAlerts, dashboards: m.grafanaDashboards}
-    """, jpathdir=[str(ROOT / "mixin")]))
+    """,
+            jpathdir=[str(ROOT / "mixin")],
+        )
+    )
     text = json.dumps(custom)
     assert "max without (replica)" in text and "instance, pod" not in text
     assert "https://g.example/d/agent-sessions/" in text and 'up{job=\\"ase\\"} == 0' in text

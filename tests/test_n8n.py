@@ -20,8 +20,14 @@ from .helpers import FakeClock, Harness
 
 
 def n8n_source(base_url: str, **overrides: Any) -> Any:
-    entry = {"name": "n8n-src", "provider": "n8n", "base_url": base_url, "api_key": N8N_KEY,
-             "initial_lookback": "1h", **overrides}
+    entry = {
+        "name": "n8n-src",
+        "provider": "n8n",
+        "base_url": base_url,
+        "api_key": N8N_KEY,
+        "initial_lookback": "1h",
+        **overrides,
+    }
     return parse_config({"sources": [entry]}, {}).sources[0]
 
 
@@ -71,8 +77,12 @@ async def test_n8n_is_counted_exactly_through_hidden_executions_and_both_restart
     # A wait begun and resumed wholly between two reads, while the execution was out of every list, leaves
     # no trace in the lists: such an execution's duration runs from its resume (the README says so).
     assert harness.value("agent_session_duration_seconds_sum") == pytest.approx(truth.duration_sum, rel=0.03)
-    named = {dict(s.labels).get("workflow_name") for f in harness.registry.collect() for s in f.samples
-             if s.name == "agent_session_workflow_info"}
+    named = {
+        dict(s.labels).get("workflow_name")
+        for f in harness.registry.collect()
+        for s in f.samples
+        if s.name == "agent_session_workflow_info"
+    }
     assert set(N8N_WORKFLOWS.values()) <= named
 
 
@@ -80,8 +90,7 @@ async def test_an_idle_cycle_costs_the_three_lists_and_no_detail_read_of_what_li
     """The first page reaches past the window's cutoff: its failed executions there are not counted
     again, so they are not re-read with includeData either (once they were, every idle cycle)."""
     clock = FakeClock()
-    factory = N8nFactory(clock, seed=5, rate=0.5, min_duration=1.0, max_duration=20.0, waiting_share=0.0,
-                         retention=None)
+    factory = N8nFactory(clock, seed=5, rate=0.5, min_duration=1.0, max_duration=20.0, waiting_share=0.0, retention=None)
     factory.backfill(3 * 3600)
     factory.rate = 0.0
     factory.finish_all()

@@ -52,9 +52,17 @@ async def test_steady_state_costs_one_request_per_source_per_cycle(clock):
 async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_path, clock):
     simulators = Simulators(clock=clock, rate=2.0, retention=600)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        raw_sources = [{"name": f"s-{p}", "provider": p, "base_url": base_url + prefix, "initial_lookback": 0,
-                        "overlap": "2m", **({"api_key": f"demo-{p}-key"} if p != "syntropic137" else {})}
-                       for p, prefix in (("dify", "/dify/v1"), ("syntropic137", "/syntropic137"))]
+        raw_sources = [
+            {
+                "name": f"s-{p}",
+                "provider": p,
+                "base_url": base_url + prefix,
+                "initial_lookback": 0,
+                "overlap": "2m",
+                **({"api_key": f"demo-{p}-key"} if p != "syntropic137" else {}),
+            }
+            for p, prefix in (("dify", "/dify/v1"), ("syntropic137", "/syntropic137"))
+        ]
         config = parse_config({"state_path": str(tmp_path / "s.db"), "sources": raw_sources}, {})
         store = SqliteStore(config.state_path, {s.name: s.provider for s in config.sources})
         exporter = Exporter(config, store, clock=clock)
@@ -67,11 +75,13 @@ async def test_memory_and_rows_stay_flat_while_ten_times_more_sessions_flow(tmp_
                 assert all((await exporter.run_once()).values())
             tracked = sum(len(c.state.counted) + len(c.state.pending) for c in exporter.pollers.values())
             return tracked, store.row_counts()
+
         try:
-            tracked_1x, rows_1x = await flow(10)     # ~1,200 sessions per source
+            tracked_1x, rows_1x = await flow(10)  # ~1,200 sessions per source
             tracked_10x, rows_10x = await flow(100)  # ~12,000 more per source
-            finished = sum(sum(f.truth.finished.values()) for p, f in simulators.factories.items()
-                           if p in ("dify", "syntropic137"))
+            finished = sum(
+                sum(f.truth.finished.values()) for p, f in simulators.factories.items() if p in ("dify", "syntropic137")
+            )
         finally:
             await exporter.close()
     assert finished > 20_000
@@ -86,8 +96,13 @@ async def test_a_session_stuck_active_beyond_max_pending_age_is_dropped_and_coun
     async with aiohttp.ClientSession() as session:
         h = Harness(make_source("whatabot", max_pending_age="1h", overlap="1m"), session, clock)
         with aioresponses() as m:
-            m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(
-                [item] if q.get("sessionId") in (None, item["id"]) else [], 0, 100, 1)), repeat=True)
+            m.get(
+                Upstream.pattern(),
+                callback=Upstream(
+                    lambda p, q: spring_page([item] if q.get("sessionId") in (None, item["id"]) else [], 0, 100, 1)
+                ),
+                repeat=True,
+            )
             await h.poller.run_cycle()
             assert h.value("agent_sessions_active", status="running") == 1
             clock.advance(1800)
@@ -100,8 +115,9 @@ async def test_a_session_stuck_active_beyond_max_pending_age_is_dropped_and_coun
     assert h.finished() == 0
 
 
-async def run_cycles(exporter: Exporter, simulators: Simulators, clock: FakeClock, count: int, seconds: float,
-                 provider: str | None = None) -> list[int]:
+async def run_cycles(
+    exporter: Exporter, simulators: Simulators, clock: FakeClock, count: int, seconds: float, provider: str | None = None
+) -> list[int]:
     """Run ``count`` cycles ``seconds`` apart, the simulators moving on before each; the requests
     ``provider``'s simulator got in each (none counted without one)."""
     costs = []
@@ -114,8 +130,7 @@ async def run_cycles(exporter: Exporter, simulators: Simulators, clock: FakeCloc
     return costs
 
 
-async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, seconds: float,
-                cycles: int = 3) -> None:
+async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, seconds: float, cycles: int = 3) -> None:
     """Nothing new upstream, everything running ends, and the exporter catches up."""
     for factory in simulators.factories.values():
         factory.rate = 0
@@ -123,8 +138,14 @@ async def drain(exporter: Exporter, simulators: Simulators, clock: FakeClock, se
     await run_cycles(exporter, simulators, clock, cycles, seconds)
 
 
-CHAINS = {"whatabot": 1, "dify": 1, "syntropic137": 1, "honeyhive": 3, "kapso": 2,
-          "n8n": 3}  # requests per steady cycle (n8n: the list, status=running, status=waiting)
+CHAINS = {
+    "whatabot": 1,
+    "dify": 1,
+    "syntropic137": 1,
+    "honeyhive": 3,
+    "kapso": 2,
+    "n8n": 3,
+}  # requests per steady cycle (n8n: the list, status=running, status=waiting)
 
 
 async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_exact(clock):
@@ -138,8 +159,9 @@ async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_ex
             await exporter.run_once()
             for factory in simulators.factories.values():
                 for _ in range(300):
-                    factory.start_session(started_at=clock.now - factory.random.uniform(0, 1),
-                                          duration=factory.random.uniform(1, 4))
+                    factory.start_session(
+                        started_at=clock.now - factory.random.uniform(0, 1), duration=factory.random.uniform(1, 4)
+                    )
             await run_cycles(exporter, simulators, clock, 20, 1)  # the burst starts, runs and ends
             simulators.requests.clear()
             cycles = 240  # four overlap periods of a minute (HoneyHive: ten minutes) at a 1 s interval
@@ -165,8 +187,20 @@ async def test_after_a_burst_requests_fall_to_one_per_chain_and_counters_stay_ex
 async def test_a_session_written_late_behind_the_newest_is_counted_once_by_the_sweep(clock):
     simulators = Simulators(clock=clock, rate=0.0)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        config = parse_config({"sources": [{"name": "wb", "provider": "syntropic137", "overlap": "2m",
-                                            "base_url": base_url + "/syntropic137", "initial_lookback": "10m"}]}, {})
+        config = parse_config(
+            {
+                "sources": [
+                    {
+                        "name": "wb",
+                        "provider": "syntropic137",
+                        "overlap": "2m",
+                        "base_url": base_url + "/syntropic137",
+                        "initial_lookback": "10m",
+                    }
+                ]
+            },
+            {},
+        )
         exporter = Exporter(config, clock=clock)
         await exporter.open()
         try:
@@ -194,9 +228,21 @@ async def test_a_session_written_up_to_overlap_late_just_after_a_sweep_is_counte
     new sessions keep moving the watermark."""
     simulators = Simulators(clock=clock, rate=0.2, min_duration=1, max_duration=2)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        config = parse_config({"interval": 5, "sources": [{
-            "name": "st", "provider": "syntropic137", "overlap": "2m", "base_url": base_url + "/syntropic137",
-            "initial_lookback": "10m"}]}, {})
+        config = parse_config(
+            {
+                "interval": 5,
+                "sources": [
+                    {
+                        "name": "st",
+                        "provider": "syntropic137",
+                        "overlap": "2m",
+                        "base_url": base_url + "/syntropic137",
+                        "initial_lookback": "10m",
+                    }
+                ],
+            },
+            {},
+        )
         exporter = Exporter(config, clock=clock)
         await exporter.open()
         collector = exporter.pollers["st"]
@@ -229,8 +275,14 @@ PROBE_REQUESTS = {"dify": 1, "whatabot": 2, "honeyhive": 1}
 
 
 def dify_source(base_url: str, **extra: object) -> dict[str, object]:
-    return {"name": "dy", "provider": "dify", "base_url": base_url + "/dify/v1", "api_key": "demo-dify-key",
-            "initial_lookback": "10m", **extra}
+    return {
+        "name": "dy",
+        "provider": "dify",
+        "base_url": base_url + "/dify/v1",
+        "api_key": "demo-dify-key",
+        "initial_lookback": "10m",
+        **extra,
+    }
 
 
 async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycles_not_at_a_sweep(clock):
@@ -238,8 +290,7 @@ async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycl
     time. Those still running must be re-read as they end, not left until the next sweep."""
     simulators = Simulators(clock=clock, rate=0.0)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        exporter = Exporter(parse_config({"interval": 1, "sources": [dify_source(base_url, overlap="10m")]}, {}),
-                            clock=clock)
+        exporter = Exporter(parse_config({"interval": 1, "sources": [dify_source(base_url, overlap="10m")]}, {}), clock=clock)
         await exporter.open()
         collector = exporter.pollers["dy"]
         try:
@@ -251,8 +302,7 @@ async def test_sessions_of_one_second_still_running_are_re_read_on_the_next_cycl
             await exporter.run_once()
             second = int(clock.now) - 1
             for _ in range(300):
-                factory.start_session(started_at=second + factory.random.uniform(0, 0.9),
-                                      duration=factory.random.uniform(1, 4))
+                factory.start_session(started_at=second + factory.random.uniform(0, 0.9), duration=factory.random.uniform(1, 4))
             await run_cycles(exporter, simulators, clock, 10, 1)
             counted = sum(collector.state.totals.finished.values())
         finally:
@@ -268,11 +318,16 @@ async def test_a_probe_spares_the_sweep_until_a_row_is_written_late_then_it_coun
     once a row is written late, the band is swept on the next cycle and the late session counts once."""
     simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20, honeyhive_ignores_filters=False)
     async with running_simulators(simulators, tick_every=None) as base_url:
-        source = {"name": "src", "provider": provider, "base_url": base_url + PREFIXES[provider],
-                  "api_key": f"demo-{provider}-key", "initial_lookback": "10m",
-                  "overlap": "1m", "page_size": 10,  # a sweep costs several pages
-                  **({"api": "events", "project": HONEYHIVE_PROJECT, "settle_after": "5s"}
-                     if provider == "honeyhive" else {})}
+        source = {
+            "name": "src",
+            "provider": provider,
+            "base_url": base_url + PREFIXES[provider],
+            "api_key": f"demo-{provider}-key",
+            "initial_lookback": "10m",
+            "overlap": "1m",
+            "page_size": 10,  # a sweep costs several pages
+            **({"api": "events", "project": HONEYHIVE_PROJECT, "settle_after": "5s"} if provider == "honeyhive" else {}),
+        }
         exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
         await exporter.open()
         collector = exporter.pollers["src"]
@@ -333,8 +388,9 @@ async def test_a_dify_run_paused_for_an_hour_is_looked_up_in_its_own_second_not_
 async def test_a_probe_that_fails_leaves_the_sweep_to_the_next_cycle(clock):
     """A probe that cannot answer never stands for a sweep: the next cycle reads the band."""
     simulators = Simulators(clock=clock, rate=1.0, min_duration=1, max_duration=20)
-    simulators.faults["dify"] = lambda request: (web.Response(status=500, text="probe refused\n")
-                                                 if request.query.get("limit") == "1" else None)
+    simulators.faults["dify"] = lambda request: (
+        web.Response(status=500, text="probe refused\n") if request.query.get("limit") == "1" else None
+    )
     async with running_simulators(simulators, tick_every=None) as base_url:
         source = dify_source(base_url, overlap="1m", page_size=10, retries=0)
         exporter = Exporter(parse_config({"interval": 10, "sources": [source]}, {}), clock=clock)
@@ -391,6 +447,7 @@ class FailingStore:
 
     def __init__(self) -> None:
         from agent_session_exporter.keep.store import MemoryStore
+
         self.inner = MemoryStore()
         self.failing = True
 
@@ -430,9 +487,12 @@ async def test_the_active_gauge_goes_through_the_label_cap(http_session, clock):
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(lambda p, q: spring_page(items, 0, 100, 5)), repeat=True)
         assert await h.poller.run_cycle()
-    statuses = {labels["status"]: value for labels, value in
-                ((s.labels, s.value) for f in h.registry.collect() for s in f.samples
-                 if s.name == "agent_sessions_active")}
+    statuses = {
+        labels["status"]: value
+        for labels, value in (
+            (s.labels, s.value) for f in h.registry.collect() for s in f.samples if s.name == "agent_sessions_active"
+        )
+    }
     assert len(statuses) == 3 and statuses["other"] == 3 and all(len(s) <= 128 for s in statuses)
 
 
@@ -445,6 +505,7 @@ async def test_a_source_whose_upstream_hangs_never_holds_up_another(clock):
         hung.set()
         await asyncio.sleep(3600)
         return web.json_response({})
+
     app = web.Application()
     app.router.add_get("/sessions", never_answers)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -455,18 +516,29 @@ async def test_a_source_whose_upstream_hangs_never_holds_up_another(clock):
     simulators = Simulators(clock=clock, rate=0.5)
     try:
         async with running_simulators(simulators, tick_every=None) as base_url:
-            config = parse_config({"interval": 1, "sources": [
-                {"name": "hung", "provider": "syntropic137", "base_url": hung_url, "timeout": "1h", "retries": 0},
-                {"name": "fine", "provider": "dify", "base_url": base_url + "/dify/v1", "api_key": "demo-dify-key"}]},
-                {})
+            config = parse_config(
+                {
+                    "interval": 1,
+                    "sources": [
+                        {"name": "hung", "provider": "syntropic137", "base_url": hung_url, "timeout": "1h", "retries": 0},
+                        {"name": "fine", "provider": "dify", "base_url": base_url + "/dify/v1", "api_key": "demo-dify-key"},
+                    ],
+                },
+                {},
+            )
             exporter = Exporter(config, clock=clock)
             await exporter.open()
             exporter.start()
             try:
                 await asyncio.wait_for(hung.wait(), 10)
+
                 def cycles(source: str) -> float:
-                    return total_of(parse_exposition(exporter.render_metrics().decode()),
-                                    "agent_session_exporter_collect_duration_seconds_count", source=source)
+                    return total_of(
+                        parse_exposition(exporter.render_metrics().decode()),
+                        "agent_session_exporter_collect_duration_seconds_count",
+                        source=source,
+                    )
+
                 for _ in range(100):  # bounded: 10 s
                     if cycles("fine") >= 3:
                         break
@@ -491,9 +563,17 @@ HONEYHIVE_ANSWERS = {
 
 
 def honeyhive_event(start: float, end: float, error: str | None = None, tokens: int = 100) -> dict[str, object]:
-    return {"event_id": "ev-1", "session_id": "sess-1", "event_type": "session", "event_name": "agent",
-            "start_time": round(start * 1000), "end_time": round(end * 1000), "duration": (end - start) * 1000,
-            "error": error, "metadata": {"prompt_tokens": tokens, "completion_tokens": tokens // 10, "cost": tokens / 1e4}}
+    return {
+        "event_id": "ev-1",
+        "session_id": "sess-1",
+        "event_type": "session",
+        "event_name": "agent",
+        "start_time": round(start * 1000),
+        "end_time": round(end * 1000),
+        "duration": (end - start) * 1000,
+        "error": error,
+        "metadata": {"prompt_tokens": tokens, "completion_tokens": tokens // 10, "cost": tokens / 1e4},
+    }
 
 
 class HoneyhiveUpstream:
@@ -521,8 +601,7 @@ class HoneyhiveUpstream:
 
 
 @pytest.mark.parametrize("api", list(HONEYHIVE_ANSWERS))
-async def test_a_poll_delayed_by_retries_past_settle_after_never_settles_a_session_still_moving(
-        http_session, clock, api):
+async def test_a_poll_delayed_by_retries_past_settle_after_never_settles_a_session_still_moving(http_session, clock, api):
     """The cycle's start stood in for when its answer was read: a poll that retried for 400 s lent the
     settle clock those 400 s, and a session still running was counted 10 s after its end time last moved."""
     clock.now = NOW
@@ -531,6 +610,7 @@ async def test_a_poll_delayed_by_retries_past_settle_after_never_settles_a_sessi
 
     async def backoff(seconds: float) -> None:  # each retry's wait passes on the exporter's clock
         clock.advance(100)
+
     h = Harness(make_source("honeyhive", api=api, settle_after=300, retries=5), http_session, clock, sleep=backoff)
     with aioresponses() as mocked:
         hh.mock(mocked)
@@ -541,6 +621,7 @@ async def test_a_poll_delayed_by_retries_past_settle_after_never_settles_a_sessi
         def newest_event_exported() -> None:  # the session is still running: an event a second old
             hh.session = honeyhive_event(start, clock.now - 1)
             hh.on_answer = None
+
         hh.on_answer = newest_event_exported
         assert await h.poller.run_cycle()
         clock.advance(10)  # no new event in these 10 s: the same end time again
@@ -560,8 +641,7 @@ async def test_a_poll_delayed_by_retries_past_settle_after_never_settles_a_sessi
 
 
 @pytest.mark.parametrize("api", list(HONEYHIVE_ANSWERS))
-async def test_a_session_first_seen_long_ended_counts_only_once_it_stood_still_for_settle_after(
-        http_session, clock, api):
+async def test_a_session_first_seen_long_ended_counts_only_once_it_stood_still_for_settle_after(http_session, clock, api):
     """HoneyHive exports events late: a session whose last event is an hour old when it is first seen
     may still be running. It was counted on first sight (its end time an hour back); now it waits
     settle_after from that sight, and a later event, with an error, is still taken."""

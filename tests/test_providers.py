@@ -21,24 +21,32 @@ NOW = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 
 def whatabot_pages(items: list[dict[str, Any]]) -> Upstream:
     """Whatabot's list of ``items`` (newest first), served a page at a time as ``page``/``size`` ask."""
+
     def serve(path: str, params: dict[str, str]) -> Any:
         page, size = int(params["page"]), int(params["size"])
-        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
+        return spring_page(items[page * size : (page + 1) * size], page, size, len(items))
+
     return Upstream(serve)
 
 
 def dify_pages(logs: list[dict[str, Any]]) -> Upstream:
     """Dify's log rows ``logs``, served a page at a time as ``page``/``limit`` ask."""
+
     def serve(path: str, params: dict[str, str]) -> Any:
         page, limit = int(params["page"]), int(params["limit"])
-        return {"page": page, "limit": limit, "total": len(logs), "has_more": len(logs) > page * limit,
-                "data": logs[(page - 1) * limit:page * limit]}
+        return {
+            "page": page,
+            "limit": limit,
+            "total": len(logs),
+            "has_more": len(logs) > page * limit,
+            "data": logs[(page - 1) * limit : page * limit],
+        }
+
     return Upstream(serve)
 
 
-
-
 # --- Whatabot ----------------------------------------------------------------------------------
+
 
 async def test_whatabot_pages_to_the_last_page_with_documented_params(http_session, clock):
     items = [whatabot_item(i, started=NOW - 10 - i) for i in range(150)]
@@ -77,6 +85,7 @@ async def test_whatabot_session_running_then_finished_counts_once(http_session, 
 
     def serve(path: str, params: dict[str, str]) -> Any:
         return spring_page([whatabot_item(1, status=state["status"], started=NOW - 50, warnings=2)], 0, 100, 1)
+
     h = Harness(make_source("whatabot"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
@@ -101,11 +110,13 @@ async def test_whatabot_rechecks_old_pending_sessions_with_the_session_id_filter
         if params.get("sessionId") == whatabot_item(7)["id"]:
             return spring_page([whatabot_item(7, status="completed", started=NOW - 7200)], 0, 1, 1)
         return spring_page([], 0, 100, 0)
+
     upstream = Upstream(serve)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
-        result = await h.provider.poll(PollWindow(since=NOW - 600,
-                                                  stale_pending=(PendingRef(whatabot_item(7)["id"], NOW - 7200),)))
+        result = await h.provider.poll(
+            PollWindow(since=NOW - 600, stale_pending=(PendingRef(whatabot_item(7)["id"], NOW - 7200),))
+        )
     assert upstream.calls[-1][1]["sessionId"] == whatabot_item(7)["id"]
     assert [r.outcome for r in result.records] == [Outcome.SUCCESS]
 
@@ -120,9 +131,12 @@ async def test_whatabot_probes_a_band_by_the_row_at_the_offset_of_the_rows_known
 
     added = [whatabot_item(100 + n, started=NOW + 5 - n) for n in range(2)]
     late = whatabot_item(99, started=NOW - 45)
-    cases = [(known_items, True), (added + known_items, True),
-             (sorted(added + known_items + [late], key=lambda i: i["startedAt"], reverse=True), False),
-             (known_items[:4], None)]  # fewer rows than known: not the list that was read
+    cases = [
+        (known_items, True),
+        (added + known_items, True),
+        (sorted(added + known_items + [late], key=lambda i: i["startedAt"], reverse=True), False),
+        (known_items[:4], None),
+    ]  # fewer rows than known: not the list that was read
     for rows, expected in cases:
         upstream = whatabot_pages(rows)
         with aioresponses() as m:
@@ -139,17 +153,31 @@ async def test_whatabot_probes_a_band_by_the_row_at_the_offset_of_the_rows_known
 
 # --- Dify --------------------------------------------------------------------------------------
 
+
 def dify_log(n: int, status: str = "succeeded", created: int = int(NOW) - 100, **run: Any) -> dict[str, Any]:
-    workflow_run = {"id": f"run-{n}", "version": "2025-01-16 12:00:00.000000", "status": status, "error": None,
-                    "elapsed_time": 1.23, "total_tokens": 150, "total_steps": 3, "created_at": created,
-                    "finished_at": None if status == "running" else created + 1, "exceptions_count": 0,
-                    "triggered_from": "app"}
+    workflow_run = {
+        "id": f"run-{n}",
+        "version": "2025-01-16 12:00:00.000000",
+        "status": status,
+        "error": None,
+        "elapsed_time": 1.23,
+        "total_tokens": 150,
+        "total_steps": 3,
+        "created_at": created,
+        "finished_at": None if status == "running" else created + 1,
+        "exceptions_count": 0,
+        "triggered_from": "app",
+    }
     workflow_run.update(run)
-    return {"id": f"log-{n}", "workflow_run": workflow_run, "created_from": "service-api",
-            "created_by_role": "end_user", "created_by_account": None,
-            "created_by_end_user": {"id": "f1e2", "type": "service_api", "is_anonymous": False,
-                                    "session_id": "user_workflow_123"},
-            "created_at": created}
+    return {
+        "id": f"log-{n}",
+        "workflow_run": workflow_run,
+        "created_from": "service-api",
+        "created_by_role": "end_user",
+        "created_by_account": None,
+        "created_by_end_user": {"id": "f1e2", "type": "service_api", "is_anonymous": False, "session_id": "user_workflow_123"},
+        "created_at": created,
+    }
 
 
 async def test_dify_a_failed_runs_exceptions_count_is_no_warning_its_failure_is_the_error(http_session, clock):
@@ -157,9 +185,11 @@ async def test_dify_a_failed_runs_exceptions_count_is_no_warning_its_failure_is_
     is the run's error, not a warning. A partial success's handled node errors stay its warnings. Both
     ways of reading a page (typed structs, item by item) agree."""
     clock.now = NOW
-    logs = [dify_log(1, status="failed", error="node crashed", exceptions_count=1, created=int(NOW) - 1),
-            dify_log(2, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 2),
-            dify_log(3, status="succeeded", created=int(NOW) - 3)]
+    logs = [
+        dify_log(1, status="failed", error="node crashed", exceptions_count=1, created=int(NOW) - 1),
+        dify_log(2, status="partial-succeeded", exceptions_count=2, created=int(NOW) - 2),
+        dify_log(3, status="succeeded", created=int(NOW) - 3),
+    ]
     h = Harness(make_source("dify"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=dify_pages(logs), repeat=True)
@@ -205,6 +235,7 @@ async def test_dify_run_listed_while_running_counts_once_when_it_ends(http_sessi
 
     def serve(path: str, params: dict[str, str]) -> Any:
         return {"page": 1, "limit": 100, "total": 1, "has_more": False, "data": [copy.deepcopy(log)]}
+
     h = Harness(make_source("dify"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
@@ -244,8 +275,10 @@ async def test_dify_probes_a_band_by_its_count_on_whole_seconds_and_knows_rows_w
     """The count probe asks for one row of the band: created_at is shown in whole seconds, so the bounds
     are whole seconds, the upper one reaching to the end of its second."""
     h = Harness(make_source("dify"), http_session, clock)
-    answers = [{"page": 1, "limit": 1, "total": 7, "has_more": True, "data": [dify_log(1)]},
-               {"page": 1, "limit": 1, "has_more": False, "data": []}]
+    answers = [
+        {"page": 1, "limit": 1, "total": 7, "has_more": True, "data": [dify_log(1)]},
+        {"page": 1, "limit": 1, "has_more": False, "data": []},
+    ]
     upstream = Upstream(lambda path, params: answers.pop(0))
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
@@ -266,16 +299,37 @@ async def test_dify_probes_a_band_by_its_count_on_whole_seconds_and_knows_rows_w
 
 # --- Syntropic137 ------------------------------------------------------------------------------
 
+
 def syntropic_item(n: int, started: float, status: str = "completed") -> dict[str, Any]:
     from datetime import datetime, timezone
+
     text = lambda ts: str(datetime.fromtimestamp(ts, timezone.utc))  # noqa: E731 - str(datetime), as upstream does
-    return {"id": f"s-{n}", "workflow_id": "wf", "workflow_name": "w", "execution_id": "e", "phase_id": "p",
-            "phase_display": "P", "status": status, "agent_provider": "anthropic", "agent_model": "claude-sonnet-4",
-            "agent_model_display": "Claude", "repos": [], "repos_display": "", "input_tokens": 100,
-            "output_tokens": 20, "cache_creation_tokens": 5, "cache_read_tokens": 300, "total_tokens": 425,
-            "total_tokens_display": "425", "total_cost_usd": "0.1234", "total_cost_display": "$0.12",
-            "duration_seconds": None if status == "running" else 12.5, "duration_display": "12s",
-            "started_at": text(started), "completed_at": None if status == "running" else text(started + 12.5)}
+    return {
+        "id": f"s-{n}",
+        "workflow_id": "wf",
+        "workflow_name": "w",
+        "execution_id": "e",
+        "phase_id": "p",
+        "phase_display": "P",
+        "status": status,
+        "agent_provider": "anthropic",
+        "agent_model": "claude-sonnet-4",
+        "agent_model_display": "Claude",
+        "repos": [],
+        "repos_display": "",
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cache_creation_tokens": 5,
+        "cache_read_tokens": 300,
+        "total_tokens": 425,
+        "total_tokens_display": "425",
+        "total_cost_usd": "0.1234",
+        "total_cost_display": "$0.12",
+        "duration_seconds": None if status == "running" else 12.5,
+        "duration_display": "12s",
+        "started_at": text(started),
+        "completed_at": None if status == "running" else text(started + 12.5),
+    }
 
 
 async def test_syntropic_pages_backwards_and_the_boundary_item_comes_back(http_session, clock):
@@ -284,9 +338,13 @@ async def test_syntropic_pages_backwards_and_the_boundary_item_comes_back(http_s
     def serve(path: str, params: dict[str, str]) -> Any:
         after = parse_timestamp(params["started_after"])
         before = parse_timestamp(params.get("started_before"))
-        chosen = [s for s in sessions if parse_timestamp(s["started_at"]) >= after
-                  and (before is None or parse_timestamp(s["started_at"]) <= before)][:int(params["limit"])]
+        chosen = [
+            s
+            for s in sessions
+            if parse_timestamp(s["started_at"]) >= after and (before is None or parse_timestamp(s["started_at"]) <= before)
+        ][: int(params["limit"])]
         return {"sessions": chosen, "total": len(chosen)}
+
     upstream = Upstream(serve)
     h = Harness(make_source("syntropic137", workflow_id="wf"), http_session, clock)
     with aioresponses() as m:
@@ -313,9 +371,9 @@ async def test_syntropic_boundary_duplicates_count_once_and_detail_rechecks_pend
         if path == "/sessions/s-99":
             return running
         return {"sessions": page + [page[-1]], "total": 4}
+
     upstream = Upstream(serve)
-    h = Harness(make_source("syntropic137", api_key="k-123456", initial_lookback="4h", overlap="1m"),
-                http_session, clock)
+    h = Harness(make_source("syntropic137", api_key="k-123456", initial_lookback="4h", overlap="1m"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         page.append(running)
@@ -343,13 +401,28 @@ async def test_syntropic_detail_404_drops_the_pending_session(http_session, cloc
 
 # --- HoneyHive ---------------------------------------------------------------------------------
 
+
 def honeyhive_session(n: int, start_ms: int, end_ms: int | None, error: str | None = None) -> dict[str, Any]:
-    return {"children": [{}], "config": {}, "duration": None if end_ms is None else end_ms - start_ms,
-            "end_time": end_ms, "error": error, "event_id": f"ev-{n}", "event_name": "s", "event_type": "session",
-            "feedback": {}, "inputs": {}, "metadata": {"prompt_tokens": 1000, "completion_tokens": 200,
-                                                       "total_tokens": 1200, "cost": 0.05},
-            "metrics": {}, "outputs": {}, "project": "proj", "session_id": f"hh-{n}", "source": "prod",
-            "start_time": start_ms, "user_properties": {}}
+    return {
+        "children": [{}],
+        "config": {},
+        "duration": None if end_ms is None else end_ms - start_ms,
+        "end_time": end_ms,
+        "error": error,
+        "event_id": f"ev-{n}",
+        "event_name": "s",
+        "event_type": "session",
+        "feedback": {},
+        "inputs": {},
+        "metadata": {"prompt_tokens": 1000, "completion_tokens": 200, "total_tokens": 1200, "cost": 0.05},
+        "metrics": {},
+        "outputs": {},
+        "project": "proj",
+        "session_id": f"hh-{n}",
+        "source": "prod",
+        "start_time": start_ms,
+        "user_properties": {},
+    }
 
 
 async def test_honeyhive_sessions_api_sends_project_and_limit_and_reads_milliseconds(http_session, clock):
@@ -371,20 +444,24 @@ def honeyhive_search(events: list[dict[str, Any]], count: int | None = None) -> 
     """HoneyHive's ``POST /v1/events/search``: ``events`` (newest start first, as the route orders them)
     filtered by its ``is`` filters and ``dateRange`` on ``start_time``, a page at a time; ``count`` the
     answer's count (by default the total matched)."""
+
     def serve(path: str, params: dict[str, Any]) -> Any:
         body = upstream.bodies[-1]
         wanted = {rule["field"]: rule["value"] for rule in body["filters"] if rule["operator"] == "is"}
         low, high = (parse_timestamp(body["dateRange"][key]) for key in ("start_time", "end_time"))
-        chosen = [e for e in events if low <= e["start_time"] / 1000 <= high
-                  and all(str(e.get(field)) == value for field, value in wanted.items())]
+        chosen = [
+            e
+            for e in events
+            if low <= e["start_time"] / 1000 <= high and all(str(e.get(field)) == value for field, value in wanted.items())
+        ]
         page, limit = body["page"], body["limit"]
-        return {"events": chosen[(page - 1) * limit:page * limit], "count": len(chosen) if count is None else count}
+        return {"events": chosen[(page - 1) * limit : page * limit], "count": len(chosen) if count is None else count}
+
     upstream = Upstream(serve)
     return upstream
 
 
-async def test_honeyhive_search_is_the_default_posts_the_documented_query_and_never_ends_on_count(
-        http_session, clock):
+async def test_honeyhive_search_is_the_default_posts_the_documented_query_and_never_ends_on_count(http_session, clock):
     """Newest first, paged until a short page whatever ``count`` says (here it says 2 of 10); no
     ``project`` (the key is project-scoped); a steady cycle then reads what is new, on one page."""
     clock.now = NOW
@@ -487,13 +564,18 @@ async def test_honeyhive_session_counts_once_its_end_time_stops_moving(http_sess
 
 # --- Kapso -------------------------------------------------------------------------------------
 
+
 def kapso_execution(n: int, started: float, ended: float | None, status: str | None = None) -> dict[str, Any]:
-    item = {"id": f"3c90c3cc-0d44-4b50-8888-{n:012d}", "started_at": iso(started), "last_event_at": iso(started),
-            "ended_at": None if ended is None else iso(ended), "tracking_id": "t",
-            "whatsapp_conversation_id": "w",
-            "workflow": {"id": "wf-a", "name": "<string>", "status": "active"},
-            "current_step": {"id": "c", "identifier": "<string>", "stepable_type": "<string>",
-                             "position": {"x": 123, "y": 123}}}
+    item = {
+        "id": f"3c90c3cc-0d44-4b50-8888-{n:012d}",
+        "started_at": iso(started),
+        "last_event_at": iso(started),
+        "ended_at": None if ended is None else iso(ended),
+        "tracking_id": "t",
+        "whatsapp_conversation_id": "w",
+        "workflow": {"id": "wf-a", "name": "<string>", "status": "active"},
+        "current_step": {"id": "c", "identifier": "<string>", "stepable_type": "<string>", "position": {"x": 123, "y": 123}},
+    }
     if status is not None:
         item["status"] = status
     return item
@@ -503,11 +585,17 @@ def kapso_pages(executions: list[dict[str, Any]], size: int):
     def serve(path: str, params: dict[str, str]) -> Any:
         chosen = [e for e in executions if params.get("status") in (None, e["_status"])]
         start = int(params.get("after", "0"))
-        chunk = chosen[start:start + size]
+        chunk = chosen[start : start + size]
         more = start + size < len(chosen)
-        return {"data": [{k: v for k, v in e.items() if k != "_status"} for e in chunk],
-                "paging": {"cursors": {"before": str(start), "after": str(start + size)},
-                           "next": f"{path}?after={start + size}" if more else None, "previous": None}}
+        return {
+            "data": [{k: v for k, v in e.items() if k != "_status"} for e in chunk],
+            "paging": {
+                "cursors": {"before": str(start), "after": str(start + size)},
+                "next": f"{path}?after={start + size}" if more else None,
+                "previous": None,
+            },
+        }
+
     return serve
 
 
@@ -528,8 +616,10 @@ async def test_kapso_follows_after_cursors_and_reads_the_status_field(http_sessi
 async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_session, clock):
     clock.now = NOW
     statuses = ["ended", "failed", "handoff", "running", "waiting"]
-    executions = [dict(kapso_execution(i, NOW - 100 - i, NOW - 10 if s in ("ended", "failed") else None),
-                       _status=s) for i, s in enumerate(statuses)]
+    executions = [
+        dict(kapso_execution(i, NOW - 100 - i, NOW - 10 if s in ("ended", "failed") else None), _status=s)
+        for i, s in enumerate(statuses)
+    ]
     upstream = Upstream(kapso_pages(executions, 100))
     h = Harness(make_source("kapso"), http_session, clock)
     with aioresponses() as m:
@@ -561,11 +651,18 @@ async def test_kapso_without_status_field_learns_it_from_the_status_filter(http_
 
 # --- Shared: bad items are skipped, the rest count ---------------------------------------------
 
+
 async def test_bad_items_are_skipped_and_counted_while_the_rest_of_the_page_counts(http_session, clock):
     clock.now = NOW
     good = whatabot_item(1, started=NOW - 50)
-    bad = [None, "text", {**whatabot_item(2), "id": None}, {**whatabot_item(3), "startedAt": "yesterday"},
-           {**whatabot_item(4), "status": 5}, {**whatabot_item(5), "warnings": "many"}]
+    bad = [
+        None,
+        "text",
+        {**whatabot_item(2), "id": None},
+        {**whatabot_item(3), "startedAt": "yesterday"},
+        {**whatabot_item(4), "status": 5},
+        {**whatabot_item(5), "warnings": "many"},
+    ]
     weird = whatabot_item(6, status="paused_by_admin", started=NOW - 40)
     weird["finishedAt"] = None
     finished_weird = {**whatabot_item(7, started=NOW - 30), "status": "archived"}
@@ -598,7 +695,8 @@ async def test_a_page_failing_mid_pagination_leaves_the_state_untouched(http_ses
         page, size = int(params["page"]), int(params["size"])
         if page == 1 and broken["page"]:
             return {"unexpected": "shape"}
-        return spring_page(items[page * size:(page + 1) * size], page, size, len(items))
+        return spring_page(items[page * size : (page + 1) * size], page, size, len(items))
+
     h = Harness(make_source("whatabot"), http_session, clock)
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=Upstream(serve), repeat=True)
@@ -612,8 +710,7 @@ async def test_a_page_failing_mid_pagination_leaves_the_state_untouched(http_ses
     assert h.finished() == 150 and h.value("agent_session_exporter_source_up") == 1
 
 
-async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pending_of_a_removed_one(
-        http_session, clock, logs):
+async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pending_of_a_removed_one(http_session, clock, logs):
     """GET /workflows (cursor pages) once per discovery_interval; a new workflow is polled from the
     next discovery; one missing from 3 listings in a row is polled no more, and its pending executions
     are dropped with a reason."""
@@ -637,8 +734,10 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
             ids = list(workflows)
             start = int(params.get("after") or 0)
             more = start + 1 < len(ids)
-            return {"data": [{"id": w, "name": workflows[w], "status": "active"} for w in ids[start:start + 1]],
-                    "paging": {"cursors": {"after": str(start + 1)}, "next": "/workflows?after=1" if more else None}}
+            return {
+                "data": [{"id": w, "name": workflows[w], "status": "active"} for w in ids[start : start + 1]],
+                "paging": {"cursors": {"after": str(start + 1)}, "next": "/workflows?after=1" if more else None},
+            }
         workflow = path.split("/")[2]
         return {"data": executions.get(workflow, []), "paging": {"cursors": {}, "next": None}}
 
@@ -649,8 +748,12 @@ async def test_kapso_without_workflow_ids_discovers_workflows_and_drops_the_pend
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=upstream, repeat=True)
         assert await h.poller.run_cycle()
-        assert [c[0] for c in upstream.calls] == ["/workflows", "/workflows", "/workflows/wf-a/executions",
-                                                  "/workflows/wf-b/executions"]
+        assert [c[0] for c in upstream.calls] == [
+            "/workflows",
+            "/workflows",
+            "/workflows/wf-a/executions",
+            "/workflows/wf-b/executions",
+        ]
         assert h.finished(workflow="wf-a") == 1 and h.value("agent_sessions_active", workflow="wf-b") == 1
         assert sum_samples(h.registry, "agent_session_workflow_info", workflow="wf-a", workflow_name="Support") == 1
         assert sum_samples(h.registry, "agent_session_workflow_info", workflow="wf-b", workflow_name="Sales") == 1

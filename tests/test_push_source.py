@@ -16,8 +16,14 @@ SECRET = "whsec-0123456789abcdef"
 
 
 def kapso(**options: object) -> dict[str, object]:
-    return {"name": "ka", "provider": "kapso", "base_url": "https://api.kapso.ai/platform/v1", "api_key": "k" * 20,
-            "workflow_ids": ["wf-a"], **options}
+    return {
+        "name": "ka",
+        "provider": "kapso",
+        "base_url": "https://api.kapso.ai/platform/v1",
+        "api_key": "k" * 20,
+        "workflow_ids": ["wf-a"],
+        **options,
+    }
 
 
 def errors(**options: object) -> str:
@@ -39,13 +45,18 @@ def test_the_secret_is_read_from_its_file(tmp_path):
     assert source.webhook_secret == SECRET and SECRET in source.secrets
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"webhook_secret": "short"}, "source 'ka': webhook_secret: String should have at least 16 characters"),
-    ({"webhook_secret": SECRET, "webhook_secret_file": "/x"},
-     "source 'ka': webhook_secret_file: give webhook_secret or webhook_secret_file, not both"),
-    ({"webhook_secret_file": "/nonexistent/" + SECRET}, "source 'ka': webhook_secret_file: cannot be read"),
-    ({"max_push_lookups_per_minute": 0}, "source 'ka': max_push_lookups_per_minute: "),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"webhook_secret": "short"}, "source 'ka': webhook_secret: String should have at least 16 characters"),
+        (
+            {"webhook_secret": SECRET, "webhook_secret_file": "/x"},
+            "source 'ka': webhook_secret_file: give webhook_secret or webhook_secret_file, not both",
+        ),
+        ({"webhook_secret_file": "/nonexistent/" + SECRET}, "source 'ka': webhook_secret_file: cannot be read"),
+        ({"max_push_lookups_per_minute": 0}, "source 'ka': max_push_lookups_per_minute: "),
+    ],
+)
 def test_a_bad_secret_is_refused_naming_the_key_never_the_value(options, message):
     text = errors(**options)
     assert message in text

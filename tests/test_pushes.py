@@ -54,6 +54,7 @@ async def test_a_push_arriving_during_a_poll_waits_for_it_and_is_then_not_looked
         entered.set()
         await release.wait()
         return None  # then answered as usual
+
     stack.simulators.faults["kapso"] = slow
     poll = asyncio.create_task(stack.poller.run_cycle())
     await asyncio.wait_for(entered.wait(), 10)
@@ -135,8 +136,7 @@ async def test_a_failed_lookup_commits_nothing_and_the_next_poll_counts(stack, l
 async def test_the_demos_simulated_webhooks_count_failures_between_polls(clock):
     async with push_stack(clock, webhook_secret=DEMO_WEBHOOK_SECRET) as stack:
         assert await stack.poller.run_cycle()
-        listener = await open_webhook_listener(stack.exporter.pushes, "127.0.0.1:0", 8,
-                                               stack.exporter.connection_refused)
+        listener = await open_webhook_listener(stack.exporter.pushes, "127.0.0.1:0", 8, stack.exporter.connection_refused)
         assert listener is not None
         try:
             async with pushing(stack.kapso) as pusher, stack.serving():

@@ -22,8 +22,11 @@ from agent_session_exporter.timeparse import to_iso
 from .helpers import parse_exposition, scrape_after_more_cycles, total_of
 
 SECRETS = {
-    "whatabot": "wh_SECRET_whatabot_91f3", "dify": "app-SECRET_dify_28cc", "honeyhive": "hh_SECRET_honey_0b1d",
-    "kapso": "kp_SECRET_kapso_4e4e", "n8n": "n8n_api_SECRET_n8n_3c3c",
+    "whatabot": "wh_SECRET_whatabot_91f3",
+    "dify": "app-SECRET_dify_28cc",
+    "honeyhive": "hh_SECRET_honey_0b1d",
+    "kapso": "kp_SECRET_kapso_4e4e",
+    "n8n": "n8n_api_SECRET_n8n_3c3c",
 }
 WRONG_KEY = "wh_SECRET_wrong_77aa"
 HUGE_KEY = "app-SECRET_huge_5521"
@@ -42,8 +45,7 @@ def install_faults(simulators: Simulators) -> None:
     def whatabot(request: web.Request) -> Any:
         if request.headers.get("X-Api-Key") != SECRETS["whatabot"]:
             return None
-        return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": "1"}) \
-            if whatabot_429() else None
+        return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": "1"}) if whatabot_429() else None
 
     async def dify(request: web.Request) -> Any:
         if request.headers.get("Authorization") == f"Bearer {HUGE_KEY}":
@@ -81,27 +83,51 @@ def install_faults(simulators: Simulators) -> None:
 
     def honeyhive_items(answer: dict) -> dict:
         # Bad items, and a count that says less than there is: the search's count is never trusted.
-        return {**answer, "events": answer["events"] + [
-            None, {"session_id": "nulls", "start_time": None, "end_time": None, "metadata": None}], "count": 1}
+        return {
+            **answer,
+            "events": answer["events"] + [None, {"session_id": "nulls", "start_time": None, "end_time": None, "metadata": None}],
+            "count": 1,
+        }
+
     simulators.mutators.update(whatabot=whatabot_items, honeyhive=honeyhive_items)
 
 
 def config_for(base_url: str) -> Any:
     def source(name: str, provider: str, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
-                "interval": INTERVAL, "timeout": 0.5, "initial_lookback": "1h", "overlap": "1m", **extra}
-    return parse_config({"sources": [
-        source("wb", "whatabot", api_key=SECRETS["whatabot"]),
-        source("dy", "dify", api_key=SECRETS["dify"]),
-        source("sy", "syntropic137", basic_auth={"username": "exporter", "password": SYNTROPIC_PASSWORD}),
-        source("hh", "honeyhive", api_key=SECRETS["honeyhive"], project=HONEYHIVE_PROJECT, settle_after=0.5),
-        source("ka", "kapso", api_key=SECRETS["kapso"], workflow_ids=list(KAPSO_WORKFLOWS)),
-        source("n8", "n8n", api_key=SECRETS["n8n"]),
-        source("bad-key", "whatabot", api_key=WRONG_KEY),
-        source("huge", "dify", api_key=HUGE_KEY),
-        {"name": "refused", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "interval": INTERVAL,
-         "basic_auth": {"username": "exporter", "password": SYNTROPIC_PASSWORD}, "retries": 1},
-    ]}, {})
+        return {
+            "name": name,
+            "provider": provider,
+            "base_url": base_url + PREFIXES[provider],
+            "interval": INTERVAL,
+            "timeout": 0.5,
+            "initial_lookback": "1h",
+            "overlap": "1m",
+            **extra,
+        }
+
+    return parse_config(
+        {
+            "sources": [
+                source("wb", "whatabot", api_key=SECRETS["whatabot"]),
+                source("dy", "dify", api_key=SECRETS["dify"]),
+                source("sy", "syntropic137", basic_auth={"username": "exporter", "password": SYNTROPIC_PASSWORD}),
+                source("hh", "honeyhive", api_key=SECRETS["honeyhive"], project=HONEYHIVE_PROJECT, settle_after=0.5),
+                source("ka", "kapso", api_key=SECRETS["kapso"], workflow_ids=list(KAPSO_WORKFLOWS)),
+                source("n8", "n8n", api_key=SECRETS["n8n"]),
+                source("bad-key", "whatabot", api_key=WRONG_KEY),
+                source("huge", "dify", api_key=HUGE_KEY),
+                {
+                    "name": "refused",
+                    "provider": "syntropic137",
+                    "base_url": "http://127.0.0.1:1",
+                    "interval": INTERVAL,
+                    "basic_auth": {"username": "exporter", "password": SYNTROPIC_PASSWORD},
+                    "retries": 1,
+                },
+            ]
+        },
+        {},
+    )
 
 
 async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time():
@@ -120,9 +146,11 @@ async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time(
         try:
             exporter.start()
             async with aiohttp.ClientSession() as client:
+
                 async def scrape(path: str = "/metrics") -> str:
                     async with client.get(url + path) as response:
                         return await response.text()
+
                 for _ in range(25):  # 5 s of traffic and faults
                     await scrape()
                     await asyncio.sleep(0.2)
@@ -130,13 +158,14 @@ async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time(
                     factory.rate = 0
                 simulators.finish_all()
                 truth = {p: sum(f.truth.finished.values()) for p, f in simulators.factories.items()}
-                names = {"whatabot": "wb", "dify": "dy", "syntropic137": "sy", "honeyhive": "hh", "kapso": "ka",
-                         "n8n": "n8"}
+                names = {"whatabot": "wb", "dify": "dy", "syntropic137": "sy", "honeyhive": "hh", "kapso": "ka", "n8n": "n8"}
                 samples: dict = {}
                 for _ in range(100):  # bounded: ~20 s
                     samples = parse_exposition(await scrape())
-                    if all(total_of(samples, "agent_sessions_finished_total", source=names[p]) - (p == "whatabot")
-                           >= n for p, n in truth.items()):
+                    if all(
+                        total_of(samples, "agent_sessions_finished_total", source=names[p]) - (p == "whatabot") >= n
+                        for p, n in truth.items()
+                    ):
                         break
                     await asyncio.sleep(0.2)
                 # Two more cycles of every source: nothing may be counted twice.
@@ -152,8 +181,11 @@ async def test_every_fault_at_once_keeps_totals_exact_and_other_sources_on_time(
         source = names[provider]
         assert sum(factory.truth.finished.values()) > 5, provider
         for (status, outcome), count in factory.truth.finished.items():
-            assert total_of(samples, "agent_sessions_finished_total", source=source, status=status,
-                            outcome=outcome) == count, (provider, status, outcome)
+            assert total_of(samples, "agent_sessions_finished_total", source=source, status=status, outcome=outcome) == count, (
+                provider,
+                status,
+                outcome,
+            )
         assert total_of(samples, "agent_session_errors_total", source=source) == factory.truth.errors
         for kind, value in factory.truth.tokens.items():
             assert total_of(samples, "agent_session_tokens_total", source=source, token_type=kind) == value

@@ -10,16 +10,19 @@ from agent_session_exporter.model import InvalidRecord, Phase, SessionRecord
 from agent_session_exporter.safetext import MAX_ERROR_EXCERPT, check_id, is_safe, make_safe, safe_text
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("completed", "completed"),
-    ("a\r# HELP x\nb", "a\ufffd# HELP x\ufffdb"),
-    ("tab\there\x00nul\x7fdel", "tab\ufffdhere\ufffdnul\ufffddel"),
-    ("c1\x80\x85\x9f", "c1\ufffd\ufffd\ufffd"),
-    ("lone\ud800high\udfff", "lone\ufffdhigh\ufffd"),
-    ("\ud83d\ude00", "\ufffd\ufffd"),  # surrogate code points, even paired, are no UTF-8
-    ('quote" back\\slash', 'quote" back\\slash'),
-    ("é ü 😀 \u00a0 \ufffd", "é ü 😀 \u00a0 \ufffd"),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("completed", "completed"),
+        ("a\r# HELP x\nb", "a\ufffd# HELP x\ufffdb"),
+        ("tab\there\x00nul\x7fdel", "tab\ufffdhere\ufffdnul\ufffddel"),
+        ("c1\x80\x85\x9f", "c1\ufffd\ufffd\ufffd"),
+        ("lone\ud800high\udfff", "lone\ufffdhigh\ufffd"),
+        ("\ud83d\ude00", "\ufffd\ufffd"),  # surrogate code points, even paired, are no UTF-8
+        ('quote" back\\slash', 'quote" back\\slash'),
+        ("é ü 😀 \u00a0 \ufffd", "é ü 😀 \u00a0 \ufffd"),
+    ],
+)
 def test_control_characters_and_surrogates_become_the_replacement_character(raw, clean):
     assert safe_text(raw) == clean and len(safe_text(raw)) == len(raw)
     assert is_safe(clean) and is_safe(raw) == (raw == clean)

@@ -21,26 +21,30 @@ def item(n: int, workflow: str, status: str, started: float) -> dict[str, Any]:
 
 def whatabot_list(items: list[dict[str, Any]]) -> Upstream:
     """Whatabot's session list, newest first as asked, in pages (and one session by ``sessionId``)."""
+
     def serve(path: str, query: dict[str, str]) -> dict[str, Any]:
         rows = sorted(items, key=lambda i: i["startedAt"], reverse=True)
         if "sessionId" in query:
             rows = [row for row in rows if row["id"] == query["sessionId"]]
         page, size = int(query["page"]), int(query["size"])
-        return spring_page(rows[page * size:(page + 1) * size], page, size, len(rows))
+        return spring_page(rows[page * size : (page + 1) * size], page, size, len(rows))
+
     return Upstream(serve)
 
 
 def series(h: Harness, family: str) -> dict[tuple[tuple[str, str], ...], float]:
     """The source's series of ``family`` (a sample name), by their labels (source and provider left out)."""
-    return {tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("source", "provider"))): s.value
-            for f in h.registry.collect() for s in f.samples
-            if s.name == family and s.labels.get("source") == h.source.name}
+    return {
+        tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("source", "provider"))): s.value
+        for f in h.registry.collect()
+        for s in f.samples
+        if s.name == family and s.labels.get("source") == h.source.name
+    }
 
 
 def session_families(h: Harness) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the session families, by name and labels."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in h.poller.session_metrics.collect()
-            for s in f.samples}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in h.poller.session_metrics.collect() for s in f.samples}
 
 
 async def test_a_hundred_workflows_by_a_hundred_statuses_stay_within_the_budget(http_session, clock, logs):
@@ -98,7 +102,9 @@ async def test_series_that_exist_keep_counting_after_folding_starts(http_session
     # The histogram's label sets (workflow, outcome) fold too (past 5 of their own: it has only the
     # workflow to fold): once each family folds, a warning says so, once.
     assert [line["family"] for line in logs("warning") if "series budget" in line["msg"]] == [
-        "agent_session_duration_seconds", "agent_sessions_finished"]
+        "agent_session_duration_seconds",
+        "agent_sessions_finished",
+    ]
 
 
 async def test_a_restart_folds_as_the_running_exporter_does(http_session, clock, tmp_path):
@@ -113,10 +119,12 @@ async def test_a_restart_folds_as_the_running_exporter_does(http_session, clock,
     def exporter(name: str) -> Harness:
         source = make_source("whatabot", max_series_per_family=10)
         return Harness(source, http_session, clock, store=SqliteStore(str(tmp_path / name), {source.name: "whatabot"}))
+
     steady, restarted = exporter("steady.db"), exporter("restarted.db")
 
     async def cycle() -> None:
         assert await steady.poller.run_cycle() and await restarted.poller.run_cycle()
+
     with aioresponses() as m:
         m.get(Upstream.pattern(), callback=whatabot_list(items), repeat=True)
         await cycle()
@@ -137,9 +145,12 @@ async def test_a_restart_folds_as_the_running_exporter_does(http_session, clock,
         items += [item(30 + n, f"wf-b{n}", "error", clock.now - 10 + n) for n in range(3)]
         await cycle()
     assert session_families(restarted) == session_families(steady)
-    assert series(restarted, "agent_session_exporter_series_folded_total") == \
-        series(steady, "agent_session_exporter_series_folded_total")
-    assert series(steady, "agent_session_exporter_series_folded_total")[
-        (("family", "agent_sessions_active"), ("label", "workflow"))] == 12
+    assert series(restarted, "agent_session_exporter_series_folded_total") == series(
+        steady, "agent_session_exporter_series_folded_total"
+    )
+    assert (
+        series(steady, "agent_session_exporter_series_folded_total")[(("family", "agent_sessions_active"), ("label", "workflow"))]
+        == 12
+    )
     steady.poller.store.close()
     restarted.poller.store.close()

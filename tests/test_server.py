@@ -22,8 +22,10 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0,text/plain;version=0.
 
 @pytest.fixture
 async def served():
-    config = parse_config({"sources": [{"name": "s", "provider": "syntropic137", "base_url": "http://127.0.0.1:1",
-                                        "retries": 0, "timeout": 0.5}]}, {})
+    config = parse_config(
+        {"sources": [{"name": "s", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0, "timeout": 0.5}]},
+        {},
+    )
     exporter = Exporter(config)
     await exporter.open()
     runner = web.AppRunner(make_app(exporter, telemetry_path="/custom"), access_log=None)
@@ -64,12 +66,21 @@ async def test_a_fresh_exporter_shows_build_info_and_every_known_series_at_zero(
     info = [dict(labels) for name, labels in samples if name == "agent_session_exporter_build_info"]
     assert len(info) == 1 and info[0]["version"] == __version__ and info[0]["python_version"]
     for reason in INVALID_REASONS:
-        key = ("agent_session_exporter_invalid_records_total", frozenset({"source": "s", "provider": "syntropic137",
-                                                                          "reason": reason}.items()))
+        key = (
+            "agent_session_exporter_invalid_records_total",
+            frozenset({"source": "s", "provider": "syntropic137", "reason": reason}.items()),
+        )
         assert samples[key] == 0, reason
     for reason in DROP_REASONS:
-        assert samples[("agent_session_exporter_pending_dropped_total",
-                        frozenset({"source": "s", "provider": "syntropic137", "reason": reason}.items()))] == 0
+        assert (
+            samples[
+                (
+                    "agent_session_exporter_pending_dropped_total",
+                    frozenset({"source": "s", "provider": "syntropic137", "reason": reason}.items()),
+                )
+            ]
+            == 0
+        )
     assert samples[("agent_session_exporter_config_last_reload_successful", frozenset())] == 1
 
 
@@ -80,13 +91,19 @@ async def test_a_connection_error_names_host_port_and_reason(served, logs):
     assert [line["error"] for line in logs("warning")][0].startswith("GET /sessions: cannot connect to 127.0.0.1:1: ")
 
 
-@pytest.mark.parametrize("args", [["--config.file", "config.example.yaml", "--check-config"],
-                                  ["--config", "config.example.yaml", "--check-config"],
-                                  ["--check-config", "config.example.yaml"],
-                                  ["--demo", "--check-config"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--config.file", "config.example.yaml", "--check-config"],
+        ["--config", "config.example.yaml", "--check-config"],
+        ["--check-config", "config.example.yaml"],
+        ["--demo", "--check-config"],
+    ],
+)
 def test_check_config_takes_its_file_any_way_the_flags_give_it(args):
-    env = {v: "x" for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY",
-                            "SYNTROPIC_PASSWORD")}
+    env = {
+        v: "x" for v in ("WHATABOT_API_KEY", "DIFY_API_KEY", "HH_API_KEY", "KAPSO_API_KEY", "N8N_API_KEY", "SYNTROPIC_PASSWORD")
+    }
     result = run(*args, env=env)
     assert result.returncode == 0 and result.stdout.startswith("config OK:"), result.stderr
 

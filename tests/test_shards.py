@@ -19,19 +19,36 @@ from .helpers import ROOT, parse_exposition, run
 from .test_web import Exporter
 
 #: Pinned: a change of the hash moves sources between replicas in every sharded deployment.
-KNOWN = {"wb": [1, 1, 1, 1], "dy": [0, 0, 0, 0], "sy": [1, 2, 4, 4], "hh": [0, 0, 3, 8], "ka": [0, 0, 0, 15],
-         "team-a-dify": [0, 0, 0, 10], "team-b-kapso": [0, 0, 0, 0], "prod-honeyhive-events": [1, 2, 2, 6]}
+KNOWN = {
+    "wb": [1, 1, 1, 1],
+    "dy": [0, 0, 0, 0],
+    "sy": [1, 2, 4, 4],
+    "hh": [0, 0, 3, 8],
+    "ka": [0, 0, 0, 15],
+    "team-a-dify": [0, 0, 0, 10],
+    "team-b-kapso": [0, 0, 0, 0],
+    "prod-honeyhive-events": [1, 2, 2, 6],
+}
 NAMES = [f"source-{i}" for i in range(2000)]
 
 
 def test_a_sources_shard_is_pinned_and_the_same_in_every_process():
     assert {name: [shard_of(name, m) for m in (2, 3, 5, 16)] for name in KNOWN} == KNOWN
-    probe = ("import json, sys; from agent_session_exporter.shards import shard_of; "
-             "print(json.dumps([shard_of(n, 7) for n in sys.argv[1:]]))")
+    probe = (
+        "import json, sys; from agent_session_exporter.shards import shard_of; "
+        "print(json.dumps([shard_of(n, 7) for n in sys.argv[1:]]))"
+    )
     answers = set()
     for seed in ("0", "1", "4242"):  # Python's own str hash differs with each of these
-        result = subprocess.run([sys.executable, "-c", probe, *NAMES[:200]], cwd=ROOT, capture_output=True, text=True,
-                                timeout=60, env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *NAMES[:200]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        )
         answers.add(result.stdout)
     assert len(answers) == 1
     assert answers.pop().strip() == str([shard_of(n, 7) for n in NAMES[:200]]).replace("'", '"')
@@ -56,8 +73,9 @@ def test_one_shard_more_moves_only_the_sources_that_land_on_it(total):
 
 
 def test_a_shard_selects_its_sources_from_the_config():
-    config = parse_config({"sources": [{"name": name, "provider": "syntropic137", "base_url": "http://127.0.0.1:1"}
-                                       for name in KNOWN]}, {})
+    config = parse_config(
+        {"sources": [{"name": name, "provider": "syntropic137", "base_url": "http://127.0.0.1:1"} for name in KNOWN]}, {}
+    )
     assert Shard().select(config) is config
     assert [s.name for s in Shard(1, 2).select(config).sources] == [n for n, shards in KNOWN.items() if shards[0] == 1]
     assert [s.name for s in Shard(0, 2).select(config).sources] == [n for n, shards in KNOWN.items() if shards[0] == 0]
@@ -76,15 +94,18 @@ def test_a_statefulset_pods_name_gives_its_ordinal():
             Shard(index, total)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--total-shards", "2"], "--total-shards needs --shard or --shard-from-pod-name"),
-    (["--shard", "2", "--total-shards", "2"], "the shard must be from 0 to 1"),
-    (["--shard", "1"], "the shard must be from 0 to 0"),
-    (["--shard", "0", "--total-shards", "0"], "--total-shards must be at least 1"),
-    (["--shard-from-pod-name", "agent-session-exporter-2", "--total-shards", "2"], "the shard must be from 0 to 1"),
-    (["--shard-from-pod-name", "agent-session-exporter", "--total-shards", "2"], "is not a StatefulSet pod's name"),
-    (["--shard", "0", "--shard-from-pod-name", "x-0", "--total-shards", "2"], "not allowed with argument"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--total-shards", "2"], "--total-shards needs --shard or --shard-from-pod-name"),
+        (["--shard", "2", "--total-shards", "2"], "the shard must be from 0 to 1"),
+        (["--shard", "1"], "the shard must be from 0 to 0"),
+        (["--shard", "0", "--total-shards", "0"], "--total-shards must be at least 1"),
+        (["--shard-from-pod-name", "agent-session-exporter-2", "--total-shards", "2"], "the shard must be from 0 to 1"),
+        (["--shard-from-pod-name", "agent-session-exporter", "--total-shards", "2"], "is not a StatefulSet pod's name"),
+        (["--shard", "0", "--shard-from-pod-name", "x-0", "--total-shards", "2"], "not allowed with argument"),
+    ],
+)
 def test_shard_flags_that_name_no_shard_are_refused(flags, message):
     result = run("--demo", "--once", *flags)
     assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -94,8 +115,11 @@ def test_shard_flags_that_name_no_shard_are_refused(flags, message):
 def polled(exposition: str) -> set[str]:
     """The sources a process polled: those with upstream requests, and with a source_up series at all."""
     samples = parse_exposition(exposition)
-    requested = {dict(labels)["source"] for (name, labels), value in samples.items()
-                 if name == "agent_session_exporter_requests_total" and value > 0}
+    requested = {
+        dict(labels)["source"]
+        for (name, labels), value in samples.items()
+        if name == "agent_session_exporter_requests_total" and value > 0
+    }
     up = {dict(labels)["source"] for (name, labels), _ in samples.items() if name == "agent_session_exporter_source_up"}
     assert requested == up
     return requested
@@ -129,8 +153,18 @@ def test_a_reload_keeps_each_replica_to_its_shard_and_check_config_sees_every_so
     config = tmp_path / "config.yaml"
 
     def write(names: list[str]) -> None:
-        config.write_text(yaml.safe_dump({"interval": 60, "sources": [
-            {"name": name, "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0} for name in names]}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "interval": 60,
+                    "sources": [
+                        {"name": name, "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0}
+                        for name in names
+                    ],
+                }
+            )
+        )
+
     first, second = NAMES[:10], NAMES[5:25]
     write(first)
     check = run("--config.file", str(config), "--check-config", "--shard", "1", "--total-shards", "2")

@@ -27,8 +27,7 @@ CALLS_SPEC: dict[str, Any] = {
     "auth": {"kind": "header", "header": "X-Token"},
     "page_size": {"default": 2, "max": 50},
     "options": {"assistant": {"type": "string", "description": "one assistant's calls"}},
-    "requester": {"path": "/calls", "query": {"limit": "{page_size}", "assistantId": "{options.assistant}",
-                                              "sort": "desc"}},
+    "requester": {"path": "/calls", "query": {"limit": "{page_size}", "assistantId": "{options.assistant}", "sort": "desc"}},
     "paginator": {"kind": "page_increment", "parameter": "page", "start": 1, "more_flag": "has_more"},
     "record_selector": {"path": "data"},
     "incremental": {"since_parameter": "createdAfter", "format": "milliseconds"},
@@ -45,28 +44,46 @@ CALLS_SPEC: dict[str, Any] = {
     },
     "statuses": {
         "active": ["queued", "in-progress"],
-        "final": {"ended": {"outcome": "success", "rules": [
-            {"field": "endedReason", "matches": "^(pipeline|assistant)-error", "outcome": "error"},
-            {"field": "endedReason", "in": ["silence-timed-out", "exceeded-max-duration"], "outcome": "timeout"},
-        ]}, "failed": "error"},
+        "final": {
+            "ended": {
+                "outcome": "success",
+                "rules": [
+                    {"field": "endedReason", "matches": "^(pipeline|assistant)-error", "outcome": "error"},
+                    {"field": "endedReason", "in": ["silence-timed-out", "exceeded-max-duration"], "outcome": "timeout"},
+                ],
+            },
+            "failed": "error",
+        },
     },
     "lookup": {"path": "/calls/{session_id}", "record": ["call", ""]},
 }
 
 
-def call(n: int, status: str = "ended", reason: str | None = "customer-ended-call", created: float = T0 - 100,
-         length: float = 30.0, **extra: Any) -> dict[str, Any]:
-    return {"id": f"call-{n}", "status": status, "createdAt": iso_ms(created),
-            "endedAt": None if status in ("queued", "in-progress") else iso_ms(created + length),
-            "endedReason": reason, "costCents": 125, "usage": {"in": 100, "out": 20},
-            "assistant": {"id": "as-1", "name": "Support bot"}, **extra}
+def call(
+    n: int,
+    status: str = "ended",
+    reason: str | None = "customer-ended-call",
+    created: float = T0 - 100,
+    length: float = 30.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": f"call-{n}",
+        "status": status,
+        "createdAt": iso_ms(created),
+        "endedAt": None if status in ("queued", "in-progress") else iso_ms(created + length),
+        "endedReason": reason,
+        "costCents": 125,
+        "usage": {"in": 100, "out": 20},
+        "assistant": {"id": "as-1", "name": "Support bot"},
+        **extra,
+    }
 
 
 def custom_source(tmp_path: Path, spec: dict[str, Any] | None = None, **overrides: Any) -> Any:
     path = tmp_path / "calls.yaml"
     path.write_text(yaml.safe_dump(spec or CALLS_SPEC))
-    entry = {"name": "calls-src", "provider": "custom", "spec_file": str(path), "base_url": BASE, "api_key": KEY,
-             **overrides}
+    entry = {"name": "calls-src", "provider": "custom", "spec_file": str(path), "base_url": BASE, "api_key": KEY, **overrides}
     return parse_config({"sources": [entry]}, {}).sources[0]
 
 
@@ -74,8 +91,10 @@ def custom_source(tmp_path: Path, spec: dict[str, Any] | None = None, **override
 
 
 def test_errors_name_file_line_and_key():
-    text = ("spec_version: 1\nname: x\nrequester:\n  path: /a\n  colour: red\n"
-            "paginator: {kind: cursor}\nfields:\n  id: id\n  started_at: t\nstatuses: {final: {done: success}}\n")
+    text = (
+        "spec_version: 1\nname: x\nrequester:\n  path: /a\n  colour: red\n"
+        "paginator: {kind: cursor}\nfields:\n  id: id\n  started_at: t\nstatuses: {final: {done: success}}\n"
+    )
     with pytest.raises(SpecError) as caught:
         load_spec_text(text, "x.yaml")
     lines = str(caught.value).splitlines()
@@ -107,8 +126,9 @@ def test_unknown_placeholders_and_unknown_statuses_overlap_are_refused():
 
 
 def test_the_published_spec_schema_is_current_and_every_builtin_spec_follows_it():
-    assert (ROOT / "spec.schema.json").read_text() == spec_schema_text(), \
+    assert (ROOT / "spec.schema.json").read_text() == spec_schema_text(), (
         "regenerate: agent-session-exporter --spec.schema > spec.schema.json"
+    )
     schema = json.loads(spec_schema_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     paths = sorted(BUILTIN_DIR.glob("*.yaml"))
@@ -130,22 +150,29 @@ def test_a_user_spec_file_is_a_source_labelled_with_the_spec_name(tmp_path):
 def test_a_relative_spec_file_is_read_beside_the_config(tmp_path):
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "calls.yaml").write_text(yaml.safe_dump(CALLS_SPEC))
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"sources": [{
-        "name": "c", "provider": "custom", "spec_file": "specs/calls.yaml", "base_url": BASE, "api_key": KEY}]}))
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"sources": [{"name": "c", "provider": "custom", "spec_file": "specs/calls.yaml", "base_url": BASE, "api_key": KEY}]}
+        )
+    )
     assert load_config(tmp_path / "config.yaml").sources[0].provider == "calls"
 
 
 def test_an_inline_spec_works_as_a_file_does():
-    source = parse_config({"sources": [{"name": "c", "provider": "custom", "spec": CALLS_SPEC, "base_url": BASE,
-                                        "api_key": KEY}]}, {}).sources[0]
+    source = parse_config(
+        {"sources": [{"name": "c", "provider": "custom", "spec": CALLS_SPEC, "base_url": BASE, "api_key": KEY}]}, {}
+    ).sources[0]
     assert source.provider == "calls"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"options": {"colour": "red"}}, "options: unknown option colour"),
-    ({"page_size": 500}, "page_size: at most 50"),
-    ({"api_key": None}, "api_key: required by spec calls"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"options": {"colour": "red"}}, "options: unknown option colour"),
+        ({"page_size": 500}, "page_size: at most 50"),
+        ({"api_key": None}, "api_key: required by spec calls"),
+    ],
+)
 def test_a_user_source_is_checked_against_its_spec(tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
         custom_source(tmp_path, **change)
@@ -173,14 +200,19 @@ def serve_calls(calls: list[dict[str, Any]], page_size: int = 2):
             found = [c for c in calls if c["id"] == path.rsplit("/", 1)[1]]
             return {"call": found[0]} if found else CallbackResult(status=404, payload={})
         page = int(params["page"])
-        chunk = calls[(page - 1) * page_size: page * page_size]
+        chunk = calls[(page - 1) * page_size : page * page_size]
         return {"data": chunk, "has_more": page * page_size < len(calls)}
+
     return Upstream(serve)
 
 
 async def test_a_declared_source_counts_once_with_rules_scales_and_paths(tmp_path, http_session, clock):
-    calls = [call(1), call(2, reason="pipeline-error-openai-500", created=T0 - 90),
-             call(3, reason="silence-timed-out", created=T0 - 80), call(4, status="in-progress", created=T0 - 70)]
+    calls = [
+        call(1),
+        call(2, reason="pipeline-error-openai-500", created=T0 - 90),
+        call(3, reason="silence-timed-out", created=T0 - 80),
+        call(4, status="in-progress", created=T0 - 70),
+    ]
     calls.reverse()  # newest first
     upstream = serve_calls(calls)
     harness = Harness(custom_source(tmp_path, options={"assistant": "as-1"}), http_session, clock)
@@ -210,6 +242,7 @@ async def test_a_pending_session_is_looked_up_by_its_detail_path(tmp_path, http_
 
         def serve(path: str, params: dict[str, str]) -> Any:
             return {"call": ended} if path == "/calls/call-7" else {"data": calls, "has_more": False}
+
         upstream.serve = serve
         for _ in range(3):
             clock.advance(30)
@@ -238,7 +271,7 @@ async def test_offset_paging_reads_until_a_short_page(tmp_path, http_session, cl
     calls = [call(n, created=T0 - 10 * n) for n in range(1, 6)]
     spec = variant(paginator={"kind": "offset_increment", "parameter": "skip"})
     harness = Harness(custom_source(tmp_path, spec), http_session, clock)
-    upstream = await poll_all(harness, lambda path, p: {"data": calls[int(p["skip"]):int(p["skip"]) + 2]})
+    upstream = await poll_all(harness, lambda path, p: {"data": calls[int(p["skip"]) : int(p["skip"]) + 2]})
     assert harness.finished() == 5 and [p["skip"] for _, p, _ in upstream.calls] == ["0", "2", "4"]
 
 
@@ -248,7 +281,8 @@ async def test_cursor_tokens_are_followed_and_a_repeated_token_ends_the_walk(tmp
 
     def serve(path: str, params: dict[str, str]) -> Any:
         start = int(params.get("after", 0))
-        return {"data": calls[start:start + 2], "paging": {"next": str(min(start + 2, 4))}}
+        return {"data": calls[start : start + 2], "paging": {"next": str(min(start + 2, 4))}}
+
     harness = Harness(custom_source(tmp_path, spec), http_session, clock)
     upstream = await poll_all(harness, serve)
     assert harness.finished() == 5
@@ -263,6 +297,7 @@ async def test_a_next_url_is_followed_only_on_the_sources_own_origin(tmp_path, h
         if "cursor" not in params:
             return {"data": calls[:2], "links": {"next": f"{BASE}/calls?cursor=c2&limit=2"}}
         return {"data": calls[2:], "links": {"next": "https://elsewhere.example/calls?cursor=c3"}}
+
     harness = Harness(custom_source(tmp_path, spec), http_session, clock)
     upstream = await poll_all(harness, serve)
     assert harness.finished() == 4 and len(upstream.calls) == 2  # the foreign URL is never asked
@@ -279,6 +314,7 @@ async def test_a_lookup_by_id_filter_refuses_an_answer_that_ignored_it(tmp_path,
         if "id" in params:
             return {"data": [call(9)], "has_more": False}  # another session: the filter was ignored
         return {"data": calls if state["cycle"] == 0 else [call(8, created=T0 + 20)], "has_more": False}
+
     harness = Harness(custom_source(tmp_path, spec), http_session, clock)
     upstream = Upstream(serve)
     with aioresponses() as mocked:
@@ -293,8 +329,9 @@ async def test_a_lookup_by_id_filter_refuses_an_answer_that_ignored_it(tmp_path,
 
 
 async def test_a_post_requester_sends_its_body_and_parameters(tmp_path, http_session, clock):
-    spec = variant(requester={"method": "POST", "path": "/calls/search", "body": {"kind": "voice"},
-                              "query": {"limit": "{page_size}"}})
+    spec = variant(
+        requester={"method": "POST", "path": "/calls/search", "body": {"kind": "voice"}, "query": {"limit": "{page_size}"}}
+    )
     calls = [call(1)]
     harness = Harness(custom_source(tmp_path, spec), http_session, clock)
     upstream = await poll_all(harness, lambda path, p: {"data": calls, "has_more": False})
@@ -304,7 +341,7 @@ async def test_a_post_requester_sends_its_body_and_parameters(tmp_path, http_ses
 
 def test_the_readmes_worked_example_is_a_valid_spec_and_config(tmp_path):
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Adding a platform"):readme.index("## How counting works")]
+    section = readme[readme.index("## Adding a platform") : readme.index("## How counting works")]
     spec_text, config_text = [block.split("\n", 1)[1] for block in section.split("```yaml")[1:3]]
     spec_text, config_text = spec_text.split("```")[0], config_text.split("```")[0]
     assert load_spec_text(spec_text, "calls.yaml").name == "calls"
@@ -329,13 +366,11 @@ def test_each_builtin_spec_maps_its_golden_pages_to_the_golden_records(name, htt
     provider = Harness(make_source(name), http_session, clock).provider
     records = []
     for poll in sorted((golden / name).glob("poll*.json")):
-        items = [{k: v for k, v in item.items() if not k.startswith("_")}
-                 for item in json.loads(poll.read_text())["items"]]
+        items = [{k: v for k, v in item.items() if not k.startswith("_")} for item in json.loads(poll.read_text())["items"]]
         result = PollResult()
         provider.parse_items(items, result)
         for record in result.records:
-            fields = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(record).items()
-                      if k != "observed_at"}
+            fields = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(record).items() if k != "observed_at"}
             records.append({"poll": poll.stem, **fields})
         records += [{"poll": poll.stem, "invalid": list(invalid)} for invalid in result.invalid]
     text = json.dumps(records, indent=1, sort_keys=True) + "\n"
@@ -346,8 +381,13 @@ def test_each_builtin_spec_maps_its_golden_pages_to_the_golden_records(name, htt
 
 
 def test_a_user_sources_options_are_typed_as_the_spec_declares(tmp_path):
-    spec = variant(options={**CALLS_SPEC["options"], "since": {"type": "duration", "minimum": 60},
-                            "ids": {"type": "string_list", "item": "id"}})
+    spec = variant(
+        options={
+            **CALLS_SPEC["options"],
+            "since": {"type": "duration", "minimum": 60},
+            "ids": {"type": "string_list", "item": "id"},
+        }
+    )
     source = custom_source(tmp_path, spec, options={"since": "10m", "ids": ["a", " b "]})
     assert source.options == {"assistant": None, "since": 600.0, "ids": ("a", "b")}
     with pytest.raises(ConfigError, match="options.since: "):

@@ -28,8 +28,7 @@ def test_kapsos_spec_declares_webhooks_and_its_sources_take_the_push_options():
     assert isinstance(source, PushSource) and source.webhook_secret == SECRET
     assert not isinstance(make_source("syntropic137"), PushSource)
     with pytest.raises(ConfigError, match="webhook_secret"):
-        parse_config({"sources": [{"name": "st", "provider": "syntropic137", "base_url": BASE,
-                                   "webhook_secret": SECRET}]}, {})
+        parse_config({"sources": [{"name": "st", "provider": "syntropic137", "base_url": BASE, "webhook_secret": SECRET}]}, {})
 
 
 def test_pushes_need_a_lookup_and_a_known_kind():
@@ -73,4 +72,3 @@ async def test_the_workflows_polled_are_those_named_else_those_listed(http_sessi
 
 def _yaml(spec: dict[str, object]) -> str:
     return yaml.safe_dump(spec)
-

@@ -25,18 +25,34 @@ def demo_config_with_state(base_url: str, tmp_path) -> Config:
 def test_round_trip_of_every_part_of_the_state(tmp_path):
     path = str(tmp_path / "state.db")
     store = SqliteStore(path, {"a": "dify"})
-    increments = SourceTotals(finished={("wf", "failed", "error"): 2}, duration_buckets={("wf", "error"): [1, 0, 1]},
-                              duration_sum={("wf", "error"): 7.5}, warnings={"wf": 3}, errors={"wf": 2},
-                              tokens={("wf", "total"): 40}, cost={("", "m"): 0.25}, names={"wf": "Support"},
-                              active_series={("wf", "running"), ("other", "waiting")},
-                              folded={("active", "workflow"): ["wf-2", "wf-1"], ("finished", "status"): ["odd"]})
-    delta = CycleDelta(floor=100.0, watermark=200.0, counted_add={"s1": 150.0, "s2": 190.0},
-                       pending_upsert={"p1": PendingSession(180.0, "running", 181.0),
-                                       "p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0, "wf")},
-                       increments=increments)
+    increments = SourceTotals(
+        finished={("wf", "failed", "error"): 2},
+        duration_buckets={("wf", "error"): [1, 0, 1]},
+        duration_sum={("wf", "error"): 7.5},
+        warnings={"wf": 3},
+        errors={"wf": 2},
+        tokens={("wf", "total"): 40},
+        cost={("", "m"): 0.25},
+        names={"wf": "Support"},
+        active_series={("wf", "running"), ("other", "waiting")},
+        folded={("active", "workflow"): ["wf-2", "wf-1"], ("finished", "status"): ["odd"]},
+    )
+    delta = CycleDelta(
+        floor=100.0,
+        watermark=200.0,
+        counted_add={"s1": 150.0, "s2": 190.0},
+        pending_upsert={
+            "p1": PendingSession(180.0, "running", 181.0),
+            "p2": PendingSession(185.0, "running", 186.0, 190.0, 191.0, "wf"),
+        },
+        increments=increments,
+    )
     store.commit("a", delta, increments)
-    store.commit("a", CycleDelta(floor=100.0, watermark=210.0, counted_remove=["s1"], pending_remove=["p1"],
-                                 counted_add={"p1": 180.0}), increments)
+    store.commit(
+        "a",
+        CycleDelta(floor=100.0, watermark=210.0, counted_remove=["s1"], pending_remove=["p1"], counted_add={"p1": 180.0}),
+        increments,
+    )
     store.close()
     state = SqliteStore(path, {"a": "dify"}).load("a")
     assert (state.floor, state.watermark) == (100.0, 210.0)
@@ -74,8 +90,11 @@ def test_a_state_file_of_schema_1_is_upgraded_in_place(tmp_path):
     assert state.totals.finished == {("", "failed", "error"): 2} and state.totals.errors == {"": 2}
     assert state.totals.duration_buckets == {("", "error"): [1, 0, 1]}
     assert state.totals.active_series == set() and state.totals.folded == {}  # written before the series budget
-    store.commit("a", CycleDelta(floor=100.0, watermark=210.0, pending_upsert={
-        "p2": PendingSession(190.0, "running", 191.0, workflow="wf")}), state.totals)
+    store.commit(
+        "a",
+        CycleDelta(floor=100.0, watermark=210.0, pending_upsert={"p2": PendingSession(190.0, "running", 191.0, workflow="wf")}),
+        state.totals,
+    )
     store.close()
     assert SqliteStore(path, {"a": "dify"}).load("a").pending["p2"].workflow == "wf"
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("2",)
@@ -103,12 +122,11 @@ def test_a_corrupt_state_file_stops_with_a_message_naming_it(tmp_path):
 def test_a_damaged_page_is_detected(tmp_path):
     path = tmp_path / "state.db"
     store = SqliteStore(str(path), {"a": "dify"})
-    store.commit("a", CycleDelta(floor=1.0, watermark=2.0,
-                                 counted_add={f"id-{i}": 2.0 for i in range(5000)}), SourceTotals())
+    store.commit("a", CycleDelta(floor=1.0, watermark=2.0, counted_add={f"id-{i}": 2.0 for i in range(5000)}), SourceTotals())
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     data = bytearray(path.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 4096] = b"\xff" * 4096
+    data[len(data) // 2 : len(data) // 2 + 4096] = b"\xff" * 4096
     path.write_bytes(bytes(data))
     with pytest.raises(StateError, match=str(path)):
         store = SqliteStore(str(path), {"a": "dify"})
@@ -119,8 +137,10 @@ def test_cli_refuses_a_corrupt_state_file_and_reset_state_starts_anew(tmp_path):
     state = tmp_path / "state.db"
     state.write_bytes(b"garbage" * 1000)
     config = tmp_path / "config.yaml"
-    config.write_text(f"state_path: {state}\nsources:\n  - {{name: s, provider: syntropic137, "
-                      "base_url: 'http://127.0.0.1:9', timeout: 0.5, retries: 0}\n")
+    config.write_text(
+        f"state_path: {state}\nsources:\n  - {{name: s, provider: syntropic137, "
+        "base_url: 'http://127.0.0.1:9', timeout: 0.5, retries: 0}\n"
+    )
     result = run("--config", str(config), "--once")
     assert result.returncode == 3 and str(state) in result.stderr and "--reset-state" in result.stderr
     result = run("--config", str(config), "--once", "--reset-state")
@@ -159,8 +179,7 @@ async def test_restart_on_the_same_state_continues_every_counter(tmp_path, clock
         final = await exporter_cycles(3)  # HoneyHive: final end times seen, then seen still settle_after later
     for source, provider in DEMO_SOURCES.items():
         factory = simulators.factories[provider]
-        assert total_of(final, "agent_sessions_finished_total", source=source) == \
-            sum(factory.truth.finished.values()), source
+        assert total_of(final, "agent_sessions_finished_total", source=source) == sum(factory.truth.finished.values()), source
         assert total_of(final, "agent_session_errors_total", source=source) == factory.truth.errors
 
 
@@ -172,11 +191,26 @@ async def test_a_honeyhive_source_switching_between_its_apis_keeps_its_state(tmp
     simulators.backfill(600)
     factory = simulators.factories["honeyhive"]
     async with running_simulators(simulators, tick_every=None) as base_url:
+
         def config(api: str) -> Config:
-            return parse_config({"state_path": str(tmp_path / "state.db"), "sources": [{
-                "name": "hh", "provider": "honeyhive", "base_url": base_url + PREFIXES["honeyhive"],
-                "api_key": DEMO_KEYS["honeyhive"], "project": HONEYHIVE_PROJECT, "api": api, "settle_after": "10s",
-                "initial_lookback": "1h"}]}, {})
+            return parse_config(
+                {
+                    "state_path": str(tmp_path / "state.db"),
+                    "sources": [
+                        {
+                            "name": "hh",
+                            "provider": "honeyhive",
+                            "base_url": base_url + PREFIXES["honeyhive"],
+                            "api_key": DEMO_KEYS["honeyhive"],
+                            "project": HONEYHIVE_PROJECT,
+                            "api": api,
+                            "settle_after": "10s",
+                            "initial_lookback": "1h",
+                        }
+                    ],
+                },
+                {},
+            )
 
         async def cycles(api: str, count: int) -> tuple[dict, set[str], set[str]]:
             """``count`` cycles 5 s apart on ``api``: the exposition, the ids pending before and after."""
@@ -188,8 +222,11 @@ async def test_a_honeyhive_source_switching_between_its_apis_keeps_its_state(tmp
                     clock.advance(5)
                     simulators.tick()
                     assert all((await exporter.run_once()).values()), api
-                return (parse_exposition(exporter.render_metrics().decode()), pending_before,
-                        set(exporter.pollers["hh"].state.pending))
+                return (
+                    parse_exposition(exporter.render_metrics().decode()),
+                    pending_before,
+                    set(exporter.pollers["hh"].state.pending),
+                )
             finally:
                 await exporter.close()
 

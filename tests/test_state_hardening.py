@@ -24,12 +24,15 @@ from .helpers import Harness, check_exposition, make_source, parse_exposition, r
 
 def config_file(tmp_path, state_path) -> str:
     path = tmp_path / "config.yaml"
-    path.write_text(f"state_path: {state_path}\nsources:\n  - {{name: s, provider: syntropic137, "
-                    "base_url: 'http://127.0.0.1:9', timeout: 0.5, retries: 0}\n")
+    path.write_text(
+        f"state_path: {state_path}\nsources:\n  - {{name: s, provider: syntropic137, "
+        "base_url: 'http://127.0.0.1:9', timeout: 0.5, retries: 0}\n"
+    )
     return str(path)
 
 
 # 14 ------------------------------------------------------------------------------------------
+
 
 def test_a_second_process_on_the_same_state_file_is_refused(tmp_path):
     path = str(tmp_path / "state.db")
@@ -49,12 +52,16 @@ def test_a_second_process_on_the_same_state_file_is_refused(tmp_path):
 
 # 15 ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("corrupt", [
-    "UPDATE sources SET totals='{not json'",
-    "UPDATE sources SET watermark='yesterday'",
-    "UPDATE counted SET key_time='soon'",
-    "UPDATE pending SET first_seen=NULL",
-])
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        "UPDATE sources SET totals='{not json'",
+        "UPDATE sources SET watermark='yesterday'",
+        "UPDATE counted SET key_time='soon'",
+        "UPDATE pending SET first_seen=NULL",
+    ],
+)
 def test_a_corrupt_row_exits_3_naming_the_file(tmp_path, corrupt):
     path = str(tmp_path / "state.db")
     store = SqliteStore(path, {"s": "syntropic137"})
@@ -93,14 +100,16 @@ def test_an_empty_state_file_is_said_to_start_anew(tmp_path):
 
 # 16 ------------------------------------------------------------------------------------------
 
+
 async def test_a_state_file_deleted_while_running_is_recreated_from_memory(tmp_path, clock, logs):
     simulators = Simulators(clock=clock, rate=1.0)
     simulators.backfill(300)
     path = str(tmp_path / "state.db")
     async with running_simulators(simulators, tick_every=None) as base_url:
         config = demo_config(base_url, listen="127.0.0.1:0")
-        config = parse_config({"state_path": path, "sources": [
-            source_entry(s) for s in config.sources if s.provider in ("dify", "kapso")]}, {})
+        config = parse_config(
+            {"state_path": path, "sources": [source_entry(s) for s in config.sources if s.provider in ("dify", "kapso")]}, {}
+        )
         exporter = Exporter(config, SqliteStore(path, {s.name: s.provider for s in config.sources}), clock=clock)
         await exporter.open()
         for _ in range(3):
@@ -118,7 +127,8 @@ async def test_a_state_file_deleted_while_running_is_recreated_from_memory(tmp_p
         await exporter.close()
         assert os.path.exists(path)
         assert [line["msg"] for line in logs("error")] == [
-            "the state file was deleted or replaced while running; recreating it from memory"]
+            "the state file was deleted or replaced while running; recreating it from memory"
+        ]
         assert during[("agent_session_exporter_state_recreated_total", frozenset())] == 1
         restarted = Exporter(config, SqliteStore(path, {s.name: s.provider for s in config.sources}), clock=clock)
         await restarted.open()
@@ -133,6 +143,7 @@ async def test_a_state_file_deleted_while_running_is_recreated_from_memory(tmp_p
 
 # Hostile strings (issue row 2) ---------------------------------------------------------------
 
+
 async def test_a_state_file_holding_poisoned_labels_loads_clean(tmp_path, http_session, clock):
     """A state file as 0.1.0 wrote it, before labels were made safe: a lone surrogate (an escape in
     the totals' JSON) or a \\r# in a label key made every render fail, or broke the exposition,
@@ -142,14 +153,22 @@ async def test_a_state_file_holding_poisoned_labels_loads_clean(tmp_path, http_s
     SqliteStore(path, {source.name: "syntropic137"}).close()
     buckets = len(DEFAULT_BUCKETS) + 1
     poisoned = SourceTotals(
-        finished={("wf\r# x", "run\r# HELP y", "success"): 2, ("wf\n# x", "run\n# HELP y", "success"): 3,
-                  ("", "lone\ud800", "error"): 1},
-        duration_buckets={("wf\r# x", "success"): [1] + [0] * (buckets - 1),
-                          ("wf\n# x", "success"): [0] * (buckets - 1) + [4]},
+        finished={
+            ("wf\r# x", "run\r# HELP y", "success"): 2,
+            ("wf\n# x", "run\n# HELP y", "success"): 3,
+            ("", "lone\ud800", "error"): 1,
+        },
+        duration_buckets={("wf\r# x", "success"): [1] + [0] * (buckets - 1), ("wf\n# x", "success"): [0] * (buckets - 1) + [4]},
         duration_sum={("wf\r# x", "success"): 1.0, ("wf\n# x", "success"): 400.0},
-        bounds=list(DEFAULT_BUCKETS), warnings={"wf\r# x": 1.0}, errors={"": 1, "wf\x00": 2},
-        tokens={("wf\x85", "total"): 10.0}, cost={("", "model\udfff"): 0.5}, names={"wf\r# x": "Name\x1b[31m"},
-        active_series={("wf\r# x", "run\r"), ("wf\n# x", "run\n")}, folded={("active", "workflow"): ["wf\r# x", "wf\n# x"]})
+        bounds=list(DEFAULT_BUCKETS),
+        warnings={"wf\r# x": 1.0},
+        errors={"": 1, "wf\x00": 2},
+        tokens={("wf\x85", "total"): 10.0},
+        cost={("", "model\udfff"): 0.5},
+        names={"wf\r# x": "Name\x1b[31m"},
+        active_series={("wf\r# x", "run\r"), ("wf\n# x", "run\n")},
+        folded={("active", "workflow"): ["wf\r# x", "wf\n# x"]},
+    )
     db = sqlite3.connect(path)
     db.execute("INSERT INTO sources VALUES (?, 'syntropic137', 100.0, 200.0, ?)", (source.name, totals_to_json(poisoned)))
     db.execute("INSERT INTO pending VALUES (?, 'p-1', 190.0, 'run\r# HELP z', 191.0, NULL, NULL, 'wf\n# x')", (source.name,))
@@ -170,6 +189,5 @@ async def test_a_state_file_holding_poisoned_labels_loads_clean(tmp_path, http_s
     assert state.counted == {"c-1": 150.0}
     h = Harness(source, http_session, clock, store=store)
     for openmetrics in (False, True):
-        families = check_exposition(generate_openmetrics(h.registry) if openmetrics else generate_latest(h.registry),
-                                    openmetrics)
+        families = check_exposition(generate_openmetrics(h.registry) if openmetrics else generate_latest(h.registry), openmetrics)
         assert sum(s.value for f in families for s in f.samples if s.name == "agent_sessions_finished_total") == 6

@@ -33,8 +33,7 @@ def test_a_probe_that_finds_late_rows_or_cannot_tell_makes_the_next_cycle_sweep(
 def test_the_rows_known_are_the_counted_the_pending_and_the_rows_that_are_not_sessions():
     sweeps = SweepSchedule(overlap=60.0)
     sweeps.note_skipped({"log-x": NOW - 40, "log-old": NOW - 200}, keep_from=NOW - 100)
-    state = SourceState(counted={"a": NOW - 50, "b": NOW - 10},
-                        pending={"p": PendingSession(NOW - 30, "running", NOW - 30)})
+    state = SourceState(counted={"a": NOW - 50, "b": NOW - 10}, pending={"p": PendingSession(NOW - 30, "running", NOW - 30)})
     known = sweeps.known_rows(state)
     assert known.count(NOW - 60) == 4 and known.count(NOW - 45, NOW - 20) == 2 and known.newest == NOW - 10
     assert sweeps.skipped_rows == {"log-x": NOW - 40}

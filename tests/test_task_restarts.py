@@ -37,6 +37,7 @@ def fail_once(owner: Any, name: str) -> None:
         if calls["n"] == 1:
             raise RuntimeError(f"injected fault in {name}")
         return original(*args, **kwargs)
+
     setattr(owner, name, faulty)
 
 
@@ -44,16 +45,20 @@ def after(owner: Any, name: str, then: Callable[[Any], None]) -> None:
     """Call ``then`` with the result of every call of ``owner.name`` (sync or async)."""
     original = getattr(owner, name)
     if asyncio.iscoroutinefunction(original):
+
         async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
             result = await original(*args, **kwargs)
             then(result)
             return result
+
         setattr(owner, name, wrapped_async)
     else:
+
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             result = original(*args, **kwargs)
             then(result)
             return result
+
         setattr(owner, name, wrapped)
 
 
@@ -94,5 +99,4 @@ async def test_a_fault_after_the_poll_restarts_the_task_with_the_source_down_mea
     assert total_of(up, "agent_session_exporter_source_task_restarts_total", source=SOURCE) == 1
     errors = logs("error")
     assert any(f"injected fault in {name}" in line.get("error", "") for line in errors)
-    assert any(line["msg"].startswith("the source's polling task ended") and line.get("source") == SOURCE
-               for line in errors)
+    assert any(line["msg"].startswith("the source's polling task ended") and line.get("source") == SOURCE for line in errors)

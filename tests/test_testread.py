@@ -44,8 +44,15 @@ def config_dict(base_url: str, names: list[str] | None = None, **options: Any) -
     for name, (provider, extra) in SHAPES.items():
         if names is not None and name not in names:
             continue
-        entry = {"name": name, "provider": provider, "base_url": base_url + PREFIXES[provider],
-                 "initial_lookback": "1h", "page_size": 10, **extra, **options}
+        entry = {
+            "name": name,
+            "provider": provider,
+            "base_url": base_url + PREFIXES[provider],
+            "initial_lookback": "1h",
+            "page_size": 10,
+            **extra,
+            **options,
+        }
         if provider != "syntropic137":
             entry.setdefault("api_key", KEYS[provider])
         sources.append(entry)
@@ -60,8 +67,7 @@ async def simulators():
         yield sim, base_url
 
 
-async def read(config: Config, name: str, max_pages: int = 2, max_records: int = 20,
-               form: str = "json") -> tuple[int, str, str]:
+async def read(config: Config, name: str, max_pages: int = 2, max_records: int = 20, form: str = "json") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = await read_source(config, name, max_pages, max_records, form, out, err)
     return code, out.getvalue(), err.getvalue()
@@ -114,7 +120,8 @@ async def test_each_provider_shape_is_read_mapped_and_judged(simulators, logs, n
         assert counts[verdict] == sum(item["verdict"] == verdict for item in items), verdict
     if provider == "honeyhive":  # how it reads, and what of that is deprecated, as the exporter logs it at start
         assert doc["notes"][0].startswith("HoneyHive sessions read with ") and len(doc["notes"]) == (
-            1 if name == "t-honeyhive" else 2)
+            1 if name == "t-honeyhive" else 2
+        )
     else:
         assert [note.split(":")[0] for note in doc["notes"]] == (["kapso executions"] if provider == "kapso" else [])
     if name in ("t-honeyhive", "t-honeyhive-events"):  # their answers carry the sessions' child events
@@ -152,8 +159,15 @@ async def test_the_text_form_shows_each_request_page_item_and_the_count_aligned(
     query = "size=5&orderBy=startedAt&direction=DESC&dateRange=last7days"
     assert f"page 1  GET /whatabot/api/v1/sessions/logs?{query}&page=0" in lines
     assert f"page 2  GET /whatabot/api/v1/sessions/logs?{query}&page=1" in lines
-    answers = [line for line in lines if re.fullmatch(r"  200 · \d+ bytes · \d+\.\d{3} s · 5 rows: 5 records, "
-                                                       r"0 refused, 0 not sessions", line)]
+    answers = [
+        line
+        for line in lines
+        if re.fullmatch(
+            r"  200 · \d+ bytes · \d+\.\d{3} s · 5 rows: 5 records, "
+            r"0 refused, 0 not sessions",
+            line,
+        )
+    ]
     assert len(answers) == 2
     heading = next(line for line in lines if line.lstrip().startswith("ID "))
     newest = sorted(sim.factories["whatabot"].sessions.values(), key=lambda s: s.started_at, reverse=True)[:8]
@@ -168,8 +182,9 @@ async def test_the_text_form_shows_each_request_page_item_and_the_count_aligned(
     finished = sum(s.ended_at is not None for s in newest)
     counted = next(line for line in lines if line.startswith("  counted"))
     assert re.match(rf"  counted +{finished}   ", counted)
-    assert re.match(rf"  pending +{8 - finished}   active {8 - finished}$", next(
-        line for line in lines if line.startswith("  pending")))
+    assert re.match(
+        rf"  pending +{8 - finished}   active {8 - finished}$", next(line for line in lines if line.startswith("  pending"))
+    )
     assert_no_key(out)
 
 
@@ -216,13 +231,15 @@ async def test_a_retry_is_shown_and_is_no_page_of_its_own(simulators):
     def once_unavailable(request: web.Request) -> web.Response | None:
         answered.append(1)
         return web.json_response({"error": "busy"}, status=503) if len(answered) == 1 else None
+
     sim.faults["whatabot"] = once_unavailable
     config = parse_config(config_dict(base_url, ["t-whatabot"], page_size=5, retries=1), {})
     code, out, _ = await read(config, "t-whatabot", max_pages=1, max_records=1000, form="text")
     assert code == 0
     lines = out.splitlines()
-    first = lines.index("page 1  GET /whatabot/api/v1/sessions/logs?size=5&orderBy=startedAt&direction=DESC"
-                        "&dateRange=last7days&page=0")
+    first = lines.index(
+        "page 1  GET /whatabot/api/v1/sessions/logs?size=5&orderBy=startedAt&direction=DESC&dateRange=last7days&page=0"
+    )
     assert re.fullmatch(r"  503 · \d+ bytes · \d+\.\d{3} s", lines[first + 1])
     assert lines[first + 2] == lines[first] + " (retry)"
     assert lines[first + 3].startswith("  200 · ") and lines[first + 3].endswith("5 rows: 5 records, 0 refused, 0 not sessions")
@@ -236,9 +253,13 @@ async def test_refused_items_say_why_and_secrets_in_upstream_text_are_redacted(s
     def mangle(payload: dict[str, Any]) -> dict[str, Any]:
         rows = [row for row in payload["data"] if row["workflow_run"]]
         del rows[0]["workflow_run"]["status"]
-        rows[1]["workflow_run"].update(status="failed", finished_at=rows[1]["workflow_run"]["created_at"] + 2,
-                                       error=f"upstream said: invalid key {KEYS['dify']}")
+        rows[1]["workflow_run"].update(
+            status="failed",
+            finished_at=rows[1]["workflow_run"]["created_at"] + 2,
+            error=f"upstream said: invalid key {KEYS['dify']}",
+        )
         return payload
+
     sim.mutators["dify"] = mangle
     config = parse_config(config_dict(base_url, ["t-dify"]), {})
     for form in ("json", "text"):
@@ -260,14 +281,15 @@ async def test_refused_items_say_why_and_secrets_in_upstream_text_are_redacted(s
 
 async def test_a_read_failing_midway_shows_what_it_read_and_counts_nothing(simulators):
     sim, base_url = simulators
-    sim.faults["whatabot"] = lambda request: (web.json_response({"error": "boom"}, status=500)
-                                             if request.query["page"] == "1" else None)
+    sim.faults["whatabot"] = lambda request: (
+        web.json_response({"error": "boom"}, status=500) if request.query["page"] == "1" else None
+    )
     config = parse_config(config_dict(base_url, ["t-whatabot"], page_size=5, retries=0), {})
     code, out, err = await read(config, "t-whatabot", max_pages=3, max_records=1000)
     doc = json.loads(out)
     assert code == 1 and err == "test-read failed: upstream request failed: GET /sessions/logs: HTTP 500\n"
     assert [r["status"] for r in doc["requests"]] == ["200", "500"] and sim.requests["whatabot"] == 2
-    assert doc["read"] == "failed" and doc["error"] == err[len("test-read failed: "):-1]
+    assert doc["read"] == "failed" and doc["error"] == err[len("test-read failed: ") : -1]
     assert len(doc["items"]) == 5 and {item["verdict"] for item in doc["items"]} == {None}
     assert doc["would_count"] is None  # a failed cycle counts nothing
 
@@ -294,10 +316,18 @@ async def test_an_unknown_source_is_refused_by_name(simulators):
 
 # --- the command line ---------------------------------------------------------------------------------
 
+
 async def cli(*args: str) -> tuple[int, str, str]:
     """The command as users run it, while the simulators go on serving in this event loop."""
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "agent_session_exporter", *args, cwd=ROOT,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent_session_exporter",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(process.communicate(), 60)
     finally:
@@ -319,12 +349,24 @@ async def test_the_command_reads_without_opening_the_state_file_or_serving(simul
     state.write_bytes(b"not a state file: a store that opened it would refuse it")
     before = state.stat().st_mtime_ns
     config = write_config(tmp_path / "c.yaml", {"state_path": str(state), **config_dict(base_url, ["t-kapso"])})
-    code, out, err = await cli("--config.file", config, "--test-read", "t-kapso", "--test-read.max-pages", "2",
-                               "--test-read.format", "json", "--log.level", "debug")
+    code, out, err = await cli(
+        "--config.file",
+        config,
+        "--test-read",
+        "t-kapso",
+        "--test-read.max-pages",
+        "2",
+        "--test-read.format",
+        "json",
+        "--log.level",
+        "debug",
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert [r["target"].split("?")[0] for r in doc["requests"]] == [
-        "/kapso/platform/v1/workflows", f"/kapso/platform/v1/workflows/{doc['items'][0]['workflow']}/executions"]
+        "/kapso/platform/v1/workflows",
+        f"/kapso/platform/v1/workflows/{doc['items'][0]['workflow']}/executions",
+    ]
     assert sim.requests["kapso"] == 2 and len(doc["items"]) == 10  # the second page's ten, the default 20 not reached
     assert state.stat().st_mtime_ns == before and state.read_bytes().startswith(b"not a state file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "state.db"]  # no -wal, no -shm
@@ -348,8 +390,10 @@ async def test_refused_credentials_exit_1_with_one_line(simulators, tmp_path):
     config = write_config(tmp_path / "c.yaml", config_dict(base_url, ["t-whatabot"], api_key=wrong))
     code, out, err = await cli("--config.file", config, "--test-read", "t-whatabot", "--log.level", "warn")
     assert code == 1
-    assert err.splitlines() == ["test-read failed: credentials refused by the upstream API (GET /sessions/logs: "
-                                "HTTP 401: the credentials were refused); check api_key / basic_auth"]
+    assert err.splitlines() == [
+        "test-read failed: credentials refused by the upstream API (GET /sessions/logs: "
+        "HTTP 401: the credentials were refused); check api_key / basic_auth"
+    ]
     assert re.search(r"^  401 · \d+ bytes · \d+\.\d{3} s$", out, re.M)
     assert "read: failed: credentials refused" in out and "would count" not in out
     assert wrong not in out + err
@@ -371,16 +415,15 @@ async def test_a_timeout_exits_1_with_one_line(simulators, tmp_path):
 
     async def hang(request: web.Request) -> None:
         await release.wait()  # answered normally once the test is over
+
     sim.faults["honeyhive"] = hang
-    config = write_config(tmp_path / "c.yaml",
-                          config_dict(base_url, ["t-honeyhive"], retries=0, timeout="0.2s"))
+    config = write_config(tmp_path / "c.yaml", config_dict(base_url, ["t-honeyhive"], retries=0, timeout="0.2s"))
     try:
         code, out, err = await cli("--config.file", config, "--test-read", "t-honeyhive", "--log.level", "warn")
     finally:
         release.set()
     assert code == 1
-    assert err.splitlines() == ["test-read failed: upstream request failed: POST /v1/events/search: "
-                                "timed out after 0.2s"]
+    assert err.splitlines() == ["test-read failed: upstream request failed: POST /v1/events/search: timed out after 0.2s"]
     assert re.search(r"^  timeout · \d+\.\d{3} s$", out, re.M)
     assert_no_key(out, err)
 

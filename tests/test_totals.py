@@ -55,9 +55,20 @@ def test_past_the_budget_workflow_folds_first_then_model_or_status():
 
 def test_no_family_passes_its_budget_and_no_session_or_figure_is_lost():
     builder = TotalsBuilder((1.0, 10.0), LabelLimiter(100), LabelLimiter(100), LabelLimiter(100), max_series=10)
-    records = [record(f"s{n}", f"status-{n % 7}", (Outcome.SUCCESS, Outcome.ERROR)[n % 2], workflow=f"wf-{n % 13}",
-                      duration_seconds=float(n % 20), tokens={"input": 1.0, "output": 2.0}, cost_usd=0.5,
-                      model=f"m-{n % 5}", warnings=1.0) for n in range(500)]
+    records = [
+        record(
+            f"s{n}",
+            f"status-{n % 7}",
+            (Outcome.SUCCESS, Outcome.ERROR)[n % 2],
+            workflow=f"wf-{n % 13}",
+            duration_seconds=float(n % 20),
+            tokens={"input": 1.0, "output": 2.0},
+            cost_usd=0.5,
+            model=f"m-{n % 5}",
+            warnings=1.0,
+        )
+        for n in range(500)
+    ]
     for r in records:
         builder.add(r)
     totals = builder.totals
@@ -77,8 +88,7 @@ def test_no_family_passes_its_budget_and_no_session_or_figure_is_lost():
 def test_series_restored_past_the_budget_keep_counting_and_new_ones_fold():
     """A state written before the budget may hold more series than it allows: they stay."""
     restored = SourceTotals(finished={(f"wf-{n}", "done", "success"): 1 for n in range(30)})
-    builder = TotalsBuilder((1.0,), LabelLimiter(100), LabelLimiter(100), LabelLimiter(100), max_series=10,
-                            series=restored)
+    builder = TotalsBuilder((1.0,), LabelLimiter(100), LabelLimiter(100), LabelLimiter(100), max_series=10, series=restored)
     builder.add(record("a", "done", workflow="wf-29"))
     builder.add(record("b", "done", workflow="wf-30"))
     assert builder.totals.finished == {("wf-29", "done", "success"): 1, ("other", "other", "success"): 1}
@@ -94,10 +104,12 @@ def test_workflow_names_stay_within_the_budget_and_renames_still_apply():
 def test_the_label_caps_know_every_value_the_state_holds():
     """After a restart each cap knows the values it let through before: in a series, in a series of
     the active gauge, or folded past a budget (which appears in no series)."""
-    totals = SourceTotals(finished={("wf-a", "done", "success"): 1, ("other", "other", "success"): 1},
-                          cost={("wf-a", "m-a"): 1.0}, active_series={("wf-b", "waiting")},
-                          folded={("finished", "workflow"): ["wf-c"], ("finished", "status"): ["odd"],
-                                  ("cost", "model"): ["m-b"]})
+    totals = SourceTotals(
+        finished={("wf-a", "done", "success"): 1, ("other", "other", "success"): 1},
+        cost={("wf-a", "m-a"): 1.0},
+        active_series={("wf-b", "waiting")},
+        folded={("finished", "workflow"): ["wf-c"], ("finished", "status"): ["odd"], ("cost", "model"): ["m-b"]},
+    )
     status, model, workflow = label_limiters(totals, [PendingSession(1.0, "running", 1.0, workflow="wf-d")], 5)
     assert status.values == {"done", "waiting", "odd"}
     assert model.values == {"m-a", "m-b"}
@@ -111,8 +123,12 @@ def test_one_cycles_increments_follow_the_one_definition_of_an_error():
     builder.add(record("c", "stopped", Outcome.CANCELLED, error_text=True))  # a stop reason: no error
     builder.add(record("d", "succeeded", Outcome.SUCCESS, error_text=True))  # success with an error text
     totals = builder.totals
-    assert totals.finished == {("", "completed", "success"): 1, ("", "failed", "error"): 1,
-                               ("", "stopped", "cancelled"): 1, ("", "succeeded", "success"): 1}
+    assert totals.finished == {
+        ("", "completed", "success"): 1,
+        ("", "failed", "error"): 1,
+        ("", "stopped", "cancelled"): 1,
+        ("", "succeeded", "success"): 1,
+    }
     assert totals.errors == {"": 2}
     assert totals.duration_buckets == {("", "success"): [1, 0, 0], ("", "error"): [0, 1, 0]}
     assert totals.tokens == {("", "input"): 3.0} and totals.cost == {("", "m"): 0.25}
@@ -123,15 +139,20 @@ def test_workflow_values_go_through_the_label_cap():
     builder = TotalsBuilder((1.0,), LabelLimiter(10), LabelLimiter(10), LabelLimiter(2))
     for n, workflow in enumerate(("wf-a", "wf-b", "wf-c", "wf-d", "wf-a")):
         builder.add(record(f"s{n}", workflow=workflow, duration_seconds=0.5))
-    assert builder.totals.finished == {("wf-a", "completed", "success"): 2, ("wf-b", "completed", "success"): 1,
-                                       ("other", "completed", "success"): 2}
+    assert builder.totals.finished == {
+        ("wf-a", "completed", "success"): 2,
+        ("wf-b", "completed", "success"): 1,
+        ("other", "completed", "success"): 2,
+    }
     assert set(builder.totals.duration_buckets) == {("wf-a", "success"), ("wf-b", "success"), ("other", "success")}
 
 
 def test_the_renderer_draws_only_the_figures_a_provider_supplies():
     totals = SourceTotals(finished={("wf", "ended", "success"): 2}, bounds=[1.0], names={"wf": "Support bot"})
-    views = {"k": SourceView("kapso", totals, {("wf", "handoff"): 1}, figures=frozenset()),
-             "w": SourceView("whatabot", SourceTotals(warnings={"": 3.0}, bounds=[1.0]), figures=frozenset({"warnings"}))}
+    views = {
+        "k": SourceView("kapso", totals, {("wf", "handoff"): 1}, figures=frozenset()),
+        "w": SourceView("whatabot", SourceTotals(warnings={"": 3.0}, bounds=[1.0]), figures=frozenset({"warnings"})),
+    }
     registry = CollectorRegistry()
     registry.register(SessionMetrics((1.0,), lambda: views))
     k = {"source": "k", "provider": "kapso", "workflow": "wf"}
@@ -139,10 +160,13 @@ def test_the_renderer_draws_only_the_figures_a_provider_supplies():
     assert registry.get_sample_value("agent_sessions_active", k | {"status": "handoff"}) == 1
     assert registry.get_sample_value("agent_session_warnings_total", k) is None
     assert registry.get_sample_value("agent_session_errors_total", k) == 0
-    assert registry.get_sample_value("agent_session_warnings_total",
-                                     {"source": "w", "provider": "whatabot", "workflow": ""}) == 3
-    assert registry.get_sample_value("agent_session_workflow_info",
-                                     {"source": "k", "workflow": "wf", "workflow_name": "Support bot"}) == 1
+    assert registry.get_sample_value("agent_session_warnings_total", {"source": "w", "provider": "whatabot", "workflow": ""}) == 3
+    assert (
+        registry.get_sample_value(
+            "agent_session_workflow_info", {"source": "k", "workflow": "wf", "workflow_name": "Support bot"}
+        )
+        == 1
+    )
 
 
 def test_exemplars_are_written_in_openmetrics_only_and_parse_back():
@@ -153,21 +177,23 @@ def test_exemplars_are_written_in_openmetrics_only_and_parse_back():
     builder = TotalsBuilder((1.0, 10.0), LabelLimiter(10), LabelLimiter(10), LabelLimiter(10), now=2000.0)
     builder.add(record("run-1", "failed", Outcome.ERROR, workflow="wf", duration_seconds=5.0, finished_at=1990.0))
     builder.add(record("x" * 200, "failed", Outcome.ERROR, workflow="wf", duration_seconds=0.5))  # too long an id
-    view = SourceView("kapso", builder.totals,
-                      finished_exemplars={k: builder.exemplar(r, 1.0) for k, r in builder.finished_exemplars.items()},
-                      duration_exemplars={k: builder.exemplar(r, r.duration_seconds)
-                                          for k, r in builder.duration_exemplars.items()})
+    view = SourceView(
+        "kapso",
+        builder.totals,
+        finished_exemplars={k: builder.exemplar(r, 1.0) for k, r in builder.finished_exemplars.items()},
+        duration_exemplars={k: builder.exemplar(r, r.duration_seconds) for k, r in builder.duration_exemplars.items()},
+    )
     registry = CollectorRegistry()
     registry.register(SessionMetrics((1.0, 10.0), lambda: {"k": view}))
     assert b"session_id" not in generate_latest(registry)
-    samples = {(s.name, s.labels.get("le")): s for family in text_string_to_metric_families(
-        generate_openmetrics(registry).decode()) for s in family.samples}
+    samples = {
+        (s.name, s.labels.get("le")): s
+        for family in text_string_to_metric_families(generate_openmetrics(registry).decode())
+        for s in family.samples
+    }
     finished = samples[("agent_sessions_finished_total", None)]
     assert finished.value == 2 and finished.exemplar is not None
     assert finished.exemplar.labels == {"session_id": "run-1"} and float(finished.exemplar.timestamp) == 1990.0
     bucket = samples[("agent_session_duration_seconds_bucket", "10.0")]
     assert bucket.exemplar.labels == {"session_id": "run-1"} and bucket.exemplar.value == 5.0
     assert samples[("agent_session_duration_seconds_bucket", "1.0")].exemplar is None  # the long id has none
-
-
-

@@ -23,13 +23,32 @@ from .helpers import Harness, Upstream, make_source, spring_page, whatabot_item
 from .test_hostile_strings import CORPUS
 from .test_real_api_shapes import NOW, dify_row
 
-ODD_VALUES: list[Any] = [None, "", 0, -1, 1.5, 7, 10**20, 1e300, "12", "2026-11-25T10:00:00Z", NOW * 1000,
-                         NOW * 1e6, True, "x" * 300, {"a": 1}, [1]]
+ODD_VALUES: list[Any] = [
+    None,
+    "",
+    0,
+    -1,
+    1.5,
+    7,
+    10**20,
+    1e300,
+    "12",
+    "2026-11-25T10:00:00Z",
+    NOW * 1000,
+    NOW * 1e6,
+    True,
+    "x" * 300,
+    {"a": 1},
+    [1],
+]
 
 
 def random_row(rng: random.Random, n: int) -> dict[str, Any]:
-    row = dify_row(n, rng.choice(["succeeded", "failed", "stopped", "running", "partial-succeeded", "odd"]),
-                   rng.choice([None, "", "boom", "Stopped by user."]))
+    row = dify_row(
+        n,
+        rng.choice(["succeeded", "failed", "stopped", "running", "partial-succeeded", "odd"]),
+        rng.choice([None, "", "boom", "Stopped by user."]),
+    )
     run = row["workflow_run"]
     for _ in range(rng.randrange(3)):  # a few fields get an odd value
         target = rng.choice([row, run])
@@ -76,8 +95,7 @@ async def test_a_page_with_a_bad_item_still_counts_the_good_ones_once(http_sessi
     rows[3]["workflow_run"]["elapsed_time"] = 1e300  # fits, but out of bounds: that item item by item
     h = Harness(make_source("dify"), http_session, clock)
     with aioresponses() as m:
-        m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {"data": rows, "has_more": False}),
-              repeat=True)
+        m.get(Upstream.pattern(), callback=Upstream(lambda path, params: {"data": rows, "has_more": False}), repeat=True)
         for _ in range(2):
             assert await h.poller.run_cycle()
             clock.advance(30)
@@ -95,6 +113,7 @@ BIG_IDS = [2**64 + 1, -(2**63) - 1, 10**30 + 7]
 def provider_page(provider: str, ids: list[Any]) -> tuple[dict[str, Any], Any]:
     """A source of ``provider`` and an upstream whose list holds one finished session per id."""
     from .test_providers import dify_log, honeyhive_session, kapso_execution, syntropic_item
+
     if provider == "whatabot":
         items = [{**whatabot_item(n, started=NOW - 100 + n), "id": sid} for n, sid in enumerate(ids)]
         return {}, lambda path, params: spring_page(items, 0, 100, len(items))
@@ -105,11 +124,12 @@ def provider_page(provider: str, ids: list[Any]) -> tuple[dict[str, Any], Any]:
         items = [{**syntropic_item(n, NOW - 100 + n), "id": sid} for n, sid in enumerate(ids)]
         return {}, lambda path, params: {"sessions": items if path == "/sessions" else [], "total": len(items)}
     if provider == "honeyhive":
-        sessions = [{**honeyhive_session(n, int(NOW - 100 + n) * 1000, int(NOW - 90 + n) * 1000), "session_id": sid}
-                    for n, sid in enumerate(ids)]
+        sessions = [
+            {**honeyhive_session(n, int(NOW - 100 + n) * 1000, int(NOW - 90 + n) * 1000), "session_id": sid}
+            for n, sid in enumerate(ids)
+        ]
         return {"settle_after": 0}, lambda path, params: {"events": sessions, "count": len(sessions)}
-    executions = [{**kapso_execution(n, NOW - 100 + n, NOW - 90 + n, status="ended"), "id": sid}
-                  for n, sid in enumerate(ids)]
+    executions = [{**kapso_execution(n, NOW - 100 + n, NOW - 90 + n, status="ended"), "id": sid} for n, sid in enumerate(ids)]
     return {}, lambda path, params: {"data": executions, "paging": {"cursors": {}}}
 
 
@@ -150,16 +170,22 @@ async def test_an_id_past_64_bits_counts_alike_whether_its_page_is_read_typed_or
 PROVIDERS = ["whatabot", "dify", "syntropic137", "honeyhive", "kapso"]
 #: Each provider's list page: the key of its items, and its typed page decoder and items where it has one.
 PAGES: dict[str, tuple[str, Any]] = {
-    "whatabot": ("content", (WHATABOT_PAGE, lambda page: page.content)), "dify": ("data", (PAGE, lambda page: page.data)),
+    "whatabot": ("content", (WHATABOT_PAGE, lambda page: page.content)),
+    "dify": ("data", (PAGE, lambda page: page.data)),
     "syntropic137": ("sessions", (page_decoder_of(PROVIDER_CLASSES["syntropic137"].SPEC), lambda page: page.get("sessions"))),
     "honeyhive": ("events", (EVENTS, lambda page: page.events)),
-    "kapso": ("data", (page_decoder_of(PROVIDER_CLASSES["kapso"].SPEC), lambda page: page.get("data")))}
-HOSTILE_VALUES: list[Any] = ODD_VALUES + CORPUS[:8] + [2**64 + 1, -(2**63) - 1, 10**30, "2026-11-25 10:00:00",
-                                                       "Fri, 01 May 2026 12:01:01 -0000", " 2026-11-25T10:00:00Z "]
+    "kapso": ("data", (page_decoder_of(PROVIDER_CLASSES["kapso"].SPEC), lambda page: page.get("data"))),
+}
+HOSTILE_VALUES: list[Any] = (
+    ODD_VALUES
+    + CORPUS[:8]
+    + [2**64 + 1, -(2**63) - 1, 10**30, "2026-11-25 10:00:00", "Fri, 01 May 2026 12:01:01 -0000", " 2026-11-25T10:00:00Z "]
+)
 
 
 def base_item(provider: str, n: int) -> dict[str, Any]:
     from .test_providers import dify_log, honeyhive_session, kapso_execution, syntropic_item
+
     start = NOW - 500 + n
     if provider == "whatabot":
         return whatabot_item(n, status=("completed", "error", "running", "odd")[n % 4], started=start)
@@ -168,8 +194,9 @@ def base_item(provider: str, n: int) -> dict[str, Any]:
     if provider == "syntropic137":
         return syntropic_item(n, start, status=("completed", "failed", "running")[n % 3])
     if provider == "honeyhive":
-        item = honeyhive_session(n, int(start * 1000), None if n % 5 == 0 else int(start * 1000) + 4000,
-                                 error="boom" if n % 3 == 0 else None)
+        item = honeyhive_session(
+            n, int(start * 1000), None if n % 5 == 0 else int(start * 1000) + 4000, error="boom" if n % 3 == 0 else None
+        )
         if n % 7 == 0:
             item.update(event_type="model", parent_id=item["session_id"])  # a child event
         return item
@@ -194,8 +221,9 @@ def odd_item(rng: random.Random, provider: str, n: int) -> dict[str, Any]:
     return item
 
 
-def read_page(h: Harness, provider: str, body: bytes, known: PollWindow | None = None,
-              rows: list[tuple[str, float]] | None = None) -> tuple[PollResult, list[Any]]:
+def read_page(
+    h: Harness, provider: str, body: bytes, known: PollWindow | None = None, rows: list[tuple[str, float]] | None = None
+) -> tuple[PollResult, list[Any]]:
     """A page read as the provider reads it: decoded typed where it has a decoder and the page fits (as the
     HTTP client falls back), its items parsed; and the items."""
     key, typed = PAGES[provider]
@@ -214,7 +242,8 @@ def read_page(h: Harness, provider: str, body: bytes, known: PollWindow | None =
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_every_provider_reads_odd_items_alike_typed_or_plain_and_tells_known_ones_by_their_records_keys(
-        http_session, clock, provider):
+    http_session, clock, provider
+):
     rng = random.Random(provider)
     extra = {"settle_after": 0} if provider == "honeyhive" else {}
     h = Harness(make_source(provider, page_size=1000 if provider == "honeyhive" else 100, **extra), http_session, clock)

@@ -20,8 +20,16 @@ OUTCOMES = ("success", "error", "timeout", "cancelled")
 
 
 def vapi_source(base_url: str, key: str, **overrides: object):
-    entry = {"name": "vapi-calls", "provider": "custom", "spec_file": str(SPEC), "base_url": base_url, "api_key": key,
-             "initial_lookback": "1h", "overlap": "1m", **overrides}
+    entry = {
+        "name": "vapi-calls",
+        "provider": "custom",
+        "spec_file": str(SPEC),
+        "base_url": base_url,
+        "api_key": key,
+        "initial_lookback": "1h",
+        "overlap": "1m",
+        **overrides,
+    }
     return parse_config({"sources": [entry]}, {}).sources[0]
 
 
@@ -47,8 +55,9 @@ async def test_a_user_spec_counts_vapis_calls_exactly_across_a_restart(tmp_path)
         for outcome in OUTCOMES:
             expected = truth.by_outcome[outcome]
             assert harness.value("agent_session_duration_seconds_count", outcome=outcome) == expected.duration_count
-            assert harness.value("agent_session_duration_seconds_sum", outcome=outcome) == \
-                pytest.approx(expected.duration_ms / 1000, rel=1e-9)
+            assert harness.value("agent_session_duration_seconds_sum", outcome=outcome) == pytest.approx(
+                expected.duration_ms / 1000, rel=1e-9
+            )
         cost = sum(truth.by_outcome[o].cost_micros for o in OUTCOMES) / 1e6
         assert harness.value("agent_session_cost_usd_total") == pytest.approx(cost, rel=1e-9)
         tokens = sum((truth.by_outcome[o].tokens for o in OUTCOMES), start=type(truth.by_outcome["error"].tokens)())

@@ -20,10 +20,10 @@ from .sims.vapi_reasons import CALL_TYPES, OUTCOMES, ended_reasons, fits, outcom
 AUTH = {"Authorization": f"Bearer {DEFAULT_KEY}"}
 
 
-async def get(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None,
-              **params: Any) -> tuple[int, Any]:
-    async with session.get(url, params={k: str(v) for k, v in params.items()},
-                           headers=AUTH if headers is None else headers) as response:
+async def get(session: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None, **params: Any) -> tuple[int, Any]:
+    async with session.get(
+        url, params={k: str(v) for k, v in params.items()}, headers=AUTH if headers is None else headers
+    ) as response:
         return response.status, await response.json()
 
 
@@ -66,8 +66,9 @@ def truth_from_items(items: list[dict[str, Any]]) -> dict[str, Any]:
         if "startedAt" in item:
             durations[outcome] += millis(item["endedAt"]) - millis(item["startedAt"])
         breakdown = item["costBreakdown"]
-        tokens[outcome].update({k: breakdown[k] for k in ("llmPromptTokens", "llmCompletionTokens",
-                                                          "llmCachedPromptTokens", "ttsCharacters")})
+        tokens[outcome].update(
+            {k: breakdown[k] for k in ("llmPromptTokens", "llmCompletionTokens", "llmCachedPromptTokens", "ttsCharacters")}
+        )
         cost[outcome] += item["cost"]
     return {"counts": counts, "durations": durations, "tokens": tokens, "cost": cost}
 
@@ -80,6 +81,7 @@ async def session():
 
 # -- endedReason: outcome, phase, fit ------------------------------------------------------------------
 
+
 def test_every_documented_reason_has_one_of_the_four_outcomes() -> None:
     reasons = ended_reasons()
     assert len(reasons) == len(set(reasons)) == 595
@@ -88,19 +90,32 @@ def test_every_documented_reason_has_one_of_the_four_outcomes() -> None:
     assert by_outcome["error"] > 500  # the enum is mostly provider and platform failures
 
 
-@pytest.mark.parametrize(("reason", "outcome"), [
-    ("customer-ended-call", "success"), ("assistant-ended-call", "success"), ("assistant-forwarded-call", "success"),
-    ("call.in-progress.twilio-completed-call", "success"),
-    ("silence-timed-out", "timeout"), ("exceeded-max-duration", "timeout"), ("assistant-join-timed-out", "timeout"),
-    ("customer-did-not-answer", "cancelled"), ("customer-busy", "cancelled"), ("voicemail", "cancelled"),
-    ("manually-canceled", "cancelled"), ("call.in-progress.error-providerfault-outbound-sip-480-temporarily-unavailable",
-                                         "cancelled"),
-    ("assistant-error", "error"), ("pipeline-error-openai-llm-failed", "error"), ("worker-shutdown", "error"),
-    ("call.start.error-subscription-insufficient-credits", "error"), ("assistant-not-found", "error"),
-    ("call.in-progress.error-vapifault-playht-request-timed-out", "error"),  # a provider's failure, not our limit
-    ("phone-call-provider-closed-websocket", "error"), ("call.in-progress.error-transfer-failed", "error"),
-    ("something-new", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("reason", "outcome"),
+    [
+        ("customer-ended-call", "success"),
+        ("assistant-ended-call", "success"),
+        ("assistant-forwarded-call", "success"),
+        ("call.in-progress.twilio-completed-call", "success"),
+        ("silence-timed-out", "timeout"),
+        ("exceeded-max-duration", "timeout"),
+        ("assistant-join-timed-out", "timeout"),
+        ("customer-did-not-answer", "cancelled"),
+        ("customer-busy", "cancelled"),
+        ("voicemail", "cancelled"),
+        ("manually-canceled", "cancelled"),
+        ("call.in-progress.error-providerfault-outbound-sip-480-temporarily-unavailable", "cancelled"),
+        ("assistant-error", "error"),
+        ("pipeline-error-openai-llm-failed", "error"),
+        ("worker-shutdown", "error"),
+        ("call.start.error-subscription-insufficient-credits", "error"),
+        ("assistant-not-found", "error"),
+        ("call.in-progress.error-vapifault-playht-request-timed-out", "error"),  # a provider's failure, not our limit
+        ("phone-call-provider-closed-websocket", "error"),
+        ("call.in-progress.error-transfer-failed", "error"),
+        ("something-new", "unknown"),
+    ],
+)
 def test_outcome_of(reason: str, outcome: str) -> None:
     assert outcome_of(reason) == outcome
 
@@ -119,9 +134,13 @@ def test_every_type_can_end_every_way_and_its_life_fits_its_reason() -> None:
             assert any(fits(r, call_type) for r in ended_reasons() if outcome_of(r) == outcome), (call_type, outcome)
     assert not fits("customer-busy", "webCall") and not fits("customer-did-not-give-microphone-permission", "inboundPhoneCall")
     assert not fits("customer-did-not-answer", "inboundPhoneCall") and fits("customer-did-not-answer", "outboundPhoneCall")
-    for reason, last in [("call.start.error-get-org", "queued"), ("customer-did-not-answer", "ringing"),
-                         ("assistant-forwarded-call", "forwarding"), ("customer-ended-call", "in-progress"),
-                         ("scheduled-call-deleted", "scheduled")]:
+    for reason, last in [
+        ("call.start.error-get-org", "queued"),
+        ("customer-did-not-answer", "ringing"),
+        ("assistant-forwarded-call", "forwarding"),
+        ("customer-ended-call", "in-progress"),
+        ("scheduled-call-deleted", "scheduled"),
+    ]:
         assert phase_of(reason) == last
         steps = plan_steps(rng, 1_000, "outboundPhoneCall", reason)
         assert [s for _, s in steps][-2:] == [last, "ended"]
@@ -134,13 +153,18 @@ def test_every_type_can_end_every_way_and_its_life_fits_its_reason() -> None:
 
 # -- auth ----------------------------------------------------------------------------------------------
 
+
 async def test_auth_wants_the_bearer_key_on_every_route(session: aiohttp.ClientSession) -> None:
     sim = VapiSim(history=60)
     async with sim.serve() as base:
         status, calls = await get(session, base + "/call")
         assert status == 200 and calls
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {DEFAULT_KEY}"},
-                        {"Authorization": DEFAULT_KEY}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Basic {DEFAULT_KEY}"},
+            {"Authorization": DEFAULT_KEY},
+        ):
             for path in ("/call", "/call/" + calls[0]["id"]):
                 status, body = await get(session, base + path, headers=headers)
                 assert status == 401 and body["statusCode"] == 401 and body["error"] == "Unauthorized"
@@ -150,6 +174,7 @@ async def test_auth_wants_the_bearer_key_on_every_route(session: aiohttp.ClientS
 
 
 # -- limit ---------------------------------------------------------------------------------------------
+
 
 async def test_limit_defaults_to_100_and_allows_1000(session: aiohttp.ClientSession) -> None:
     sim = VapiSim(rate=2.0, history=1200, burst_every=0)
@@ -161,9 +186,12 @@ async def test_limit_defaults_to_100_and_allows_1000(session: aiohttp.ClientSess
         assert len((await get(session, base + "/call", limit=7))[1]) == 7
         assert len((await get(session, base + "/call", limit="2.9"))[1]) == 2
         assert (await get(session, base + "/call", limit=0))[1] == []
-        for bad, message in [(1001, "limit must not be greater than 1000"), (-1, "limit must not be less than 0"),
-                             ("ten", "limit must be a number conforming to the specified constraints"),
-                             ("nan", "limit must be a number conforming to the specified constraints")]:
+        for bad, message in [
+            (1001, "limit must not be greater than 1000"),
+            (-1, "limit must not be less than 0"),
+            ("ten", "limit must be a number conforming to the specified constraints"),
+            ("nan", "limit must be a number conforming to the specified constraints"),
+        ]:
             status, body = await get(session, base + "/call", limit=bad)
             assert status == 400 and body == {"message": [message], "error": "Bad Request", "statusCode": 400}
 
@@ -176,6 +204,7 @@ async def test_limit_over_the_maximum_can_be_clamped(session: aiohttp.ClientSess
 
 
 # -- order and ties ------------------------------------------------------------------------------------
+
 
 async def test_newest_first_with_ties_by_id_descending(session: aiohttp.ClientSession) -> None:
     sim = VapiSim(rate=2.0, history=900, burst_every=0, tie_share=0.2)
@@ -199,6 +228,7 @@ async def test_shuffled_ties_keep_the_set_and_the_time_order(session: aiohttp.Cl
 
 # -- filters -------------------------------------------------------------------------------------------
 
+
 async def test_created_and_updated_bounds_compare_as_documented(session: aiohttp.ClientSession) -> None:
     sim = VapiSim(rate=0.0, burst_every=0)
     t0 = sim.now()
@@ -207,10 +237,12 @@ async def test_created_and_updated_bounds_compare_as_documented(session: aiohttp
     after = sim.add_call(at=t0 - 40)  # still in progress
     stamp = iso(round((t0 - 50) * 1000))
     async with sim.serve() as base:
+
         async def ids(**params: Any) -> set[str]:
             status, page = await get(session, base + "/call", **params)
             assert status == 200, page
             return {item["id"] for item in page}
+
         assert await ids(createdAtGt=stamp) == {after}
         assert await ids(createdAtGe=stamp) == {after, *tied}
         assert await ids(createdAtLt=stamp) == {before}
@@ -264,6 +296,7 @@ async def test_bad_parameters_are_refused_the_nestjs_way(session: aiohttp.Client
 
 # -- get one call --------------------------------------------------------------------------------------
 
+
 async def test_get_call_by_id(session: aiohttp.ClientSession) -> None:
     sim = VapiSim(history=300)
     future = sim.add_call(at=sim.now() + 30)
@@ -272,7 +305,9 @@ async def test_get_call_by_id(session: aiohttp.ClientSession) -> None:
         status, one = await get(session, base + "/call/" + listed["id"])
         assert status == 200 and one == listed
         assert await get(session, base + "/call/not-a-uuid") == (
-            400, {"message": "Validation failed (uuid is expected)", "error": "Bad Request", "statusCode": 400})
+            400,
+            {"message": "Validation failed (uuid is expected)", "error": "Bad Request", "statusCode": 400},
+        )
         assert (await get(session, base + "/call/00000000-0000-4000-8000-000000000000"))[0] == 404
         assert (await get(session, base + "/call/" + future))[0] == 404  # not created yet
         sim.advance(31)
@@ -283,6 +318,7 @@ async def test_get_call_by_id(session: aiohttp.ClientSession) -> None:
 
 
 # -- calls over time -----------------------------------------------------------------------------------
+
 
 async def test_a_call_stays_in_progress_across_polls_and_ends_when_told(session: aiohttp.ClientSession) -> None:
     clock = FakeClock()
@@ -348,8 +384,7 @@ def test_bursts_of_one_instant_and_explicit_lives() -> None:
     ids = sim.add_burst(120, same_instant=True, reason="customer-ended-call", talk=30.0)
     assert len({sim.calls[i].created_ms for i in ids}) == 1 and len(set(ids)) == 120
     t0 = sim.now()
-    odd = sim.add_call(steps=[(t0, "queued"), (t0 + 1, "in-progress"), (t0 + 5, "deletion-failed")],
-                       reason=None, usage=Usage())
+    odd = sim.add_call(steps=[(t0, "queued"), (t0 + 1, "in-progress"), (t0 + 5, "deletion-failed")], reason=None, usage=Usage())
     sim.advance(60)
     truth = sim.ground_truth()
     assert truth.by_outcome["success"].count == 120 and truth.active == {"deletion-failed": 1}
@@ -359,9 +394,17 @@ def test_bursts_of_one_instant_and_explicit_lives() -> None:
 
 # -- ground truth --------------------------------------------------------------------------------------
 
+
 async def test_ground_truth_equals_what_the_list_shows(session: aiohttp.ClientSession) -> None:
-    sim = VapiSim(seed=2, rate=2.0, history=1800, burst_every=600, burst_size=200, tie_share=0.1,
-                  outcome_weights={**OUTCOME_WEIGHTS, "error": 15})
+    sim = VapiSim(
+        seed=2,
+        rate=2.0,
+        history=1800,
+        burst_every=600,
+        burst_size=200,
+        tie_share=0.1,
+        outcome_weights={**OUTCOME_WEIGHTS, "error": 15},
+    )
     still_talking = sim.add_call(at=sim.now() - 1000)
     async with sim.serve() as base:
         sim.advance(30)
@@ -378,11 +421,16 @@ async def test_ground_truth_equals_what_the_list_shows(session: aiohttp.ClientSe
         totals = truth.by_outcome[outcome]
         assert totals.count == seen["counts"][outcome] > 0
         assert totals.duration_ms == seen["durations"][outcome]
-        assert totals.duration_count == sum(1 for i in items if i["status"] == "ended" and "startedAt" in i
-                                            and outcome_of(i["endedReason"]) == outcome)
-        assert sorted(totals.durations) == pytest.approx(sorted(
-            seconds(i["endedAt"]) - seconds(i["startedAt"]) for i in items
-            if i["status"] == "ended" and "startedAt" in i and outcome_of(i["endedReason"]) == outcome))
+        assert totals.duration_count == sum(
+            1 for i in items if i["status"] == "ended" and "startedAt" in i and outcome_of(i["endedReason"]) == outcome
+        )
+        assert sorted(totals.durations) == pytest.approx(
+            sorted(
+                seconds(i["endedAt"]) - seconds(i["startedAt"])
+                for i in items
+                if i["status"] == "ended" and "startedAt" in i and outcome_of(i["endedReason"]) == outcome
+            )
+        )
         assert dict(totals.tokens) == dict(seen["tokens"][outcome])
         assert totals.cost == pytest.approx(seen["cost"][outcome], rel=1e-9)
     assert truth.errors == seen["counts"]["error"] + seen["counts"]["timeout"]

@@ -28,8 +28,12 @@ class Exporter:
     def __init__(self, tmp_path: Path, *args: str) -> None:
         self.log_path = tmp_path / f"exporter-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "agent_session_exporter", "--listen", "127.0.0.1:0", *args],
-                                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent_session_exporter", "--listen", "127.0.0.1:0", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         self.url = self.wait_for("listening")["url"]
 
     def events(self) -> list[dict]:
@@ -64,10 +68,14 @@ def web_config(tmp_path):
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
     hashed = bcrypt.hashpw(b"s3cret-scrape", bcrypt.gensalt(rounds=4)).decode()
     path = tmp_path / "web.yml"
-    path.write_text(yaml.safe_dump({
-        "tls_server_config": {"cert_file": "server.pem", "key_file": "server.pem"},
-        "basic_auth_users": {"prometheus": hashed},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "tls_server_config": {"cert_file": "server.pem", "key_file": "server.pem"},
+                "basic_auth_users": {"prometheus": hashed},
+            }
+        )
+    )
     return path, ca
 
 
@@ -75,6 +83,7 @@ def fetch(url: str, context: ssl.SSLContext, user: str | None = None, password: 
     request = urllib.request.Request(url)
     if user is not None:
         import base64
+
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as response:
@@ -105,8 +114,13 @@ def test_tls_and_basic_auth_protect_metrics_but_not_healthz(tmp_path, web_config
 def test_a_web_config_that_is_not_a_bcrypt_hash_is_refused(tmp_path):
     path = tmp_path / "web.yml"
     path.write_text("basic_auth_users:\n  prometheus: plaintext\n")
-    result = subprocess.run([sys.executable, "-m", "agent_session_exporter", "--demo", "--check-config", "--web.config.file",
-                             str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent_session_exporter", "--demo", "--check-config", "--web.config.file", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "basic_auth_users.prometheus" in result.stderr
 
 
@@ -115,6 +129,7 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(tmp_path):
 
     def write(sources: list[dict]) -> None:
         config.write_text(yaml.safe_dump({"interval": 1, "sources": sources}))
+
     first = {"name": "one", "provider": "syntropic137", "base_url": "http://127.0.0.1:1", "retries": 0}
     write([first])
     exporter = Exporter(tmp_path, "--config", str(config))
@@ -131,8 +146,9 @@ def test_sighup_reloads_the_config_and_refuses_a_bad_one(tmp_path):
         reloaded = exporter.wait_for("config reloaded")
         assert reloaded["removed"] == ["one"] and reloaded["sources"] == ["two"]
         samples = parse_exposition(urllib.request.urlopen(exporter.url, timeout=10).read().decode())
-        assert samples[("agent_session_exporter_source_up",
-                        frozenset({"source": "two", "provider": "syntropic137"}.items()))] == 0
+        assert (
+            samples[("agent_session_exporter_source_up", frozenset({"source": "two", "provider": "syntropic137"}.items()))] == 0
+        )
         assert not any(dict(labels).get("source") == "one" for _, labels in samples)
         assert samples[("agent_session_exporter_config_last_reload_successful", frozenset())] == 1
         assert samples[("agent_session_exporter_config_last_reload_success_timestamp_seconds", frozenset())] > 1e9

@@ -40,8 +40,9 @@ async def test_a_signed_failure_is_counted_at_once_through_one_lookup(stack):
         await stack.until(lambda: stack.counted() == 1)
     assert stack.pushes("accepted") == 1 and stack.lookups() == 1
     samples = stack.samples()
-    assert samples[("agent_session_exporter_push_to_count_seconds_count",
-                    frozenset({("source", "ka"), ("provider", "kapso")}))] == 1
+    assert (
+        samples[("agent_session_exporter_push_to_count_seconds_count", frozenset({("source", "ka"), ("provider", "kapso")}))] == 1
+    )
     assert await stack.poller.run_cycle()
     assert stack.counted() == 1  # the next poll reads it again: counted once
 
@@ -93,8 +94,12 @@ async def test_the_same_event_delivered_twice_is_a_duplicate(stack):
 async def test_reordered_events_count_each_execution_once_as_its_lookup_shows_it(stack):
     first, second = stack.execution(seconds_ago=20), stack.execution(seconds_ago=10)
     stack.tick(2)
-    handoff = {**kapso_event(first), "event": "workflow.execution.handoff", "status": "handoff",
-               "occurred_at": "2020-01-01T00:00:00Z"}  # sent before the failure, arriving after it
+    handoff = {
+        **kapso_event(first),
+        "event": "workflow.execution.handoff",
+        "status": "handoff",
+        "occurred_at": "2020-01-01T00:00:00Z",
+    }  # sent before the failure, arriving after it
     async with stack.serving():
         assert await stack.push(second) == (200, "ok\n")
         assert await stack.push(first) == (200, "ok\n")
@@ -106,15 +111,19 @@ async def test_reordered_events_count_each_execution_once_as_its_lookup_shows_it
 
 
 def total_active(stack) -> float:
-    return sum(v for (name, labels), v in stack.samples().items()
-               if name == "agent_sessions_active" and dict(labels)["source"] == "ka")
+    return sum(
+        v for (name, labels), v in stack.samples().items() if name == "agent_sessions_active" and dict(labels)["source"] == "ka"
+    )
 
 
 async def test_a_batch_names_each_execution(stack):
     executions = [stack.execution(seconds_ago=5 + n) for n in range(3)]
     stack.tick(2)
-    batch = {"type": "workflow.execution.failed", "batch": True,
-             "data": [kapso_event(e) for e in executions] + [{"event": "workflow.execution.failed"}]}
+    batch = {
+        "type": "workflow.execution.failed",
+        "batch": True,
+        "data": [kapso_event(e) for e in executions] + [{"event": "workflow.execution.failed"}],
+    }
     async with stack.serving():
         assert await stack.post(batch, headers={"X-Webhook-Batch": "true", "X-Batch-Size": "4"}) == (200, "ok\n")
         await stack.until(lambda: stack.counted() == 3)
@@ -165,9 +174,13 @@ async def test_no_answer_or_log_line_echoes_what_a_push_sent(stack, logs):
     execution = stack.execution()
     stack.tick(2)
     event = {**kapso_event(execution), "error": {"message": marker}, "workflow_execution_id": marker * 30}
-    answers = [await stack.post(event), await stack.post(event, secret=None),
-               await stack.post(marker.encode()), await stack.post(event, source=marker),
-               await stack.post(event, headers={"X-Idempotency-Key": marker, "X-Webhook-Event": marker})]
+    answers = [
+        await stack.post(event),
+        await stack.post(event, secret=None),
+        await stack.post(marker.encode()),
+        await stack.post(event, source=marker),
+        await stack.post(event, headers={"X-Idempotency-Key": marker, "X-Webhook-Event": marker}),
+    ]
     assert all(marker not in text for _, text in answers)
     assert marker not in json.dumps(logs()) and SECRET not in json.dumps(logs())
     assert stack.pushes("bad_signature") == 1 and stack.pushes("unknown_source", source="") == 1

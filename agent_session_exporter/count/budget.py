@@ -65,8 +65,14 @@ class SeriesBudget(Generic[Key]):
     the series so far, so a restart, which restores them, decides alike.
     """
 
-    def __init__(self, family: Family, limit: int | None, series: Collection[Key],
-                 folded: Mapping[tuple[str, str], list[str]], folded_now: dict[tuple[str, str], list[str]]) -> None:
+    def __init__(
+        self,
+        family: Family,
+        limit: int | None,
+        series: Collection[Key],
+        folded: Mapping[tuple[str, str], list[str]],
+        folded_now: dict[tuple[str, str], list[str]],
+    ) -> None:
         """``series``: the family's series so far (read only); ``folded``: the values folded so far;
         ``folded_now``: where the values this budget newly folds are noted."""
         self.family = family
@@ -132,8 +138,9 @@ def fold_counts(counts: Mapping[Key, int], budget: SeriesBudget[Key]) -> dict[Ke
     return folded
 
 
-def fold_active(state: SourceState, status_label: LabelLimiter, workflow_label: LabelLimiter,
-                max_series: int | None) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[str]]]:
+def fold_active(
+    state: SourceState, status_label: LabelLimiter, workflow_label: LabelLimiter, max_series: int | None
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[str]]]:
     """The active gauge: pending sessions by (workflow, status), through the label caps and the
     gauge's series budget; and the values it newly folds. The series it adds and the values it folds
     join the state here, after the commit: they follow from the pending sessions and the series

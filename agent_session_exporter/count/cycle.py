@@ -51,8 +51,16 @@ class CyclePlan:
         return sum(self.delta.increments.finished.values())
 
 
-def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
-               settings: CycleSettings, totals: TotalsBuilder, keep_from: float | None = None) -> CyclePlan:
+def plan_cycle(
+    state: SourceState,
+    result: PollResult | None,
+    now: float,
+    floor: float,
+    cutoff: float,
+    settings: CycleSettings,
+    totals: TotalsBuilder,
+    keep_from: float | None = None,
+) -> CyclePlan:
     """``plan_cycle_steps`` at once."""
     steps = plan_cycle_steps(state, result, now, floor, cutoff, settings, totals, keep_from)
     while True:
@@ -62,9 +70,16 @@ def plan_cycle(state: SourceState, result: PollResult | None, now: float, floor:
             return done.value  # type: ignore[no-any-return]
 
 
-def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, floor: float, cutoff: float,
-                     settings: CycleSettings, totals: TotalsBuilder,
-                     keep_from: float | None = None) -> Generator[None, None, CyclePlan]:
+def plan_cycle_steps(
+    state: SourceState,
+    result: PollResult | None,
+    now: float,
+    floor: float,
+    cutoff: float,
+    settings: CycleSettings,
+    totals: TotalsBuilder,
+    keep_from: float | None = None,
+) -> Generator[None, None, CyclePlan]:
     """The plan of one cycle, made ``RECORDS_PER_STEP`` records at a time: the generator yields between
     them (so that the caller may let its event loop run) and returns the plan. ``result`` None: the
     poll failed, and only expiry runs (a session that cannot be read is still given up on after
@@ -78,8 +93,7 @@ def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, 
         unread = PollResult(unreadable={sid: "poll_failed" for sid in state.pending})
         _expire_pending(state, plan, unread, now, settings)
         return plan
-    plan = CyclePlan(CycleDelta(floor=floor, watermark=state.watermark, increments=totals.totals),
-                     invalid=list(result.invalid))
+    plan = CyclePlan(CycleDelta(floor=floor, watermark=state.watermark, increments=totals.totals), invalid=list(result.invalid))
     delta = plan.delta
     newest = state.watermark if state.watermark is not None else float("-inf")
     latest_future = now + MAX_FUTURE_SECONDS
@@ -108,25 +122,36 @@ def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, 
             newest = key_time
         if key_time > now:
             ahead.append(key_time)
-        if not record.known_status and (pending is None or pending.status != record.status[:MAX_LABEL_LENGTH]
-                                        or record.phase is Phase.FINISHED):
+        if not record.known_status and (
+            pending is None or pending.status != record.status[:MAX_LABEL_LENGTH] or record.phase is Phase.FINISHED
+        ):
             plan.unknown_statuses.append(record.status)
         observed = record.observed_at if record.observed_at is not None else now
         if record.phase is Phase.SETTLING:
             # The settle clock is the exporter's own: from the first response that showed this end time
             # to one that shows it still, ``settle_after`` later; never the upstream's end_time, nor
             # the cycle's start (a poll slowed by retries would lend it its delay).
-            seen_since = (pending.end_seen_at if pending and pending.end_time == record.finished_at
-                          and pending.end_seen_at is not None else observed)
+            seen_since = (
+                pending.end_seen_at
+                if pending and pending.end_time == record.finished_at and pending.end_seen_at is not None
+                else observed
+            )
             if observed - seen_since < settings.settle_after:
-                still = PendingSession(key_time, SETTLING_STATUS, pending.first_seen if pending else observed,
-                                       record.finished_at, seen_since, record.workflow)
+                still = PendingSession(
+                    key_time,
+                    SETTLING_STATUS,
+                    pending.first_seen if pending else observed,
+                    record.finished_at,
+                    seen_since,
+                    record.workflow,
+                )
                 if still != pending:  # a session seen as it was changes nothing
                     delta.pending_upsert[sid] = still
                 continue
         elif record.phase is Phase.ACTIVE:
-            still = PendingSession(key_time, record.status[:MAX_LABEL_LENGTH],
-                                   pending.first_seen if pending else observed, workflow=record.workflow)
+            still = PendingSession(
+                key_time, record.status[:MAX_LABEL_LENGTH], pending.first_seen if pending else observed, workflow=record.workflow
+            )
             if still != pending:
                 delta.pending_upsert[sid] = still
             continue
@@ -148,8 +173,7 @@ def plan_cycle_steps(state: SourceState, result: PollResult | None, now: float, 
     return plan
 
 
-def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now: float,
-                    settings: CycleSettings) -> None:
+def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now: float, settings: CycleSettings) -> None:
     delta = plan.delta
     for sid in result.gone:
         if sid in state.pending and sid not in delta.pending_upsert and sid not in delta.counted_add:
@@ -157,14 +181,18 @@ def _expire_pending(state: SourceState, plan: CyclePlan, result: PollResult, now
             plan.dropped.append((sid, "gone"))
     if result.removed_workflows:
         for sid, pending in state.pending.items():
-            if pending.workflow in result.removed_workflows and sid not in delta.pending_remove \
-                    and sid not in delta.counted_add:
+            if pending.workflow in result.removed_workflows and sid not in delta.pending_remove and sid not in delta.counted_add:
                 delta.pending_remove.append(sid)
                 delta.pending_upsert.pop(sid, None)
                 plan.dropped.append((sid, "workflow_removed"))
     # The latest moment the cycle knows by the exporter's clock: its start, or the last response read.
-    present = max([now, *(r.observed_at for r in result.records if r.observed_at is not None),
-                   *((result.observed,) if result.observed is not None else ())])
+    present = max(
+        [
+            now,
+            *(r.observed_at for r in result.records if r.observed_at is not None),
+            *((result.observed,) if result.observed is not None else ()),
+        ]
+    )
     oldest_allowed = present - settings.max_pending_age
     for sid, pending in itertools.chain(state.pending.items(), list(delta.pending_upsert.items())):
         too_old = pending.key_time < oldest_allowed or pending.first_seen < oldest_allowed

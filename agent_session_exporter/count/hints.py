@@ -41,8 +41,7 @@ class HintQueue:
     """One source's hints, from the listener (or a stream) to the source's loop: coalesced per id,
     bounded, and let out at ``per_minute`` (in bursts of up to a tenth of it)."""
 
-    def __init__(self, per_minute: float, max_waiting: int = MAX_WAITING,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: float, max_waiting: int = MAX_WAITING, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = per_minute / 60.0
         self.burst = max(1.0, per_minute / 10.0)
         self.max_waiting = max_waiting
@@ -117,8 +116,7 @@ class SeenKeys:
     """Keys seen lately (a pusher's idempotency keys): each remembered ``ttl`` seconds, at most
     ``capacity`` of them (the oldest forgotten first)."""
 
-    def __init__(self, ttl: float = KEY_SECONDS, capacity: int = MAX_KEYS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl: float = KEY_SECONDS, capacity: int = MAX_KEYS, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.capacity = capacity
         self.clock = clock
@@ -138,4 +136,3 @@ class SeenKeys:
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
         return new
-

@@ -31,8 +31,9 @@ class LabelLimiter:
         return value
 
 
-def label_limiters(totals: SourceTotals, pending: Iterable[PendingSession],
-                   max_values: int) -> tuple[LabelLimiter, LabelLimiter, LabelLimiter]:
+def label_limiters(
+    totals: SourceTotals, pending: Iterable[PendingSession], max_values: int
+) -> tuple[LabelLimiter, LabelLimiter, LabelLimiter]:
     """The caps of the status, model and workflow labels, knowing every value the state holds (in a
     series, a series of the active gauge, or folded past a budget), so that after a restart the
     same values keep their place."""
@@ -40,9 +41,10 @@ def label_limiters(totals: SourceTotals, pending: Iterable[PendingSession],
 
     def folded_values(label: str) -> set[str]:
         return {value for (_, folded_label), values in folded.items() if folded_label == label for value in values}
+
     statuses = {s for _, s, _ in totals.finished} | {s for _, s in totals.active_series} | folded_values("status")
     models = {model for _, model in totals.cost} | folded_values("model")
-    workflows = (totals.workflows() | {w for w, _ in totals.active_series} | {p.workflow for p in pending}
-                 | folded_values("workflow"))
-    return (LabelLimiter(max_values, statuses), LabelLimiter(max_values, models),
-            LabelLimiter(max_values, workflows))
+    workflows = (
+        totals.workflows() | {w for w, _ in totals.active_series} | {p.workflow for p in pending} | folded_values("workflow")
+    )
+    return (LabelLimiter(max_values, statuses), LabelLimiter(max_values, models), LabelLimiter(max_values, workflows))

@@ -34,8 +34,9 @@ class ReadPlan:
         return not self.sweep and not self.reaches_back
 
 
-def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, reach: float, sweep_due: bool,
-              lookups: bool) -> ReadPlan:
+def plan_read(
+    state: SourceState, floor: float, overlap: float, page_size: int, reach: float, sweep_due: bool, lookups: bool
+) -> ReadPlan:
     """The cheapest read that still sees everything (pure).
 
     ``reach`` is how far back late writes may have landed since the last sweep: the watermark at that
@@ -73,7 +74,7 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
         # A pending session keyed at ``since`` itself is covered as an older one: the read must go past
         # every row of that key time (keys of one-second resolution are shared by many rows), not stop
         # at the first known one.
-        older = by_key[bisect.bisect_left(newest_first, -since):]
+        older = by_key[bisect.bisect_left(newest_first, -since) :]
         # A steady read that reaches back for nothing stops at the first session it knows: one page
         # (the new ones, which no estimate here sees, cost the same whichever plan is taken).
         first = 1 if not sweep else pages(since)
@@ -101,15 +102,16 @@ def plan_read(state: SourceState, floor: float, overlap: float, page_size: int, 
             position = low + 1
         if reach_to is None:
             return best_cost, ReadPlan(since, tuple(sid for _, sid in older), sweep)
-        return best_cost, ReadPlan(reach_to - KEY_SLACK,
-                                   tuple(sid for key_time, sid in older if key_time < reach_to), sweep,
-                                   reaches_back=True)
+        return best_cost, ReadPlan(
+            reach_to - KEY_SLACK, tuple(sid for key_time, sid in older if key_time < reach_to), sweep, reaches_back=True
+        )
 
     sweep_cost, sweep_plan = cheapest(sweep_since, sweep=True)
     if state.watermark is None or sweep_due:
         return sweep_plan
     steady_cost, steady_plan = cheapest(steady_since, sweep=False)
-    if steady_plan.since <= sweep_since or (sweep_cost <= steady_cost and (
-            steady_plan.reaches_back or known.count(sweep_since) <= MAX_EARLY_SWEEP_ROWS)):
+    if steady_plan.since <= sweep_since or (
+        sweep_cost <= steady_cost and (steady_plan.reaches_back or known.count(sweep_since) <= MAX_EARLY_SWEEP_ROWS)
+    ):
         return sweep_plan  # the steady read would reach as far, or costs as much and reads about as much: it sweeps too
     return steady_plan

@@ -38,8 +38,7 @@ class ReadPlanner:
     """Plans each cycle's read of one source, and keeps what that needs across cycles: when the band
     was last swept (``sweeps``), and when each stale pending session was last looked up."""
 
-    def __init__(self, overlap: float, initial_lookback: float, max_pending_checks: int, lookups: bool,
-                 probes: bool) -> None:
+    def __init__(self, overlap: float, initial_lookback: float, max_pending_checks: int, lookups: bool, probes: bool) -> None:
         self.overlap = overlap
         self.initial_lookback = initial_lookback
         self.max_pending_checks = max_pending_checks
@@ -71,8 +70,7 @@ class ReadPlanner:
         if cycle.plan.sweep:
             self.sweeps.swept(now, watermark)
         keep_from = cycle.keep_from
-        self.sweeps.note_skipped(skipped, window_cutoff(cycle.floor, watermark, self.overlap)
-                                 if keep_from is None else keep_from)
+        self.sweeps.note_skipped(skipped, window_cutoff(cycle.floor, watermark, self.overlap) if keep_from is None else keep_from)
 
     def _read(self, state: SourceState, floor: float, reach: float, page_size: int, sweep_due: bool) -> ReadPlan:
         return plan_read(state, floor, self.overlap, page_size, reach, sweep_due, lookups=self.lookups)

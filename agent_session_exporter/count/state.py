@@ -14,16 +14,16 @@ class SourceTotals:
     """Counter values of one source, per workflow ("" where the provider has none); also used as
     the increment of one cycle."""
 
-    finished: dict[tuple[str, str, str], int] = field(default_factory=dict)   # (workflow, status, outcome)
+    finished: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (workflow, status, outcome)
     #: (workflow, outcome) -> per-bucket counts, +Inf last
     duration_buckets: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     duration_sum: dict[tuple[str, str], float] = field(default_factory=dict)
     #: The bucket bounds the histogram counts refer to (the config's duration_buckets).
     bounds: list[float] = field(default_factory=list)
-    warnings: dict[str, float] = field(default_factory=dict)                 # workflow -> count
-    errors: dict[str, int] = field(default_factory=dict)                     # workflow -> count
-    tokens: dict[tuple[str, str], float] = field(default_factory=dict)       # (workflow, token type)
-    cost: dict[tuple[str, str], float] = field(default_factory=dict)         # (workflow, model) -> USD
+    warnings: dict[str, float] = field(default_factory=dict)  # workflow -> count
+    errors: dict[str, int] = field(default_factory=dict)  # workflow -> count
+    tokens: dict[tuple[str, str], float] = field(default_factory=dict)  # (workflow, token type)
+    cost: dict[tuple[str, str], float] = field(default_factory=dict)  # (workflow, model) -> USD
     #: workflow -> its display name (not a counter: the newest name wins); kept so that
     #: ``agent_session_workflow_info`` survives a restart
     names: dict[str, str] = field(default_factory=dict)
@@ -60,8 +60,18 @@ class SourceTotals:
 
     def is_empty(self) -> bool:
         """Whether these totals (an increment) hold nothing: no count, no name, no series noted."""
-        return not (self.finished or self.duration_buckets or self.duration_sum or self.warnings or self.errors
-                    or self.tokens or self.cost or self.names or self.active_series or self.folded)
+        return not (
+            self.finished
+            or self.duration_buckets
+            or self.duration_sum
+            or self.warnings
+            or self.errors
+            or self.tokens
+            or self.cost
+            or self.names
+            or self.active_series
+            or self.folded
+        )
 
     def rebucket(self, bounds: list[float]) -> list[float] | None:
         """Restored histogram counts are only meaningful with the buckets they were counted in: under
@@ -87,6 +97,7 @@ class SourceTotals:
 
         def safe_key(key: Any) -> Any:
             return tuple(clean(part) for part in key) if isinstance(key, tuple) else clean(key)
+
         for name in ("finished", "duration_buckets", "duration_sum", "warnings", "errors", "tokens", "cost"):
             values: dict[Any, Any] = getattr(self, name)
             merged: dict[Any, Any] = {}
@@ -127,7 +138,6 @@ class SourceTotals:
         return reset
 
 
-
 @dataclass(slots=True)
 class PendingSession:
     """A session last seen active, re-checked every cycle until it finishes."""
@@ -139,7 +149,6 @@ class PendingSession:
     end_time: float | None = None
     end_seen_at: float | None = None
     workflow: str = ""
-
 
 
 @dataclass
@@ -157,8 +166,9 @@ class SourceState:
         """The key times of every session known (counted or pending), and ``more``."""
         return KnownRows(sorted([*self.counted.values(), *(p.key_time for p in self.pending.values()), *more]))
 
-    def active_by_status(self, label: Callable[[str], str] = str,
-                         workflow_label: Callable[[str], str] = str) -> dict[tuple[str, str], int]:
+    def active_by_status(
+        self, label: Callable[[str], str] = str, workflow_label: Callable[[str], str] = str
+    ) -> dict[tuple[str, str], int]:
         """Pending sessions by (workflow, status), each through its label cap."""
         counts: dict[tuple[str, str], int] = {}
         for pending in self.pending.values():
@@ -203,9 +213,15 @@ class CycleDelta:
 
     def changes(self, state: SourceState) -> bool:
         """Whether applying this delta would change ``state`` (a cycle that changed nothing writes nothing)."""
-        return (self.floor != state.floor or self.watermark != state.watermark or bool(self.counted_add)
-                or bool(self.counted_remove) or bool(self.pending_upsert) or bool(self.pending_remove)
-                or not self.increments.is_empty())
+        return (
+            self.floor != state.floor
+            or self.watermark != state.watermark
+            or bool(self.counted_add)
+            or bool(self.counted_remove)
+            or bool(self.pending_upsert)
+            or bool(self.pending_remove)
+            or not self.increments.is_empty()
+        )
 
     def apply_to(self, state: SourceState) -> None:
         state.floor = self.floor
@@ -217,6 +233,3 @@ class CycleDelta:
             state.pending.pop(session_id, None)
         state.pending.update(self.pending_upsert)
         state.totals.add(self.increments)
-
-
-

@@ -75,9 +75,16 @@ class TotalsBuilder:
     ``series``: the source's totals so far, whose label sets each family's budget of
     ``max_series`` counts (None: no budget)."""
 
-    def __init__(self, buckets: tuple[float, ...], status_label: LabelLimiter, model_label: LabelLimiter,
-                 workflow_label: LabelLimiter | None = None, now: float = 0.0, max_series: int | None = None,
-                 series: SourceTotals | None = None) -> None:
+    def __init__(
+        self,
+        buckets: tuple[float, ...],
+        status_label: LabelLimiter,
+        model_label: LabelLimiter,
+        workflow_label: LabelLimiter | None = None,
+        now: float = 0.0,
+        max_series: int | None = None,
+        series: SourceTotals | None = None,
+    ) -> None:
         self.buckets = buckets
         self.status_label = status_label
         self.model_label = model_label
@@ -152,8 +159,7 @@ class TotalsBuilder:
         if record.cost_usd is not None:
             cost_key = labels.cost.get(record.model)
             if cost_key is None:
-                cost_key = labels.cost[record.model] = self._cost(
-                    (labels.capped[0], self.model_label(record.model or "unknown")))
+                cost_key = labels.cost[record.model] = self._cost((labels.capped[0], self.model_label(record.model or "unknown")))
             totals.cost[cost_key] = totals.cost.get(cost_key, 0.0) + record.cost_usd
 
     def _label(self, key: tuple[str, str, Outcome]) -> _SeriesOf:
@@ -167,8 +173,7 @@ class TotalsBuilder:
     def exemplar(self, record: SessionRecord, value: float) -> SessionExemplar:
         """The exemplar of one counted record: ``value`` at its end (never after this cycle)."""
         ended = record.finished_at
-        return SessionExemplar(record.session_id, value,
-                               ended if ended is not None and ended <= self.now else self.now)
+        return SessionExemplar(record.session_id, value, ended if ended is not None and ended <= self.now else self.now)
 
     def name_workflows(self, records: Iterable[SessionRecord], known: dict[str, str]) -> None:
         """Note the display name of each workflow that is new or renamed (``known``: the names so far),
@@ -194,20 +199,21 @@ class SourceCounter:
     keep their place), and its series budgets; the active gauge as last folded, and the exemplars
     (in memory only). It makes each cycle's TotalsBuilder, and the SourceView rendered."""
 
-    def __init__(self, state: SourceState, buckets: tuple[float, ...], max_label_values: int,
-                 max_series: int | None) -> None:
+    def __init__(self, state: SourceState, buckets: tuple[float, ...], max_label_values: int, max_series: int | None) -> None:
         self.state = state
         self.buckets = buckets
         self.max_series = max_series
         self.status_label, self.model_label, self.workflow_label = label_limiters(
-            state.totals, state.pending.values(), max_label_values)
+            state.totals, state.pending.values(), max_label_values
+        )
         #: The active gauge: (workflow, status) -> sessions active, through the caps and the budget.
         self.active: dict[tuple[str, str], int] = {}
         self.exemplars = Exemplars()
 
     def builder(self, now: float = 0.0) -> TotalsBuilder:
-        return TotalsBuilder(self.buckets, self.status_label, self.model_label, self.workflow_label, now,
-                             self.max_series, self.state.totals)
+        return TotalsBuilder(
+            self.buckets, self.status_label, self.model_label, self.workflow_label, now, self.max_series, self.state.totals
+        )
 
     def fold_active(self) -> dict[tuple[str, str], list[str]]:
         """Fold the active gauge again from the pending sessions (``count/budget.py: fold_active``);
@@ -217,8 +223,14 @@ class SourceCounter:
 
     def view(self, provider: str, figures: frozenset[str]) -> SourceView:
         """What the renderer draws for this source, handed to it at scrape time."""
-        return SourceView(provider=provider, totals=self.state.totals, active=self.active, figures=figures,
-                          finished_exemplars=self.exemplars.finished, duration_exemplars=self.exemplars.duration)
+        return SourceView(
+            provider=provider,
+            totals=self.state.totals,
+            active=self.active,
+            figures=figures,
+            finished_exemplars=self.exemplars.finished,
+            duration_exemplars=self.exemplars.duration,
+        )
 
 
 @dataclass
@@ -233,5 +245,3 @@ class SourceView:
     figures: frozenset[str] = frozenset({"warnings", "tokens", "cost"})
     finished_exemplars: dict[tuple[str, str, str], SessionExemplar] = field(default_factory=dict)
     duration_exemplars: dict[tuple[str, str, int], SessionExemplar] = field(default_factory=dict)
-
-

@@ -29,17 +29,25 @@ class DifyApi:
         rows: list[dict[str, Any]] = []
         for s in self._logged():
             logged = self._logged_at(s)
-            if not ((after is None or logged >= after) and (before is None or logged <= before)
-                    and request.query.get("status") in (None, s.status)):
+            if not (
+                (after is None or logged >= after)
+                and (before is None or logged <= before)
+                and request.query.get("status") in (None, s.status)
+            ):
                 continue
             rows.append(self._row(s))
             if request.query.get("status") is None and int(s.id[:2], 16) < 16:
                 # Dify allows a log row whose run is null (allow_null=True): one in sixteen here.
                 rows.append({**self._row(s), "id": f"log-norun-{s.id}", "workflow_run": None})
-        return web.json_response({
-            "page": page, "limit": limit, "total": len(rows), "has_more": len(rows) > page * limit,
-            "data": rows[(page - 1) * limit:page * limit],
-        })
+        return web.json_response(
+            {
+                "page": page,
+                "limit": limit,
+                "total": len(rows),
+                "has_more": len(rows) > page * limit,
+                "data": rows[(page - 1) * limit : page * limit],
+            }
+        )
 
     def _logged(self) -> list[SimSession]:
         """The runs with a log row, newest row first."""
@@ -56,14 +64,26 @@ class DifyApi:
         return {
             "id": f"log-{s.id}",
             "workflow_run": {
-                "id": s.id, "version": "2025-01-16 12:00:00.000000", "status": s.status, "error": s.error,
+                "id": s.id,
+                "version": "2025-01-16 12:00:00.000000",
+                "status": s.status,
+                "error": s.error,
                 "elapsed_time": round((s.ended_at or self.clock()) - s.started_at, 3),
-                "total_tokens": s.tokens.get("total", 0), "total_steps": 3,
-                "created_at": int(s.started_at), "finished_at": None if s.ended_at is None else int(s.ended_at),
-                "exceptions_count": s.warnings, "triggered_from": "app",
+                "total_tokens": s.tokens.get("total", 0),
+                "total_steps": 3,
+                "created_at": int(s.started_at),
+                "finished_at": None if s.ended_at is None else int(s.ended_at),
+                "exceptions_count": s.warnings,
+                "triggered_from": "app",
             },
-            "created_from": "service-api", "created_by_role": "end_user", "created_by_account": None,
-            "created_by_end_user": {"id": "f1e2d3c4", "type": "service_api", "is_anonymous": False,
-                                    "session_id": "user_workflow_123"},
+            "created_from": "service-api",
+            "created_by_role": "end_user",
+            "created_by_account": None,
+            "created_by_end_user": {
+                "id": "f1e2d3c4",
+                "type": "service_api",
+                "is_anonymous": False,
+                "session_id": "user_workflow_123",
+            },
             "created_at": self._logged_at(s),
         }

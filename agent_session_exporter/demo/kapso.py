@@ -16,8 +16,9 @@ STATUSES = ("running", "waiting", "handoff", "ended", "failed")
 
 
 class KapsoApi:
-    def __init__(self, factory: SessionFactory, clock: Callable[[], float], workflows: Mapping[str, str],
-                 status_field: bool = True) -> None:
+    def __init__(
+        self, factory: SessionFactory, clock: Callable[[], float], workflows: Mapping[str, str], status_field: bool = True
+    ) -> None:
         self.factory = factory
         self.clock = clock
         #: Workflow id -> name.
@@ -27,9 +28,11 @@ class KapsoApi:
         self.minute = [0, 0]  # [minute, requests in it]
 
     def routes(self, prefix: str) -> list[web.RouteDef]:
-        return [web.get(prefix + "/workflows/{workflow_id}/executions", self.executions),
-                web.get(prefix + "/workflow_executions/{id}", self.detail),
-                web.get(prefix + "/workflows", self.list_workflows)]
+        return [
+            web.get(prefix + "/workflows/{workflow_id}/executions", self.executions),
+            web.get(prefix + "/workflow_executions/{id}", self.detail),
+            web.get(prefix + "/workflows", self.list_workflows),
+        ]
 
     async def executions(self, request: web.Request) -> web.Response:
         workflow_id = request.match_info["workflow_id"]
@@ -40,9 +43,14 @@ class KapsoApi:
         status = request.query.get("status")
         if status not in (None, *STATUSES):
             return bad("unknown status", 422)
-        sessions = [s for s in by_start(self.factory) if s.workflow_id == workflow_id
-                    and (after is None or s.started_at >= after) and (before is None or s.started_at <= before)
-                    and status in (None, s.status)]
+        sessions = [
+            s
+            for s in by_start(self.factory)
+            if s.workflow_id == workflow_id
+            and (after is None or s.started_at >= after)
+            and (before is None or s.started_at <= before)
+            and status in (None, s.status)
+        ]
         if request.query.get("after"):
             try:
                 position = base64.b64decode(request.query["after"]).decode().split("|")
@@ -55,10 +63,12 @@ class KapsoApi:
 
         def cursor(s: SimSession) -> str:
             return base64.b64encode(f"{s.started_at!r}|{s.id}".encode()).decode()
-        paging: dict[str, Any] = {"cursors": {"before": cursor(chunk[0]) if chunk else None,
-                                              "after": cursor(chunk[-1]) if chunk else None},
-                                  "next": f"{request.path}?after={cursor(chunk[-1])}" if more else None,
-                                  "previous": None}
+
+        paging: dict[str, Any] = {
+            "cursors": {"before": cursor(chunk[0]) if chunk else None, "after": cursor(chunk[-1]) if chunk else None},
+            "next": f"{request.path}?after={cursor(chunk[-1])}" if more else None,
+            "previous": None,
+        }
         data = [self._item(s) for s in chunk]
         return web.json_response({"data": data, "paging": paging}, headers=self._rate_limit())
 
@@ -67,10 +77,13 @@ class KapsoApi:
         limit = min(int_param(request, "limit", 20, 1, 100), 2)
         start = int(request.query.get("after") or 0)
         ids = list(self.workflows)
-        chunk = ids[start:start + limit]
+        chunk = ids[start : start + limit]
         more = start + limit < len(ids)
-        paging = {"cursors": {"before": str(start), "after": str(start + limit)},
-                  "next": f"{request.path}?after={start + limit}" if more else None, "previous": None}
+        paging = {
+            "cursors": {"before": str(start), "after": str(start + limit)},
+            "next": f"{request.path}?after={start + limit}" if more else None,
+            "previous": None,
+        }
         data = [{"id": w, "name": self.workflows[w], "status": "active"} for w in chunk]
         return web.json_response({"data": data, "paging": paging}, headers=self._rate_limit())
 
@@ -82,11 +95,15 @@ class KapsoApi:
 
     def _item(self, s: SimSession) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "id": s.id, "started_at": iso(s.started_at), "last_event_at": iso(s.last_event_at),
-            "ended_at": iso(s.ended_at), "tracking_id": s.id, "whatsapp_conversation_id": s.id,
+            "id": s.id,
+            "started_at": iso(s.started_at),
+            "last_event_at": iso(s.last_event_at),
+            "ended_at": iso(s.ended_at),
+            "tracking_id": s.id,
+            "whatsapp_conversation_id": s.id,
             "workflow": {"id": s.workflow_id, "name": self.workflows[s.workflow_id], "status": "active"},
-            "current_step": {"id": s.id, "identifier": "step", "stepable_type": "AgentStep",
-                             "position": {"x": 1, "y": 1}}}
+            "current_step": {"id": s.id, "identifier": "step", "stepable_type": "AgentStep", "position": {"x": 1, "y": 1}},
+        }
         if self.status_field:
             item["status"] = s.status
         if s.status == "failed":

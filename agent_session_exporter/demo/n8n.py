@@ -20,11 +20,26 @@ from typing import Any, Callable
 from agent_session_exporter.demo.sessions import PROVIDER_STATUSES, SessionFactory, SimSession
 
 #: Workflow id (16 characters, random as n8n makes them) -> name.
-N8N_WORKFLOWS = {"F2ydOqlUApzwvzaO": "Lead enrichment", "Wbf6E6HOjb0j1j6S": "Support triage",
-                 "vvsg5KzIVKRt9n0D": "Invoice approval"}
+N8N_WORKFLOWS = {
+    "F2ydOqlUApzwvzaO": "Lead enrichment",
+    "Wbf6E6HOjb0j1j6S": "Support triage",
+    "vvsg5KzIVKRt9n0D": "Invoice approval",
+}
 #: What an execution's ``workflowData`` (with ``includeData=true``) holds of its workflow.
-WORKFLOW_DATA = ("id", "name", "active", "activeVersionId", "isArchived", "createdAt", "updatedAt", "nodes",
-                 "connections", "settings", "staticData", "pinData")
+WORKFLOW_DATA = (
+    "id",
+    "name",
+    "active",
+    "activeVersionId",
+    "isArchived",
+    "createdAt",
+    "updatedAt",
+    "nodes",
+    "connections",
+    "settings",
+    "staticData",
+    "pinData",
+)
 CRASH_MESSAGE = "Workflow did not finish, possible out-of-memory issue"
 ERROR_MESSAGE = "simulated failure [line 1]"
 #: From a row being created to its run starting (``createdAt`` -> ``startedAt``), as recorded.
@@ -103,8 +118,7 @@ class N8nFactory(SessionFactory):
     def _finish(self, session: SimSession, ended_at: float, status: str | None = None) -> None:
         _, terminal = PROVIDER_STATUSES["n8n"]
         weights = [w if outcome == "success" else w * self.error_weight for _, outcome, w in terminal]
-        chosen = self.random.choices(terminal, weights)[0] if status is None else \
-            next(t for t in terminal if t[0] == status)
+        chosen = self.random.choices(terminal, weights)[0] if status is None else next(t for t in terminal if t[0] == status)
         run = self.runs[session.id]
         session.status, session.outcome = chosen[0], chosen[1]
         session.ended_at = session.last_event_at = ended_at
@@ -129,29 +143,49 @@ class N8nFactory(SessionFactory):
         """In the process's memory, so out of the lists: running, or put to sleep since the last start."""
         run = self.runs[session.id]
         return session.status == "running" or (
-            session.status == "waiting" and run.wait_from is not None and run.wait_from > self.restarted_at)
+            session.status == "waiting" and run.wait_from is not None and run.wait_from > self.restarted_at
+        )
 
     def item(self, session: SimSession, detail: bool = False, include_data: bool = False) -> dict[str, Any]:
         """An execution as ``GET /executions`` lists it (``detail``: as ``/executions/{id}`` shows it)."""
         run = self.runs[session.id]
         waiting = session.status == "waiting"
         item: dict[str, Any] = {
-            "id": session.id, "finished": session.status == "success", "mode": "webhook", "retryOf": None,
-            "retrySuccessId": None, "status": session.status,
+            "id": session.id,
+            "finished": session.status == "success",
+            "mode": "webhook",
+            "retryOf": None,
+            "retrySuccessId": None,
+            "status": session.status,
             "startedAt": iso(run.wait_until if run.resumed else session.started_at),
-            "stoppedAt": iso(run.wait_from if waiting else session.ended_at), "workflowId": session.workflow_id,
-            "waitTill": iso(run.wait_until) if waiting else None}
+            "stoppedAt": iso(run.wait_from if waiting else session.ended_at),
+            "workflowId": session.workflow_id,
+            "waitTill": iso(run.wait_until) if waiting else None,
+        }
         if detail:
-            item = {**{k: item[k] for k in list(item)[:6]}, "createdAt": iso(run.created_at),
-                    **{k: item[k] for k in ("startedAt", "stoppedAt")}, "deletedAt": None,
-                    **{k: item[k] for k in ("workflowId", "waitTill")}}
+            item = {
+                **{k: item[k] for k in list(item)[:6]},
+                "createdAt": iso(run.created_at),
+                **{k: item[k] for k in ("startedAt", "stoppedAt")},
+                "deletedAt": None,
+                **{k: item[k] for k in ("workflowId", "waitTill")},
+            }
         if include_data:
             result: dict[str, Any] = {"runData": {}, "lastNodeExecuted": "Step"}
             if session.error:
                 result["error"] = {"message": session.error, "name": "Error", "level": "error", "tags": {}}
-            item["data"] = {"version": 1, "startData": {}, "resultData": result,
-                            "executionData": {"contextData": {}, "nodeExecutionStack": [], "metadata": {},
-                                              "waitingExecution": {}, "waitingExecutionSource": {}}}
+            item["data"] = {
+                "version": 1,
+                "startData": {},
+                "resultData": result,
+                "executionData": {
+                    "contextData": {},
+                    "nodeExecutionStack": [],
+                    "metadata": {},
+                    "waitingExecution": {},
+                    "waitingExecutionSource": {},
+                },
+            }
             workflow = workflow_item(session.workflow_id)
             item["workflowData"] = {k: workflow[k] for k in WORKFLOW_DATA} | {"staticData": {}}
             item["customData"] = {}
@@ -161,21 +195,47 @@ class N8nFactory(SessionFactory):
 def workflow_item(workflow_id: str) -> dict[str, Any]:
     """A workflow as ``GET /workflows`` lists it: its nodes twice, and much else."""
     stamp, version = "2026-01-01T00:00:00.000Z", f"{workflow_id[:8].lower()}-0000-4000-8000-000000000000"
-    nodes = [{"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
-              "parameters": {}},
-             {"id": "a2", "name": "Step", "type": "n8n-nodes-base.code", "typeVersion": 2, "position": [200, 0],
-              "parameters": {}}]
+    nodes = [
+        {"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0], "parameters": {}},
+        {"id": "a2", "name": "Step", "type": "n8n-nodes-base.code", "typeVersion": 2, "position": [200, 0], "parameters": {}},
+    ]
     connections = {"Webhook": {"main": [[{"node": "Step", "type": "main", "index": 0}]]}}
     item: dict[str, Any] = {
-        "updatedAt": stamp, "createdAt": stamp, "id": workflow_id, "name": N8N_WORKFLOWS[workflow_id],
-        "active": True, "isArchived": False, "nodes": nodes, "connections": connections,
+        "updatedAt": stamp,
+        "createdAt": stamp,
+        "id": workflow_id,
+        "name": N8N_WORKFLOWS[workflow_id],
+        "active": True,
+        "isArchived": False,
+        "nodes": nodes,
+        "connections": connections,
         "settings": {"executionOrder": "v1", "callerPolicy": "workflowsFromSameOwner", "availableInMCP": False},
-        "staticData": None, "meta": None, "pinData": None, "versionId": version, "activeVersionId": version,
+        "staticData": None,
+        "meta": None,
+        "pinData": None,
+        "versionId": version,
+        "activeVersionId": version,
         "triggerCount": 1,
-        "shared": [{"updatedAt": stamp, "createdAt": stamp, "role": "workflow:owner", "workflowId": workflow_id,
-                    "projectId": "dMY1II44A80Bq7YZ"}],
-        "activeVersion": {"updatedAt": stamp, "createdAt": stamp, "versionId": version, "workflowId": workflow_id,
-                          "nodes": nodes, "connections": connections, "authors": "Demo", "name": None,
-                          "description": None},
-        "tags": []}
+        "shared": [
+            {
+                "updatedAt": stamp,
+                "createdAt": stamp,
+                "role": "workflow:owner",
+                "workflowId": workflow_id,
+                "projectId": "dMY1II44A80Bq7YZ",
+            }
+        ],
+        "activeVersion": {
+            "updatedAt": stamp,
+            "createdAt": stamp,
+            "versionId": version,
+            "workflowId": workflow_id,
+            "nodes": nodes,
+            "connections": connections,
+            "authors": "Demo",
+            "name": None,
+            "description": None,
+        },
+        "tags": [],
+    }
     return item

@@ -46,9 +46,11 @@ class N8nSimulator:
 
     def routes(self, prefix: str = N8N_PREFIX) -> list[web.RouteDef]:
         """Its handlers under ``prefix`` (``demo/server.py`` serves them beside the other APIs)."""
-        return [web.get(prefix + "/executions", self._guard(self.executions)),
-                web.get(prefix + "/executions/{id}", self._guard(self.execution)),
-                web.get(prefix + "/workflows", self._guard(self.workflows))]
+        return [
+            web.get(prefix + "/executions", self._guard(self.executions)),
+            web.get(prefix + "/executions/{id}", self._guard(self.execution)),
+            web.get(prefix + "/workflows", self._guard(self.workflows)),
+        ]
 
     def app(self, prefix: str = N8N_PREFIX) -> web.Application:
         app = web.Application()
@@ -63,6 +65,7 @@ class N8nSimulator:
             if request.headers["X-N8N-API-KEY"] != self.key:
                 return message("unauthorized", 401)
             return await handler(request)
+
         return guarded
 
     @staticmethod
@@ -88,30 +91,37 @@ class N8nSimulator:
         limit, cursor = parsed
         status = request.query.get("status")
         if status is not None and status not in STATUS_FILTERS:
-            return message("request/query/status must be equal to one of the allowed values: "
-                           + ", ".join(STATUS_FILTERS), 400)
+            return message("request/query/status must be equal to one of the allowed values: " + ", ".join(STATUS_FILTERS), 400)
         if cursor is not None and not str(cursor.get("lastId", "")).isdigit():
             return message("An invalid cursor was provided", 400)
         wanted = {"error": ("error", "crashed")}.get(status or "", (status,))
-        rows = sorted((s for s in self.factory.sessions.values()
-                       if (status is None or s.status in wanted)
-                       and (status == "running" or not self.factory.hidden(s))
-                       and request.query.get("workflowId", s.workflow_id) == s.workflow_id
-                       and (cursor is None or int(s.id) < int(cursor["lastId"]))),
-                      key=lambda s: int(s.id), reverse=True)
+        rows = sorted(
+            (
+                s
+                for s in self.factory.sessions.values()
+                if (status is None or s.status in wanted)
+                and (status == "running" or not self.factory.hidden(s))
+                and request.query.get("workflowId", s.workflow_id) == s.workflow_id
+                and (cursor is None or int(s.id) < int(cursor["lastId"]))
+            ),
+            key=lambda s: int(s.id),
+            reverse=True,
+        )
         page = rows[:limit] if limit else rows
         more = len(rows) > len(page)
         include = request.query.get("includeData") == "true"
-        return web.json_response({
-            "data": [self.factory.item(s, include_data=include) for s in page],
-            "nextCursor": encode_cursor({"lastId": page[-1].id, "limit": limit}) if more else None})
+        return web.json_response(
+            {
+                "data": [self.factory.item(s, include_data=include) for s in page],
+                "nextCursor": encode_cursor({"lastId": page[-1].id, "limit": limit}) if more else None,
+            }
+        )
 
     async def execution(self, request: web.Request) -> web.Response:
         session = self.factory.sessions.get(request.match_info["id"])
         if session is None:
             return message("Not Found", 404)
-        return web.json_response(self.factory.item(session, detail=True,
-                                                   include_data=request.query.get("includeData") == "true"))
+        return web.json_response(self.factory.item(session, detail=True, include_data=request.query.get("includeData") == "true"))
 
     async def workflows(self, request: web.Request) -> web.Response:
         parsed = self._query(request, WORKFLOW_PARAMS)
@@ -119,10 +129,16 @@ class N8nSimulator:
             return parsed
         limit, cursor = parsed
         offset = int(cursor.get("offset", 0)) if cursor else 0
-        ids = sorted(w for w in N8N_WORKFLOWS if request.query.get("name", N8N_WORKFLOWS[w]) == N8N_WORKFLOWS[w]
-                     and request.query.get("active", "true") == "true")
-        page = ids[offset:offset + limit] if limit else ids[offset:]
+        ids = sorted(
+            w
+            for w in N8N_WORKFLOWS
+            if request.query.get("name", N8N_WORKFLOWS[w]) == N8N_WORKFLOWS[w] and request.query.get("active", "true") == "true"
+        )
+        page = ids[offset : offset + limit] if limit else ids[offset:]
         more = offset + len(page) < len(ids)
-        return web.json_response({
-            "data": [workflow_item(w) for w in page],
-            "nextCursor": encode_cursor({"limit": limit, "offset": offset + limit}) if more else None})
+        return web.json_response(
+            {
+                "data": [workflow_item(w) for w in page],
+                "nextCursor": encode_cursor({"limit": limit, "offset": offset + limit}) if more else None,
+            }
+        )

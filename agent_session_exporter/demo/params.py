@@ -26,8 +26,7 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     if raw is None:
         return default
     if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
-        raise web.HTTPUnprocessableEntity(text=f'{{"error": "{name} must be {low}..{high}"}}',
-                                          content_type="application/json")
+        raise web.HTTPUnprocessableEntity(text=f'{{"error": "{name} must be {low}..{high}"}}', content_type="application/json")
     return int(raw)
 
 
@@ -38,8 +37,9 @@ def time_param(request: web.Request, name: str) -> float | None:
     try:
         return parse_timestamp(raw)
     except ValueError:
-        raise web.HTTPUnprocessableEntity(text=f'{{"error": "{name} is not ISO 8601"}}',
-                                          content_type="application/json") from None
+        raise web.HTTPUnprocessableEntity(
+            text=f'{{"error": "{name} is not ISO 8601"}}', content_type="application/json"
+        ) from None
 
 
 def by_start(factory: SessionFactory, newest_first: bool = True) -> list[SimSession]:

@@ -37,9 +37,15 @@ def kapso_event(session: SimSession, status: str | None = None, project_id: str 
     push says, by default the execution's status)."""
     status = status or session.status
     payload: dict[str, Any] = {
-        "event": EVENTS[status], "occurred_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        "project_id": project_id, "workflow_id": session.workflow_id, "workflow_execution_id": session.id,
-        "status": status, "tracking_id": session.id, "whatsapp_conversation_id": session.id}
+        "event": EVENTS[status],
+        "occurred_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "project_id": project_id,
+        "workflow_id": session.workflow_id,
+        "workflow_execution_id": session.id,
+        "status": status,
+        "tracking_id": session.id,
+        "whatsapp_conversation_id": session.id,
+    }
     if status == "failed":
         payload["error"] = {"message": session.error or "failed"}
     else:
@@ -52,8 +58,9 @@ class KapsoPusher:
     are lost, as they would be while a receiver is down). ``sent`` counts deliveries by HTTP status
     (or ``error``)."""
 
-    def __init__(self, factory: SessionFactory, secret: str = DEMO_WEBHOOK_SECRET, url: str | None = None,
-                 repeat_every: int = 0) -> None:
+    def __init__(
+        self, factory: SessionFactory, secret: str = DEMO_WEBHOOK_SECRET, url: str | None = None, repeat_every: int = 0
+    ) -> None:
         self.secret = secret
         self.url = url
         #: Every ``repeat_every``-th delivery is sent twice (Kapso "may deliver more than once"); 0: none.
@@ -78,9 +85,13 @@ class KapsoPusher:
             if len(self._handed_off) > 10_000:
                 self._handed_off.popitem(last=False)
         body = json.dumps(kapso_event(session)).encode()
-        headers = {"Content-Type": "application/json", "X-Webhook-Event": EVENTS[session.status],
-                   "X-Webhook-Signature": sign(self.secret, body), "X-Idempotency-Key": str(uuid.uuid4()),
-                   "X-Webhook-Payload-Version": "v2"}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Webhook-Event": EVENTS[session.status],
+            "X-Webhook-Signature": sign(self.secret, body),
+            "X-Idempotency-Key": str(uuid.uuid4()),
+            "X-Webhook-Payload-Version": "v2",
+        }
         self._outbox.put_nowait((body, headers, 0))
         self.noted += 1
         if self.repeat_every and self.noted % self.repeat_every == 0:
@@ -116,8 +127,9 @@ class KapsoPusher:
 
 
 @contextlib.asynccontextmanager
-async def pushing(factory: SessionFactory, secret: str = DEMO_WEBHOOK_SECRET,
-                  url: str | None = None) -> AsyncIterator[KapsoPusher]:
+async def pushing(
+    factory: SessionFactory, secret: str = DEMO_WEBHOOK_SECRET, url: str | None = None
+) -> AsyncIterator[KapsoPusher]:
     """A KapsoPusher delivering while the block runs."""
     pusher = KapsoPusher(factory, secret, url)
     task = asyncio.create_task(pusher.run())

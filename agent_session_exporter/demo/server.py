@@ -24,11 +24,14 @@ from agent_session_exporter.demo.sessions import SessionFactory
 from agent_session_exporter.demo.syntropic137 import Syntropic137Api
 from agent_session_exporter.demo.whatabot import WhatabotApi
 
-DEMO_KEYS = {p: f"demo-{p}-key" for p in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso")} | {
-    "n8n": N8N_KEY}
+DEMO_KEYS = {p: f"demo-{p}-key" for p in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso")} | {"n8n": N8N_KEY}
 PREFIXES = {
-    "whatabot": "/whatabot/api/v1", "dify": "/dify/v1", "syntropic137": "/syntropic137",
-    "honeyhive": "/honeyhive", "kapso": "/kapso/platform/v1", "n8n": N8N_PREFIX,
+    "whatabot": "/whatabot/api/v1",
+    "dify": "/dify/v1",
+    "syntropic137": "/syntropic137",
+    "honeyhive": "/honeyhive",
+    "kapso": "/kapso/platform/v1",
+    "n8n": N8N_PREFIX,
 }
 HONEYHIVE_PROJECT = "demo-project"
 KAPSO_WORKFLOWS = ("8f14e45f-ceea-467f-a0e6-0a1b2c3d4e5f", "c9f0f895-fb98-4b91-9e6a-112233445566")
@@ -36,11 +39,16 @@ KAPSO_WORKFLOW_NAMES = dict(zip(KAPSO_WORKFLOWS, ("Support intake", "Order statu
 #: The simulators' own pages of one session (the demo's ``session_url``): provider -> path under /ui.
 UI_PATHS = {p: f"/ui/{p}/sessions/{{session_id}}" for p in ("whatabot", "dify", "syntropic137", "honeyhive")} | {
     "kapso": "/ui/kapso/workflows/{workflow}/executions/{session_id}",
-    "n8n": "/ui/n8n/workflow/{workflow}/executions/{session_id}"}
+    "n8n": "/ui/n8n/workflow/{workflow}/executions/{session_id}",
+}
 #: How each API takes its key (Syntropic137 has no auth of its own; n8n's simulator checks its own, with
 #: n8n's answers): the header and its value's prefix.
-_AUTH = {"whatabot": ("X-Api-Key", ""), "kapso": ("X-API-Key", ""), "dify": ("Authorization", "Bearer "),
-         "honeyhive": ("Authorization", "Bearer ")}
+_AUTH = {
+    "whatabot": ("X-Api-Key", ""),
+    "kapso": ("X-API-Key", ""),
+    "dify": ("Authorization", "Bearer "),
+    "honeyhive": ("Authorization", "Bearer "),
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: A fault hook: the response to send instead (or an awaitable of it), or None to answer normally.
@@ -56,27 +64,43 @@ class SimulatedApi(Protocol):
 class Simulators:
     """One SessionFactory per provider, served over HTTP. ``requests`` counts what was asked of each."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, seed: int = 7, rate: float = 0.5,
-                 kapso_status_field: bool = True, keys: dict[str, str] | None = None,
-                 whatabot_ignores_order: bool = False, honeyhive_ignores_filters: bool = True,
-                 dify_logs_at: str = "start", n8n_waiting_share: float = 0.1, **factory_options: Any) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        seed: int = 7,
+        rate: float = 0.5,
+        kapso_status_field: bool = True,
+        keys: dict[str, str] | None = None,
+        whatabot_ignores_order: bool = False,
+        honeyhive_ignores_filters: bool = True,
+        dify_logs_at: str = "start",
+        n8n_waiting_share: float = 0.1,
+        **factory_options: Any,
+    ) -> None:
         self.clock = clock
         self.keys = {**DEMO_KEYS, **(keys or {})}
-        self.n8n = N8nFactory(clock, seed=seed + list(PREFIXES).index("n8n"), rate=rate,
-                              waiting_share=n8n_waiting_share, **factory_options)
+        self.n8n = N8nFactory(
+            clock, seed=seed + list(PREFIXES).index("n8n"), rate=rate, waiting_share=n8n_waiting_share, **factory_options
+        )
         self.factories: dict[str, SessionFactory] = {
-            p: SessionFactory(p, clock, seed=seed + i, rate=rate,
-                              workflow_ids=KAPSO_WORKFLOWS if p == "kapso" else ("wf-1",), **factory_options)
-            if p != "n8n" else self.n8n for i, p in enumerate(PREFIXES)
+            p: SessionFactory(
+                p, clock, seed=seed + i, rate=rate, workflow_ids=KAPSO_WORKFLOWS if p == "kapso" else ("wf-1",), **factory_options
+            )
+            if p != "n8n"
+            else self.n8n
+            for i, p in enumerate(PREFIXES)
         }
         f = self.factories
         self.kapso = KapsoApi(f["kapso"], clock, KAPSO_WORKFLOW_NAMES, status_field=kapso_status_field)
         #: provider -> its simulated API (``routes(prefix)``: its handlers).
-        self.apis: dict[str, SimulatedApi] = {"whatabot": WhatabotApi(f["whatabot"], clock, ignores_order=whatabot_ignores_order),
-                     "dify": DifyApi(f["dify"], clock, logs_at=dify_logs_at),
-                     "syntropic137": Syntropic137Api(f["syntropic137"]),
-                     "honeyhive": HoneyHiveApi(f["honeyhive"], HONEYHIVE_PROJECT, honeyhive_ignores_filters),
-                     "kapso": self.kapso, "n8n": N8nSimulator(self.n8n, self.keys["n8n"])}
+        self.apis: dict[str, SimulatedApi] = {
+            "whatabot": WhatabotApi(f["whatabot"], clock, ignores_order=whatabot_ignores_order),
+            "dify": DifyApi(f["dify"], clock, logs_at=dify_logs_at),
+            "syntropic137": Syntropic137Api(f["syntropic137"]),
+            "honeyhive": HoneyHiveApi(f["honeyhive"], HONEYHIVE_PROJECT, honeyhive_ignores_filters),
+            "kapso": self.kapso,
+            "n8n": N8nSimulator(self.n8n, self.keys["n8n"]),
+        }
         self.requests: Counter[str] = Counter()
         #: Fault hooks: provider -> callable(request) returning a Response (or an awaitable of one)
         #: to send instead, or None to answer normally.
@@ -119,11 +143,13 @@ class Simulators:
         """The provider app's page of one session, as far as a simulator has one (the target of links)."""
         factory = self.factories.get(request.match_info.get("provider", "kapso"))
         session = factory.sessions.get(request.match_info["id"]) if factory else None
-        if factory is None or session is None or (
-                request.match_info.get("workflow", session.workflow_id) != session.workflow_id):
+        if factory is None or session is None or (request.match_info.get("workflow", session.workflow_id) != session.workflow_id):
             return web.Response(status=404, text="no such session\n")
-        return web.Response(text=f"<!doctype html><title>Session {session.id}</title><h1>Session {session.id}</h1>"
-                                 f"<p>{factory.provider}: {session.status}</p>", content_type="text/html")
+        return web.Response(
+            text=f"<!doctype html><title>Session {session.id}</title><h1>Session {session.id}</h1>"
+            f"<p>{factory.provider}: {session.status}</p>",
+            content_type="text/html",
+        )
 
     def _guard(self, provider: str, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -143,4 +169,5 @@ class Simulators:
                 payload = self.mutators[provider](json.loads(response.body))
                 response = web.json_response(payload, status=response.status)
             return response
+
         return guarded

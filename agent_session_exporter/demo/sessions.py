@@ -10,25 +10,39 @@ from typing import Callable
 
 # provider -> (active statuses, [(terminal status, outcome, weight)])
 PROVIDER_STATUSES: dict[str, tuple[tuple[str, ...], list[tuple[str, str, float]]]] = {
-# The demo's failure rates stay below the shipped alerts' thresholds (a demo that pages is a broken
-# demo; tests/test_demo.py holds them to it); the tests raise them with set_error_weight.
+    # The demo's failure rates stay below the shipped alerts' thresholds (a demo that pages is a broken
+    # demo; tests/test_demo.py holds them to it); the tests raise them with set_error_weight.
     "whatabot": (("running", "active"), [("completed", "success", 90), ("error", "error", 6), ("timeout", "timeout", 4)]),
-    "dify": (("running", "paused", "suspended"), [("succeeded", "success", 78), ("partial-succeeded", "success", 8),
-                                                   ("failed", "error", 7), ("stopped", "cancelled", 7)]),
+    "dify": (
+        ("running", "paused", "suspended"),
+        [("succeeded", "success", 78), ("partial-succeeded", "success", 8), ("failed", "error", 7), ("stopped", "cancelled", 7)],
+    ),
     "syntropic137": (("running",), [("completed", "success", 86), ("failed", "error", 8), ("cancelled", "cancelled", 6)]),
     "honeyhive": (("running",), [("ended", "success", 92), ("ended", "error", 8)]),
     # A handoff is a pause for a human (handoff -> running | ended | failed), never an end.
     "kapso": (("running", "waiting", "handoff"), [("ended", "success", 92), ("failed", "error", 8)]),
     # n8n: 'crashed' is a run a restart cut short, 'canceled' a stop or a workflow timeout (demo/n8n.py).
-    "n8n": (("running", "waiting"), [("success", "success", 90), ("error", "error", 6), ("crashed", "error", 1),
-                                     ("canceled", "cancelled", 3)]),
+    "n8n": (
+        ("running", "waiting"),
+        [("success", "success", 90), ("error", "error", 6), ("crashed", "error", 1), ("canceled", "cancelled", 3)],
+    ),
 }
 #: Dify writes a stopped run's stop reason into ``error``; it is not an error.
 DIFY_STOP_REASONS = ("Stopped by user.", "Stopped by output moderation.")
 #: Syntropic137 fails sessions orphaned by a framework restart, with ``completed_at`` = now and no duration.
 ORPHANED = "Orphaned: framework restarted while agent was active"
-MODELS = ("claude-sonnet-4", "claude-haiku-4", "claude-opus-4", "gpt-4.1", "gpt-4.1-mini", "o3",
-          "gemini-2.5-pro", "gemini-2.5-flash", "mistral-large", "llama-4-maverick")
+MODELS = (
+    "claude-sonnet-4",
+    "claude-haiku-4",
+    "claude-opus-4",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "o3",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "mistral-large",
+    "llama-4-maverick",
+)
 
 
 @dataclass
@@ -73,9 +87,18 @@ class Truth:
 class SessionFactory:
     """Creates and finishes sessions for one provider, deterministically for a seed."""
 
-    def __init__(self, provider: str, clock: Callable[[], float], seed: int = 1, rate: float = 0.5,
-                 min_duration: float = 2.0, max_duration: float = 40.0, workflow_ids: tuple[str, ...] = ("wf-1",),
-                 error_weight: float = 1.0, retention: float | None = 3600.0) -> None:
+    def __init__(
+        self,
+        provider: str,
+        clock: Callable[[], float],
+        seed: int = 1,
+        rate: float = 0.5,
+        min_duration: float = 2.0,
+        max_duration: float = 40.0,
+        workflow_ids: tuple[str, ...] = ("wf-1",),
+        error_weight: float = 1.0,
+        retention: float | None = 3600.0,
+    ) -> None:
         self.provider = provider
         self.clock = clock
         self.random = random.Random(seed)
@@ -123,9 +146,15 @@ class SessionFactory:
         started_at = self.clock() if started_at is None else started_at
         duration = duration if duration is not None else self.random.uniform(self.min_duration, self.max_duration)
         active, _ = PROVIDER_STATUSES[self.provider]
-        session = SimSession(id=str(uuid.UUID(int=self.random.getrandbits(128))), started_at=started_at,
-                             planned_end=started_at + duration, status=active[0], last_event_at=started_at,
-                             model=self.random.choice(MODELS), workflow_id=self.random.choice(self.workflow_ids))
+        session = SimSession(
+            id=str(uuid.UUID(int=self.random.getrandbits(128))),
+            started_at=started_at,
+            planned_end=started_at + duration,
+            status=active[0],
+            last_event_at=started_at,
+            model=self.random.choice(MODELS),
+            workflow_id=self.random.choice(self.workflow_ids),
+        )
         self.sessions[session.id] = session
         self.started += 1
         return session
@@ -168,8 +197,12 @@ class SessionFactory:
         if self.provider == "dify":
             session.tokens = {"total": rnd.randint(50, 5000)}
         elif self.provider == "syntropic137":
-            session.tokens = {"input": rnd.randint(100, 20000), "output": rnd.randint(50, 5000),
-                              "cache_read": rnd.randint(0, 50000), "cache_creation": rnd.randint(0, 5000)}
+            session.tokens = {
+                "input": rnd.randint(100, 20000),
+                "output": rnd.randint(50, 5000),
+                "cache_read": rnd.randint(0, 50000),
+                "cache_creation": rnd.randint(0, 5000),
+            }
             session.cost = round(rnd.uniform(0.001, 0.03), 4)
         elif self.provider == "honeyhive":
             session.tokens = {"input": rnd.randint(100, 8000), "output": rnd.randint(20, 2000)}

@@ -41,15 +41,30 @@ class WhatabotApi:
         if "status" in q:
             sessions = [s for s in sessions if s.status == q["status"]]
         total = len(sessions)
-        chunk = sessions[page * size:(page + 1) * size]
+        chunk = sessions[page * size : (page + 1) * size]
         pages = (total + size - 1) // size
-        return web.json_response({
-            "content": [{
-                "id": s.id, "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
-                "flowId": "550e8400-e29b-41d4-a716-446655440000", "externalId": f"contact-{s.id[:4]}",
-                "status": s.status, "warnings": s.warnings, "startedAt": iso(s.started_at),
-                "expiresAt": iso(s.started_at + 900), "finishedAt": iso(s.ended_at),
-            } for s in chunk],
-            "totalElements": total, "totalPages": pages, "size": size, "number": page,
-            "first": page == 0, "last": page >= pages - 1, "empty": not chunk,
-        })
+        return web.json_response(
+            {
+                "content": [
+                    {
+                        "id": s.id,
+                        "workspaceId": "660e8400-e29b-41d4-a716-446655440000",
+                        "flowId": "550e8400-e29b-41d4-a716-446655440000",
+                        "externalId": f"contact-{s.id[:4]}",
+                        "status": s.status,
+                        "warnings": s.warnings,
+                        "startedAt": iso(s.started_at),
+                        "expiresAt": iso(s.started_at + 900),
+                        "finishedAt": iso(s.ended_at),
+                    }
+                    for s in chunk
+                ],
+                "totalElements": total,
+                "totalPages": pages,
+                "size": size,
+                "number": page,
+                "first": page == 0,
+                "last": page >= pages - 1,
+                "empty": not chunk,
+            }
+        )

@@ -66,8 +66,7 @@ class SqliteStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed cycle survives power loss too, so counters never step back.
             self.db.execute("PRAGMA synchronous=FULL")
-            row = self._table_exists("meta") and self.db.execute(
-                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            row = self._table_exists("meta") and self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row and row[0] in {str(v) for v in _UPGRADES}:
                 with self._transaction():
                     for statement in _UPGRADES[int(row[0])]:
@@ -79,8 +78,10 @@ class SqliteStore:
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
-                raise StateError(f"{path}: state schema version {row[0]}, this exporter reads {SCHEMA_VERSION};"
-                                 " start with --reset-state to begin anew")
+                raise StateError(
+                    f"{path}: state schema version {row[0]}, this exporter reads {SCHEMA_VERSION};"
+                    " start with --reset-state to begin anew"
+                )
             check = self.db.execute("PRAGMA quick_check").fetchone()
             if check[0] != "ok":
                 raise StateError(f"{path}: state file is corrupt ({check[0]}); start with --reset-state to begin anew")
@@ -105,8 +106,7 @@ class SqliteStore:
         """The file deleted or replaced under a running exporter: say so, and recreate it from memory."""
         if file_identity(self.path) == self._identity:
             return
-        log.error("the state file was deleted or replaced while running; recreating it from memory",
-                  state_path=self.path)
+        log.error("the state file was deleted or replaced while running; recreating it from memory", state_path=self.path)
         self._on_recreate()
         self.db.close()
         for suffix in ("-wal", "-shm"):
@@ -121,18 +121,25 @@ class SqliteStore:
 
     def _write_whole(self, source: str, state: SourceState) -> None:
         self._write_source(source, state.floor, state.watermark, state.totals)
-        self.db.executemany("INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
-                            [(source, sid, key_time) for sid, key_time in state.counted.items()])
-        self.db.executemany("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at, p.workflow)
-                             for sid, p in state.pending.items()])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
+            [(source, sid, key_time) for sid, key_time in state.counted.items()],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at, p.workflow)
+                for sid, p in state.pending.items()
+            ],
+        )
 
     def _write_source(self, source: str, floor: float | None, watermark: float | None, totals: SourceTotals) -> None:
         self.db.execute(
             "INSERT INTO sources (name, provider, floor, watermark, totals) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET provider=excluded.provider, floor=excluded.floor, "
             "watermark=excluded.watermark, totals=excluded.totals",
-            (source, self.providers.get(source, ""), floor, watermark, totals_to_json(totals)))
+            (source, self.providers.get(source, ""), floor, watermark, totals_to_json(totals)),
+        )
 
     def retain_only(self, providers: dict[str, str]) -> list[str]:
         """Drop the state of sources no longer configured, or whose provider changed (name -> provider)."""
@@ -154,31 +161,46 @@ class SqliteStore:
             row = self.db.execute("SELECT floor, watermark, totals FROM sources WHERE name=?", (source,)).fetchone()
             if row is None:
                 return SourceState()
-            state = SourceState(floor=_time_or_none(row[0]), watermark=_time_or_none(row[1]),
-                                totals=totals_from_json(row[2]))
+            state = SourceState(floor=_time_or_none(row[0]), watermark=_time_or_none(row[1]), totals=totals_from_json(row[2]))
             reset = state.totals.drop_non_finite()
             if reset:
-                log.error("state held counters that are not finite numbers; they restart from zero",
-                          state_path=self.path, source=source, counters=reset)
+                log.error(
+                    "state held counters that are not finite numbers; they restart from zero",
+                    state_path=self.path,
+                    source=source,
+                    counters=reset,
+                )
             made_safe = state.totals.make_safe(safe_text)
-            state.counted = {str(sid): _time(key_time) for sid, key_time in
-                             self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,))}
+            state.counted = {
+                str(sid): _time(key_time)
+                for sid, key_time in self.db.execute("SELECT id, key_time FROM counted WHERE source=?", (source,))
+            }
             for sid, key_time, status, first_seen, end_time, end_seen_at, workflow in self.db.execute(
-                    "SELECT id, key_time, status, first_seen, end_time, end_seen_at, workflow FROM pending "
-                    "WHERE source=?", (source,)):
+                "SELECT id, key_time, status, first_seen, end_time, end_seen_at, workflow FROM pending WHERE source=?", (source,)
+            ):
                 if not isinstance(status, str) or not isinstance(workflow, str):
                     raise ValueError(f"pending status {status!r}, workflow {workflow!r}")
                 made_safe += not (is_safe(status) and is_safe(workflow))
-                state.pending[str(sid)] = PendingSession(_time(key_time), safe_text(status), _time(first_seen),
-                                                         _time_or_none(end_time), _time_or_none(end_seen_at),
-                                                         safe_text(workflow))
+                state.pending[str(sid)] = PendingSession(
+                    _time(key_time),
+                    safe_text(status),
+                    _time(first_seen),
+                    _time_or_none(end_time),
+                    _time_or_none(end_seen_at),
+                    safe_text(workflow),
+                )
             if made_safe:
-                log.warning("state held label values with control characters or lone surrogates (written by an "
-                            "older version); made safe as upstream text is now", state_path=self.path, source=source,
-                            values=made_safe)
+                log.warning(
+                    "state held label values with control characters or lone surrogates (written by an "
+                    "older version); made safe as upstream text is now",
+                    state_path=self.path,
+                    source=source,
+                    values=made_safe,
+                )
         except (sqlite3.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StateError(f"{self.path}: cannot read the state of source {source!r} ({exc});"
-                             " start with --reset-state to begin anew") from None
+            raise StateError(
+                f"{self.path}: cannot read the state of source {source!r} ({exc}); start with --reset-state to begin anew"
+            ) from None
         return state
 
     def commit(self, source: str, delta: CycleDelta, totals: SourceTotals) -> None:
@@ -187,23 +209,31 @@ class SqliteStore:
         with self._transaction():
             self._write_source(source, delta.floor, delta.watermark, totals)
             if delta.counted_add:
-                self.db.executemany("INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
-                                    [(source, sid, key_time) for sid, key_time in delta.counted_add.items()])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO counted VALUES (?, ?, ?)",
+                    [(source, sid, key_time) for sid, key_time in delta.counted_add.items()],
+                )
             if delta.counted_remove:
-                self.db.executemany("DELETE FROM counted WHERE source=? AND id=?",
-                                    [(source, sid) for sid in delta.counted_remove])
+                self.db.executemany(
+                    "DELETE FROM counted WHERE source=? AND id=?", [(source, sid) for sid in delta.counted_remove]
+                )
             if delta.pending_remove:
-                self.db.executemany("DELETE FROM pending WHERE source=? AND id=?",
-                                    [(source, sid) for sid in delta.pending_remove])
+                self.db.executemany(
+                    "DELETE FROM pending WHERE source=? AND id=?", [(source, sid) for sid in delta.pending_remove]
+                )
             if delta.pending_upsert:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at, p.workflow)
-                     for sid, p in delta.pending_upsert.items()])
+                    [
+                        (source, sid, p.key_time, p.status, p.first_seen, p.end_time, p.end_seen_at, p.workflow)
+                        for sid, p in delta.pending_upsert.items()
+                    ],
+                )
 
     def row_counts(self) -> dict[str, int]:
-        return {table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("sources", "counted", "pending")}
+        return {
+            table: self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("sources", "counted", "pending")
+        }
 
     def close(self) -> None:
         self.db.close()

@@ -44,8 +44,9 @@ def lock_state_file(path: str) -> IO[str]:
         handle.seek(0)
         owner = handle.read().strip() or "unknown"
         handle.close()
-        raise StateError(f"{path}: the state file is in use by another exporter process (pid {owner}); "
-                         "give each exporter its own state_path") from None
+        raise StateError(
+            f"{path}: the state file is in use by another exporter process (pid {owner}); give each exporter its own state_path"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

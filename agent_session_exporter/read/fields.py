@@ -20,6 +20,7 @@ class InvalidPage(UpstreamError):
     def __init__(self, path: str, expected: str) -> None:
         super().__init__("invalid_shape", f"GET {path}: response is not {expected}")
 
+
 def require_str(item: dict[str, Any], key: str, *, allow_int: bool = False) -> str:
     """A non-empty string (or, for ids, an integer)."""
     value = item.get(key)

@@ -77,8 +77,14 @@ BEARER = HeaderAuth()
 class HttpClient:
     """Fetches JSON for one source, with its auth, timeout, retry budget and rate limit."""
 
-    def __init__(self, session: aiohttp.ClientSession, source: SourceConfig, observer: RequestObserver,
-                 auth: HeaderAuth = BEARER, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        source: SourceConfig,
+        observer: RequestObserver,
+        auth: HeaderAuth = BEARER,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
         self._session = session
         self._source = source
         self._observer = observer
@@ -99,8 +105,9 @@ class HttpClient:
         """Requests sent (retries included) since ``start_cycle``."""
         return 0 if self._budget is None else self._cycle_budget - self._budget
 
-    async def get_json(self, path: str, params: dict[str, Any] | None = None,
-                       typed: msgspec.json.Decoder[Any] | None = None) -> Any:
+    async def get_json(
+        self, path: str, params: dict[str, Any] | None = None, typed: msgspec.json.Decoder[Any] | None = None
+    ) -> Any:
         """GET ``base_url + path`` and decode JSON, retrying transient failures a bounded number of times.
 
         ``typed``: a decoder of the page's structs, tried first; a body it refuses is decoded as
@@ -112,8 +119,14 @@ class HttpClient:
         and decode the JSON answer, with the same retries, caps and pacing as ``get_json``."""
         return await self._request("POST", path, None, orjson.dumps(body), typed)
 
-    async def _request(self, method: str, path: str, params: dict[str, Any] | None, body: bytes | None,
-                       typed: msgspec.json.Decoder[Any] | None = None) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: bytes | None,
+        typed: msgspec.json.Decoder[Any] | None = None,
+    ) -> Any:
         url = self._source.base_url + path
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         attempt = 0
@@ -142,13 +155,21 @@ class HttpClient:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _once(self, method: str, url: str, path: str, params: dict[str, str], body: bytes | None,
-                    typed: msgspec.json.Decoder[Any] | None) -> Any:
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        params: dict[str, str],
+        body: bytes | None,
+        typed: msgspec.json.Decoder[Any] | None,
+    ) -> Any:
         what = f"{method} {_short(path)}"
         headers = self._headers if body is None else {**self._headers, "Content-Type": "application/json"}
         try:
-            async with self._session.request(method, url, params=params, data=body, headers=headers,
-                                             timeout=self._timeout, allow_redirects=False) as response:
+            async with self._session.request(
+                method, url, params=params, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as response:
                 code = response.status
                 remaining = response.headers.get("X-RateLimit-Remaining")
                 if remaining is not None and remaining.isdigit():
@@ -199,8 +220,7 @@ class HttpClient:
         if response.content_length is not None:
             if response.content_length > limit:
                 self._observer.request("too_large")
-                raise ResponseTooLarge("too_large",
-                                       f"{what}: response of {response.content_length} bytes exceeds {limit}")
+                raise ResponseTooLarge("too_large", f"{what}: response of {response.content_length} bytes exceeds {limit}")
             if response.headers.get("Content-Encoding") is None:
                 return await response.read()  # the server said how much, and it is within the cap
         chunks: list[bytes] = []
@@ -239,8 +259,7 @@ def _connection_problem(exc: aiohttp.ClientError, url: str) -> str:
     parsed = yarl.URL(url)
     host, port = getattr(exc, "host", None) or parsed.host, getattr(exc, "port", None) or parsed.port
     os_error = getattr(exc, "os_error", None)
-    reason = (os_error.strerror if isinstance(os_error, OSError) and os_error.strerror
-              else type(exc).__name__)
+    reason = os_error.strerror if isinstance(os_error, OSError) and os_error.strerror else type(exc).__name__
     return f"cannot connect to {host}:{port}: {reason}"
 
 

@@ -68,8 +68,9 @@ def _event(item: Any, default: str) -> PushedEvent | None:
         return None
     if not session_id:
         return None
-    workflow = _text(item.get("workflow_id")) or (_text(item["workflow"].get("id"))
-                                                  if isinstance(item.get("workflow"), dict) else None)
+    workflow = _text(item.get("workflow_id")) or (
+        _text(item["workflow"].get("id")) if isinstance(item.get("workflow"), dict) else None
+    )
     key = (name, session_id, _text(item.get("occurred_at")) or "", _text(item.get("status")) or "")
     return PushedEvent(session_id, workflow, key)
 

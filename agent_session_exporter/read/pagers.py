@@ -17,9 +17,16 @@ _BOUND_SLACK = 2e-6
 _MIN_SPLIT_SECONDS = 1e-3
 
 
-async def numbered_pages(fetch: Callable[[int], Awaitable[Any]], read: Callable[[Any], tuple[list[Any], bool]], *,
-                         first: int, max_pages: int, on_limit: Callable[[], None],
-                         prefetch: bool = False, page_size: int | None = None) -> AsyncGenerator[list[Any], None]:
+async def numbered_pages(
+    fetch: Callable[[int], Awaitable[Any]],
+    read: Callable[[Any], tuple[list[Any], bool]],
+    *,
+    first: int,
+    max_pages: int,
+    on_limit: Callable[[], None],
+    prefetch: bool = False,
+    page_size: int | None = None,
+) -> AsyncGenerator[list[Any], None]:
     """Pages ``first``, ``first + 1``, ... until ``read`` says the last one (or a page is empty).
 
     ``page_size``, the items each page asks for: a full page never ends paging, whatever ``read`` makes
@@ -53,8 +60,13 @@ async def numbered_pages(fetch: Callable[[int], Awaitable[Any]], read: Callable[
             await asyncio.gather(pending, return_exceptions=True)
 
 
-async def cursor_pages(fetch: Callable[[str | None], Awaitable[Any]], read: Callable[[Any], tuple[list[Any], str | None]],
-                       *, max_pages: int, on_limit: Callable[[], None]) -> AsyncGenerator[list[Any], None]:
+async def cursor_pages(
+    fetch: Callable[[str | None], Awaitable[Any]],
+    read: Callable[[Any], tuple[list[Any], str | None]],
+    *,
+    max_pages: int,
+    on_limit: Callable[[], None],
+) -> AsyncGenerator[list[Any], None]:
     """Pages following an opaque ``after`` cursor until a page is empty or has no new cursor
     (a cursor seen before ends the walk: an API that loops cannot hold it)."""
     cursor: str | None = None
@@ -69,10 +81,17 @@ async def cursor_pages(fetch: Callable[[str | None], Awaitable[Any]], read: Call
     on_limit()
 
 
-async def time_ranges(read: Callable[[float, float | None], Awaitable[tuple[int, Sequence[float]]]], *,
-                      since: float, now: float, page_size: int, max_pages: int,
-                      newest_first: Callable[[Sequence[float]], bool], on_limit: Callable[[], None],
-                      on_stuck: Callable[[float], None]) -> None:
+async def time_ranges(
+    read: Callable[[float, float | None], Awaitable[tuple[int, Sequence[float]]]],
+    *,
+    since: float,
+    now: float,
+    page_size: int,
+    max_pages: int,
+    newest_first: Callable[[Sequence[float]], bool],
+    on_limit: Callable[[], None],
+    on_stuck: Callable[[float], None],
+) -> None:
     """Keyset paging over inclusive time bounds (``started_after`` / ``started_before``), where the
     API returns at most ``page_size`` items of a range and no page number.
 

@@ -18,13 +18,24 @@ class PushSource(SourceBase):
     """A source whose upstream can push (Kapso's project webhooks): its ``webhook_secret`` turns
     ``POST /webhooks/<provider>/<name>`` on for it on the exporter's webhook listener."""
 
-    webhook_secret: str | None = Field(None, repr=False, min_length=MIN_SECRET_LENGTH, description=(
-        "the secret the upstream signs its webhooks with (HMAC-SHA256 of the body); with it, pushes to "
-        "POST /webhooks/<provider>/<name> on --web.webhook-address are taken as hints to look sessions up"))
+    webhook_secret: str | None = Field(
+        None,
+        repr=False,
+        min_length=MIN_SECRET_LENGTH,
+        description=(
+            "the secret the upstream signs its webhooks with (HMAC-SHA256 of the body); with it, pushes to "
+            "POST /webhooks/<provider>/<name> on --web.webhook-address are taken as hints to look sessions up"
+        ),
+    )
     webhook_secret_file: str | None = Field(None, description="read webhook_secret from this file (a mounted secret)")
-    max_push_lookups_per_minute: float = Field(60.0, gt=0, description=(
-        "at most this many sessions looked up per minute because of pushes (a burst of a tenth of it at once); "
-        "the rest wait, each id once"))
+    max_push_lookups_per_minute: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "at most this many sessions looked up per minute because of pushes (a burst of a tenth of it at once); "
+            "the rest wait, each id once"
+        ),
+    )
 
     @model_validator(mode="after")
     def _webhook_secret(self) -> PushSource:

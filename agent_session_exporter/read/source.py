@@ -29,9 +29,10 @@ def to_seconds(value: Any) -> float:
     raise ValueError(f"must be a duration {DURATION_EXAMPLES}")
 
 
-_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
-                              {"type": "string", "pattern": _DURATION_PATTERN.pattern}],
-                    "description": f"seconds, or a duration {DURATION_EXAMPLES}"}
+_DURATION_SCHEMA = {
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _DURATION_PATTERN.pattern}],
+    "description": f"seconds, or a duration {DURATION_EXAMPLES}",
+}
 #: A duration in seconds, given as a number or with a unit.
 Duration = Annotated[float, BeforeValidator(to_seconds), WithJsonSchema(_DURATION_SCHEMA)]
 
@@ -47,8 +48,7 @@ PLACEHOLDERS = ("session_id", "workflow", "source", "project")
 #: address in brackets) and optional port, then ``/``, ``?``, ``#`` or the end. Nothing a placeholder
 #: gives may reach the host or the port, and the redirect never fails on the host (IDNA, port range).
 _FIXED_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])(?::(?P<port>\d{1,5}))?(?=[/?#]|$)")
-FIXED_ORIGIN_RULE = ("must start with http:// or https:// and a fixed host (and port), ended by /, ? or # "
-                     "before any placeholder")
+FIXED_ORIGIN_RULE = "must start with http:// or https:// and a fixed host (and port), ended by /, ? or # before any placeholder"
 
 
 def check_fixed_origin(template: str) -> None:
@@ -105,26 +105,43 @@ class SourceBase(StrictModel):
     page_size: int = Field(100, ge=1)
     max_pages: int = Field(1000, ge=1, description="bound on pages per request chain and cycle")
     initial_lookback: Duration = Field(86400.0, ge=0, description="how far back the first cycle reads")
-    overlap: Duration = Field(60.0, ge=0, description=(
-        "how late a session may be written behind the newest seen: swept once per overlap. A minute where "
-        "the list is written as sessions start or end, keyed by that moment (replication lag only)"))
+    overlap: Duration = Field(
+        60.0,
+        ge=0,
+        description=(
+            "how late a session may be written behind the newest seen: swept once per overlap. A minute where "
+            "the list is written as sessions start or end, keyed by that moment (replication lag only)"
+        ),
+    )
     max_pending_age: Duration = Field(86400.0, gt=0, description="give up on a session pending this long")
     max_pending_checks: int = Field(50, ge=1, description="pending sessions looked up one by one per cycle")
-    settle_after: Duration = Field(300.0, ge=0, description=(
-        "HoneyHive: a session ends once the exporter sees the same end_time again this long after it first saw it"))
+    settle_after: Duration = Field(
+        300.0,
+        ge=0,
+        description=("HoneyHive: a session ends once the exporter sees the same end_time again this long after it first saw it"),
+    )
     max_requests_per_second: float | None = Field(None, gt=0)
     max_response_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_label_values: int = Field(100, ge=1, description="distinct values per upstream label; the rest: other")
-    max_series_per_family: int = Field(2000, ge=10, description=(
-        "series per session metric family (a histogram's label set counts once); past it new label sets fold "
-        "workflow, then model, then status into other"))
+    max_series_per_family: int = Field(
+        2000,
+        ge=10,
+        description=(
+            "series per session metric family (a histogram's label set counts once); past it new label sets fold "
+            "workflow, then model, then status into other"
+        ),
+    )
     retries: int = Field(3, ge=0)
     max_requests_per_cycle: int = Field(2000, ge=1, description="a cycle needing more is abandoned")
     cycle_timeout: Duration = Field(300.0, gt=0, description="a cycle running longer is abandoned")
-    session_url: str | None = Field(None, description=(
-        "the provider's page of one session, with {session_id} and optionally {workflow}, {source}, {project}; "
-        "GET /sessions/<source>/<id> on the exporter redirects there. Default: the vendor's app where known "
-        "(HoneyHive, Kapso, when base_url is their cloud API); an empty string turns links off"))
+    session_url: str | None = Field(
+        None,
+        description=(
+            "the provider's page of one session, with {session_id} and optionally {workflow}, {source}, {project}; "
+            "GET /sessions/<source>/<id> on the exporter redirects there. Default: the vendor's app where known "
+            "(HoneyHive, Kapso, when base_url is their cloud API); an empty string turns links off"
+        ),
+    )
 
     #: The vendor's cloud API host and the session page of its app, for the ``session_url`` default.
     SESSION_URL_DEFAULT: ClassVar[tuple[str, str] | None] = None

@@ -23,8 +23,9 @@ class AcceptErrorLog:
     each time the socket is ready) and retries each a second later: thousands of lines a minute.
     Every other exception goes to the handler that was there before (or the loop's default)."""
 
-    def __init__(self, previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None,
-                 every: float = 1.0) -> None:
+    def __init__(
+        self, previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None, every: float = 1.0
+    ) -> None:
         self.previous = previous
         self.every = every
         self.last = -math.inf
@@ -42,6 +43,10 @@ class AcceptErrorLog:
         if now - self.last < self.every:
             self.suppressed += 1
             return
-        log.error("cannot accept connections", error=exc.strerror, suppressed=self.suppressed,
-                  hint="raise the open files limit (ulimit -n) or lower --web.max-connections")
+        log.error(
+            "cannot accept connections",
+            error=exc.strerror,
+            suppressed=self.suppressed,
+            hint="raise the open files limit (ulimit -n) or lower --web.max-connections",
+        )
         self.last, self.suppressed = now, 0

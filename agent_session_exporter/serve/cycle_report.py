@@ -43,14 +43,17 @@ def poll_failure(exc: UpstreamError | TimeoutError, cycle_timeout: float) -> Fai
     if isinstance(exc, AuthRefused):
         return Failure("credentials refused by the upstream API; check api_key/basic_auth", exc)
     if isinstance(exc, BudgetExhausted):
-        return Failure("the cycle used its request budget (max_requests_per_cycle) and was abandoned; raise it or "
-                       "shorten initial_lookback if the source is this busy", exc, limit="requests")
+        return Failure(
+            "the cycle used its request budget (max_requests_per_cycle) and was abandoned; raise it or "
+            "shorten initial_lookback if the source is this busy",
+            exc,
+            limit="requests",
+        )
     if isinstance(exc, InvalidPage):
         return Failure("upstream page has the wrong shape", exc, invalid="invalid_page")
     if isinstance(exc, UpstreamError):
         return Failure("upstream request failed", exc)
-    return Failure(f"the cycle ran past its deadline (cycle_timeout {cycle_timeout:g}s) and was abandoned", exc,
-                   limit="deadline")
+    return Failure(f"the cycle ran past its deadline (cycle_timeout {cycle_timeout:g}s) and was abandoned", exc, limit="deadline")
 
 
 @dataclass(frozen=True)

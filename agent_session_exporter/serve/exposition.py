@@ -82,8 +82,13 @@ class Exposition:
         try:
             headers, blocks = render_families(collector, openmetrics)
         except Exception as exc:  # noqa: BLE001 - one source's render must not fail every scrape
-            log.error("rendering a source's metrics failed; its previous values are served", source=name,
-                      part=part, error=str(exc), exc_info=exc)
+            log.error(
+                "rendering a source's metrics failed; its previous values are served",
+                source=name,
+                part=part,
+                error=str(exc),
+                exc_info=exc,
+            )
             return
         self._tables[openmetrics].set(key, headers, blocks)
 

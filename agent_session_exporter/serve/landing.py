@@ -57,9 +57,15 @@ def _failure_row(name: str, status: SourceStatus, record: SessionRecord) -> str:
         if record.workflow:
             href += f"?workflow={quote(record.workflow, safe='')}"
         link = f"<a href='{html.escape(href)}'>open</a>"
-    cells = (_text(_when(record.finished_at)), _text(record.status), _text(shown), duration,
-             f"<span class='err'>{_text(record.error_message or '', ERROR_SHOWN) or '-'}</span>",
-             _text(record.session_id, 64), link)
+    cells = (
+        _text(_when(record.finished_at)),
+        _text(record.status),
+        _text(shown),
+        duration,
+        f"<span class='err'>{_text(record.error_message or '', ERROR_SHOWN) or '-'}</span>",
+        _text(record.session_id, 64),
+        link,
+    )
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
@@ -81,23 +87,35 @@ def render_landing(sources: Mapping[str, SourceStatus], telemetry_path: str, now
             state = "<span class='badge bad'>poll failing</span>"
         elif failed:
             tone = "bad" if failing else "warn"
-            state = (f"<span class='badge {tone}'>{failed} of {finished} ended in error in the last "
-                     f"{WINDOW_SECONDS / 60:g} minutes ({ratio:.0%})</span>")
+            state = (
+                f"<span class='badge {tone}'>{failed} of {finished} ended in error in the last "
+                f"{WINDOW_SECONDS / 60:g} minutes ({ratio:.0%})</span>"
+            )
         elif status.last_success:
             state = "<span class='badge good'>ok</span>"
         else:
             state = "<span class='badge quiet'>not polled yet</span>"
-        rows.append(f"<tr class='{'failing' if failing else 'ok'}'><td>{_text(name)}</td>"
-                    f"<td>{_text(status.source.provider)}</td><td>{state}</td><td>{_text(age)}</td>"
-                    f"<td>{_text(status.last_result)}</td></tr>")
+        rows.append(
+            f"<tr class='{'failing' if failing else 'ok'}'><td>{_text(name)}</td>"
+            f"<td>{_text(status.source.provider)}</td><td>{state}</td><td>{_text(age)}</td>"
+            f"<td>{_text(status.last_result)}</td></tr>"
+        )
         if failures:
             body = "".join(_failure_row(name, status, r) for r in reversed(failures))
-            sections.append((not failing, len(sections),
-                f"<h2>Recent failures: {_text(name)}</h2><table><tr><th>ended</th><th>status</th><th>workflow</th>"
-                f"<th>duration</th><th>error</th><th>session</th><th>link</th></tr>{body}</table>"))
+            sections.append(
+                (
+                    not failing,
+                    len(sections),
+                    f"<h2>Recent failures: {_text(name)}</h2><table><tr><th>ended</th><th>status</th><th>workflow</th>"
+                    f"<th>duration</th><th>error</th><th>session</th><th>link</th></tr>{body}</table>",
+                )
+            )
     sections.sort()  # failing sources' failures first
-    deprecated = "".join(f"<li>{_text(name)}: {_text(status.source.deprecated)}</li>"
-                         for name, status in sources.items() if status.source.deprecated)
+    deprecated = "".join(
+        f"<li>{_text(name)}: {_text(status.source.deprecated)}</li>"
+        for name, status in sources.items()
+        if status.source.deprecated
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Agent session exporter</title>"
         f"<style>{_STYLE}</style></head><body>"

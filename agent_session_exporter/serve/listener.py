@@ -50,10 +50,18 @@ class ConnectionGuard:
     """Admits connections (within the cap, then into the reserve) and holds their limits; its
     middleware sees every request first."""
 
-    def __init__(self, max_connections: int = DEFAULT_MAX_CONNECTIONS, header_timeout: float = HEADER_TIMEOUT,
-                 on_refused: Callable[[str], None] = lambda reason: None, *, reserve: int = RESERVED_CONNECTIONS,
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
-                 max_pipelined: int = MAX_PIPELINED, reserved_paths: frozenset[str] = RESERVED_PATHS) -> None:
+    def __init__(
+        self,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        header_timeout: float = HEADER_TIMEOUT,
+        on_refused: Callable[[str], None] = lambda reason: None,
+        *,
+        reserve: int = RESERVED_CONNECTIONS,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        max_pipelined: int = MAX_PIPELINED,
+        reserved_paths: frozenset[str] = RESERVED_PATHS,
+    ) -> None:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.on_refused = on_refused
@@ -83,8 +91,9 @@ class ConnectionGuard:
             self.by_transport.pop(connection.app_transport, None)
 
     @web.middleware
-    async def middleware(self, request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         connection = self.by_transport.get(request.transport) if request.transport is not None else None
         if connection is None:  # an app served some other way than through listen()
             return await handler(request)
@@ -94,8 +103,9 @@ class ConnectionGuard:
         connection.requests += 1
         if connection.reserved and request.path not in self.reserved_paths:
             self.on_refused("max_connections")
-            busy = web.Response(status=503, text=f"Limit of concurrent connections reached ({self.max_connections}), "
-                                                 "try again later.\n")
+            busy = web.Response(
+                status=503, text=f"Limit of concurrent connections reached ({self.max_connections}), try again later.\n"
+            )
             busy.force_close()
             return busy
         try:
@@ -116,8 +126,9 @@ class ConnectionGuard:
             self.on_refused("max_pipelined")
             response.force_close()
 
-    def protocol_factory(self, inner_factory: Callable[[], asyncio.Protocol],
-                         ssl_context: ssl.SSLContext | None = None) -> Callable[[], asyncio.Protocol]:
+    def protocol_factory(
+        self, inner_factory: Callable[[], asyncio.Protocol], ssl_context: ssl.SSLContext | None = None
+    ) -> Callable[[], asyncio.Protocol]:
         return lambda: _GuardedProtocol(inner_factory(), self, ssl_context)
 
 
@@ -158,8 +169,14 @@ class _GuardedProtocol(asyncio.Protocol):
             # (typeshed wants a waiter and an int timeout; asyncio takes None and a float.)
             waiter: Any = None
             timeout: Any = self.guard.handshake_timeout
-            self.layer = sslproto.SSLProtocol(asyncio.get_running_loop(), _Decrypted(self), self.ssl_context, waiter,
-                                              server_side=True, ssl_handshake_timeout=timeout)
+            self.layer = sslproto.SSLProtocol(
+                asyncio.get_running_loop(),
+                _Decrypted(self),
+                self.ssl_context,
+                waiter,
+                server_side=True,
+                ssl_handshake_timeout=timeout,
+            )
             self.layer.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -256,13 +273,15 @@ def _feed(protocol: asyncio.BufferedProtocol, data: bytes, transport: asyncio.Tr
         view = view[size:]
 
 
-async def listen(runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int,
-                 ssl_context: ssl.SSLContext | None) -> tuple[asyncio.AbstractServer, tuple[Any, ...]]:
+async def listen(
+    runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int, ssl_context: ssl.SSLContext | None
+) -> tuple[asyncio.AbstractServer, tuple[Any, ...]]:
     """Start serving ``runner`` on (host, port) through ``guard``; return the server and its address."""
     assert runner.server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     if not isinstance(loop.get_exception_handler(), AcceptErrorLog):
         loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
-    server = await loop.create_server(guard.protocol_factory(runner.server, ssl_context), host or None, port,
-                                      backlog=128, reuse_address=True)
+    server = await loop.create_server(
+        guard.protocol_factory(runner.server, ssl_context), host or None, port, backlog=128, reuse_address=True
+    )
     return server, server.sockets[0].getsockname()

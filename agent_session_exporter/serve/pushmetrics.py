@@ -8,14 +8,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 #: What became of a push (an event; a request where the whole request is refused).
 PUSH_OUTCOMES = (
-    "accepted",          # a session to look up, queued (or already waiting: one lookup serves both)
-    "duplicate",         # its idempotency key, or the same event, seen within 10 minutes
-    "bad_signature",     # no signature, or not the source's: refused (401) before the body is read as JSON
-    "unknown_source",    # no source of that name takes pushes (404; counted with source "")
+    "accepted",  # a session to look up, queued (or already waiting: one lookup serves both)
+    "duplicate",  # its idempotency key, or the same event, seen within 10 minutes
+    "bad_signature",  # no signature, or not the source's: refused (401) before the body is read as JSON
+    "unknown_source",  # no source of that name takes pushes (404; counted with source "")
     "unknown_workflow",  # about a workflow the source does not poll: ignored
-    "malformed",         # not JSON, or no usable session id
-    "oversized",         # a body over 1 MiB (413)
-    "dropped",           # the source's queue of lookups was full: the next poll counts it
+    "malformed",  # not JSON, or no usable session id
+    "oversized",  # a body over 1 MiB (413)
+    "dropped",  # the source's queue of lookups was full: the next poll counts it
 )
 #: Seconds from a push to the count of its session (where the push's lookup counted it).
 PUSH_TO_COUNT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -24,12 +24,19 @@ PUSH_TO_COUNT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 class PushMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         p = "agent_session_exporter_"
-        self.pushes = Counter(p + "pushes", "Pushes received (webhook events), by what became of them: " +
-                              ", ".join(PUSH_OUTCOMES) + ".", ("source", "provider", "outcome"), registry=registry)
-        self.push_to_count = Histogram(p + "push_to_count_seconds",
-                                       "Seconds from a push to the count of the session it named, where the lookup "
-                                       "it caused counted it.", ("source", "provider"), registry=registry,
-                                       buckets=PUSH_TO_COUNT_BUCKETS)
+        self.pushes = Counter(
+            p + "pushes",
+            "Pushes received (webhook events), by what became of them: " + ", ".join(PUSH_OUTCOMES) + ".",
+            ("source", "provider", "outcome"),
+            registry=registry,
+        )
+        self.push_to_count = Histogram(
+            p + "push_to_count_seconds",
+            "Seconds from a push to the count of the session it named, where the lookup it caused counted it.",
+            ("source", "provider"),
+            registry=registry,
+            buckets=PUSH_TO_COUNT_BUCKETS,
+        )
 
     def add_source(self, source: str, provider: str) -> None:
         """A source that takes pushes: its series exist from the start, at 0."""

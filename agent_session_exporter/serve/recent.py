@@ -32,10 +32,18 @@ class RecentSessions:
         self._counts: deque[tuple[float, int, int]] = deque()
         #: Where the link needs a session's workflow: that of the sessions finished lately.
         self._workflow_of: OrderedDict[str, str] | None = (
-            OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None)
+            OrderedDict() if self.link and "workflow" in template_fields(self.link.template) else None
+        )
 
-    def note(self, now: float, finished: int, errors: int, failures: list[SessionRecord],
-             records: list[SessionRecord], counted: dict[str, float]) -> None:
+    def note(
+        self,
+        now: float,
+        finished: int,
+        errors: int,
+        failures: list[SessionRecord],
+        records: list[SessionRecord],
+        counted: dict[str, float],
+    ) -> None:
         """A committed cycle at ``now``: ``finished`` sessions counted, ``errors`` of them as the alert
         counts them, ``failures`` those that ended in error or timeout; ``records`` read, of which
         the ids in ``counted`` were counted."""
@@ -65,5 +73,6 @@ class RecentSessions:
         if not workflow:
             pending = self.state.pending.get(session_id)
             workflow = (pending.workflow if pending else None) or (
-                self._workflow_of.get(session_id) if self._workflow_of is not None else None)
+                self._workflow_of.get(session_id) if self._workflow_of is not None else None
+            )
         return self.link.url(session_id, workflow)

@@ -24,8 +24,14 @@ class SourceReporter:
         self.log = log
         self.source = source
 
-    def started(self, totals: SourceTotals, figures: frozenset[str], probes: bool, description: str | None,
-                rebucketed_from: list[float] | None) -> None:
+    def started(
+        self,
+        totals: SourceTotals,
+        figures: frozenset[str],
+        probes: bool,
+        description: str | None,
+        rebucketed_from: list[float] | None,
+    ) -> None:
         """A source's poller was made from its restored ``totals``: the series of its folding and
         probes exist from the start; what it reads, and what of its settings or state is off, is said."""
         m = self.metrics
@@ -39,11 +45,14 @@ class SourceReporter:
         if probes:
             m.probes_sweeps()
         if rebucketed_from is not None:
-            self.log.warning("duration_buckets changed since the state was written: this source's duration "
-                             "histogram restarts from zero", was=rebucketed_from, now=totals.bounds)
+            self.log.warning(
+                "duration_buckets changed since the state was written: this source's duration histogram restarts from zero",
+                was=rebucketed_from,
+                now=totals.bounds,
+            )
         if description:
             self.log.info(description)
-        if (deprecated := self.source.deprecated):
+        if deprecated := self.source.deprecated:
             self.log.warning(deprecated)
 
     def publish(self, report: CycleReport) -> None:
@@ -56,8 +65,7 @@ class SourceReporter:
         ``restart_in`` seconds: the source down until a cycle succeeds."""
         self.metrics.up(False)
         self.metrics.task_restarted()
-        self.log.error("the source's polling task ended; restarting it", error=text, restart_in=restart_in,
-                       exc_info=exc_info)
+        self.log.error("the source's polling task ended; restarting it", error=text, restart_in=restart_in, exc_info=exc_info)
 
     def _count(self, report: CycleReport) -> None:
         m = self.metrics
@@ -105,38 +113,63 @@ class SourceReporter:
         log = self.log
         for failure in report.failures:
             say = log.error if failure.unexpected else log.warning
-            say(failure.message, error=failure.text, error_type=type(failure.error).__name__,
-                exc_info=failure.error if failure.unexpected else None)
+            say(
+                failure.message,
+                error=failure.text,
+                error_type=type(failure.error).__name__,
+                exc_info=failure.error if failure.unexpected else None,
+            )
         for reason, ids in report.invalid.items():
-            log.warning("invalid upstream items skipped", reason=reason, items=len(ids),
-                        example_id=next((safe_text(i[:64]) for i in ids if i), None))
+            log.warning(
+                "invalid upstream items skipped",
+                reason=reason,
+                items=len(ids),
+                example_id=next((safe_text(i[:64]) for i in ids if i), None),
+            )
         if report.sanitized:
-            log.info("upstream text with control characters or lone surrogates made safe (U+FFFD)",
-                     sessions_by_field=report.sanitized)
+            log.info(
+                "upstream text with control characters or lone surrogates made safe (U+FFFD)", sessions_by_field=report.sanitized
+            )
         if report.dropped_figures:
             log.warning("sessions counted without figures whose values were unusable", sessions=report.dropped_figures)
         for status in report.new_unknown_statuses:
-            log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'",
-                        status=status)
+            log.warning("unknown session status; active until it has a finish time, then outcome 'unknown'", status=status)
         for session_id, reason in report.dropped:
-            log.warning("pending session given up on; dropped", session_id=safe_text(session_id[:64]), reason=reason,
-                        max_pending_age=self.source.max_pending_age)
+            log.warning(
+                "pending session given up on; dropped",
+                session_id=safe_text(session_id[:64]),
+                reason=reason,
+                max_pending_age=self.source.max_pending_age,
+            )
         if report.unreadable and report.lookup_only:
-            log.info("sessions named by pushes could not be looked up; the next poll counts them",
-                     sessions=len(report.unreadable), errors=sorted(set(report.unreadable.values())))
+            log.info(
+                "sessions named by pushes could not be looked up; the next poll counts them",
+                sessions=len(report.unreadable),
+                errors=sorted(set(report.unreadable.values())),
+            )
         elif report.unreadable:
-            log.warning("pending sessions could not be re-checked this cycle; they wait for the next",
-                        sessions=len(report.unreadable), errors=sorted(set(report.unreadable.values())))
+            log.warning(
+                "pending sessions could not be re-checked this cycle; they wait for the next",
+                sessions=len(report.unreadable),
+                errors=sorted(set(report.unreadable.values())),
+            )
         for family in report.folding_started:
-            log.warning("a session metric family reached its series budget: new label sets fold "
-                        "workflow, then model, then status into other", family=FAMILY_NAMES[family],
-                        max_series_per_family=self.source.max_series_per_family,
-                        labels=sorted(label for name, label in report.folded if name == family))
+            log.warning(
+                "a session metric family reached its series budget: new label sets fold "
+                "workflow, then model, then status into other",
+                family=FAMILY_NAMES[family],
+                max_series_per_family=self.source.max_series_per_family,
+                labels=sorted(label for name, label in report.folded if name == family),
+            )
         if (probe := report.probe) is not None:
             if probe.error is not None:
                 log.warning("the probe before a sweep failed; sweeping next cycle", error=probe.error)
             elif probe.clean is False:
                 log.info("rows were written late behind the newest; sweeping next cycle", known_rows=probe.known_rows)
         if report.committed_at is not None:
-            log.debug("lookup cycle done" if report.lookup_only else "cycle done", records=report.records,
-                      finished=report.finished, pending=report.tracked[0] if report.tracked is not None else 0)
+            log.debug(
+                "lookup cycle done" if report.lookup_only else "cycle done",
+                records=report.records,
+                finished=report.finished,
+                pending=report.tracked[0] if report.tracked is not None else 0,
+            )

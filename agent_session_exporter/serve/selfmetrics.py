@@ -23,25 +23,39 @@ class SelfMetrics:
         self.sources: dict[str, SourceSelfMetrics] = {}
         #: Every source's self-metrics as one collector (for a registry that shows everything at once).
         self.all_sources = _AllSources(self.sources)
-        self.state_recreated = Counter(p + "state_recreated",
-                                       "Times the state file was found deleted or replaced while running and was "
-                                       "recreated from memory.", registry=registry)
-        self.connections_refused = Counter(p + "web_connections_refused",
-                                           "Connections to the exporter's HTTP port refused or cut off: past "
-                                           "--web.max-connections (answered 503, or closed at once past the "
-                                           "reserve), no request within the header timeout, an answer the client "
-                                           "did not take within the write timeout, or too many pipelined requests.",
-                                           ("reason",), registry=registry)
+        self.state_recreated = Counter(
+            p + "state_recreated",
+            "Times the state file was found deleted or replaced while running and was recreated from memory.",
+            registry=registry,
+        )
+        self.connections_refused = Counter(
+            p + "web_connections_refused",
+            "Connections to the exporter's HTTP port refused or cut off: past "
+            "--web.max-connections (answered 503, or closed at once past the "
+            "reserve), no request within the header timeout, an answer the client "
+            "did not take within the write timeout, or too many pipelined requests.",
+            ("reason",),
+            registry=registry,
+        )
         for reason in CONNECTION_REFUSED_REASONS:
             self.connections_refused.labels(reason)
-        self.build_info = Gauge(p + "build_info", "Always 1: the exporter's version and the Python it runs on.",
-                                ("version", "python_version", "python_implementation"), registry=registry)
+        self.build_info = Gauge(
+            p + "build_info",
+            "Always 1: the exporter's version and the Python it runs on.",
+            ("version", "python_version", "python_implementation"),
+            registry=registry,
+        )
         self.build_info.labels(__version__, platform.python_version(), platform.python_implementation()).set(1)
-        self.reload_ok = Gauge(p + "config_last_reload_successful",
-                               "1 when the last configuration reload succeeded (as Prometheus exports it).",
-                               registry=registry)
-        self.reload_time = Gauge(p + "config_last_reload_success_timestamp_seconds",
-                                 "Unix time of the last successful configuration load or reload.", registry=registry)
+        self.reload_ok = Gauge(
+            p + "config_last_reload_successful",
+            "1 when the last configuration reload succeeded (as Prometheus exports it).",
+            registry=registry,
+        )
+        self.reload_time = Gauge(
+            p + "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load or reload.",
+            registry=registry,
+        )
         self.reload_result(True)
 
     def connection_refused(self, reason: str) -> None:

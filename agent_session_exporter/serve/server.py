@@ -13,10 +13,15 @@ from agent_session_exporter.serve.status import Served
 from agent_session_exporter.serve.webconfig import basic_auth_middleware
 
 
-def make_app(exporter: Served, users: dict[str, bytes] | None = None,
-             guard: ConnectionGuard | None = None, telemetry_path: str = "/metrics") -> web.Application:
+def make_app(
+    exporter: Served,
+    users: dict[str, bytes] | None = None,
+    guard: ConnectionGuard | None = None,
+    telemetry_path: str = "/metrics",
+) -> web.Application:
     """The HTTP app; with ``users`` (name -> bcrypt hash) every path but /healthz needs basic auth;
     ``guard`` (the listener's connection limits) sees every request first."""
+
     async def metrics(request: web.Request) -> web.Response:
         # OpenMetrics when the scraper asks for it, gzip when it accepts it: as prometheus_client does.
         _, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -31,8 +36,7 @@ def make_app(exporter: Served, users: dict[str, bytes] | None = None,
         return web.Response(text="ok\n")
 
     async def index(request: web.Request) -> web.Response:
-        return web.Response(text=render_landing(exporter.pollers, telemetry_path, exporter.clock()),
-                            content_type="text/html")
+        return web.Response(text=render_landing(exporter.pollers, telemetry_path, exporter.clock()), content_type="text/html")
 
     async def session(request: web.Request) -> web.Response:
         """Redirect to the provider's page of one session (the target of Grafana's exemplar links)."""
@@ -43,11 +47,16 @@ def make_app(exporter: Served, users: dict[str, bytes] | None = None,
         try:
             url = poller.recent.session_url(session_id, request.query.get("workflow"))
         except MissingValue:
-            return web.Response(status=404, text=f"source {source!r} links sessions by workflow, and the workflow of "
-                                                 "this session is not known: add ?workflow=<id>\n")
+            return web.Response(
+                status=404,
+                text=f"source {source!r} links sessions by workflow, and the workflow of "
+                "this session is not known: add ?workflow=<id>\n",
+            )
         if url is None:
-            return web.Response(status=404, text=f"source {source!r} has no session_url: set one in its config to "
-                                                 "link sessions to the provider's app\n")
+            return web.Response(
+                status=404,
+                text=f"source {source!r} has no session_url: set one in its config to link sessions to the provider's app\n",
+            )
         raise web.HTTPFound(url)
 
     middlewares = ([guard.middleware] if guard else []) + ([basic_auth_middleware(users)] if users else [])

@@ -13,9 +13,13 @@ from prometheus_client.utils import floatToGoString
 from agent_session_exporter.count.totals import SessionExemplar, SourceView
 
 #: The name of each family with a series budget (``count/budget.py: FAMILIES``), as exposed.
-FAMILY_NAMES = {"finished": "agent_sessions_finished", "active": "agent_sessions_active",
-                "duration": "agent_session_duration_seconds", "tokens": "agent_session_tokens",
-                "cost": "agent_session_cost_usd"}
+FAMILY_NAMES = {
+    "finished": "agent_sessions_finished",
+    "active": "agent_sessions_active",
+    "duration": "agent_session_duration_seconds",
+    "tokens": "agent_session_tokens",
+    "cost": "agent_session_cost_usd",
+}
 
 
 def _exemplar(sample: SessionExemplar) -> Exemplar:
@@ -36,22 +40,24 @@ class SessionMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         base = ["source", "provider", "workflow"]
-        finished = CounterMetricFamily(FAMILY_NAMES["finished"], "Sessions first seen in a terminal status, each once.",
-                                       labels=base + ["status", "outcome"])
-        active = GaugeMetricFamily(FAMILY_NAMES["active"], "Sessions last seen in a non-terminal status.",
-                                   labels=base + ["status"])
-        duration = HistogramMetricFamily(FAMILY_NAMES["duration"], "Duration of finished sessions.",
-                                         labels=base + ["outcome"])
-        warnings = CounterMetricFamily("agent_session_warnings", "Provider-reported warnings of finished sessions.",
-                                       labels=base)
-        errors = CounterMetricFamily("agent_session_errors", "Finished sessions with outcome error or timeout, "
-                                     "or with an error text.", labels=base)
-        tokens = CounterMetricFamily(FAMILY_NAMES["tokens"], "Tokens of finished sessions.",
-                                     labels=base + ["token_type"])
-        cost = CounterMetricFamily(FAMILY_NAMES["cost"], "Cost of finished sessions in US dollars.",
-                                   labels=base + ["model"])
-        info = GaugeMetricFamily("agent_session_workflow_info", "The display name of each workflow (always 1).",
-                                 labels=["source", "workflow", "workflow_name"])
+        finished = CounterMetricFamily(
+            FAMILY_NAMES["finished"], "Sessions first seen in a terminal status, each once.", labels=base + ["status", "outcome"]
+        )
+        active = GaugeMetricFamily(
+            FAMILY_NAMES["active"], "Sessions last seen in a non-terminal status.", labels=base + ["status"]
+        )
+        duration = HistogramMetricFamily(FAMILY_NAMES["duration"], "Duration of finished sessions.", labels=base + ["outcome"])
+        warnings = CounterMetricFamily("agent_session_warnings", "Provider-reported warnings of finished sessions.", labels=base)
+        errors = CounterMetricFamily(
+            "agent_session_errors", "Finished sessions with outcome error or timeout, or with an error text.", labels=base
+        )
+        tokens = CounterMetricFamily(FAMILY_NAMES["tokens"], "Tokens of finished sessions.", labels=base + ["token_type"])
+        cost = CounterMetricFamily(FAMILY_NAMES["cost"], "Cost of finished sessions in US dollars.", labels=base + ["model"])
+        info = GaugeMetricFamily(
+            "agent_session_workflow_info",
+            "The display name of each workflow (always 1).",
+            labels=["source", "workflow", "workflow_name"],
+        )
         bounds = [floatToGoString(b) for b in self.buckets] + ["+Inf"]
         for name, view in self.views().items():
             source = [name, view.provider]
@@ -71,8 +77,7 @@ class SessionMetrics(Collector):
                     running += count
                     sample = view.duration_exemplars.get((workflow, outcome, index))
                     cumulative.append((bound, running, _exemplar(sample)) if sample else (bound, running))
-                duration.add_metric(source + [workflow, outcome], cumulative,
-                                    totals.duration_sum.get((workflow, outcome), 0.0))
+                duration.add_metric(source + [workflow, outcome], cumulative, totals.duration_sum.get((workflow, outcome), 0.0))
             for workflow in sorted(workflows):
                 labels = source + [workflow]
                 if "warnings" in view.figures:

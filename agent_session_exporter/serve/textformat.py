@@ -22,8 +22,13 @@ from prometheus_client.utils import floatToGoString
 _EOF = b"# EOF\n"
 _LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 #: How the classic format renames an OpenMetrics type (and the family's name suffix it adds).
-_CLASSIC_TYPE = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge"),
-                 "gaugehistogram": ("", "histogram"), "unknown": ("", "untyped")}
+_CLASSIC_TYPE = {
+    "counter": ("_total", "counter"),
+    "info": ("_info", "gauge"),
+    "stateset": ("", "gauge"),
+    "gaugehistogram": ("", "histogram"),
+    "unknown": ("", "untyped"),
+}
 #: Samples the classic format moves to a gauge family of their own, after their family.
 _CLASSIC_MOVED = ("_created", "_gsum", "_gcount")
 
@@ -80,9 +85,11 @@ def _prefix(name: str, labels: dict[str, str]) -> str:
 def _exemplar(metric: Any, sample: Any) -> str:
     exemplar = sample.exemplar
     name = sample.name
-    if not ((metric.type == "counter" and name.endswith("_total"))
-            or (metric.type == "histogram" and (name.endswith("_bucket") or name == metric.name))
-            or (metric.type == "gaugehistogram" and name.endswith("_bucket"))):
+    if not (
+        (metric.type == "counter" and name.endswith("_total"))
+        or (metric.type == "histogram" and (name.endswith("_bucket") or name == metric.name))
+        or (metric.type == "gaugehistogram" and name.endswith("_bucket"))
+    ):
         raise _Unusual(name)  # prometheus_client raises its own error for it
     labels = ",".join([f'{k}="{_escape_value(v)}"' for k, v in sorted(exemplar.labels.items())])
     if exemplar.timestamp is not None:

@@ -52,8 +52,7 @@ def load_web_config(path: str) -> WebConfig:
     if unknown:
         raise ConfigError(f"{path}: {sorted(unknown)[0]}: unknown key")
     base = Path(path).resolve().parent
-    return WebConfig(ssl_context=_tls(raw.get("tls_server_config"), base, path),
-                     users=_users(raw.get("basic_auth_users"), path))
+    return WebConfig(ssl_context=_tls(raw.get("tls_server_config"), base, path), users=_users(raw.get("basic_auth_users"), path))
 
 
 def _tls(raw: Any, base: Path, path: str) -> ssl.SSLContext | None:
@@ -102,8 +101,9 @@ def basic_auth_middleware(users: dict[str, bytes]) -> Callable[..., Awaitable[we
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="bcrypt")
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if request.path in UNAUTHENTICATED_PATHS or await _authorized(request.headers.get("Authorization", "")):
             return await handler(request)
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="agent-session-exporter"'})

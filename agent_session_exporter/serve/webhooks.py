@@ -100,8 +100,11 @@ def make_webhook_app(sink: PushSink, guard: ConnectionGuard | None = None, keys:
         received = sink.clock()
         if not signature_ok(secret, body, request.headers.get("X-Webhook-Signature")):
             sink.pushed(source, "kapso", "bad_signature")
-            warn(source, "a webhook with a missing or wrong signature was refused (is webhook_secret the one "
-                         "Kapso shows for this webhook?)")
+            warn(
+                source,
+                "a webhook with a missing or wrong signature was refused (is webhook_secret the one "
+                "Kapso shows for this webhook?)",
+            )
             return web.Response(status=401, text="bad signature\n")
         try:
             events, bad = read_delivery(body, request.headers.get("X-Webhook-Event"))
@@ -142,15 +145,21 @@ class WebhookListener:
         await self.runner.cleanup()
 
 
-async def open_webhook_listener(sink: PushSink, address: str, max_connections: int, on_refused: Callable[[str], None],
-                                ssl_context: ssl.SSLContext | None = None,
-                                on_listening: OnListening | None = None) -> WebhookListener | None:
+async def open_webhook_listener(
+    sink: PushSink,
+    address: str,
+    max_connections: int,
+    on_refused: Callable[[str], None],
+    ssl_context: ssl.SSLContext | None = None,
+    on_listening: OnListening | None = None,
+) -> WebhookListener | None:
     """Serve the webhook app on ``address`` (HOST:PORT) with the scrape port's connection limits (its
     own ``max_connections`` of them); None, logged, when it cannot listen. ``on_listening`` is told its URL."""
     host, port = parse_listen(address, "--web.webhook-address")
     guard = ConnectionGuard(max_connections, on_refused=on_refused)
-    runner = web.AppRunner(make_webhook_app(sink, guard), access_log=None, handle_signals=False,
-                           keepalive_timeout=KEEPALIVE_TIMEOUT)
+    runner = web.AppRunner(
+        make_webhook_app(sink, guard), access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_TIMEOUT
+    )
     await runner.setup()
     try:
         server, bound = await listen(runner, guard, host, port, ssl_context)
@@ -158,8 +167,13 @@ async def open_webhook_listener(sink: PushSink, address: str, max_connections: i
         log.error("cannot listen for webhooks", listen=address, error=exc.strerror)
         await runner.cleanup()
         return None
-    shown = "127.0.0.1" if bound[0] in ("0.0.0.0", "") else "[::1]" if bound[0] == "::" else (
-        f"[{bound[0]}]" if ":" in bound[0] else bound[0])
+    shown = (
+        "127.0.0.1"
+        if bound[0] in ("0.0.0.0", "")
+        else "[::1]"
+        if bound[0] == "::"
+        else (f"[{bound[0]}]" if ":" in bound[0] else bound[0])
+    )
     listener = WebhookListener(runner, server, f"{'https' if ssl_context else 'http'}://{shown}:{bound[1]}")
     log.info("listening for webhooks", url=listener.url + "/webhooks/kapso/<source>")
     if on_listening is not None:

@@ -41,28 +41,55 @@ def _positive(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--test-read", dest="test_read", metavar="SOURCE",
-                        help="read the named source once (as its first cycle would, against an empty state), print "
-                             "each request, page and item and what would be counted, and exit; the state file is "
-                             "never opened, nothing is served")
-    parser.add_argument("--test-read.max-pages", dest="test_read_max_pages", type=_positive, default=DEFAULT_MAX_PAGES,
-                        metavar="N", help=f"requests (pages) the test read sends at most (default {DEFAULT_MAX_PAGES})")
-    parser.add_argument("--test-read.max-records", dest="test_read_max_records", type=_positive,
-                        default=DEFAULT_MAX_RECORDS, metavar="N",
-                        help=f"records the test read shows; no page is asked for past them (default {DEFAULT_MAX_RECORDS})")
-    parser.add_argument("--test-read.format", dest="test_read_format", choices=["text", "json"], default="text",
-                        help="text (aligned, default) or json")
+    parser.add_argument(
+        "--test-read",
+        dest="test_read",
+        metavar="SOURCE",
+        help="read the named source once (as its first cycle would, against an empty state), print "
+        "each request, page and item and what would be counted, and exit; the state file is "
+        "never opened, nothing is served",
+    )
+    parser.add_argument(
+        "--test-read.max-pages",
+        dest="test_read_max_pages",
+        type=_positive,
+        default=DEFAULT_MAX_PAGES,
+        metavar="N",
+        help=f"requests (pages) the test read sends at most (default {DEFAULT_MAX_PAGES})",
+    )
+    parser.add_argument(
+        "--test-read.max-records",
+        dest="test_read_max_records",
+        type=_positive,
+        default=DEFAULT_MAX_RECORDS,
+        metavar="N",
+        help=f"records the test read shows; no page is asked for past them (default {DEFAULT_MAX_RECORDS})",
+    )
+    parser.add_argument(
+        "--test-read.format",
+        dest="test_read_format",
+        choices=["text", "json"],
+        default="text",
+        help="text (aligned, default) or json",
+    )
 
 
 async def run(config: Config, args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The test read the flags ask for; its exit code: 0 read, 1 the read failed, 2 no such source."""
-    return await read_source(config, args.test_read, args.test_read_max_pages, args.test_read_max_records,
-                           args.test_read_format, out, err)
+    return await read_source(
+        config, args.test_read, args.test_read_max_pages, args.test_read_max_records, args.test_read_format, out, err
+    )
 
 
-async def read_source(config: Config, name: str, max_pages: int = DEFAULT_MAX_PAGES,
-                    max_records: int = DEFAULT_MAX_RECORDS, form: str = "text",
-                    out: TextIO | None = None, err: TextIO | None = None) -> int:
+async def read_source(
+    config: Config,
+    name: str,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    form: str = "text",
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Read the source ``name`` once and print it all to ``out`` (``form``: text or json); one line on
     ``err`` when the read fails. The exit code, as ``run``'s."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -75,8 +102,7 @@ async def read_source(config: Config, name: str, max_pages: int = DEFAULT_MAX_PA
     capture = Capture(max_pages, max_records)
     now = time.time()
     floor = now - source.initial_lookback
-    report = Report(source=source, since=floor, max_pages=max_pages, max_records=max_records,
-                    exchanges=capture.exchanges)
+    report = Report(source=source, since=floor, max_pages=max_pages, max_records=max_records, exchanges=capture.exchanges)
     result: PollResult | None = None
     async with aiohttp.ClientSession(trace_configs=[capture.trace_config()]) as session:
         provider = make_provider(source, session, capture)
@@ -104,8 +130,15 @@ async def read_source(config: Config, name: str, max_pages: int = DEFAULT_MAX_PA
 
 async def _read(provider: Provider[Any], source: SourceBase, now: float, floor: float) -> PollResult:
     """One read as a first cycle reads (the window of an empty state), within the cycle's budgets."""
-    plan = plan_read(SourceState(), floor, source.overlap, provider.source.page_size, floor, sweep_due=True,
-                     lookups=provider.PENDING_RECHECK == "lookup")
+    plan = plan_read(
+        SourceState(),
+        floor,
+        source.overlap,
+        provider.source.page_size,
+        floor,
+        sweep_due=True,
+        lookups=provider.PENDING_RECHECK == "lookup",
+    )
     provider.http.start_cycle(source.max_requests_per_cycle)
     async with asyncio.timeout(source.cycle_timeout):
         return await provider.read(PollWindow(since=plan.since, now=now, stop_at_known=plan.stop_at_known))

@@ -22,8 +22,9 @@ from agent_session_exporter.safetext import safe_text
 
 #: Query parameters that hold a credential wherever an API takes one in the URL: their values are
 #: never shown, whether or not they are a configured secret.
-CREDENTIAL_PARAMS = frozenset({"api_key", "apikey", "api-key", "key", "access_token", "token", "auth", "password",
-                               "secret", "signature", "sig"})
+CREDENTIAL_PARAMS = frozenset(
+    {"api_key", "apikey", "api-key", "key", "access_token", "token", "auth", "password", "secret", "signature", "sig"}
+)
 
 
 #: The bytes of a request body kept to show.
@@ -73,8 +74,7 @@ class Exchange:
 def redacted_target(url: yarl.URL) -> str:
     """``url``'s path and query as a person reads them (decoded), with configured secrets and the
     values of credential parameters redacted."""
-    query = "&".join(f"{name}={REDACTED if name.lower() in CREDENTIAL_PARAMS else value}"
-                     for name, value in url.query.items())
+    query = "&".join(f"{name}={REDACTED if name.lower() in CREDENTIAL_PARAMS else value}" for name, value in url.query.items())
     return safe_text(redactor.redact(url.path + (f"?{query}" if query else "")))
 
 
@@ -125,8 +125,9 @@ class Capture:
         trace.on_request_chunk_sent.append(self._body_out)
         return trace
 
-    async def _started(self, session: aiohttp.ClientSession, context: SimpleNamespace,
-                       params: aiohttp.TraceRequestStartParams) -> None:
+    async def _started(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestStartParams
+    ) -> None:
         retry = self._retrying.get()
         self._retrying.set(False)
         previous = self._current.get()
@@ -134,8 +135,7 @@ class Capture:
             page = previous.page
         else:
             retry = False
-            limit = ("page" if self._pages >= self.max_pages else
-                     "record" if self.records_read >= self.max_records else None)
+            limit = "page" if self._pages >= self.max_pages else "record" if self.records_read >= self.max_records else None
             if limit is not None:
                 self.stopped = self.stopped or limit
                 raise LimitReached(limit)
@@ -144,13 +144,15 @@ class Capture:
         self.exchanges.append(exchange)
         self._current.set(exchange)
 
-    async def _body_out(self, session: aiohttp.ClientSession, context: SimpleNamespace,
-                        params: aiohttp.TraceRequestChunkSentParams) -> None:
+    async def _body_out(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestChunkSentParams
+    ) -> None:
         if (exchange := self._current.get()) is not None and len(exchange.body) < BODY_KEPT:
             exchange.body = (exchange.body + params.chunk)[:BODY_KEPT]
 
-    async def _headers_in(self, session: aiohttp.ClientSession, context: SimpleNamespace,
-                          params: aiohttp.TraceRequestEndParams) -> None:
+    async def _headers_in(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
         if (exchange := self._current.get()) is not None:
             exchange.response = params.response
 
@@ -175,10 +177,13 @@ class Capture:
         """Note each page's items as ``provider`` parses them (into the page answered last)."""
         parse_items = provider.parse_items
 
-        def noted(items: Iterable[Any], result: PollResult,
-                  parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
-                  window: PollWindow | None = None,
-                  rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
+        def noted(
+            items: Iterable[Any],
+            result: PollResult,
+            parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+            window: PollWindow | None = None,
+            rows: list[tuple[str, float]] | None = None,
+        ) -> list[SessionRecord]:
             items = items if isinstance(items, list) else list(items)
             invalid_before = len(result.invalid)
             records = parse_items(items, result, parse, window, rows)

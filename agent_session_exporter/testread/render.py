@@ -49,7 +49,7 @@ class Report:
         left, cut = self.max_records, []
         for exchange in self.exchanges:
             records = exchange.records[:left]
-            refused = exchange.refused[:left - len(records)]
+            refused = exchange.refused[: left - len(records)]
             taken = len(records) + len(refused)
             left -= taken
             cut.append(Shown(exchange, records, refused, len(exchange.records) + len(exchange.refused) - taken))
@@ -79,8 +79,11 @@ class Report:
         if self.error is not None:
             return f"failed: {self.error}"
         if self.stopped is not None:
-            flag = (f"--test-read.max-pages {self.max_pages}" if self.stopped == "page"
-                    else f"--test-read.max-records {self.max_records}")
+            flag = (
+                f"--test-read.max-pages {self.max_pages}"
+                if self.stopped == "page"
+                else f"--test-read.max-records {self.max_records}"
+            )
             return f"stopped at the {self.stopped} limit ({flag}); the exporter would read on"
         return "complete"
 
@@ -126,9 +129,15 @@ def _details(record: SessionRecord, key_time: float) -> str:
 def _row(record: SessionRecord, verdict: Verdict | None) -> list[str]:
     known = "" if record.known_status else " (unknown)"
     duration = "-" if record.duration_seconds is None else f"{record.duration_seconds:.3f} s"
-    return [_text(record.session_id), _text(record.status) + known, record.phase.value,
-            record.outcome.value if record.outcome else "-", _when(record.key_time), duration,
-            "-" if verdict is None else VERDICT_TEXT[verdict]]
+    return [
+        _text(record.session_id),
+        _text(record.status) + known,
+        record.phase.value,
+        record.outcome.value if record.outcome else "-",
+        _when(record.key_time),
+        duration,
+        "-" if verdict is None else VERDICT_TEXT[verdict],
+    ]
 
 
 _HEADINGS = ["ID", "STATUS", "PHASE", "OUTCOME", "KEY TIME", "DURATION", "VERDICT"]
@@ -146,8 +155,10 @@ def _answer(exchange: Exchange) -> str:
         if exchange.outcome.isdigit() and int(exchange.outcome) < 400:
             parts.append("no items read from it")
     else:
-        parts.append(f"{exchange.rows} rows: {len(exchange.records)} records, {len(exchange.refused)} refused, "
-                     f"{exchange.not_sessions} not sessions")
+        parts.append(
+            f"{exchange.rows} rows: {len(exchange.records)} records, {len(exchange.refused)} refused, "
+            f"{exchange.not_sessions} not sessions"
+        )
     return " · ".join(parts)
 
 
@@ -162,11 +173,14 @@ def _summary(report: Report) -> list[str]:
     def line(label: str, counts: dict[str, int]) -> str:
         detail = " · ".join(f"{name} {count}" for name, count in counts.items() if count)
         return f"  {label:<10}{sum(counts.values()):>6}   {detail}".rstrip()
-    lines = ["would count, against an empty state (the records shown):",
-             line("counted", dict(outcomes)),
-             line("pending", {v.value.split("_")[1]: tally[v] for v in PENDING}),
-             line("skipped", {SKIPPED[v]: tally[v] for v in SKIPPED}),
-             line("refused", dict(refused))]
+
+    lines = [
+        "would count, against an empty state (the records shown):",
+        line("counted", dict(outcomes)),
+        line("pending", {v.value.split("_")[1]: tally[v] for v in PENDING}),
+        line("skipped", {SKIPPED[v]: tally[v] for v in SKIPPED}),
+        line("refused", dict(refused)),
+    ]
     adds = _increments(judgement)
     if adds:
         lines.append(f"  {'adds':<10}{'':>6}   {adds}")
@@ -179,35 +193,38 @@ def _summary(report: Report) -> list[str]:
 def _increments(judgement: Judgement) -> str:
     totals = judgement.increments
     parts = []
-    if (errors := sum(totals.errors.values())):
+    if errors := sum(totals.errors.values()):
         parts.append(f"errors {errors}")
-    if (warnings := sum(totals.warnings.values())):
+    if warnings := sum(totals.warnings.values()):
         parts.append(f"warnings {_number(warnings)}")
     tokens: dict[str, float] = {}
     for (_, kind), value in totals.tokens.items():
         tokens[kind] = tokens.get(kind, 0.0) + value
     if tokens:
         parts.append("tokens " + ", ".join(f"{_text(k)} {_number(v)}" for k, v in sorted(tokens.items())))
-    if (cost := sum(totals.cost.values())):
+    if cost := sum(totals.cost.values()):
         parts.append(f"cost {cost:.6g} USD")
     return " · ".join(parts)
 
 
 def render_text(report: Report) -> str:
     source = report.source
-    lines = [f"test read of source {source.name!r} (provider {source.provider})",
-             f"  base_url  {report.base_url}",
-             f"  auth      {report.credentials}",
-             f"  window    key times from {_when(report.since)} UTC (initial_lookback {source.initial_lookback:g}s, "
-             "an empty state)",
-             f"  limits    {report.max_pages} pages, {report.max_records} records",
-             *(f"  note      {note}" for note in report.notes), ""]
+    lines = [
+        f"test read of source {source.name!r} (provider {source.provider})",
+        f"  base_url  {report.base_url}",
+        f"  auth      {report.credentials}",
+        f"  window    key times from {_when(report.since)} UTC (initial_lookback {source.initial_lookback:g}s, an empty state)",
+        f"  limits    {report.max_pages} pages, {report.max_records} records",
+        *(f"  note      {note}" for note in report.notes),
+        "",
+    ]
     shown = report.shown()
     rows = [_row(r, report.verdict(r)) for s in shown for r in s.records]
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(_HEADINGS)]
 
     def aligned(cells: list[str]) -> str:
         return "    " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
     for page in shown:
         exchange = page.exchange
         retry = " (retry)" if exchange.retry else ""
@@ -220,7 +237,7 @@ def render_text(report: Report) -> str:
             lines.append(aligned(_HEADINGS))
         for record in page.records:
             lines.append(aligned(_row(record, report.verdict(record))))
-            if (details := _details(record, record.key_time)):
+            if details := _details(record, record.key_time):
                 lines.append(" " * 6 + details)
         lines += [f"    refused  {reason}  id {_text(sid)}" for reason, sid in page.refused]
         if page.hidden:
@@ -230,8 +247,7 @@ def render_text(report: Report) -> str:
     requests = len(report.exchanges)
     retries = sum(e.retry for e in report.exchanges)
     size = sum(e.size or 0 for e in report.exchanges)
-    lines += ["", f"read: {report.ending}",
-              f"  requests {requests} (retries {retries}) · bytes {size}"]
+    lines += ["", f"read: {report.ending}", f"  requests {requests} (retries {retries}) · bytes {size}"]
     if report.error is None:
         lines += _summary(report)
     return "".join(redactor.redact(line) + "\n" for line in lines)

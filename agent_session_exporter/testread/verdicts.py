@@ -40,8 +40,12 @@ VERDICT_TEXT = {
 }
 PENDING = (Verdict.PENDING_ACTIVE, Verdict.PENDING_SETTLING)
 #: The verdicts of records skipped, each with its reason as the summary says it.
-SKIPPED = {Verdict.REPEATED: "repeated", Verdict.OUTSIDE_WINDOW: "older than the window",
-           Verdict.GIVEN_UP: "older than max_pending_age", Verdict.NOT_KEPT: "not kept by the provider"}
+SKIPPED = {
+    Verdict.REPEATED: "repeated",
+    Verdict.OUTSIDE_WINDOW: "older than the window",
+    Verdict.GIVEN_UP: "older than max_pending_age",
+    Verdict.NOT_KEPT: "not kept by the provider",
+}
 
 
 class _Noting(TotalsBuilder):
@@ -67,16 +71,15 @@ class Judgement:
         return Counter(self.verdicts.values())
 
 
-def judge(records: list[SessionRecord], kept: set[int] | None, source: SourceBase, buckets: tuple[float, ...],
-          now: float, floor: float) -> Judgement:
+def judge(
+    records: list[SessionRecord], kept: set[int] | None, source: SourceBase, buckets: tuple[float, ...], now: float, floor: float
+) -> Judgement:
     """Each record's verdict in a first cycle whose window starts at ``floor``. ``kept``: the ids of
     the records the provider's read handed on (None: all; a read ended by a limit hands on none)."""
-    builder = _Noting(buckets, *label_limiters(SourceTotals(), (), source.max_label_values), now,
-                      source.max_series_per_family)
+    builder = _Noting(buckets, *label_limiters(SourceTotals(), (), source.max_label_values), now, source.max_series_per_family)
     builder.counted = set()
     taken = [r for r in records if kept is None or id(r) in kept]
-    settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after,
-                             max_pending_age=source.max_pending_age)
+    settings = CycleSettings(overlap=source.overlap, settle_after=source.settle_after, max_pending_age=source.max_pending_age)
     plan = plan_cycle(SourceState(), PollResult(records=taken), now, floor, floor, settings, builder)
     future = {sid for reason, sid in plan.invalid if reason == "future_timestamp"}
     given_up = {sid for sid, _ in plan.dropped}

@@ -35,11 +35,18 @@ START = 1_780_000_000.0
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 TIME_FILTERS = tuple(f"{field}{op}" for field in ("createdAt", "updatedAt") for op in ("Gt", "Lt", "Ge", "Le"))
 LIST_PARAMS = frozenset({"id", "assistantId", "phoneNumberId", "limit", *TIME_FILTERS})
-UNAUTHORIZED = {"message": "Invalid Key. Hot tip, you may be using the private key instead of the public key, "
-                "or vice versa.", "error": "Unauthorized", "statusCode": 401}
+UNAUTHORIZED = {
+    "message": "Invalid Key. Hot tip, you may be using the private key instead of the public key, or vice versa.",
+    "error": "Unauthorized",
+    "statusCode": 401,
+}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE)
 _COMPARE: dict[str, Callable[[int, int], bool]] = {
-    "Gt": lambda v, b: v > b, "Lt": lambda v, b: v < b, "Ge": lambda v, b: v >= b, "Le": lambda v, b: v <= b}
+    "Gt": lambda v, b: v > b,
+    "Lt": lambda v, b: v < b,
+    "Ge": lambda v, b: v >= b,
+    "Le": lambda v, b: v <= b,
+}
 
 
 def _bad_request(*messages: str) -> web.HTTPBadRequest:
@@ -70,11 +77,23 @@ class VapiSim:
     or "shuffle" (ties in a different order on each request, as an unordered database may give them).
     """
 
-    def __init__(self, *, clock: Callable[[], float] | None = None, start: float = START, seed: int = 1,
-                 rate: float = 0.5, history: float = 0.0, burst_every: int = 900, burst_size: int = 150,
-                 tie_share: float = 0.05, outcome_weights: dict[str, float] | None = None,
-                 keys: tuple[str, ...] = (DEFAULT_KEY,), limit_over_max: str = "reject",
-                 tie_order: str = "id", strict_params: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        start: float = START,
+        seed: int = 1,
+        rate: float = 0.5,
+        history: float = 0.0,
+        burst_every: int = 900,
+        burst_size: int = 150,
+        tie_share: float = 0.05,
+        outcome_weights: dict[str, float] | None = None,
+        keys: tuple[str, ...] = (DEFAULT_KEY,),
+        limit_over_max: str = "reject",
+        tie_order: str = "id",
+        strict_params: bool = True,
+    ) -> None:
         self._own_clock = clock is None
         self._manual_now = start if clock is None else clock()
         self.clock: Callable[[], float] = clock or (lambda: self._manual_now)
@@ -130,9 +149,17 @@ class VapiSim:
 
     # -- controls ------------------------------------------------------------------------------------
 
-    def add_call(self, *, at: float | None = None, reason: str | None = None, talk: float | None = None,
-                 call_type: str = "outboundPhoneCall", assistant_id: str | None = "",
-                 steps: list[tuple[float, str]] | None = None, usage: Usage | None = None) -> str:
+    def add_call(
+        self,
+        *,
+        at: float | None = None,
+        reason: str | None = None,
+        talk: float | None = None,
+        call_type: str = "outboundPhoneCall",
+        assistant_id: str | None = "",
+        steps: list[tuple[float, str]] | None = None,
+        usage: Usage | None = None,
+    ) -> str:
         """Add a call created at ``at`` (default now). With ``reason`` it ends so after talking ``talk``
         seconds (default drawn); without, it stays in progress until ``end_call``. It is queued first
         (0.1 to 2 s) and, a phone call, rings (1 to 20 s); never scheduled. ``steps`` (seconds, status)
@@ -256,8 +283,9 @@ class VapiSim:
     async def _get(self, request: web.Request) -> web.Response:
         call_id = request.match_info["id"]
         if not UUID.match(call_id):
-            return web.json_response({"message": "Validation failed (uuid is expected)", "error": "Bad Request",
-                                      "statusCode": 400}, status=400)
+            return web.json_response(
+                {"message": "Validation failed (uuid is expected)", "error": "Bad Request", "statusCode": 400}, status=400
+            )
         now_ms = self.now_ms()
         self._generate(now_ms)
         plan = self.calls.get(call_id)

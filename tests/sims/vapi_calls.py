@@ -16,8 +16,11 @@ from typing import Any
 from .vapi_reasons import CALL_TYPES, PHONE_TYPES, fitting, outcome_of, phase_of
 
 ORG_ID = "5f6c2a1e-8d3b-4c7a-9e1f-0a2b3c4d5e6f"
-ASSISTANT_IDS = ("0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", "1c2d3e4f-5061-4728-93a4-b5c6d7e8f9a0",
-                 "2d3e4f50-6172-4839-a4b5-c6d7e8f9a0b1")
+ASSISTANT_IDS = (
+    "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+    "1c2d3e4f-5061-4728-93a4-b5c6d7e8f9a0",
+    "2d3e4f50-6172-4839-a4b5-c6d7e8f9a0b1",
+)
 PHONE_NUMBER_IDS = ("9a8b7c6d-5e4f-4321-8fed-cba987654321", "8b7c6d5e-4f3a-4210-9edc-ba9876543210")
 #: The models of transient assistants (``call.assistant.model.model``; a saved assistant's is not in the call).
 MODELS = ("gpt-4o", "gpt-4.1-mini", "claude-sonnet-4-20250514")
@@ -26,12 +29,20 @@ TYPE_WEIGHTS = {"outboundPhoneCall": 45, "inboundPhoneCall": 35, "webCall": 15, 
 OUTCOME_WEIGHTS = {"success": 78, "cancelled": 9, "error": 8, "timeout": 5}
 #: The usual reasons of each outcome and their weight; the rest of the outcome's reasons share ``TAIL``.
 COMMON = {
-    "success": {"customer-ended-call": 50, "assistant-ended-call": 20, "assistant-said-end-call-phrase": 8,
-                "assistant-forwarded-call": 6},
+    "success": {
+        "customer-ended-call": 50,
+        "assistant-ended-call": 20,
+        "assistant-said-end-call-phrase": 8,
+        "assistant-forwarded-call": 6,
+    },
     "cancelled": {"customer-did-not-answer": 40, "customer-busy": 15, "voicemail": 20, "manually-canceled": 5},
     "timeout": {"silence-timed-out": 60, "exceeded-max-duration": 25},
-    "error": {"pipeline-error-openai-llm-failed": 10, "call.in-progress.error-vapifault-worker-died": 8,
-              "phone-call-provider-closed-websocket": 8, "call.start.error-subscription-concurrency-limit-reached": 6},
+    "error": {
+        "pipeline-error-openai-llm-failed": 10,
+        "call.in-progress.error-vapifault-worker-died": 8,
+        "phone-call-provider-closed-websocket": 8,
+        "call.start.error-subscription-concurrency-limit-reached": 6,
+    },
 }
 TAIL = 20
 
@@ -68,13 +79,25 @@ class Usage:
         prompt = int(seconds * rng.uniform(40, 160))
         completion = int(seconds * rng.uniform(4, 20))
         chars = int(seconds * rng.uniform(5, 15))
-        return Usage(prompt=prompt, completion=completion, cached=int(prompt * rng.uniform(0, 0.6)), tts_characters=chars,
-                     transport=talk_ms * 10_000 // 60_000, stt=talk_ms * 10_000 // 60_000,
-                     llm=prompt * 3 + completion * 15, tts=chars * 30, vapi=talk_ms * 50_000 // 60_000)
+        return Usage(
+            prompt=prompt,
+            completion=completion,
+            cached=int(prompt * rng.uniform(0, 0.6)),
+            tts_characters=chars,
+            transport=talk_ms * 10_000 // 60_000,
+            stt=talk_ms * 10_000 // 60_000,
+            llm=prompt * 3 + completion * 15,
+            tts=chars * 30,
+            vapi=talk_ms * 50_000 // 60_000,
+        )
 
     def tokens(self) -> dict[str, int]:
-        return {"llmPromptTokens": self.prompt, "llmCompletionTokens": self.completion,
-                "llmCachedPromptTokens": self.cached, "ttsCharacters": self.tts_characters}
+        return {
+            "llmPromptTokens": self.prompt,
+            "llmCompletionTokens": self.completion,
+            "llmCachedPromptTokens": self.cached,
+            "ttsCharacters": self.tts_characters,
+        }
 
 
 @dataclass
@@ -125,12 +148,21 @@ class CallPlan:
 
     def render(self, now_ms: int) -> dict[str, Any]:
         """The Call object as ``GET /call`` shows it at ``now_ms``."""
-        item: dict[str, Any] = {"id": self.id, "orgId": ORG_ID, "createdAt": iso(self.created_ms),
-                                "updatedAt": iso(self.updated_ms(now_ms)), "type": self.type,
-                                "status": self.status_at(now_ms)}
+        item: dict[str, Any] = {
+            "id": self.id,
+            "orgId": ORG_ID,
+            "createdAt": iso(self.created_ms),
+            "updatedAt": iso(self.updated_ms(now_ms)),
+            "type": self.type,
+            "status": self.status_at(now_ms),
+        }
         if self.type in PHONE_TYPES:
-            item |= {"phoneCallProvider": "twilio", "phoneCallTransport": "pstn", "phoneNumberId": self.phone_number_id,
-                     "customer": {"number": self.customer_number}}
+            item |= {
+                "phoneCallProvider": "twilio",
+                "phoneCallTransport": "pstn",
+                "phoneNumberId": self.phone_number_id,
+                "customer": {"number": self.customer_number},
+            }
         if self.assistant_id is not None:
             item["assistantId"] = self.assistant_id
         else:
@@ -147,17 +179,36 @@ class CallPlan:
             item["endedMessage"] = self.ended_message
         u = self.usage()
         item["cost"] = u.total / 1e6
-        item["costBreakdown"] = {"transport": u.transport / 1e6, "stt": u.stt / 1e6, "llm": u.llm / 1e6,
-                                 "tts": u.tts / 1e6, "vapi": u.vapi / 1e6, "total": u.total / 1e6} | u.tokens()
+        item["costBreakdown"] = {
+            "transport": u.transport / 1e6,
+            "stt": u.stt / 1e6,
+            "llm": u.llm / 1e6,
+            "tts": u.tts / 1e6,
+            "vapi": u.vapi / 1e6,
+            "total": u.total / 1e6,
+        } | u.tokens()
         item["costs"] = [
             {"type": "transport", "minutes": self._minutes(started, ended), "cost": u.transport / 1e6},
-            {"type": "transcriber", "transcriber": {"provider": "deepgram", "model": "nova-3"},
-             "minutes": self._minutes(started, ended), "cost": u.stt / 1e6},
-            {"type": "model", "model": {"provider": "openai", "model": self.model or "gpt-4o"},
-             "promptTokens": u.prompt, "completionTokens": u.completion, "cachedPromptTokens": u.cached,
-             "cost": u.llm / 1e6},
-            {"type": "voice", "voice": {"provider": "11labs", "voiceId": "burt"}, "characters": u.tts_characters,
-             "cost": u.tts / 1e6},
+            {
+                "type": "transcriber",
+                "transcriber": {"provider": "deepgram", "model": "nova-3"},
+                "minutes": self._minutes(started, ended),
+                "cost": u.stt / 1e6,
+            },
+            {
+                "type": "model",
+                "model": {"provider": "openai", "model": self.model or "gpt-4o"},
+                "promptTokens": u.prompt,
+                "completionTokens": u.completion,
+                "cachedPromptTokens": u.cached,
+                "cost": u.llm / 1e6,
+            },
+            {
+                "type": "voice",
+                "voice": {"provider": "11labs", "voiceId": "burt"},
+                "characters": u.tts_characters,
+                "cost": u.tts / 1e6,
+            },
             {"type": "vapi", "subType": "normal", "minutes": self._minutes(started, ended), "cost": u.vapi / 1e6},
         ]
         return item
@@ -185,8 +236,14 @@ def pick_reason(rng: random.Random, outcome: str, call_type: str) -> str:
     return _weighted(rng, common) if common else rng.choice(tail)
 
 
-def plan_steps(rng: random.Random, created_ms: int, call_type: str, reason: str | None,
-               talk_ms: int | None = None, scheduled_share: float = 0.08) -> list[tuple[int, str]]:
+def plan_steps(
+    rng: random.Random,
+    created_ms: int,
+    call_type: str,
+    reason: str | None,
+    talk_ms: int | None = None,
+    scheduled_share: float = 0.08,
+) -> list[tuple[int, str]]:
     """The statuses a call of ``call_type`` goes through to end with ``reason`` (None: it never ends):
     [scheduled ->] queued -> [ringing ->] in-progress [-> forwarding] -> ended, cut at the reason's phase.
     ``scheduled_share`` of outbound calls are scheduled 5 s to 2 min ahead."""
@@ -223,8 +280,15 @@ def new_call(rng: random.Random, created_ms: int, outcome_weights: dict[str, flo
     return make_call(rng, created_ms, call_type, reason, plan_steps(rng, created_ms, call_type, reason))
 
 
-def make_call(rng: random.Random, created_ms: int, call_type: str, reason: str | None,
-              steps: list[tuple[int, str]], assistant_id: str | None = "", usage: Usage | None = None) -> CallPlan:
+def make_call(
+    rng: random.Random,
+    created_ms: int,
+    call_type: str,
+    reason: str | None,
+    steps: list[tuple[int, str]],
+    assistant_id: str | None = "",
+    usage: Usage | None = None,
+) -> CallPlan:
     """A call with a given life; ``assistant_id`` "" draws one (one call in ten a transient assistant)."""
     if call_type not in CALL_TYPES:
         raise ValueError(f"unknown call type {call_type!r}")
@@ -233,9 +297,15 @@ def make_call(rng: random.Random, created_ms: int, call_type: str, reason: str |
         assistant_id = None if transient else rng.choice(ASSISTANT_IDS)
     outcome = outcome_of(reason) if reason else None
     return CallPlan(
-        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), type=call_type, steps=steps, reason=reason,
-        usage_seed=rng.getrandbits(63), assistant_id=assistant_id,
+        id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        type=call_type,
+        steps=steps,
+        reason=reason,
+        usage_seed=rng.getrandbits(63),
+        assistant_id=assistant_id,
         model=rng.choice(MODELS) if assistant_id is None else None,
         phone_number_id=rng.choice(PHONE_NUMBER_IDS) if call_type in PHONE_TYPES else None,
         customer_number=f"+1555{rng.randrange(10**7):07d}" if call_type in PHONE_TYPES else None,
-        ended_message=f"{reason} (simulated)" if outcome in ("error", "timeout") else None, usage_override=usage)
+        ended_message=f"{reason} (simulated)" if outcome in ("error", "timeout") else None,
+        usage_override=usage,
+    )

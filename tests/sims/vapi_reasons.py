@@ -14,38 +14,66 @@ PHONE_TYPES = ("inboundPhoneCall", "outboundPhoneCall")
 
 #: The conversation took place and was ended on purpose: by the assistant, the customer, a configured hook,
 #: a transfer the assistant made, or the carrier's normal completion.
-SUCCESS = frozenset({
-    "assistant-ended-call", "assistant-ended-call-after-message-spoken", "assistant-ended-call-with-hangup-task",
-    "assistant-said-end-call-phrase", "assistant-forwarded-call", "customer-ended-call",
-    "call.in-progress.twilio-completed-call", "call.in-progress.sip-completed-call", "vonage-completed",
-    "call.ringing.hook-executed-say", "call.ringing.hook-executed-transfer",
-    "call.ending.hook-executed-say", "call.ending.hook-executed-transfer",
-})
+SUCCESS = frozenset(
+    {
+        "assistant-ended-call",
+        "assistant-ended-call-after-message-spoken",
+        "assistant-ended-call-with-hangup-task",
+        "assistant-said-end-call-phrase",
+        "assistant-forwarded-call",
+        "customer-ended-call",
+        "call.in-progress.twilio-completed-call",
+        "call.in-progress.sip-completed-call",
+        "vonage-completed",
+        "call.ringing.hook-executed-say",
+        "call.ringing.hook-executed-transfer",
+        "call.ending.hook-executed-say",
+        "call.ending.hook-executed-transfer",
+    }
+)
 #: A time limit ended the call: the customer's silence, the call's maximum duration, the assistant's join,
 #: a warm transfer's limits.
-TIMEOUT = frozenset({
-    "silence-timed-out", "exceeded-max-duration", "assistant-join-timed-out",
-    "call.in-progress.error-warm-transfer-max-duration", "call.in-progress.error-warm-transfer-silence-timeout",
-    "call.in-progress.error-warm-transfer-microphone-timeout",
-})
+TIMEOUT = frozenset(
+    {
+        "silence-timed-out",
+        "exceeded-max-duration",
+        "assistant-join-timed-out",
+        "call.in-progress.error-warm-transfer-max-duration",
+        "call.in-progress.error-warm-transfer-silence-timeout",
+        "call.in-progress.error-warm-transfer-microphone-timeout",
+    }
+)
 #: The conversation did not happen or did not reach its end, and nothing failed: nobody answered, the line
 #: was busy, voicemail, the callee unavailable (SIP 408/480, which the docs call "normal behavior"), the
 #: customer left before or during a transfer, a person cancelled or deleted the call.
-CANCELLED = frozenset({
-    "customer-busy", "customer-did-not-answer", "voicemail", "manually-canceled", "scheduled-call-deleted",
-    "call-deleted", "customer-did-not-give-microphone-permission", "twilio-reported-customer-misdialed",
-    "call.ringing.sip-inbound-caller-hungup-before-call-connect", "call.forwarding.operator-busy",
-    "call.forwarding.no-answer", "call.in-progress.error-assistant-did-not-receive-customer-audio",
-    "call.in-progress.error-providerfault-outbound-sip-408-request-timeout",
-    "call.in-progress.error-providerfault-outbound-sip-480-temporarily-unavailable",
-    "customer-ended-call-before-warm-transfer", "customer-ended-call-after-warm-transfer-attempt",
-    "customer-ended-call-during-transfer",
-})
+CANCELLED = frozenset(
+    {
+        "customer-busy",
+        "customer-did-not-answer",
+        "voicemail",
+        "manually-canceled",
+        "scheduled-call-deleted",
+        "call-deleted",
+        "customer-did-not-give-microphone-permission",
+        "twilio-reported-customer-misdialed",
+        "call.ringing.sip-inbound-caller-hungup-before-call-connect",
+        "call.forwarding.operator-busy",
+        "call.forwarding.no-answer",
+        "call.in-progress.error-assistant-did-not-receive-customer-audio",
+        "call.in-progress.error-providerfault-outbound-sip-408-request-timeout",
+        "call.in-progress.error-providerfault-outbound-sip-480-temporarily-unavailable",
+        "customer-ended-call-before-warm-transfer",
+        "customer-ended-call-after-warm-transfer-attempt",
+        "customer-ended-call-during-transfer",
+    }
+)
 #: Values outside today's enum that older docs show (``assistant-error`` in the 2024 reference).
 LEGACY_ERRORS = frozenset({"assistant-error"})
 #: Any other value of the enum is a failure of the platform, a provider, the configuration or the account.
-_ERROR_SHAPE = re.compile(r"error|fail|fault|not-found|not-valid|not-available|rejected|disconnected|"
-                          r"closed-websocket|worker-shutdown|no-call-received|neither-assistant|returned-")
+_ERROR_SHAPE = re.compile(
+    r"error|fail|fault|not-found|not-valid|not-available|rejected|disconnected|"
+    r"closed-websocket|worker-shutdown|no-call-received|neither-assistant|returned-"
+)
 
 
 def outcome_of(reason: str) -> str:
@@ -64,18 +92,31 @@ def phase_of(reason: str) -> str:
     ``ringing`` (nobody answered), ``forwarding`` (a transfer), or ``in-progress``."""
     if reason == "scheduled-call-deleted":
         return "scheduled"
-    if (reason.startswith(("call.start.", "call-start-", "assistant-not-", "assistant-request-"))
-            or reason in {"twilio-failed-to-connect-call", "vonage-failed-to-connect-call", "vonage-rejected",
-                          "phone-call-provider-bypass-enabled-but-no-call-received", "manually-canceled",
-                          "customer-did-not-give-microphone-permission"}
-            or re.search(r"transport-never-connected|worker-not-available|sip-outbound-call-failed-to-connect", reason)):
+    if (
+        reason.startswith(("call.start.", "call-start-", "assistant-not-", "assistant-request-"))
+        or reason
+        in {
+            "twilio-failed-to-connect-call",
+            "vonage-failed-to-connect-call",
+            "vonage-rejected",
+            "phone-call-provider-bypass-enabled-but-no-call-received",
+            "manually-canceled",
+            "customer-did-not-give-microphone-permission",
+        }
+        or re.search(r"transport-never-connected|worker-not-available|sip-outbound-call-failed-to-connect", reason)
+    ):
         return "queued"
-    if (reason.startswith("call.ringing.") or reason in {"customer-busy", "customer-did-not-answer",
-                                                         "twilio-reported-customer-misdialed"}
-            or re.search(r"outbound-sip-\d{3}-|sip-inbound-call-failed-to-connect", reason)):
+    if (
+        reason.startswith("call.ringing.")
+        or reason in {"customer-busy", "customer-did-not-answer", "twilio-reported-customer-misdialed"}
+        or re.search(r"outbound-sip-\d{3}-|sip-inbound-call-failed-to-connect", reason)
+    ):
         return "ringing"
-    if reason.startswith("call.forwarding.") or reason == "assistant-forwarded-call" or (
-            "transfer" in reason and not reason.startswith("call.ending.")):
+    if (
+        reason.startswith("call.forwarding.")
+        or reason == "assistant-forwarded-call"
+        or ("transfer" in reason and not reason.startswith("call.ending."))
+    ):
         return "forwarding"
     return "in-progress"
 
@@ -86,8 +127,11 @@ def fits(reason: str, call_type: str) -> bool:
     phone = call_type in PHONE_TYPES
     if reason == "customer-did-not-give-microphone-permission":
         return call_type == "webCall"
-    telephony = re.search(r"twilio|vonage|sip|phone-call-provider|customer-busy|customer-did-not-answer|voicemail|"
-                          r"misdialed|call\.ringing\.|call\.forwarding\.|transfer|number", reason)
+    telephony = re.search(
+        r"twilio|vonage|sip|phone-call-provider|customer-busy|customer-did-not-answer|voicemail|"
+        r"misdialed|call\.ringing\.|call\.forwarding\.|transfer|number",
+        reason,
+    )
     if not phone:
         return not telephony and phase_of(reason) not in ("ringing", "forwarding")
     if call_type == "inboundPhoneCall":

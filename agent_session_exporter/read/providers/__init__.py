@@ -33,8 +33,13 @@ PROVIDER_CLASSES: dict[str, type[Provider[Any]]] = {
 CUSTOM = "custom"
 
 
-def make_provider(source: SourceBase, session: aiohttp.ClientSession, observer: RequestObserver,
-                  sleep: Callable[[float], Any] = asyncio.sleep, clock: Callable[[], float] = time.time) -> Provider[Any]:
+def make_provider(
+    source: SourceBase,
+    session: aiohttp.ClientSession,
+    observer: RequestObserver,
+    sleep: Callable[[float], Any] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
+) -> Provider[Any]:
     """The source's provider, with an HTTP client that authenticates as that provider declares, and
     the exporter's clock (``observed_at``)."""
     cls = source.provider_class if isinstance(source, CustomSource) else PROVIDER_CLASSES[source.provider]

@@ -72,8 +72,10 @@ class Provider(abc.ABC, Generic[SourceT]):
         #: Taken while the API breaks the newest-first order it promises: whole windows are read.
         self.order = self.fallback(
             "the API ignores the order the exporter asked for; whole windows are read until it is tried again "
-            "(slower, never wrong)", "the API keeps the order the exporter asks for again; reading newest first "
-            "as planned", level="error")
+            "(slower, never wrong)",
+            "the API keeps the order the exporter asks for again; reading newest first as planned",
+            level="error",
+        )
 
     def fallback(self, taken: str, dropped: str, level: str = "warning") -> Fallback:
         """A fallback of this source, tried without again once per max(``overlap``, 10 minutes)."""
@@ -100,9 +102,12 @@ class Provider(abc.ABC, Generic[SourceT]):
                 if was <= MIN_PAGE_SIZE:
                     raise
                 size = max(MIN_PAGE_SIZE, was // 2)
-                self.log.warning("a page was over max_response_bytes: the read starts again at half the page size, "
-                                 "kept for the next cycles", page_size=size, was=was,
-                                 max_response_bytes=self.source.max_response_bytes)
+                self.log.warning(
+                    "a page was over max_response_bytes: the read starts again at half the page size, kept for the next cycles",
+                    page_size=size,
+                    was=was,
+                    max_response_bytes=self.source.max_response_bytes,
+                )
                 self.source = self.source.model_copy(update={"page_size": size})
 
     @abc.abstractmethod
@@ -133,10 +138,14 @@ class Provider(abc.ABC, Generic[SourceT]):
         item is read whole). Never raises. A provider without one reads every item whole."""
         return None
 
-    def parse_items(self, items: Iterable[Any], result: PollResult,
-                    parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
-                    window: PollWindow | None = None,
-                    rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
+    def parse_items(
+        self,
+        items: Iterable[Any],
+        result: PollResult,
+        parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+        window: PollWindow | None = None,
+        rows: list[tuple[str, float]] | None = None,
+    ) -> list[SessionRecord]:
         """Parse a page's items, skipping (and noting) the bad ones so the rest still count. Every
         record, typed or read item by item, is made safe here (``safetext.make_safe``): its id
         checked, its text fields cleaned.
@@ -172,10 +181,14 @@ class Provider(abc.ABC, Generic[SourceT]):
         """Re-read sessions by id through ``fetch_one`` outside a poll (a push's hint), as ``recheck_pending`` does."""
         await self.recheck_pending(refs, result, self.fetch_one)
 
-    async def read_items(self, items: Iterable[Any], result: PollResult,
-                         parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
-                         window: PollWindow | None = None,
-                         rows: list[tuple[str, float]] | None = None) -> list[SessionRecord]:
+    async def read_items(
+        self,
+        items: Iterable[Any],
+        result: PollResult,
+        parse: Callable[[dict[str, Any]], SessionRecord | None] | None = None,
+        window: PollWindow | None = None,
+        rows: list[tuple[str, float]] | None = None,
+    ) -> list[SessionRecord]:
         """``parse_items`` of a list's page, ``ITEMS_PER_STEP`` items at a time with the event loop let
         run between (a page of a thousand new sessions would hold it for tens of milliseconds)."""
         if not isinstance(items, list):
@@ -186,11 +199,12 @@ class Provider(abc.ABC, Generic[SourceT]):
         for start in range(0, len(items), ITEMS_PER_STEP):
             if start:
                 await asyncio.sleep(0)
-            records += self.parse_items(items[start:start + ITEMS_PER_STEP], result, parse, window, rows)
+            records += self.parse_items(items[start : start + ITEMS_PER_STEP], result, parse, window, rows)
         return records
 
-    async def recheck_pending(self, pending: Iterable[PendingRef], result: PollResult,
-                              fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
+    async def recheck_pending(
+        self, pending: Iterable[PendingRef], result: PollResult, fetch: Callable[[PendingRef], Awaitable[list[Any]]]
+    ) -> None:
         """Re-read stale pending sessions one by one with ``fetch`` (a detail endpoint, an id filter, or
         the list narrowed to the session's own key time).
 
@@ -205,8 +219,9 @@ class Provider(abc.ABC, Generic[SourceT]):
         finally:
             result.lookup_requests += self.http.requests_this_cycle - before
 
-    def check_newest_first(self, key_times: Iterable[float], previous: float | None, parameter: str,
-                           result: PollResult, now: float | None = None) -> float | None:
+    def check_newest_first(
+        self, key_times: Iterable[float], previous: float | None, parameter: str, result: PollResult, now: float | None = None
+    ) -> float | None:
         """Verify that a page's key times continue a newest-first order; note ``parameter`` when they do
         not, and in a read that trusted the order take the fallback (``self.order``). Returns the page's
         last key time, the bound the next page must not exceed. ``now``: the poll's clock (``now_of``)."""
@@ -225,8 +240,9 @@ class Provider(abc.ABC, Generic[SourceT]):
         """Whether the order the API promises held in every read (or held again when last tried)."""
         return self.order.broken_at is None
 
-    async def read_newest_first(self, pages: AsyncGenerator[list[Any], None], window: PollWindow, since: float,
-                                result: PollResult, order_parameter: str) -> None:
+    async def read_newest_first(
+        self, pages: AsyncGenerator[list[Any], None], window: PollWindow, since: float, result: PollResult, order_parameter: str
+    ) -> None:
         """Read a newest-first list from a pager, stopping at the first page that reaches back past
         ``since`` (older pages hold nothing new).
 
@@ -259,9 +275,7 @@ class Provider(abc.ABC, Generic[SourceT]):
         """A full page whose items share one key time ``at``: the API has no way past it (no offset), so
         sessions there may be missed. Logged, and counted (``stuck_pages_total``)."""
         result.stuck_pages += 1
-        self.log.warning(f"a full page shares one {key}; cannot page further: sessions there may be missed",
-                         **{key: to_iso(at)})
+        self.log.warning(f"a full page shares one {key}; cannot page further: sessions there may be missed", **{key: to_iso(at)})
 
     def max_pages_reached(self, **context: Any) -> None:
-        self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages,
-                         **context)
+        self.log.warning("max_pages reached; raise max_pages, or poll more often", max_pages=self.source.max_pages, **context)

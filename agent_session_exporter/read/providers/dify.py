@@ -69,9 +69,14 @@ from agent_session_exporter.read.typed import Untyped, as_plain
 from agent_session_exporter.timeparse import bounds_at_resolution, to_iso
 
 STATUSES: dict[str, Outcome | None] = {
-    "running": None, "scheduled": None, "paused": None, "suspended": None,
-    "succeeded": Outcome.SUCCESS, "partial-succeeded": Outcome.SUCCESS,
-    "failed": Outcome.ERROR, "stopped": Outcome.CANCELLED,
+    "running": None,
+    "scheduled": None,
+    "paused": None,
+    "suspended": None,
+    "succeeded": Outcome.SUCCESS,
+    "partial-succeeded": Outcome.SUCCESS,
+    "failed": Outcome.ERROR,
+    "stopped": Outcome.CANCELLED,
 }
 
 
@@ -106,10 +111,15 @@ class DifyProvider(Provider[DifySource]):
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         params = {"limit": self.source.page_size, "created_at__after": to_iso(window.since)}
-        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=1,
-                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
-                               prefetch=not window.stop_at_known,  # a steady read mostly ends on page one
-                               page_size=self.source.page_size)
+        pages = numbered_pages(
+            lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
+            read_page,
+            first=1,
+            max_pages=self.source.max_pages,
+            on_limit=self.max_pages_reached,
+            prefetch=not window.stop_at_known,  # a steady read mostly ends on page one
+            page_size=self.source.page_size,
+        )
         await self.read_newest_first(pages, window, window.since, result, "created_at")
         await self.recheck_pending(window.stale_pending, result, self.fetch_one)
         return result
@@ -121,12 +131,20 @@ class DifyProvider(Provider[DifySource]):
         params = {"limit": self.source.page_size, **_second_of(ref.key_time)}
         second = math.floor(ref.key_time)
         rows: list[Any] = []
-        async for rows in numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
-                                         read_page, first=1, max_pages=self.source.max_pages,
-                                         on_limit=self.max_pages_reached, page_size=self.source.page_size):
+        async for rows in numbered_pages(
+            lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
+            read_page,
+            first=1,
+            max_pages=self.source.max_pages,
+            on_limit=self.max_pages_reached,
+            page_size=self.source.page_size,
+        ):
             found = any(run_id(item) == ref.session_id for item in rows)
-            ours = [item for item in rows if run_id(item) == ref.session_id
-                    or (created := row_created_at(item)) is None or math.floor(created) == second]
+            ours = [
+                item
+                for item in rows
+                if run_id(item) == ref.session_id or (created := row_created_at(item)) is None or math.floor(created) == second
+            ]
             if len(ours) < len(rows):
                 if not found:
                     raise FilterIgnored("created_at__after/__before")
@@ -159,8 +177,12 @@ class DifyProvider(Provider[DifySource]):
                 return None
             run_id, row_id, row_created, run_created = run.id, item.id, item.created_at, run.created_at
         elif type(item) is dict and type(run := item.get("workflow_run")) is dict:
-            run_id, row_id, row_created, run_created = run.get("id"), item.get("id"), item.get("created_at"), \
-                run.get("created_at")
+            run_id, row_id, row_created, run_created = (
+                run.get("id"),
+                item.get("id"),
+                item.get("created_at"),
+                run.get("created_at"),
+            )
         else:
             return None
         session_id = id_or_none(run_id) if run_id else id_or_none(row_id)
@@ -181,19 +203,29 @@ class DifyProvider(Provider[DifySource]):
         key_time = seconds_as_is(row.created_at)
         key_time = started_at if key_time is None else key_time
         duration, total_tokens, warnings = run.elapsed_time, run.total_tokens, run.exceptions_count
-        if key_time is None or not status or (not run_id and not row.id) \
-                or (duration is not None and not 0 <= duration <= MAX_SECONDS) \
-                or (total_tokens is not None and not 0 <= total_tokens <= MAX_TOKENS) \
-                or (warnings is not None and not 0 <= warnings <= MAX_WARNINGS):
+        if (
+            key_time is None
+            or not status
+            or (not run_id and not row.id)
+            or (duration is not None and not 0 <= duration <= MAX_SECONDS)
+            or (total_tokens is not None and not 0 <= total_tokens <= MAX_TOKENS)
+            or (warnings is not None and not 0 <= warnings <= MAX_WARNINGS)
+        ):
             raise Untyped
         phase, outcome, known = classify(status, STATUSES, finished_at)
         return SessionRecord(
             session_id=str(run_id if run_id else row.id),
-            status=status, phase=phase, outcome=outcome, known_status=known,
-            key_time=key_time, started_at=started_at, finished_at=finished_at,
+            status=status,
+            phase=phase,
+            outcome=outcome,
+            known_status=known,
+            key_time=key_time,
+            started_at=started_at,
+            finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
             warnings=_warnings(outcome, warnings),
-            error_text=bool(error), error_message=error[:MAX_ERROR_TEXT] if error else None,
+            error_text=bool(error),
+            error_message=error[:MAX_ERROR_TEXT] if error else None,
             tokens={"total": total_tokens} if total_tokens else {},
         )
 
@@ -215,10 +247,16 @@ class DifyProvider(Provider[DifySource]):
         total_tokens = figure(run, "total_tokens", MAX_TOKENS)
         return SessionRecord(
             session_id=require_str(run, "id", allow_int=True) if run.get("id") else require_str(item, "id", allow_int=True),
-            status=status, phase=phase, outcome=outcome, known_status=known,
-            key_time=key_time, started_at=started_at, finished_at=finished_at,
+            status=status,
+            phase=phase,
+            outcome=outcome,
+            known_status=known,
+            key_time=key_time,
+            started_at=started_at,
+            finished_at=finished_at,
             duration_seconds=duration if duration is not None else elapsed(started_at, finished_at),
             warnings=_warnings(outcome, figure(run, "exceptions_count", MAX_WARNINGS)),
-            error_text=bool(optional_str(run, "error")), error_message=lenient_str(run, "error", MAX_ERROR_TEXT),
+            error_text=bool(optional_str(run, "error")),
+            error_message=lenient_str(run, "error", MAX_ERROR_TEXT),
             tokens={"total": total_tokens} if total_tokens else {},
         )

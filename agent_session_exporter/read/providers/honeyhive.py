@@ -72,6 +72,8 @@ SEARCH_PATH = "/v1/events/search"
 EVENTS_PATH = "/v1/events/export"
 SESSIONS_PATH = "/session"
 SESSION_FILTER = {"field": "event_type", "operator": "is", "value": "session", "type": "string"}
+
+
 class HoneyhiveProvider(Provider[HoneyhiveSource]):
     Config = HoneyhiveSource
     #: No status upstream: a session is "running" until it has an end_time that stops moving, then
@@ -98,9 +100,16 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
     async def band_holds(self, low: float, high: float, known: KnownRows) -> bool | None:
         """One event asked for, the sessions of the band counted by the export. Times are whole
         milliseconds: bounds on whole milliseconds select exactly the sessions whose time is in range."""
-        body = await self.http.post_json(EVENTS_PATH, {
-            "project": self.source.project, "filters": [SESSION_FILTER], "limit": 1, "page": 1,
-            "dateRange": dict(zip(("$gte", "$lte"), bounds_at_resolution(low, high, 1000), strict=True))})
+        body = await self.http.post_json(
+            EVENTS_PATH,
+            {
+                "project": self.source.project,
+                "filters": [SESSION_FILTER],
+                "limit": 1,
+                "page": 1,
+                "dateRange": dict(zip(("$gte", "$lte"), bounds_at_resolution(low, high, 1000), strict=True)),
+            },
+        )
         total = next((body.get(k) for k in ("totalEvents", "count") if isinstance(body, dict) and k in body), None)
         return total == known.count(low, high) if type(total) is int and total >= 0 else None
 
@@ -115,16 +124,24 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         result = PollResult()
         until = to_iso((window.now if window.now is not None else window.since) + MAX_FUTURE_SECONDS)
         limit = self.source.page_size
-        query = {"filters": [SESSION_FILTER], "dateRange": {"start_time": to_iso(window.since), "end_time": until},
-                 "limit": limit}
-        pages = numbered_pages(lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}, EVENTS),
-                               self._read_search,
-                               first=1, max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
-                               prefetch=not window.stop_at_known)  # a steady read mostly ends on page one
+        query = {
+            "filters": [SESSION_FILTER],
+            "dateRange": {"start_time": to_iso(window.since), "end_time": until},
+            "limit": limit,
+        }
+        pages = numbered_pages(
+            lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}, EVENTS),
+            self._read_search,
+            first=1,
+            max_pages=self.source.max_pages,
+            on_limit=self.max_pages_reached,
+            prefetch=not window.stop_at_known,
+        )  # a steady read mostly ends on page one
         await self.read_newest_first(pages, window, window.since, result, "start_time (the search's own order)")
 
         async def look_up(ref: PendingRef) -> list[Any]:
             return await self._look_up(ref, until)
+
         await self.recheck_pending(window.stale_pending, result, look_up)
         return result
 
@@ -136,34 +153,49 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         """The pending session's events, by ``session_id is`` its id, from ``overlap`` before its start (a
         session's start is its earliest event's, which a late export may move back). The session event
         starts first, so should child events get through the filter it comes last: read on until it does."""
-        query = {"filters": [SESSION_FILTER, {"field": "session_id", "operator": "is", "value": ref.session_id,
-                                              "type": "string"}],
-                 "dateRange": {"start_time": to_iso(math.floor(ref.key_time) - self.source.overlap), "end_time": until},
-                 "limit": self.source.page_size}
+        query = {
+            "filters": [SESSION_FILTER, {"field": "session_id", "operator": "is", "value": ref.session_id, "type": "string"}],
+            "dateRange": {"start_time": to_iso(math.floor(ref.key_time) - self.source.overlap), "end_time": until},
+            "limit": self.source.page_size,
+        }
         events: list[Any] = []
-        async for events in numbered_pages(lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}),
-                                           self._read_search, first=1, max_pages=self.source.max_pages,
-                                           on_limit=self.max_pages_reached):
-            if any(isinstance(event, dict) and event.get("event_type", "session") == "session"
-                   and str(event.get("session_id") or event.get("event_id")) == ref.session_id for event in events):
+        async for events in numbered_pages(
+            lambda page: self.http.post_json(SEARCH_PATH, {**query, "page": page}),
+            self._read_search,
+            first=1,
+            max_pages=self.source.max_pages,
+            on_limit=self.max_pages_reached,
+        ):
+            if any(
+                isinstance(event, dict)
+                and event.get("event_type", "session") == "session"
+                and str(event.get("session_id") or event.get("event_id")) == ref.session_id
+                for event in events
+            ):
                 break
         return events
 
     async def _poll_sessions(self, window: PollWindow) -> PollResult:
         result = PollResult()
         try:
-            body = await self.http.get_json(SESSIONS_PATH, {"project": self.source.project, "limit": self.source.page_size},
-                                            SESSIONS)
+            body = await self.http.get_json(
+                SESSIONS_PATH, {"project": self.source.project, "limit": self.source.page_size}, SESSIONS
+            )
         except NotFound as exc:
-            raise UpstreamError(exc.kind, f"{exc}: this HoneyHive has no GET /session (it is gone from the "
-                                          "current API); set 'api: search' for this source") from None
+            raise UpstreamError(
+                exc.kind,
+                f"{exc}: this HoneyHive has no GET /session (it is gone from the current API); set 'api: search' for this source",
+            ) from None
         if not isinstance(body, list):
             raise InvalidPage(SESSIONS_PATH, "a list of sessions")
         rows: list[tuple[str, float]] = []
         await self.read_items(body, result, window=window, rows=rows)
         if len(body) >= self.source.page_size and all(key_time >= window.since for _, key_time in rows):
-            self.log.warning("the answer is full and holds nothing older than the window: sessions may be missed;"
-                             " raise page_size or poll more often", page_size=self.source.page_size)
+            self.log.warning(
+                "the answer is full and holds nothing older than the window: sessions may be missed;"
+                " raise page_size or poll more often",
+                page_size=self.source.page_size,
+            )
         return result
 
     async def _poll_events(self, window: PollWindow) -> PollResult:
@@ -171,16 +203,24 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
         since = window.since_with_stale
         until = (window.now if window.now is not None else since) + MAX_FUTURE_SECONDS
         limit = self.source.page_size
-        query = {"project": self.source.project, "filters": [SESSION_FILTER],
-                 "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)}, "limit": limit}
+        query = {
+            "project": self.source.project,
+            "filters": [SESSION_FILTER],
+            "dateRange": {"$gte": to_iso(since), "$lte": to_iso(until)},
+            "limit": limit,
+        }
 
         def read(body: Any) -> tuple[list[Any], bool]:
             events = items_of(body) if type(body) is Events else list_field(body, "events", EVENTS_PATH)
             return events, len(events) < limit  # a full page never ends paging, whatever totalEvents says
 
-        async for events in numbered_pages(lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}, EVENTS),
-                                           read, first=1, max_pages=self.source.max_pages,
-                                           on_limit=self.max_pages_reached):
+        async for events in numbered_pages(
+            lambda page: self.http.post_json(EVENTS_PATH, {**query, "page": page}, EVENTS),
+            read,
+            first=1,
+            max_pages=self.source.max_pages,
+            on_limit=self.max_pages_reached,
+        ):
             await self.read_items(events, result, window=window)
         return result
 
@@ -223,9 +263,13 @@ class HoneyhiveProvider(Provider[HoneyhiveSource]):
             status="ended" if settling else "running",
             phase=Phase.SETTLING if settling else Phase.ACTIVE,
             outcome=(Outcome.ERROR if error else Outcome.SUCCESS) if settling else None,
-            key_time=started_at, started_at=started_at, finished_at=finished_at,
+            key_time=started_at,
+            started_at=started_at,
+            finished_at=finished_at,
             duration_seconds=duration_ms / 1000.0 if duration_ms else elapsed(started_at, finished_at),
-            error_text=error, error_message=lenient_str(item, "error", MAX_ERROR_TEXT),
-            tokens=tokens, cost_usd=figure(metadata, "cost", MAX_COST_USD),
+            error_text=error,
+            error_message=lenient_str(item, "error", MAX_ERROR_TEXT),
+            tokens=tokens,
+            cost_usd=figure(metadata, "cost", MAX_COST_USD),
             model=metadata.get("model") if isinstance(metadata.get("model"), str) else None,
         )

@@ -15,9 +15,14 @@ if TYPE_CHECKING:
     from agent_session_exporter.read.providers.base import Provider
 
 
-def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult,
-               parse: Callable[[dict[str, Any]], SessionRecord | None], window: PollWindow | None,
-               rows: list[tuple[str, float]] | None) -> list[SessionRecord]:
+def parse_page(
+    provider: Provider[Any],
+    items: Iterable[Any],
+    result: PollResult,
+    parse: Callable[[dict[str, Any]], SessionRecord | None],
+    window: PollWindow | None,
+    rows: list[tuple[str, float]] | None,
+) -> list[SessionRecord]:
     """``Provider.parse_items``: in order, for each item, its id and key time (``key_of``) checked
     against the ``window`` (what the count passes over makes no record), else the item read typed
     (``from_typed``) or whole (``parse``) and made safe (``safetext.make_safe``); a bad item noted
@@ -27,7 +32,7 @@ def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult
         items = list(items)
     if len(items) > provider.source.page_size:
         result.invalid.append(("oversized_page", None))
-        items = items[:provider.source.page_size]
+        items = items[: provider.source.page_size]
     records = []
     dropped = dropped_figures
     typed = is_typed(items) and not provider.PARSES_TYPED
@@ -39,8 +44,11 @@ def parse_page(provider: Provider[Any], items: Iterable[Any], result: PollResult
     known_seen = 0
     newest_known = result.newest_known if result.newest_known is not None else -math.inf
     for item in items:
-        if key_of is not None and (key := key_of(item)) is not None and (
-                key[0] in counted or (key[1] < cutoff and key[0] not in pending)):  # PollWindow.ignores, inlined
+        if (
+            key_of is not None
+            and (key := key_of(item)) is not None
+            and (key[0] in counted or (key[1] < cutoff and key[0] not in pending))
+        ):  # PollWindow.ignores, inlined
             known_seen += 1
             if key[0] in counted and key[1] > newest_known:
                 newest_known = key[1]

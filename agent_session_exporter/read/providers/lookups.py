@@ -20,8 +20,12 @@ class FilterIgnored(Exception):
         self.parameter = parameter
 
 
-async def recheck(provider: Provider[Any], pending: Iterable[PendingRef], result: PollResult,
-                  fetch: Callable[[PendingRef], Awaitable[list[Any]]]) -> None:
+async def recheck(
+    provider: Provider[Any],
+    pending: Iterable[PendingRef],
+    result: PollResult,
+    fetch: Callable[[PendingRef], Awaitable[list[Any]]],
+) -> None:
     """Each session of ``pending`` read with ``fetch``: gone, unreadable (and why), or its records."""
     for ref in pending:
         try:

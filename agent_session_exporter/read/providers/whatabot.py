@@ -51,8 +51,11 @@ from agent_session_exporter.read.typed import Fields
 
 PATH = "/sessions/logs"
 STATUSES: dict[str, Outcome | None] = {
-    "running": None, "active": None,
-    "completed": Outcome.SUCCESS, "error": Outcome.ERROR, "timeout": Outcome.TIMEOUT,
+    "running": None,
+    "active": None,
+    "completed": Outcome.SUCCESS,
+    "error": Outcome.ERROR,
+    "timeout": Outcome.TIMEOUT,
 }
 _DATE_RANGES = ((7, "last7days"), (15, "last15days"), (30, "last30days"))
 
@@ -114,15 +117,24 @@ class WhatabotProvider(Provider[WhatabotSource]):
     PARSES_TYPED = True
 
     def _params(self, since: float, now: float | None) -> dict[str, Any]:
-        return {"orderBy": "startedAt", "direction": "DESC", "workspaceId": self.source.workspace_id,
-                "dateRange": date_range_for(since, now or time.time())}
+        return {
+            "orderBy": "startedAt",
+            "direction": "DESC",
+            "workspaceId": self.source.workspace_id,
+            "dateRange": date_range_for(since, now or time.time()),
+        }
 
     async def poll(self, window: PollWindow) -> PollResult:
         result = PollResult()
         params = {"size": self.source.page_size, **self._params(window.since, window.now)}
-        pages = numbered_pages(lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE), read_page, first=0,
-                               max_pages=self.source.max_pages, on_limit=self.max_pages_reached,
-                               page_size=self.source.page_size)
+        pages = numbered_pages(
+            lambda page: self.http.get_json(PATH, {**params, "page": page}, PAGE),
+            read_page,
+            first=0,
+            max_pages=self.source.max_pages,
+            on_limit=self.max_pages_reached,
+            page_size=self.source.page_size,
+        )
         await self.read_newest_first(pages, window, window.since, result, "orderBy")
         await self.recheck_pending(window.stale_pending, result, self.fetch_one)
         return result
@@ -162,11 +174,17 @@ class WhatabotProvider(Provider[WhatabotSource]):
 
     async def fetch_one(self, ref: PendingRef) -> list[Any]:
         """The session's row, by the ``sessionId`` filter; a row of another session proves it ignored."""
-        body = await self.http.get_json(PATH, {"sessionId": ref.session_id, "page": 0, "size": 1,
-                                               "workspaceId": self.source.workspace_id})
+        body = await self.http.get_json(
+            PATH, {"sessionId": ref.session_id, "page": 0, "size": 1, "workspaceId": self.source.workspace_id}
+        )
         items = read_page(body)[0]
-        if any(isinstance(item, dict) and isinstance(item.get("id"), (str, int)) and not isinstance(item["id"], bool)
-               and str(item["id"]) != ref.session_id for item in items):
+        if any(
+            isinstance(item, dict)
+            and isinstance(item.get("id"), (str, int))
+            and not isinstance(item["id"], bool)
+            and str(item["id"]) != ref.session_id
+            for item in items
+        ):
             raise FilterIgnored("sessionId")
         return items
 
@@ -183,8 +201,14 @@ class WhatabotProvider(Provider[WhatabotSource]):
         phase, outcome, known = classify(status, STATUSES, finished_at)
         assert started_at is not None
         return SessionRecord(
-            session_id=require_str(item, "id", allow_int=True), status=status, phase=phase, outcome=outcome, known_status=known,
-            key_time=started_at, started_at=started_at, finished_at=finished_at,
+            session_id=require_str(item, "id", allow_int=True),
+            status=status,
+            phase=phase,
+            outcome=outcome,
+            known_status=known,
+            key_time=started_at,
+            started_at=started_at,
+            finished_at=finished_at,
             duration_seconds=elapsed(started_at, finished_at),
             warnings=figure(item, "warnings", MAX_WARNINGS) or 0.0,
             workflow=lenient_str(item, "flowId") or "",

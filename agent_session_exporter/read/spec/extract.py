@@ -58,6 +58,7 @@ def compiled_paths(paths: tuple[str, ...]) -> Callable[[Any], Any]:
         def one_key(item: Any) -> Any:
             value = item.get(key) if isinstance(item, (dict, Fields)) else None
             return None if value == "" else value
+
         return one_key
 
     def first(item: Any) -> Any:
@@ -68,6 +69,7 @@ def compiled_paths(paths: tuple[str, ...]) -> Callable[[Any], Any]:
             if value is not None and value != "":
                 return value
         return None
+
     return first
 
 
@@ -141,8 +143,11 @@ class RecordMapper:
     def __init__(self, spec: Spec) -> None:
         fields = spec.fields
         self.statuses = spec.status_table
-        self.rules = {status: [(_rule_test(rule), rule.outcome) for rule in final.rules]
-                      for status, final in spec.statuses.final.items() if isinstance(final, FinalStatus) and final.rules}
+        self.rules = {
+            status: [(_rule_test(rule), rule.outcome) for rule in final.rules]
+            for status, final in spec.statuses.final.items()
+            if isinstance(final, FinalStatus) and final.rules
+        }
         self.id = _Reader(fields.id)
         self.status = _optional(fields.status)
         self.started = _optional(fields.started_at)
@@ -204,8 +209,14 @@ class RecordMapper:
             outcome = self._ruled(item, status, outcome)
         error = self.error.value(item) if self.error else None
         return SessionRecord(
-            session_id=require_str(self.id.one(item), self.id.name, allow_int=True), status=status, phase=phase,
-            outcome=outcome, known_status=known, key_time=key_time, started_at=started_at, finished_at=finished_at,
+            session_id=require_str(self.id.one(item), self.id.name, allow_int=True),
+            status=status,
+            phase=phase,
+            outcome=outcome,
+            known_status=known,
+            key_time=key_time,
+            started_at=started_at,
+            finished_at=finished_at,
             duration_seconds=self.duration.figure(item, MAX_SECONDS) if self.duration else elapsed(started_at, finished_at),
             warnings=(self.warnings.figure(item, MAX_WARNINGS) or 0.0) if self.warnings else 0.0,
             error_text=bool(error) and not isinstance(error, bool),

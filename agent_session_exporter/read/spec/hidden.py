@@ -25,8 +25,9 @@ def numeric_id(session_id: str) -> int | None:
     return int(session_id) if session_id.isdigit() and len(session_id) <= 30 else None
 
 
-async def read_newest_by_id(provider: SpecProvider, pages: AsyncGenerator[list[Any], None], window: PollWindow,
-                            result: PollResult) -> list[SessionRecord]:
+async def read_newest_by_id(
+    provider: SpecProvider, pages: AsyncGenerator[list[Any], None], window: PollWindow, result: PollResult
+) -> list[SessionRecord]:
     """A list newest first by numeric id: the order verified on the ids (never trusted: a page out of
     order takes the fallback, and the list is read to its end), paging stopped as for key times (the
     first page reaching past the window, or holding a session counted before). Returns what it read."""
@@ -52,8 +53,9 @@ async def read_newest_by_id(provider: SpecProvider, pages: AsyncGenerator[list[A
     return read
 
 
-def gap_records(gaps: IdGaps, listed: list[SessionRecord], also: set[str],
-                window: PollWindow) -> tuple[list[SessionRecord], set[str]]:
+def gap_records(
+    gaps: IdGaps, listed: list[SessionRecord], also: set[str], window: PollWindow
+) -> tuple[list[SessionRecord], set[str]]:
     """The ids missing between the lowest and highest the list showed, that no other read showed: as
     placeholders where the exporter does not know them (the newest ``max_per_cycle``, each keyed at the
     time of the listed session below it, so it is looked up once the window has passed it), and, where
@@ -72,8 +74,11 @@ def gap_records(gaps: IdGaps, listed: list[SessionRecord], also: set[str],
             if session_id in window.known_pending:
                 hidden.add(session_id)
             elif len(out) < gaps.max_per_cycle:
-                out.append(SessionRecord(session_id=session_id, status=UNLISTED, phase=Phase.ACTIVE,
-                                         key_time=key_time, observed_at=now_of(window)))
+                out.append(
+                    SessionRecord(
+                        session_id=session_id, status=UNLISTED, phase=Phase.ACTIVE, key_time=key_time, observed_at=now_of(window)
+                    )
+                )
             else:
                 return out, hidden
     return out, hidden
@@ -98,12 +103,19 @@ class DetailReader:
             self.seen |= session_ids
 
     async def read(self, result: PollResult, window: PollWindow) -> None:
-        due = [i for i, r in enumerate(result.records) if r.phase is Phase.FINISHED
-               and r.session_id not in window.known_finished
-               and (window.cutoff is None or r.key_time >= window.cutoff or r.session_id in window.known_pending)
-               and (r.status in self.spec.statuses or r.session_id in self.seen
-                    or window.known_pending.get(r.session_id) in self.spec.seen)]
-        for index in due[:self.spec.max_per_cycle]:
+        due = [
+            i
+            for i, r in enumerate(result.records)
+            if r.phase is Phase.FINISHED
+            and r.session_id not in window.known_finished
+            and (window.cutoff is None or r.key_time >= window.cutoff or r.session_id in window.known_pending)
+            and (
+                r.status in self.spec.statuses
+                or r.session_id in self.seen
+                or window.known_pending.get(r.session_id) in self.spec.seen
+            )
+        ]
+        for index in due[: self.spec.max_per_cycle]:
             record = result.records[index]
             seen = record.session_id in self.seen or window.known_pending.get(record.session_id) in self.spec.seen
             detail = await self._detail(record, result, seen)
@@ -111,9 +123,11 @@ class DetailReader:
                 result.records[index] = detail
         if len(due) > self.spec.max_per_cycle:
             self.over_cap += len(due) - self.spec.max_per_cycle
-            self.provider.log.warning("more sessions to re-read than detail_reads.max_per_cycle; the rest count as "
-                                      "listed", max_per_cycle=self.spec.max_per_cycle,
-                                      counted_as_listed=len(due) - self.spec.max_per_cycle)
+            self.provider.log.warning(
+                "more sessions to re-read than detail_reads.max_per_cycle; the rest count as listed",
+                max_per_cycle=self.spec.max_per_cycle,
+                counted_as_listed=len(due) - self.spec.max_per_cycle,
+            )
         for record in result.records:
             if record.phase is Phase.FINISHED:
                 self.seen.discard(record.session_id)
@@ -128,8 +142,9 @@ class DetailReader:
         except AuthRefused:
             raise
         except UpstreamError as exc:
-            self.provider.log.warning("a detail read failed; the session counts as listed", session_id=record.session_id,
-                                      error=exc.kind)
+            self.provider.log.warning(
+                "a detail read failed; the session counts as listed", session_id=record.session_id, error=exc.kind
+            )
             return None
         finally:
             result.lookup_requests += self.provider.http.requests_this_cycle - before

@@ -88,11 +88,14 @@ def source_model(spec: Spec) -> type[SourceBase]:
         **options,
     }
     if spec.incremental.overlap is not None:
-        fields["overlap"] = (Duration, Field(spec.incremental.overlap, ge=0, description=SourceBase.model_fields[
-            "overlap"].description))
+        fields["overlap"] = (
+            Duration,
+            Field(spec.incremental.overlap, ge=0, description=SourceBase.model_fields["overlap"].description),
+        )
     base: type[SourceBase] = SourceBase if spec.pushes is None else PushSource  # its webhook options
-    model: type[SourceBase] = create_model(f"{spec.name.title().replace('-', '').replace('_', '')}Source",
-                                           __base__=base, __validators__=validators, **fields)
+    model: type[SourceBase] = create_model(
+        f"{spec.name.title().replace('-', '').replace('_', '')}Source", __base__=base, __validators__=validators, **fields
+    )
     model.CREDENTIAL_REQUIRED = spec.auth.required
     if spec.session_url is not None:
         model.SESSION_URL_DEFAULT = (spec.session_url.api_host, spec.session_url.template)
@@ -102,12 +105,12 @@ def source_model(spec: Spec) -> type[SourceBase]:
 def options_model(spec: Spec) -> type[BaseModel]:
     """A user spec's ``options:`` mapping, checked as a built-in spec's options are."""
     fields, validators = option_fields(spec)
-    return create_model(f"{spec.name}Options", __config__=StrictModel.model_config, __validators__=validators,
-                        **fields)
+    return create_model(f"{spec.name}Options", __config__=StrictModel.model_config, __validators__=validators, **fields)
 
 
 def _string_list(item: str) -> Any:
     """A list option's check: non-empty strings, each once (trimmed)."""
+
     def check(cls: Any, value: Any) -> Any:
         if value is None:
             return None
@@ -116,15 +119,21 @@ def _string_list(item: str) -> Any:
         if len(set(value)) != len(value):
             raise ValueError(f"duplicate {item}")
         return tuple(v.strip() for v in value)
+
     return classmethod(check)
 
 
 def spec_provider_class(spec: Spec, config: type[SourceBase] | None = None) -> type[SpecProvider]:
     """The provider class of ``spec`` (its source model built unless given)."""
-    attributes = {"SPEC": spec, "Config": config or source_model(spec), "AUTH": auth_of(spec),
-                  "STATUSES": spec.status_table, "FIGURES": spec.figures,
-                  "PENDING_RECHECK": "lookup" if spec.lookup is not None else "window",
-                  "__doc__": spec.description or f"{spec.name}: a declared provider"}
+    attributes = {
+        "SPEC": spec,
+        "Config": config or source_model(spec),
+        "AUTH": auth_of(spec),
+        "STATUSES": spec.status_table,
+        "FIGURES": spec.figures,
+        "PENDING_RECHECK": "lookup" if spec.lookup is not None else "window",
+        "__doc__": spec.description or f"{spec.name}: a declared provider",
+    }
     return type(f"{spec.name.title()}SpecProvider", (SpecProvider,), attributes)
 
 
@@ -153,8 +162,9 @@ class CustomSource(SourceBase):
             raise ValueError("spec: pushes are taken by built-in specs only, for now")
         unknown = set(self.options) - set(spec.options)
         if unknown:
-            raise ValueError(f"options: unknown option {sorted(unknown)[0]} (the spec declares "
-                             f"{', '.join(spec.options) or 'none'})")
+            raise ValueError(
+                f"options: unknown option {sorted(unknown)[0]} (the spec declares {', '.join(spec.options) or 'none'})"
+            )
         try:
             values = options_model(spec).model_validate(self.options)
         except ValidationError as exc:

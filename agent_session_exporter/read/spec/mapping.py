@@ -16,8 +16,10 @@ class FieldSpec(SpecModel):
 
     path: Paths
     format: Literal["auto", "iso8601", "unix", "milliseconds", "number", "decimal_string"] = Field(
-        "auto", description="times: auto (ISO 8601, or Unix seconds/ms/µs/ns told by magnitude), iso8601, "
-                            "unix, milliseconds; figures: number, decimal_string")
+        "auto",
+        description="times: auto (ISO 8601, or Unix seconds/ms/µs/ns told by magnitude), iso8601, "
+        "unix, milliseconds; figures: number, decimal_string",
+    )
     scale: float = Field(1.0, gt=0, description="a figure's unit: 0.01 for cents, 0.001 for milliseconds")
     required: bool = False
 
@@ -47,8 +49,9 @@ class Fields(SpecModel):
     status: Declared | None = None
     started_at: Declared | None = None
     finished_at: Declared | None = None
-    key_time: Literal["started_at", "finished_at"] | Declared = Field("started_at", description=(
-        "started_at or finished_at, or a field of its own (such as a creation time)"))
+    key_time: Literal["started_at", "finished_at"] | Declared = Field(
+        "started_at", description=("started_at or finished_at, or a field of its own (such as a creation time)")
+    )
     duration: Declared | None = None
     error_text: Declared | None = None
     warnings: Declared | None = None
@@ -102,9 +105,13 @@ class Statuses(SpecModel):
 
     active: list[str] = Field(default_factory=list)
     final: dict[str, Outcome | FinalStatus]
-    filter_parameter: str | None = Field(None, description=(
-        "where items come without their status field, it is learned with one query per status, filtered by "
-        "this parameter (and the field tried again once per max(overlap, 10 minutes))"))
+    filter_parameter: str | None = Field(
+        None,
+        description=(
+            "where items come without their status field, it is learned with one query per status, filtered by "
+            "this parameter (and the field tried again once per max(overlap, 10 minutes))"
+        ),
+    )
 
     @model_validator(mode="after")
     def _disjoint(self) -> Statuses:

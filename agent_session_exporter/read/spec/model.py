@@ -41,9 +41,25 @@ SPEC_VERSION = 1
 #: Placeholders a request template may use, and where each comes from.
 REQUEST_PLACEHOLDERS = ("page_size", "partition")
 
-__all__ = ["Auth", "Cursor", "FieldSpec", "Fields", "FinalStatus", "Incremental", "Lookup", "OffsetIncrement",
-           "OutcomeRule", "PageIncrement", "Paginator", "RecordSelector", "Requester", "Spec", "Statuses",
-           "TimeWindow", "as_paths"]
+__all__ = [
+    "Auth",
+    "Cursor",
+    "FieldSpec",
+    "Fields",
+    "FinalStatus",
+    "Incremental",
+    "Lookup",
+    "OffsetIncrement",
+    "OutcomeRule",
+    "PageIncrement",
+    "Paginator",
+    "RecordSelector",
+    "Requester",
+    "Spec",
+    "Statuses",
+    "TimeWindow",
+    "as_paths",
+]
 
 
 class PageSize(SpecModel):
@@ -104,15 +120,15 @@ class Spec(SpecModel):
     def _consistent(self) -> Spec:
         if self.page_size.default > self.page_size.max:
             raise ValueError("page_size: default above max")
-        if isinstance(self.paginator, TimeWindow) and not (
-                self.incremental.since_parameter and self.incremental.until_parameter):
+        if isinstance(self.paginator, TimeWindow) and not (self.incremental.since_parameter and self.incremental.until_parameter):
             raise ValueError("incremental: time_window paging needs since_parameter and until_parameter")
         if isinstance(self.paginator, TimeWindow) and self.incremental.order != "newest_first":
             raise ValueError("incremental.order: time_window paging needs newest_first")
         for where, template in self._templates():
             for name in template_names(template):
                 if name not in REQUEST_PLACEHOLDERS and not (
-                        name.startswith("options.") and name.removeprefix("options.") in self.options):
+                    name.startswith("options.") and name.removeprefix("options.") in self.options
+                ):
                     raise ValueError(f"{where}: unknown placeholder {{{name}}}")
         if self.also_read and isinstance(self.paginator, TimeWindow):
             raise ValueError("also_read: not with time_window paging")
@@ -122,13 +138,11 @@ class Spec(SpecModel):
             raise ValueError("lookup: pushes are hints to look sessions up by id")
         router = self.partition_router
         if self.workflow_names is not None:
-            for named, kind in ((self.workflow_names.interval_option, "duration"),
-                                (self.workflow_names.cap_option, "integer")):
+            for named, kind in ((self.workflow_names.interval_option, "duration"), (self.workflow_names.cap_option, "integer")):
                 if named not in self.options or self.options[named].type != kind:
                     raise ValueError(f"workflow_names: {named} must be a declared {kind} option")
         if router is not None:
-            wanted = [(router.list_option, "string_list"), (router.interval_option, "duration"),
-                      (router.cap_option, "integer")]
+            wanted = [(router.list_option, "string_list"), (router.interval_option, "duration"), (router.cap_option, "integer")]
             for option, kind in wanted:
                 if option is not None and (option not in self.options or self.options[option].type != kind):
                     raise ValueError(f"partition_router: {option} must be a declared {kind} option")
@@ -140,16 +154,20 @@ class Spec(SpecModel):
         out = [("requester.path", self.requester.path)]
         out += [(f"requester.query.{k}", v) for k, v in self.requester.query.items() if isinstance(v, str)]
         if self.lookup is not None:
-            out += [(f"lookup.query.{k}", v.replace("{session_id}", ""))
-                    for k, v in self.lookup.query.items() if isinstance(v, str)]
+            out += [
+                (f"lookup.query.{k}", v.replace("{session_id}", "")) for k, v in self.lookup.query.items() if isinstance(v, str)
+            ]
             out.append(("lookup.path", self.lookup.path.replace("{session_id}", "")))
         return out
 
     @property
     def figures(self) -> frozenset[str]:
         """The optional figures this API supplies."""
-        have = {"warnings": self.fields.warnings is not None, "tokens": bool(self.fields.tokens),
-                "cost": self.fields.cost is not None}
+        have = {
+            "warnings": self.fields.warnings is not None,
+            "tokens": bool(self.fields.tokens),
+            "cost": self.fields.cost is not None,
+        }
         return frozenset(name for name, present in have.items() if present)
 
     @property

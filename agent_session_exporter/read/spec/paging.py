@@ -49,15 +49,18 @@ class SpecPaging(Provider[SourceBase]):
             return declared
         return {name: getattr(self.source, name, None) for name in self.spec.options}
 
-    def render(self, template: Any, partition: str | None = None, session_id: str | None = None,
-               size: int | None = None) -> Any:
+    def render(self, template: Any, partition: str | None = None, session_id: str | None = None, size: int | None = None) -> Any:
         """A template's value: ``{page_size}``, ``{partition}``, ``{session_id}``, ``{options.NAME}``. A
         template that is one placeholder keeps its value's type; one whose value is unset is None (the
         parameter is left out)."""
         if not isinstance(template, str) or "{" not in template:
             return template
-        values = {"page_size": size or self.source.page_size, "partition": partition, "session_id": session_id,
-                  **{f"options.{k}": v for k, v in self.options().items()}}
+        values = {
+            "page_size": size or self.source.page_size,
+            "partition": partition,
+            "session_id": session_id,
+            **{f"options.{k}": v for k, v in self.options().items()},
+        }
         name = template[1:-1]
         if template.startswith("{") and template.endswith("}") and name in values:
             return values[name]
@@ -75,8 +78,9 @@ class SpecPaging(Provider[SourceBase]):
                 template = template.replace("{" + key + "}", quote(value, safe=""))
         return template
 
-    def base_params(self, requester: Requester, partition: str | None, since: float | None,
-                    size: int | None = None) -> dict[str, Any]:
+    def base_params(
+        self, requester: Requester, partition: str | None, since: float | None, size: int | None = None
+    ) -> dict[str, Any]:
         params = {key: self.render(value, partition, size=size) for key, value in requester.query.items()}
         incremental = self.spec.incremental
         if since is not None and incremental.since_parameter and requester is self.spec.requester:
@@ -100,9 +104,17 @@ class SpecPaging(Provider[SourceBase]):
             raise InvalidPage(path, f"an object with a list '{selector.path}'" if selector.path else "a list")
         return items
 
-    def pages(self, requester: Requester, paginator: PageIncrement | OffsetIncrement | Cursor,
-              selector: RecordSelector, partition: str | None, since: float | None, result: PollResult,
-              extra: dict[str, Any] | None = None, size: int | None = None) -> AsyncGenerator[list[Any], None]:
+    def pages(
+        self,
+        requester: Requester,
+        paginator: PageIncrement | OffsetIncrement | Cursor,
+        selector: RecordSelector,
+        partition: str | None,
+        since: float | None,
+        result: PollResult,
+        extra: dict[str, Any] | None = None,
+        size: int | None = None,
+    ) -> AsyncGenerator[list[Any], None]:
         """A list's pages, as its paginator walks them (``size``: its page size, the source's by default)."""
         size = size or self.source.page_size
         path = self.path(requester.path, partition)
@@ -110,19 +122,33 @@ class SpecPaging(Provider[SourceBase]):
         fetch = functools.partial(self.fetch, requester)
         select = functools.partial(self.select, selector)
         max_pages = self.source.max_pages
-        on_limit: Callable[[], None] = (self.max_pages_reached if partition is None
-                                        else functools.partial(self.max_pages_reached, workflow_id=partition))
+        on_limit: Callable[[], None] = (
+            self.max_pages_reached if partition is None else functools.partial(self.max_pages_reached, workflow_id=partition)
+        )
         if isinstance(paginator, PageIncrement):
-            return numbered_pages(lambda page: fetch(path, {**params, paginator.parameter: page}),
-                                  lambda body: self._numbered(select(body, path), body, paginator, size),
-                                  first=paginator.start, page_size=size, max_pages=max_pages, on_limit=on_limit)
+            return numbered_pages(
+                lambda page: fetch(path, {**params, paginator.parameter: page}),
+                lambda body: self._numbered(select(body, path), body, paginator, size),
+                first=paginator.start,
+                page_size=size,
+                max_pages=max_pages,
+                on_limit=on_limit,
+            )
         if isinstance(paginator, OffsetIncrement):
-            return numbered_pages(lambda page: fetch(path, {**params, paginator.parameter: page * size}),
-                                  lambda body: (items := select(body, path), len(items) < size),
-                                  first=0, page_size=size, max_pages=max_pages, on_limit=on_limit)
-        return cursor_pages(lambda cursor: self._cursor_fetch(fetch, path, params, paginator, cursor),
-                            lambda body: self._cursor_read(select(body, path), body, paginator, result),
-                            max_pages=max_pages, on_limit=on_limit)
+            return numbered_pages(
+                lambda page: fetch(path, {**params, paginator.parameter: page * size}),
+                lambda body: (items := select(body, path), len(items) < size),
+                first=0,
+                page_size=size,
+                max_pages=max_pages,
+                on_limit=on_limit,
+            )
+        return cursor_pages(
+            lambda cursor: self._cursor_fetch(fetch, path, params, paginator, cursor),
+            lambda body: self._cursor_read(select(body, path), body, paginator, result),
+            max_pages=max_pages,
+            on_limit=on_limit,
+        )
 
     @staticmethod
     def _numbered(items: list[Any], body: Any, paginator: PageIncrement, size: int) -> tuple[list[Any], bool]:
@@ -137,8 +163,14 @@ class SpecPaging(Provider[SourceBase]):
                 last = number + 1 - paginator.start >= total
         return items, last
 
-    async def _cursor_fetch(self, fetch: Callable[[str, dict[str, Any]], Awaitable[Any]], path: str,
-                            params: dict[str, Any], paginator: Cursor, cursor: str | None) -> Any:
+    async def _cursor_fetch(
+        self,
+        fetch: Callable[[str, dict[str, Any]], Awaitable[Any]],
+        path: str,
+        params: dict[str, Any],
+        paginator: Cursor,
+        cursor: str | None,
+    ) -> Any:
         if cursor is None:
             return await fetch(path, params)
         if paginator.token_path is not None:
@@ -147,8 +179,7 @@ class SpecPaging(Provider[SourceBase]):
         next_path, next_params = cursor.split("\0", 1)
         return await fetch(next_path, dict(parse_qsl(next_params, keep_blank_values=True)))
 
-    def _cursor_read(self, items: list[Any], body: Any, paginator: Cursor,
-                     result: PollResult) -> tuple[list[Any], str | None]:
+    def _cursor_read(self, items: list[Any], body: Any, paginator: Cursor, result: PollResult) -> tuple[list[Any], str | None]:
         if paginator.next_path is not None and isinstance(body, (dict, Fields)):
             parent, _, key = paginator.next_path.rpartition(".")
             holder = get_path(body, parent)
@@ -167,10 +198,12 @@ class SpecPaging(Provider[SourceBase]):
         target = urlsplit(url if "://" in url else f"{base.scheme}://{base.netloc}{url}")
         if (target.scheme, target.netloc) != (base.scheme, base.netloc) or not target.path.startswith(base.path):
             result.invalid.append(("next_url_elsewhere", None))
-            self.log.warning("a next-page URL points outside the source's base_url: not followed (the credential "
-                             "is only ever sent to base_url's origin)")
+            self.log.warning(
+                "a next-page URL points outside the source's base_url: not followed (the credential "
+                "is only ever sent to base_url's origin)"
+            )
             return None
-        return f"{target.path[len(base.path):] or '/'}\0{target.query}"
+        return f"{target.path[len(base.path) :] or '/'}\0{target.query}"
 
     async def _read_time_window(self, partition: str | None, window: PollWindow, result: PollResult) -> None:
         incremental = self.spec.incremental
@@ -187,10 +220,16 @@ class SpecPaging(Provider[SourceBase]):
             return len(items), [key_time for _, key_time in rows]
 
         now = now_of(window)
-        await time_ranges(read, since=window.since, now=window.now if window.now is not None else window.since,
-                          page_size=self.source.page_size, max_pages=self.source.max_pages,
-                          newest_first=lambda keys: self._in_order(keys, result, now), on_limit=self.max_pages_reached,
-                          on_stuck=lambda at: self.page_stuck(result, at, self.spec.fields.key_name))
+        await time_ranges(
+            read,
+            since=window.since,
+            now=window.now if window.now is not None else window.since,
+            page_size=self.source.page_size,
+            max_pages=self.source.max_pages,
+            newest_first=lambda keys: self._in_order(keys, result, now),
+            on_limit=self.max_pages_reached,
+            on_stuck=lambda at: self.page_stuck(result, at, self.spec.fields.key_name),
+        )
         self.order.held(now)
 
     def _in_order(self, keys: Sequence[float], result: PollResult, now: float) -> bool:

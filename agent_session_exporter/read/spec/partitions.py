@@ -52,8 +52,11 @@ class Partitions:
         except UpstreamError as exc:
             if self._listed is None:
                 raise
-            log.warning(f"{self.noun} discovery failed; polling the {self.noun}s found last", error=str(exc),
-                        **{f"{self.noun}s": len(self._listed)})
+            log.warning(
+                f"{self.noun} discovery failed; polling the {self.noun}s found last",
+                error=str(exc),
+                **{f"{self.noun}s": len(self._listed)},
+            )
             return self._listed
         previous = self._listed
         if previous is not None:
@@ -63,8 +66,13 @@ class Partitions:
             self._removed = (self._removed | removed) - set(found)
             added = [p for p in found if p not in previous]
             if added or removed or self.missing:
-                log.info(f"{self.noun}s discovered", added=len(added), removed=len(removed), missing=len(self.missing),
-                         polled=len(found) + len(self.missing))
+                log.info(
+                    f"{self.noun}s discovered",
+                    added=len(added),
+                    removed=len(removed),
+                    missing=len(self.missing),
+                    polled=len(found) + len(self.missing),
+                )
         else:
             log.info(f"{self.noun}s discovered", polled=len(found))
         read = found + tuple(p for p in previous or () if p in self.missing)
@@ -89,8 +97,15 @@ class Partitions:
         found: list[str] = []
         names: dict[str, str] = {}
         refused, reason = 0, ""
-        pages = self.provider.pages(parent.requester, parent.paginator, parent.record_selector, None, None,
-                                    PollResult(), size=min(self.provider.spec.page_size.max, cap))
+        pages = self.provider.pages(
+            parent.requester,
+            parent.paginator,
+            parent.record_selector,
+            None,
+            None,
+            PollResult(),
+            size=min(self.provider.spec.page_size.max, cap),
+        )
         async with contextlib.aclosing(pages):
             async for items in pages:
                 for item in items:
@@ -108,10 +123,10 @@ class Partitions:
                     break
         log = self.provider.log
         if refused:
-            log.warning(f"{self.noun}s with ids that cannot be kept are not polled", reason=reason,
-                        **{f"{self.noun}s": refused})
+            log.warning(f"{self.noun}s with ids that cannot be kept are not polled", reason=reason, **{f"{self.noun}s": refused})
         if len(found) > cap:
-            log.warning(f"more {self.noun}s than {self.router.cap_option}; polling the first of them",
-                        **{self.router.cap_option: cap})
+            log.warning(
+                f"more {self.noun}s than {self.router.cap_option}; polling the first of them", **{self.router.cap_option: cap}
+            )
         self.names = names
         return tuple(found[:cap])

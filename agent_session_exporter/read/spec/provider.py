@@ -37,16 +37,23 @@ class SpecProvider(SpecPaging):
         self.router = Partitions(self, router) if router is not None else None
         #: Taken while items come without their status: it is learned with one query per status.
         sessions, chain = f"{self.spec.name} {self.spec.nouns.session}s", self._chain()
-        self.status_field = self.fallback(f"{sessions} carry no status field; learning status with one query per status",
-                                          f"{sessions} carry a status field again; {chain}")
+        self.status_field = self.fallback(
+            f"{sessions} carry no status field; learning status with one query per status",
+            f"{sessions} carry a status field again; {chain}",
+        )
         #: Whether the API has shown if items carry their status (said once in the log).
         self._status_seen = False
         #: The sessions the plain list showed this poll (``id_gaps`` reads between them).
         self.listed: list[SessionRecord] = []
         self.details = DetailReader(self, self.spec.detail_reads) if self.spec.detail_reads is not None else None
         names = self.spec.workflow_names
-        self.names = None if names is None else Partitions(self, PartitionRouter(
-            parent=names.parent, interval_option=names.interval_option, cap_option=names.cap_option))
+        self.names = (
+            None
+            if names is None
+            else Partitions(
+                self, PartitionRouter(parent=names.parent, interval_option=names.interval_option, cap_option=names.cap_option)
+            )
+        )
 
     def parse_item(self, item: dict[str, Any]) -> SessionRecord:
         return self.mapper(item)
@@ -91,8 +98,9 @@ class SpecProvider(SpecPaging):
         paginator = self.spec.paginator
         for extra in self.spec.also_read:
             assert not isinstance(paginator, TimeWindow)  # the spec refuses it
-            pages = self.pages(self.spec.requester, paginator, self.spec.record_selector, None,
-                               window.since, result, dict(extra.query))
+            pages = self.pages(
+                self.spec.requester, paginator, self.spec.record_selector, None, window.since, result, dict(extra.query)
+            )
             async with contextlib.aclosing(pages):
                 async for items in pages:
                     shown.update(r.session_id for r in self.parse_items(items, result))
@@ -149,23 +157,27 @@ class SpecProvider(SpecPaging):
         if self.spec.statuses.filter_parameter is None:
             return None
         noun = self.spec.nouns.session
-        return (f"{self.spec.name} {noun}s: status is read from each {noun}'s 'status' field where present; where the "
-                f"API omits it, it is learned with one '{self.spec.statuses.filter_parameter}'-filtered query per "
-                f"status ({', '.join(self.STATUSES)})")
+        return (
+            f"{self.spec.name} {noun}s: status is read from each {noun}'s 'status' field where present; where the "
+            f"API omits it, it is learned with one '{self.spec.statuses.filter_parameter}'-filtered query per "
+            f"status ({', '.join(self.STATUSES)})"
+        )
 
     def _chain(self) -> str:
         return "one query chain" + (f" per {self.spec.nouns.partition}" if self.spec.partition_router else "")
 
-    async def read_partition(self, partition: str | None, window: PollWindow, result: PollResult,
-                             status: str | None = None) -> None:
+    async def read_partition(
+        self, partition: str | None, window: PollWindow, result: PollResult, status: str | None = None
+    ) -> None:
         """Read one list (``status``: filtered by it, each item's status taken as that)."""
         if isinstance(self.spec.paginator, TimeWindow):
             await self._read_time_window(partition, window, result)
             return
         parameter = self.spec.statuses.filter_parameter
         extra = {} if status is None or parameter is None else {parameter: status}
-        pages = self.pages(self.spec.requester, self.spec.paginator, self.spec.record_selector, partition,
-                           window.since, result, extra)
+        pages = self.pages(
+            self.spec.requester, self.spec.paginator, self.spec.record_selector, partition, window.since, result, extra
+        )
         parse = self._parser(partition, status)
         if self.spec.incremental.order == "newest_first" and status is None and parse is None:
             if self.spec.incremental.order_by == "id":
@@ -191,6 +203,7 @@ class SpecProvider(SpecPaging):
             if name and not record.workflow_name:
                 record.workflow_name = name
             return record
+
         return parse
 
     # -- lookups --------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ class Cursor(SpecModel):
     parameter: str | None = Field(None, description="the query parameter the token is sent as")
     token_path: Path | None = None
     next_url_path: Path | None = None
-    next_path: Path | None = Field(None, description="where present and empty (null, \"\"), the page is the last")
+    next_path: Path | None = Field(None, description='where present and empty (null, ""), the page is the last')
 
     @model_validator(mode="after")
     def _one_way(self) -> Cursor:
@@ -107,10 +107,13 @@ class Incremental(SpecModel):
     until_parameter: str | None = Field(None, description="inclusive upper bound (time_window paging)")
     format: Literal["iso8601", "unix", "milliseconds"] = "iso8601"
     order: Literal["newest_first", "any"] = Field(
-        "newest_first", description="newest_first: paging stops at the first page reaching past the window")
+        "newest_first", description="newest_first: paging stops at the first page reaching past the window"
+    )
     order_parameter: str = Field("order", description="what a log line names when the order breaks")
-    order_by: Literal["key_time", "id"] = Field("key_time", description=(
-        "what the newest-first order is by: the key time, or a numeric id (sequential ids; verified on the ids)"))
+    order_by: Literal["key_time", "id"] = Field(
+        "key_time",
+        description=("what the newest-first order is by: the key time, or a numeric id (sequential ids; verified on the ids)"),
+    )
     overlap: Duration | None = Field(None, description="the default overlap of this platform's sources")
 
 
@@ -120,14 +123,14 @@ class Lookup(SpecModel):
 
     path: str
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    record: Paths | None = Field(None, description="detail: where the item is in the answer (alternatives "
-                                                   "in order; empty: the answer itself)")
+    record: Paths | None = Field(
+        None, description="detail: where the item is in the answer (alternatives in order; empty: the answer itself)"
+    )
     list: bool = Field(False, description="the answer is a page of the list (an id filter)")
 
     @model_validator(mode="after")
     def _session_id(self) -> Lookup:
-        names = template_names(self.path) + [n for v in self.query.values() if isinstance(v, str)
-                                             for n in template_names(v)]
+        names = template_names(self.path) + [n for v in self.query.values() if isinstance(v, str) for n in template_names(v)]
         if "session_id" not in names:
             raise ValueError("path or query must hold {session_id}")
         return self
@@ -191,8 +194,9 @@ class DetailReads(SpecModel):
 
     statuses: list[str] = Field(default_factory=list)
     seen: list[str] = Field(default_factory=list)
-    start_from: Path | None = Field(None, description=(
-        "a session re-read because it was seen in one of `seen` starts at this field of its detail"))
+    start_from: Path | None = Field(
+        None, description=("a session re-read because it was seen in one of `seen` starts at this field of its detail")
+    )
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
     max_per_cycle: int = Field(50, ge=1)
 

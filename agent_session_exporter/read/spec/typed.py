@@ -54,6 +54,7 @@ def _struct(name: str, tree: Tree, items: type[Fields] | None = None) -> type[Fi
     def get(self: Fields, key: str, default: Any = None) -> Any:
         attr = names.get(key)
         return default if attr is None else getattr(self, attr)
+
     made = msgspec.defstruct(name, fields, bases=(Fields,), namespace={"get": get}, gc=False)
     assert issubclass(made, Fields)
     return made
@@ -62,10 +63,20 @@ def _struct(name: str, tree: Tree, items: type[Fields] | None = None) -> type[Fi
 def item_paths(spec: Spec) -> list[str]:
     """Every path the spec's mapper reads of an item."""
     declared = spec.fields
-    specs: list[FieldSpec | None] = [declared.id, declared.status, declared.started_at, declared.finished_at,
-                                     declared.duration, declared.error_text, declared.warnings, declared.cost,
-                                     declared.model, declared.workflow_id, declared.workflow_name,
-                                     *declared.tokens.values()]
+    specs: list[FieldSpec | None] = [
+        declared.id,
+        declared.status,
+        declared.started_at,
+        declared.finished_at,
+        declared.duration,
+        declared.error_text,
+        declared.warnings,
+        declared.cost,
+        declared.model,
+        declared.workflow_id,
+        declared.workflow_name,
+        *declared.tokens.values(),
+    ]
     if not isinstance(declared.key_time, str):
         specs.append(declared.key_time)
     paths = [path for field in specs if field is not None for path in as_paths(field.path)]
