@@ -1,6 +1,6 @@
-"""Pushes, wired: each source that takes them (a ``webhook_secret``, and a provider that can look a
-session up) has a queue of hints (``count/hints.py``), filled by the webhook listener
-(``serve/webhooks.py``) or, later, an event stream, and served by the source's own loop between its
+"""Pushes, wired: each source that takes them (a ``webhook_secret``, or ``push: sse``; and a provider
+that can look a session up) has a queue of hints (``count/hints.py``), filled by the webhook listener
+(``serve/webhooks.py``) or its event stream (``streams.py``), and served by the source's own loop between its
 polls (``SourcePoller.between_cycles``): lookup-only cycles (``lookup_cycle.py``), never at the same
 time as a poll. A session already counted is not looked up again, whatever pushes say.
 """
@@ -16,8 +16,11 @@ import structlog
 from agent_session_exporter.count.hints import Hint, HintQueue
 from agent_session_exporter.lookup_cycle import run_lookup_cycle
 from agent_session_exporter.poller import SourcePoller
-from agent_session_exporter.read.push import PushSource
+from agent_session_exporter.read.push import PushLookups, PushSource, StreamSource
+from agent_session_exporter.read.spec.provider import SpecProvider
+from agent_session_exporter.read.spec.requests import StreamPushes
 from agent_session_exporter.serve.pushmetrics import PushMetrics
+from agent_session_exporter.streams import ActivityStream, StreamTiming
 
 log = structlog.get_logger()
 
@@ -33,19 +36,31 @@ class Pushes:
         self.clock = clock
         self.pollers: dict[str, SourcePoller] = {}
         self.queues: dict[str, HintQueue] = {}
+        #: The sources with ``push: sse``: their streams, run beside their polling loops (``Exporter``).
+        self.streams: dict[str, ActivityStream] = {}
+        #: The streams' silence timeout and backoff (the tests shorten them).
+        self.stream_timing = StreamTiming()
 
     def add(self, poller: SourcePoller) -> None:
-        """Take the source's pushes, if it has a ``webhook_secret`` (and its provider can look up)."""
+        """Take the source's pushes, if it has a ``webhook_secret`` or ``push: sse`` (and its provider can
+        look up)."""
         source = poller.source
-        if not isinstance(source, PushSource) or not source.webhook_secret:
+        webhooks = isinstance(source, PushSource) and bool(source.webhook_secret)
+        stream = _stream_of(poller)
+        if not webhooks and stream is None:
             return
         if not poller.provider.can_look_up:
             log.warning("the source's provider cannot look sessions up one by one: its pushes are not taken",
                         source=source.name, provider=source.provider)
             return
+        assert isinstance(source, PushLookups)
         queue = self.queues[source.name] = HintQueue(source.max_push_lookups_per_minute)
         self.pollers[source.name] = poller
-        self.metrics.add_source(source.name, source.provider)
+        self.metrics.add_source(source.name, source.provider, webhooks=webhooks)
+        if stream is not None:
+            self.metrics.streams.add_source(source.name, source.provider)
+            self.streams[source.name] = ActivityStream(poller, stream.path, queue, self.metrics.streams, self.clock,
+                                                       self.on_change, self.stream_timing)
 
         async def between_cycles(stop: asyncio.Event, delay: float) -> None:
             await serve_hints(poller, queue, stop, delay, self._counted)
@@ -54,6 +69,7 @@ class Pushes:
     def remove(self, name: str) -> None:
         poller = self.pollers.pop(name, None)
         self.queues.pop(name, None)
+        self.streams.pop(name, None)
         if poller is not None:
             self.metrics.remove_source(name, poller.source.provider)
 
@@ -82,6 +98,14 @@ class Pushes:
             if hint.session_id in counted:
                 self.metrics.counted(poller.source.name, poller.source.provider, now - hint.received_at)
         self.on_change()
+
+
+def _stream_of(poller: SourcePoller) -> StreamPushes | None:
+    """The stream a source with ``push: sse`` reads: its spec's (only a spec declaring one gives the key)."""
+    if not isinstance(poller.source, StreamSource) or poller.source.push != "sse":
+        return None
+    pushes = poller.provider.SPEC.pushes if isinstance(poller.provider, SpecProvider) else None
+    return pushes if isinstance(pushes, StreamPushes) else None
 
 
 async def serve_hints(poller: SourcePoller, queue: HintQueue, stop: asyncio.Event, delay: float,
