@@ -94,6 +94,7 @@ class ActivityStream:
                     task.cancel()
                 await asyncio.gather(reading, stopping, return_exceptions=True)
                 self._connected(False)
+                self.on_change()
 
     async def _keep_reading(self, session: aiohttp.ClientSession) -> None:
         source, timing = self.poller.source, self.timing
@@ -182,7 +183,7 @@ class ActivityStream:
             try:
                 frame = read_frame(event.data)
             except Malformed as exc:
-                kind, outcome = "other", "malformed"
+                kind, outcome = exc.kind, "malformed"
                 self._warn("a malformed frame of the activity stream was ignored", reason=str(exc))
             else:
                 kind, outcome = frame.kind, "ignored"

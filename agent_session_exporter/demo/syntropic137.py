@@ -104,6 +104,8 @@ class ActivityFeed:
         self.connections = 0
         #: An HTTP status to answer instead of the stream (None: the stream).
         self.refuse: int | None = None
+        #: The ``Authorization`` header of the last stream asked for.
+        self.authorization: str | None = None
         factory.on_status = self.note
 
     def note(self, session: SimSession) -> None:
@@ -124,6 +126,7 @@ class ActivityFeed:
             queue.put_nowait(ABORT if abort else END)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        self.authorization = request.headers.get("Authorization")
         if self.refuse is not None:
             return web.json_response({"detail": "refused"}, status=self.refuse)
         queue: asyncio.Queue[bytes | str] = asyncio.Queue()

@@ -37,7 +37,12 @@ class Frame:
 
 
 class Malformed(ValueError):
-    """A frame whose data is not a JSON object, or a ``SessionCompleted`` naming no usable session."""
+    """A frame whose data is not a JSON object (``kind`` other), or a ``SessionCompleted`` naming no
+    usable session (``kind`` session_completed)."""
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def read_frame(data: str) -> Frame:
@@ -60,11 +65,11 @@ def read_frame(data: str) -> Frame:
     payload: Any = frame.get("data")
     session = payload.get("session_id") if isinstance(payload, dict) else None
     if isinstance(session, bool) or not isinstance(session, (str, int)):
-        raise Malformed("a SessionCompleted without a session_id")
+        raise Malformed("a SessionCompleted without a session_id", kind)
     try:
         session_id = check_id(str(session))
     except InvalidRecord:
-        raise Malformed("a SessionCompleted whose session_id is not a usable id") from None
+        raise Malformed("a SessionCompleted whose session_id is not a usable id", kind) from None
     if not session_id:
-        raise Malformed("a SessionCompleted with an empty session_id")
+        raise Malformed("a SessionCompleted with an empty session_id", kind)
     return Frame(kind, session_id)
