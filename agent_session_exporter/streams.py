@@ -50,6 +50,14 @@ class StreamTiming:
     healthy_after: float = 60.0
 
 
+def reconnect_delay(attempt: int, reason: str, timing: StreamTiming, rng: random.Random) -> float:
+    """Seconds before the ``attempt``-th reconnect in a row (0: the first): full jitter, uniform between 0
+    and ``first_backoff`` doubled ``attempt`` times, at most ``max_backoff``; ``auth_backoff`` after 401/403."""
+    if reason == "auth":
+        return timing.auth_backoff
+    return rng.uniform(0, min(timing.max_backoff, timing.first_backoff * 2 ** min(attempt, 32)))
+
+
 class ActivityStream:
     """One source's event stream, read until stopped; its frames become hints in ``queue``."""
 
@@ -124,12 +132,8 @@ class ActivityStream:
             healthy = self._opened_at is not None and time.monotonic() - self._opened_at >= timing.healthy_after
             if healthy:
                 attempt = 0
-            delay = (
-                timing.auth_backoff
-                if reason == "auth"
-                else self.random.uniform(0, min(timing.max_backoff, timing.first_backoff * 2**attempt))
-            )
-            attempt = min(attempt + 1, 32)
+            delay = reconnect_delay(attempt, reason, timing, self.random)
+            attempt += 1
             self.metrics.reconnects.labels(*self.labels, reason).inc()
             self._ended(reason, message, delay, error, healthy)
             self.on_change()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp import web
 from agent_session_exporter import streams
 from agent_session_exporter.demo.syntropic137 import frame, session_completed
 from agent_session_exporter.read.syntropic137_activity import Frame, read_frame
+from agent_session_exporter.streams import StreamTiming, reconnect_delay
 
 from .streamstack import FAST, stream_stack
 
@@ -241,3 +243,12 @@ async def test_a_reload_that_turns_the_stream_off_ends_it_and_its_series(clock):
         await stack.until(lambda: not stack.feed.subscribers and stack.exporter.pollers["st"].cycles >= 1)
         assert "st" not in stack.exporter.pushes.streams
         assert not any(name.startswith("agent_session_exporter_push_") for name, _ in stack.samples())
+
+
+def test_reconnects_back_off_exponentially_with_full_jitter_capped():
+    timing = StreamTiming()  # 1 s doubling to 60 s; 5 minutes after 401/403
+    rng = random.Random(3)
+    for attempt, ceiling in ((0, 1.0), (1, 2.0), (3, 8.0), (5, 32.0), (6, 60.0), (1000, 60.0)):
+        delays = [reconnect_delay(attempt, "closed", timing, rng) for _ in range(300)]
+        assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling * 0.9 and min(delays) < ceiling * 0.1
+    assert reconnect_delay(0, "auth", timing, rng) == reconnect_delay(9, "auth", timing, rng) == 300.0
