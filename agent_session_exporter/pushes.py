@@ -8,6 +8,7 @@ time as a poll. A session already counted is not looked up again, whatever pushe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Callable
 
@@ -108,11 +109,26 @@ def _stream_of(poller: SourcePoller) -> StreamPushes | None:
     return pushes if isinstance(pushes, StreamPushes) else None
 
 
+#: A stream's frame says a session ended, but its lookup may still read it running: Syntropic137's
+#: session list is a projection of its own, fed apart from the activity feed. Such a session is looked
+#: up again after these delays (seconds), then left to the next poll.
+RELOOK_AFTER = (1.0, 5.0)
+
+
+def relook(poller: SourcePoller, queue: HintQueue, hints: list[Hint]) -> None:
+    """Put back, after a delay, the stream's hints whose lookup still read their session active."""
+    loop = asyncio.get_running_loop()
+    for hint in hints:
+        if hint.origin == "sse" and hint.session_id in poller.state.pending and hint.tries < len(RELOOK_AFTER):
+            loop.call_later(RELOOK_AFTER[hint.tries], queue.put, dataclasses.replace(hint, tries=hint.tries + 1))
+
+
 async def serve_hints(poller: SourcePoller, queue: HintQueue, stop: asyncio.Event, delay: float,
                       counted: Callable[[SourcePoller, list[Hint], set[str]], None]) -> None:
     """Until ``stop`` or ``delay`` seconds: look up the sessions hints name as the queue lets them out,
-    each batch in one lookup-only cycle. Hints for sessions already counted are dropped unread. A
-    lookup cycle that fails unexpectedly is logged and its hints dropped (the next poll counts them)."""
+    each batch in one lookup-only cycle. Hints for sessions already counted are dropped unread; a
+    stream's hint whose session still reads active is put back for later (``relook``). A lookup cycle
+    that fails unexpectedly is logged and its hints dropped (the next poll counts them)."""
     deadline = time.monotonic() + delay
     while not stop.is_set():
         left = deadline - time.monotonic()
@@ -140,3 +156,4 @@ async def serve_hints(poller: SourcePoller, queue: HintQueue, stop: asyncio.Even
                              error=str(exc), exc_info=exc)
             continue
         counted(poller, hints, done)
+        relook(poller, queue, hints)

@@ -12,7 +12,7 @@ import random
 import pytest
 from aiohttp import web
 
-from agent_session_exporter import streams
+from agent_session_exporter import pushes, streams
 from agent_session_exporter.demo.syntropic137 import frame, session_completed
 from agent_session_exporter.read.syntropic137_activity import Frame, read_frame
 from agent_session_exporter.streams import StreamTiming, reconnect_delay
@@ -252,3 +252,28 @@ def test_reconnects_back_off_exponentially_with_full_jitter_capped():
         delays = [reconnect_delay(attempt, "closed", timing, rng) for _ in range(300)]
         assert all(0 <= d <= ceiling for d in delays) and max(delays) > ceiling * 0.9 and min(delays) < ceiling * 0.1
     assert reconnect_delay(0, "auth", timing, rng) == reconnect_delay(9, "auth", timing, rng) == 300.0
+
+
+@pytest.mark.parametrize(("lagging", "by_lookup"), [(2, True), (9, False)], ids=["catches-up", "lags-on"])
+async def test_a_lookup_that_still_reads_the_session_running_looks_again(stack, monkeypatch, lagging, by_lookup):
+    """Syntropic137's session list is a projection apart from its feed: the frame may come first. The
+    session is looked up again (twice, here 50 and 100 ms later), and then left to the next poll."""
+    monkeypatch.setattr(pushes, "RELOOK_AFTER", (0.05, 0.1))
+    session = stack.session()
+    left = [lagging]
+
+    def lag(payload: object) -> object:
+        if isinstance(payload, dict) and payload.get("id") == session.id and left[0]:  # the lookup's answer
+            left[0] -= 1
+            return {**payload, "status": "running", "completed_at": None, "duration_seconds": None}
+        return payload
+
+    stack.simulators.mutators["syntropic137"] = lag
+    async with stack.streaming(), stack.serving():
+        await stack.listening()
+        stack.tick(2)
+        await stack.until(lambda: stack.lookups() == 3)
+        await asyncio.sleep(0.3)  # a fourth lookup would be due by now: there is none
+    assert stack.lookups() == 3 and stack.counted() == (1 if by_lookup else 0) and stack.observed() == stack.counted()
+    assert await stack.poller.run_cycle()
+    assert stack.counted() == 1 and stack.lookups() == 3
