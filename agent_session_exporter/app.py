@@ -164,9 +164,8 @@ class Exporter:
         reading.add_done_callback(_log_if_failed)
         try:
             await self._supervise(poller, stop, offset)
-            await reading
         finally:
-            reading.cancel()
+            reading.cancel()  # it ends at ``stop`` as well; an error of its own is logged by the callback
             await asyncio.gather(reading, return_exceptions=True)
 
     async def _supervise(self, poller: SourcePoller, stop: asyncio.Event, offset: float) -> None:
