@@ -161,9 +161,23 @@ class Exporter:
 
     def _start_task(self, name: str, offset: float = 0.0) -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(self._supervise(self.pollers[name], stop, offset), name=f"source:{name}")
+        task = asyncio.create_task(self._run(self.pollers[name], stop, offset), name=f"source:{name}")
         task.add_done_callback(_log_if_failed)
         self._tasks[name] = (task, stop)
+
+    async def _run(self, poller: SourcePoller, stop: asyncio.Event, offset: float) -> None:
+        """The source's polling loop, and beside it its event stream where it reads one (``push: sse``):
+        both end at ``stop`` (the stream at once; the loop once its cycle is committed)."""
+        stream = self.pushes.streams.get(poller.source.name)
+        if stream is None:
+            return await self._supervise(poller, stop, offset)
+        reading = asyncio.create_task(stream.run(stop), name=f"stream:{poller.source.name}")
+        reading.add_done_callback(_log_if_failed)
+        try:
+            await self._supervise(poller, stop, offset)
+        finally:
+            reading.cancel()  # it ends at ``stop`` as well; an error of its own is logged by the callback
+            await asyncio.gather(reading, return_exceptions=True)
 
     async def _supervise(self, poller: SourcePoller, stop: asyncio.Event, offset: float) -> None:
         """Run a source's polling loop until ``stop``. Should it end otherwise (a cycle's fault, a bug

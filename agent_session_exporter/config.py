@@ -172,6 +172,11 @@ def _describe(error: Any) -> tuple[tuple[str | int, ...], str]:
         loc.append("provider")
     elif error["type"] == "duplicate_source_name":
         loc = ["sources", error["ctx"]["index"], "name"]
+    elif error["type"] == "extra_forbidden" and loc[-1] == "push" and len(loc) == 4:
+        message = (
+            f"this provider streams no activity: push: sse is for "
+            f"{', '.join(n for n, c in PROVIDER_CLASSES.items() if 'push' in c.Config.model_fields)} only"
+        )
     if len(loc) > 2 and loc[0] == "sources" and isinstance(loc[1], int) and loc[2] in PROVIDERS:
         del loc[2]  # the union's tag; a check across keys (a model validator) names its key itself
     return tuple(loc), message

@@ -1,7 +1,8 @@
 """A lookup-only cycle: the sessions pushes named, read one by one through the provider
 (``Provider.look_up``) and planned, committed and reported as any cycle's read is, through the same
 dedup and state, and one CycleReport of its own (``lookup_only``: it says nothing of the source's
-health). What counts is what the lookup reads, never what a push said.
+health). What counts is what the lookup reads, never what a push said; and only a session of a
+workflow the source polls (``Provider.polls_workflow``: an event stream names every workflow's).
 
 It moves no window: the watermark stays where the last poll left it (a session looked up may be
 newer than everything read so far; the sessions between were not read yet), no counted id leaves
@@ -61,6 +62,8 @@ async def _look_up(poller: SourcePoller, hints: list[Hint], report: CycleReport)
         return set()
     finally:
         report.requests["push"] += http.requests_this_cycle
+    # A stream names every workflow's sessions: one the source does not poll is not its to count.
+    result.records = [r for r in result.records if not r.workflow or provider.polls_workflow(r.workflow)]
     builder = poller.counter.builder(now)
     plan = plan_cycle(state, result, now, floor, cutoff, poller.settings, builder, keep_from=reach)
     delta = plan.delta

@@ -1,6 +1,6 @@
-"""Pushes, wired: each source that takes them (a ``webhook_secret``, and a provider that can look a
-session up) has a queue of hints (``count/hints.py``), filled by the webhook listener
-(``serve/webhooks.py``) or, later, an event stream, and served by the source's own loop between its
+"""Pushes, wired: each source that takes them (a ``webhook_secret``, or ``push: sse``; and a provider
+that can look a session up) has a queue of hints (``count/hints.py``), filled by the webhook listener
+(``serve/webhooks.py``) or its event stream (``streams.py``), and served by the source's own loop between its
 polls (``SourcePoller.between_cycles``): lookup-only cycles (``lookup_cycle.py``), never at the same
 time as a poll. A session already counted is not looked up again, whatever pushes say.
 """
@@ -8,6 +8,7 @@ time as a poll. A session already counted is not looked up again, whatever pushe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Callable
 
@@ -16,8 +17,11 @@ import structlog
 from agent_session_exporter.count.hints import Hint, HintQueue
 from agent_session_exporter.lookup_cycle import run_lookup_cycle
 from agent_session_exporter.poller import SourcePoller
-from agent_session_exporter.read.push import PushSource
+from agent_session_exporter.read.push import PushLookups, PushSource, StreamSource
+from agent_session_exporter.read.spec.provider import SpecProvider
+from agent_session_exporter.read.spec.requests import StreamPushes
 from agent_session_exporter.serve.pushmetrics import PushMetrics
+from agent_session_exporter.streams import ActivityStream, StreamTiming
 
 log = structlog.get_logger()
 
@@ -34,11 +38,18 @@ class Pushes:
         self.clock = clock
         self.pollers: dict[str, SourcePoller] = {}
         self.queues: dict[str, HintQueue] = {}
+        #: The sources with ``push: sse``: their streams, run beside their polling loops (``Exporter``).
+        self.streams: dict[str, ActivityStream] = {}
+        #: The streams' silence timeout and backoff (the tests shorten them).
+        self.stream_timing = StreamTiming()
 
     def add(self, poller: SourcePoller) -> None:
-        """Take the source's pushes, if it has a ``webhook_secret`` (and its provider can look up)."""
+        """Take the source's pushes, if it has a ``webhook_secret`` or ``push: sse`` (and its provider can
+        look up)."""
         source = poller.source
-        if not isinstance(source, PushSource) or not source.webhook_secret:
+        webhooks = isinstance(source, PushSource) and bool(source.webhook_secret)
+        stream = _stream_of(poller)
+        if not webhooks and stream is None:
             return
         if not poller.provider.can_look_up:
             log.warning(
@@ -47,9 +58,15 @@ class Pushes:
                 provider=source.provider,
             )
             return
+        assert isinstance(source, PushLookups)
         queue = self.queues[source.name] = HintQueue(source.max_push_lookups_per_minute)
         self.pollers[source.name] = poller
-        self.metrics.add_source(source.name, source.provider)
+        self.metrics.add_source(source.name, source.provider, webhooks=webhooks)
+        if stream is not None:
+            self.metrics.streams.add_source(source.name, source.provider)
+            self.streams[source.name] = ActivityStream(
+                poller, stream.path, queue, self.metrics.streams, self.clock, self.on_change, self.stream_timing
+            )
 
         async def between_cycles(stop: asyncio.Event, delay: float) -> None:
             await serve_hints(poller, queue, stop, delay, self._counted)
@@ -59,6 +76,7 @@ class Pushes:
     def remove(self, name: str) -> None:
         poller = self.pollers.pop(name, None)
         self.queues.pop(name, None)
+        self.streams.pop(name, None)
         if poller is not None:
             self.metrics.remove_source(name, poller.source.provider)
 
@@ -89,6 +107,28 @@ class Pushes:
         self.on_change()
 
 
+def _stream_of(poller: SourcePoller) -> StreamPushes | None:
+    """The stream a source with ``push: sse`` reads: its spec's (only a spec declaring one gives the key)."""
+    if not isinstance(poller.source, StreamSource) or poller.source.push != "sse":
+        return None
+    pushes = poller.provider.SPEC.pushes if isinstance(poller.provider, SpecProvider) else None
+    return pushes if isinstance(pushes, StreamPushes) else None
+
+
+#: A stream's frame says a session ended, but its lookup may still read it running: Syntropic137's
+#: session list is a projection of its own, fed apart from the activity feed. Such a session is looked
+#: up again after these delays (seconds), then left to the next poll.
+RELOOK_AFTER = (1.0, 5.0)
+
+
+def relook(poller: SourcePoller, queue: HintQueue, hints: list[Hint]) -> None:
+    """Put back, after a delay, the stream's hints whose lookup still read their session active."""
+    loop = asyncio.get_running_loop()
+    for hint in hints:
+        if hint.origin == "sse" and hint.session_id in poller.state.pending and hint.tries < len(RELOOK_AFTER):
+            loop.call_later(RELOOK_AFTER[hint.tries], queue.put, dataclasses.replace(hint, tries=hint.tries + 1))
+
+
 async def serve_hints(
     poller: SourcePoller,
     queue: HintQueue,
@@ -97,8 +137,9 @@ async def serve_hints(
     counted: Callable[[SourcePoller, list[Hint], set[str]], None],
 ) -> None:
     """Until ``stop`` or ``delay`` seconds: look up the sessions hints name as the queue lets them out,
-    each batch in one lookup-only cycle. Hints for sessions already counted are dropped unread. A
-    lookup cycle that fails unexpectedly is logged and its hints dropped (the next poll counts them)."""
+    each batch in one lookup-only cycle. Hints for sessions already counted are dropped unread; a
+    stream's hint whose session still reads active is put back for later (``relook``). A lookup cycle
+    that fails unexpectedly is logged and its hints dropped (the next poll counts them)."""
     deadline = time.monotonic() + delay
     while not stop.is_set():
         left = deadline - time.monotonic()
@@ -127,3 +168,4 @@ async def serve_hints(
             )
             continue
         counted(poller, hints, done)
+        relook(poller, queue, hints)

@@ -1,11 +1,12 @@
-"""The Kapso simulator, pushing its webhooks, in its own process (for bench/push.py).
+"""The Kapso simulator, pushing its webhooks, and the Syntropic137 simulator, streaming its activity
+feed, in their own process (for bench/push.py).
 
     python bench/push_sim.py [--rate 0.5] [--error-weight 6] [--tick 0.2] [--repeat-every 10]
 
-Prints its base URL on stdout, then reads from stdin the URL to push to. Besides the simulated
-APIs it serves ``GET /bench/truth`` (what it finished, each failure with the moment it ended by this
-process's clock, and the pushes sent by HTTP status) and ``POST /bench/finish`` (no new executions;
-every running one ends now).
+Prints its base URL on stdout, then reads from stdin the URL to push Kapso's webhooks to. Besides the
+simulated APIs it serves ``GET /bench/truth`` (per provider what it finished; Kapso's failures and
+Syntropic137's sessions, each with the moment it ended by this process's clock; the pushes sent by
+HTTP status) and ``POST /bench/finish`` (no new sessions; every running one ends now).
 """
 
 from __future__ import annotations
@@ -25,25 +26,31 @@ from agent_session_exporter.demo.sessions import SimSession
 
 async def serve(rate: float, error_weight: float, tick: float, repeat_every: int) -> None:
     simulators = Simulators(rate=0.0)
-    kapso = simulators.factories["kapso"]
+    kapso, syntropic = simulators.factories["kapso"], simulators.factories["syntropic137"]
     kapso.rate, kapso.error_weight = rate, error_weight
+    syntropic.rate = rate
     failures: list[tuple[str, float]] = []
+    ends: list[tuple[str, float]] = []
     app = simulators.app()
 
     async def truth(request: web.Request) -> web.Response:
         return web.json_response(
             {
-                "finished": sum(kapso.truth.finished.values()),
-                "errors": kapso.truth.errors,
-                "failures": failures,
+                "kapso": {"finished": sum(kapso.truth.finished.values()), "errors": kapso.truth.errors, "ends": failures},
+                "syntropic137": {
+                    "finished": sum(syntropic.truth.finished.values()),
+                    "errors": syntropic.truth.errors,
+                    "ends": ends,
+                },
                 "sent": dict(pusher.sent),
+                "streams": simulators.syntropic137.activity.connections,
             }
         )
 
     async def finish(request: web.Request) -> web.Response:
-        kapso.rate = 0.0
+        kapso.rate = syntropic.rate = 0.0
         simulators.finish_all()
-        return web.json_response({"finished": sum(kapso.truth.finished.values())})
+        return web.json_response({})
 
     app.router.add_get("/bench/truth", truth)
     app.router.add_post("/bench/finish", finish)
@@ -53,6 +60,14 @@ async def serve(rate: float, error_weight: float, tick: float, repeat_every: int
     await site.start()
     print(f"http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
     push_to = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
+    feed = simulators.syntropic137.activity
+
+    def ended(session: SimSession) -> None:
+        if not session.running:
+            ends.append((session.id, time.time()))  # the moment the API shows it ended
+        feed.note(session)
+
+    syntropic.on_status = ended
     async with pushing(kapso, DEMO_WEBHOOK_SECRET, push_to) as pusher:
         pusher.repeat_every = repeat_every
 

@@ -164,30 +164,25 @@ def main() -> int:
     if "push" in only:
         interval = 4 if smoke else 300
         figures = push.run(traffic=10 if smoke else 600, interval=interval)
-        row(f"6. push: Kapso failures (interval {interval:g} s, {figures['seconds']:.0f} s)", figures["failures"], fmt="{:,.0f}")
-        row(
-            "   with webhooks: seconds from a failure's end to its count, p50",
-            figures["ka-push_p50"],
-            "<= 2",
-            figures["ka-push_p50"] <= 2,
-        )
-        row("   with webhooks: p99", figures["ka-push_p99"], "<= 5", figures["ka-push_p99"] <= 5)
-        row("   without webhooks: p50", figures["ka-poll_p50"])
-        row("   without webhooks: p99", figures["ka-poll_p99"])
-        row(
-            "   lookups caused by pushes per push received",
-            figures["lookups_per_push"],
-            "<= 1.1",
-            figures["lookups_per_push"] <= 1.1,
-        )
-        row("   pushes received", figures["pushes"], fmt="{:,.0f}")
-        row(
-            "   totals exact, with webhooks / without",
-            figures["ka-push_exact"] + figures["ka-poll_exact"],
-            "2",
-            figures["ka-push_exact"] + figures["ka-poll_exact"] == 2,
-            "{:.0f}",
-        )
+        for provider, source, what, pushes, end in (
+            ("kapso", "ka", "Kapso failures", "webhooks", "a failure's end"),
+            ("syntropic137", "st", "Syntropic137 sessions", "the stream", "a session's end"),
+        ):
+            row(
+                f"6. push: {what} (interval {interval:g} s, {figures['seconds']:.0f} s)",
+                figures[f"{provider}_sessions"],
+                fmt="{:,.0f}",
+            )
+            p50, p99 = figures[f"{source}-push_p50"], figures[f"{source}-push_p99"]
+            row(f"   with {pushes}: seconds from {end} to its count, p50", p50, "<= 2", p50 <= 2)
+            row(f"   with {pushes}: p99", p99, "<= 5", p99 <= 5)
+            row(f"   without {pushes}: p50", figures[f"{source}-poll_p50"])
+            row(f"   without {pushes}: p99", figures[f"{source}-poll_p99"])
+            per_push = figures[f"{source}-push_lookups_per_push"]
+            row("   lookups caused by pushes per push received", per_push, "<= 1.1", per_push <= 1.1)
+            row("   pushes received", figures[f"{source}-push_pushes"], fmt="{:,.0f}")
+            exact = figures[f"{source}-push_exact"] + figures[f"{source}-poll_exact"]
+            row(f"   totals exact, with {pushes} / without", exact, "2", exact == 2, "{:.0f}")
 
     width = max(len(r[0]) for r in rows)
     print(

@@ -89,7 +89,13 @@ def test_demo_serves_metrics_and_stops_cleanly_on_sigterm():
                 break
             time.sleep(0.2)
         assert total_of(parse_exposition(text), "agent_sessions_finished_total") > 0
-        process.send_signal(signal.SIGTERM)
+        for _ in range(50):  # bounded: ~10 s; the Syntropic137 source reads its simulator's activity feed
+            samples = parse_exposition(urllib.request.urlopen(url, timeout=5).read().decode())
+            if total_of(samples, "agent_session_exporter_push_stream_connected", source="demo-syntropic") == 1:
+                break
+            time.sleep(0.2)
+        assert total_of(samples, "agent_session_exporter_push_stream_connected", source="demo-syntropic") == 1
+        process.send_signal(signal.SIGTERM)  # while it is connected: it ends with the rest
         assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:

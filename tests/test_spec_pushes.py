@@ -1,5 +1,6 @@
-"""The spec language's ``pushes``: a platform declared to push (Kapso's built-in spec) gives its sources
-the webhook options (read/push.py: PushSource); a spec provider answers what a push needs of it:
+"""The spec language's ``pushes``: a platform declared to push (Kapso's built-in spec: webhooks;
+Syntropic137's: an event stream) gives its sources the webhook options (read/push.py: PushSource) or
+``push: sse`` (StreamSource), refused with a clear line for any other provider; a spec provider answers what a push needs of it:
 whether it can look a session up, and whether it polls the workflow a push names (the partition
 router's parents: named, or listed)."""
 
@@ -13,8 +14,9 @@ import yaml
 from aioresponses import aioresponses
 
 from agent_session_exporter.config import ConfigError, parse_config
-from agent_session_exporter.read.push import PushSource
+from agent_session_exporter.read.push import PushSource, StreamSource
 from agent_session_exporter.read.spec.load import SpecError, builtin_specs, load_spec_text
+from agent_session_exporter.read.spec.requests import StreamPushes
 
 from .helpers import BASE, Harness, make_source
 from .test_spec import CALLS_SPEC, custom_source
@@ -39,9 +41,35 @@ def test_pushes_need_a_lookup_and_a_known_kind():
     with pytest.raises(SpecError, match="lookup: pushes are hints"):
         load_spec_text(_yaml(spec), "calls.yaml")
     spec = copy.deepcopy(CALLS_SPEC)
-    spec["pushes"] = {"kind": "sse", "format": "kapso"}
-    with pytest.raises(SpecError, match="pushes.kind"):
+    spec["pushes"] = {"kind": "websocket", "format": "kapso"}
+    with pytest.raises(SpecError, match="pushes: Input tag .websocket. .* expected tags: .webhook., .sse."):
         load_spec_text(_yaml(spec), "calls.yaml")
+    spec["pushes"] = {"kind": "sse", "format": "kapso"}  # a stream needs its path, and a frame reader
+    with pytest.raises(SpecError, match="pushes.path: required") as caught:
+        load_spec_text(_yaml(spec), "calls.yaml")
+    assert "pushes.format" in str(caught.value)
+    spec["pushes"] = {"kind": "sse", "format": "syntropic137", "path": "https://elsewhere/sse"}
+    with pytest.raises(SpecError, match="pushes.path: must start with /"):
+        load_spec_text(_yaml(spec), "calls.yaml")
+
+
+def test_syntropic137s_spec_declares_its_activity_stream_and_its_sources_take_push_sse():
+    pushes = builtin_specs()["syntropic137"].pushes
+    assert isinstance(pushes, StreamPushes) and pushes.path == "/sse/activity" and pushes.format == "syntropic137"
+    source = make_source("syntropic137", push="sse", max_push_lookups_per_minute=30)
+    assert isinstance(source, StreamSource) and source.push == "sse" and source.max_push_lookups_per_minute == 30
+    assert make_source("syntropic137").push is None  # off by default
+    assert not isinstance(source, PushSource)  # no webhook options
+
+
+@pytest.mark.parametrize("provider", ["whatabot", "kapso", "honeyhive"])
+def test_push_sse_is_refused_for_a_provider_that_streams_nothing(provider):
+    entry = {"name": "src", "provider": provider, "base_url": BASE, "api_key": "k" * 20, "push": "sse"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"sources": [entry]}, {})
+    assert str(caught.value) == ("source 'src': push: this provider streams no activity: push: sse is for syntropic137 only")
+    with pytest.raises(ConfigError, match="source 'st': push: Input should be 'sse'"):
+        parse_config({"sources": [{"name": "st", "provider": "syntropic137", "base_url": BASE, "push": "webhook"}]}, {})
 
 
 def test_a_user_spec_may_not_declare_pushes_yet(tmp_path: Path):

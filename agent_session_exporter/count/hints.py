@@ -35,6 +35,8 @@ class Hint:
     origin: str = "webhook"
     #: The workflow the push names, where it names one.
     workflow: str | None = None
+    #: Lookups of it so far (a stream's hint is looked up again while the session still reads active).
+    tries: int = 0
 
 
 class HintQueue:

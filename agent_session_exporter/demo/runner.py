@@ -32,7 +32,8 @@ DEMO_SOURCES = {
 def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5, kapso_interval: float | None = None) -> Config:
     """The demo's sources on the simulators at ``base_url``. The Kapso source takes the simulator's
     webhooks (``demo/pushes.py``), so it may poll at ``kapso_interval``, longer, and still count
-    failures within seconds."""
+    failures within seconds; the Syntropic137 source reads its simulator's activity feed
+    (``push: sse``), each session looked up as the feed says it ended."""
 
     def source(name: str, provider: str, **extra: object) -> dict[str, object]:
         entry: dict[str, object] = {
@@ -54,7 +55,7 @@ def demo_config(base_url: str, listen: str = "0.0.0.0:9817", interval: float = 5
             "sources": [
                 source("demo-whatabot", "whatabot"),
                 source("demo-dify", "dify"),
-                source("demo-syntropic", "syntropic137"),
+                source("demo-syntropic", "syntropic137", push="sse"),  # reads the simulator's activity feed
                 source("demo-honeyhive", "honeyhive", settle_after="10s"),  # api: search, which needs no project
                 source("demo-honeyhive-events", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s", api="events"),
                 source("demo-honeyhive-sessions", "honeyhive", project=HONEYHIVE_PROJECT, settle_after="10s", api="sessions"),

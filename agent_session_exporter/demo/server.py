@@ -92,11 +92,12 @@ class Simulators:
         }
         f = self.factories
         self.kapso = KapsoApi(f["kapso"], clock, KAPSO_WORKFLOW_NAMES, status_field=kapso_status_field)
+        self.syntropic137 = Syntropic137Api(f["syntropic137"])
         #: provider -> its simulated API (``routes(prefix)``: its handlers).
         self.apis: dict[str, SimulatedApi] = {
             "whatabot": WhatabotApi(f["whatabot"], clock, ignores_order=whatabot_ignores_order),
             "dify": DifyApi(f["dify"], clock, logs_at=dify_logs_at),
-            "syntropic137": Syntropic137Api(f["syntropic137"]),
+            "syntropic137": self.syntropic137,
             "honeyhive": HoneyHiveApi(f["honeyhive"], HONEYHIVE_PROJECT, honeyhive_ignores_filters),
             "kapso": self.kapso,
             "n8n": N8nSimulator(self.n8n, self.keys["n8n"]),
@@ -134,6 +135,9 @@ class Simulators:
         for provider, api in self.apis.items():
             for route in api.routes(PREFIXES[provider]):
                 app.router.add_route(route.method, route.path, self._guard(provider, route.handler))
+        # Syntropic137's activity feed: a stream, neither counted in ``requests`` nor given faults (those are the polls').
+        app.router.add_get(PREFIXES["syntropic137"] + "/sse/activity", self.syntropic137.activity.stream)
+        app.on_shutdown.append(self.syntropic137.activity.close)
         app.router.add_get("/ui/kapso/workflows/{workflow}/executions/{id}", self.session_page)
         app.router.add_get("/ui/{provider:n8n}/workflow/{workflow}/executions/{id}", self.session_page)
         app.router.add_get("/ui/{provider}/sessions/{id}", self.session_page)

@@ -1,10 +1,11 @@
-"""The options of a source that takes pushes: the secret its webhooks are signed with, and how many
-lookups its pushes may cause. A push is only ever a hint to look a session up (``count/hints.py``);
-what counts is what the lookup reads."""
+"""The options of a source that takes pushes: the secret its webhooks are signed with, or whether it
+reads its upstream's event stream; and how many lookups its pushes may cause. A push is only ever a
+hint to look a session up (``count/hints.py``); what counts is what the lookup reads."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -14,8 +15,34 @@ from agent_session_exporter.read.source import SourceBase
 MIN_SECRET_LENGTH = 16
 
 
-class PushSource(SourceBase):
-    """A source whose upstream can push (Kapso's project webhooks): its ``webhook_secret`` turns
+class PushLookups(SourceBase):
+    """What every source taking pushes has: how many lookups its pushes may cause."""
+
+    max_push_lookups_per_minute: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "at most this many sessions looked up per minute because of pushes (a burst of a tenth of it at once); "
+            "the rest wait, each id once"
+        ),
+    )
+
+
+class StreamSource(PushLookups):
+    """A source whose upstream streams its activity (Syntropic137's ``GET /sse/activity``): ``push: sse``
+    keeps one connection to it open (``streams.py``)."""
+
+    push: Literal["sse"] | None = Field(
+        None,
+        description=(
+            "sse: read the upstream's event stream, each session's end a hint to look it up at once (polling "
+            "still counts whatever the stream misses); off by default"
+        ),
+    )
+
+
+class PushSource(PushLookups):
+    """A source whose upstream can push webhooks (Kapso's project webhooks): its ``webhook_secret`` turns
     ``POST /webhooks/<provider>/<name>`` on for it on the exporter's webhook listener."""
 
     webhook_secret: str | None = Field(
@@ -28,14 +55,6 @@ class PushSource(SourceBase):
         ),
     )
     webhook_secret_file: str | None = Field(None, description="read webhook_secret from this file (a mounted secret)")
-    max_push_lookups_per_minute: float = Field(
-        60.0,
-        gt=0,
-        description=(
-            "at most this many sessions looked up per minute because of pushes (a burst of a tenth of it at once); "
-            "the rest wait, each id once"
-        ),
-    )
 
     @model_validator(mode="after")
     def _webhook_secret(self) -> PushSource:

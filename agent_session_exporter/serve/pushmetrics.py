@@ -1,10 +1,13 @@
-"""The self-metrics of pushes (webhooks, event streams): what became of each push, and how long a
-pushed session took to be counted. In the exporter-wide registry: a push is counted as it arrives,
-between cycles, and the registry is rendered again only at the next scrape."""
+"""The self-metrics of pushes (webhooks, event streams): what became of each webhook push, and how long
+a pushed session took to be counted (the streams' own: ``serve/streammetrics.py``). In the
+exporter-wide registry: a push is counted as it arrives, between cycles, and the registry is
+rendered again only at the next scrape."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from agent_session_exporter.serve.streammetrics import StreamMetrics
 
 #: What became of a push (an event; a request where the whole request is refused).
 PUSH_OUTCOMES = (
@@ -32,17 +35,22 @@ class PushMetrics:
         )
         self.push_to_count = Histogram(
             p + "push_to_count_seconds",
-            "Seconds from a push to the count of the session it named, where the lookup it caused counted it.",
+            "Seconds from a push (a webhook event, or a stream's frame) to the count of "
+            "the session it named, where the lookup it caused counted it.",
             ("source", "provider"),
             registry=registry,
             buckets=PUSH_TO_COUNT_BUCKETS,
         )
+        #: The event streams' own: connected, reconnects, frames.
+        self.streams = StreamMetrics(registry)
 
-    def add_source(self, source: str, provider: str) -> None:
-        """A source that takes pushes: its series exist from the start, at 0."""
-        for outcome in PUSH_OUTCOMES:
-            if outcome != "unknown_source":
-                self.pushes.labels(source, provider, outcome)
+    def add_source(self, source: str, provider: str, webhooks: bool = True) -> None:
+        """A source that takes pushes: its series exist from the start, at 0 (``pushes_total``: webhooks'
+        only; a stream's frames are counted by ``streams``)."""
+        if webhooks:
+            for outcome in PUSH_OUTCOMES:
+                if outcome != "unknown_source":
+                    self.pushes.labels(source, provider, outcome)
         self.push_to_count.labels(source, provider)
 
     def remove_source(self, source: str, provider: str) -> None:
@@ -50,6 +58,7 @@ class PushMetrics:
             if outcome != "unknown_source":
                 self.pushes.remove(source, provider, outcome)
         self.push_to_count.remove(source, provider)
+        self.streams.remove_source(source, provider)
 
     def pushed(self, source: str, provider: str, outcome: str, count: int = 1) -> None:
         self.pushes.labels(source, provider, outcome).inc(count)

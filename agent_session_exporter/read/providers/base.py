@@ -173,8 +173,11 @@ class Provider(abc.ABC, Generic[SourceT]):
         return type(self).fetch_one is not Provider.fetch_one
 
     def polls_workflow(self, workflow: str) -> bool:
-        """Whether reads cover ``workflow`` (a push about another is ignored): those named, else every one."""
+        """Whether reads cover ``workflow`` (a push about another is ignored): those named (``workflow_ids``,
+        or the one ``workflow_id``), else every one."""
         named = getattr(self.source, "workflow_ids", None)
+        if named is None and isinstance(one := getattr(self.source, "workflow_id", None), str):
+            named = (one,)
         return named is None or workflow in named
 
     async def look_up(self, refs: Iterable[PendingRef], result: PollResult) -> None:

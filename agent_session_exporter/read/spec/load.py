@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
-from agent_session_exporter.read.push import PushSource
+from agent_session_exporter.read.push import PushSource, StreamSource
 from agent_session_exporter.read.source import Duration, SourceBase, StrictModel
 from agent_session_exporter.read.spec.model import Spec
 from agent_session_exporter.read.spec.paging import auth_of
@@ -80,7 +80,7 @@ def option_fields(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def source_model(spec: Spec) -> type[SourceBase]:
     """A built-in spec's source model: the options every source has, its page size, its own options;
-    those of a source that takes pushes where the spec declares ``pushes``."""
+    those of a source that takes pushes where the spec declares ``pushes`` (webhooks, or a stream)."""
     options, validators = option_fields(spec)
     fields: dict[str, Any] = {
         "provider": (Literal[spec.name], ...),
@@ -92,7 +92,9 @@ def source_model(spec: Spec) -> type[SourceBase]:
             Duration,
             Field(spec.incremental.overlap, ge=0, description=SourceBase.model_fields["overlap"].description),
         )
-    base: type[SourceBase] = SourceBase if spec.pushes is None else PushSource  # its webhook options
+    base: type[SourceBase] = (
+        SourceBase if spec.pushes is None else PushSource if spec.pushes.kind == "webhook" else StreamSource
+    )  # its webhook options, or its stream's
     model: type[SourceBase] = create_model(
         f"{spec.name.title().replace('-', '').replace('_', '')}Source", __base__=base, __validators__=validators, **fields
     )

@@ -136,14 +136,35 @@ class Lookup(SpecModel):
         return self
 
 
-class Pushes(SpecModel):
-    """The platform pushes news of its sessions (``pushes``): a source given a ``webhook_secret`` takes
+class WebhookPushes(SpecModel):
+    """The platform pushes news of its sessions as webhooks: a source given a ``webhook_secret`` takes
     them on the webhook listener, each push a hint to look its session up by ``lookup`` (what the
     lookup reads counts, never the push). How a platform's payloads and signatures read is code
     (``format``: ``read/kapso_webhooks.py``)."""
 
     kind: Literal["webhook"] = Field(description="webhook: signed HTTP POSTs to POST /webhooks/<format>/<source>")
     format: Literal["kapso"] = Field(description="the payload and signature reader (kapso: Kapso's project webhooks)")
+
+
+class StreamPushes(SpecModel):
+    """The platform streams its activity as server-sent events at ``path``: a source given ``push: sse``
+    keeps one connection to it, and each frame saying a session ended is a hint to look that session up
+    by ``lookup``. How a platform's frames read is code (``format``: ``read/syntropic137_activity.py``)."""
+
+    kind: Literal["sse"] = Field(description="sse: a server-sent event stream the exporter reads (GET path)")
+    path: str = Field(description="below base_url, such as /sse/activity")
+    format: Literal["syntropic137"] = Field(description="the frame reader (syntropic137: its activity feed)")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or "://" in value or "{" in value:
+            raise ValueError("must start with / (it is appended to the source's base_url) and hold no placeholder")
+        return value
+
+
+#: The platform pushes news of its sessions (``pushes``), as webhooks or as an event stream.
+Pushes = Annotated[Union[WebhookPushes, StreamPushes], Field(discriminator="kind")]
 
 
 class Parent(SpecModel):
