@@ -14,7 +14,7 @@ from typing import Callable, NoReturn
 
 import aiohttp
 
-from agent_session_exporter.read.http_client import _connection_problem
+from agent_session_exporter.read.http_client import connection_problem
 from agent_session_exporter.read.sse import FrameTooLarge, SseDecoder, SseEvent
 
 #: Why a connection ended (a label value).
@@ -86,4 +86,4 @@ async def read_stream(
     except aiohttp.ClientError as exc:
         if is_open:
             raise StreamEnded("closed", f"{what}: the connection dropped ({type(exc).__name__})") from None
-        raise StreamEnded("connection", f"{what}: {_connection_problem(exc, url)}") from None
+        raise StreamEnded("connection", f"{what}: {connection_problem(exc, url)}") from None

@@ -183,7 +183,7 @@ class HttpClient:
             raise _Retryable(UpstreamError("timeout", f"{what}: timed out after {self._source.timeout:g}s")) from None
         except aiohttp.ClientError as exc:
             self._observer.request("connection")
-            raise _Retryable(UpstreamError("connection", f"{what}: {_connection_problem(exc, url)}")) from None
+            raise _Retryable(UpstreamError("connection", f"{what}: {connection_problem(exc, url)}")) from None
         if typed is not None:
             try:
                 data = typed.decode(payload)
@@ -254,7 +254,7 @@ def _decode_json(payload: bytes) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def _connection_problem(exc: aiohttp.ClientError, url: str) -> str:
+def connection_problem(exc: aiohttp.ClientError, url: str) -> str:
     """Host, port and reason of a failed connection; never a header, never a key."""
     parsed = yarl.URL(url)
     host, port = getattr(exc, "host", None) or parsed.host, getattr(exc, "port", None) or parsed.port
