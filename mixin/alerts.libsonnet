@@ -107,6 +107,20 @@
             runbook_url: runbook('runbook-webhook-bad-signatures'),
           },
         },
+        // A source's activity stream (push: sse) has not been connected at all for a while (on no
+        // replica of an HA pair): sessions are still counted, at the poll interval instead of within
+        // seconds. Why it keeps ending is in push_stream_reconnects_total{reason}.
+        {
+          alert: 'AgentSessionPushStreamDown',
+          expr: '%s == 0' % sumBy('source, provider', 'max_over_time(agent_session_exporter_push_stream_connected[%s])' % c.streamDownFor),
+          'for': '5m',
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: '{{ $labels.source }}: its activity stream is not connected',
+            description: 'The activity stream of {{ $labels.source }} ({{ $labels.provider }}) has not been connected for %s; sessions are counted at the next poll instead of within seconds. agent_session_exporter_push_stream_reconnects_total{reason} says why it keeps ending.' % c.streamDownFor,
+            runbook_url: runbook('runbook-activity-stream-down'),
+          },
+        },
         // The exporter itself is not scraped.
         {
           alert: 'AgentSessionExporterDown',

@@ -21,6 +21,8 @@ local thresholds = import '../agent_session_exporter/serve/thresholds.json';
     taskRestarts: 3,
     // Webhook pushes refused for their signature in 15 minutes above which someone should look.
     badSignatures: 5,
+    // How long a source's activity stream (push: sse) stays disconnected before someone should look.
+    streamDownFor: '15m',
 
     runbookBase: 'https://github.com/agent-session-exporter/agent-session-exporter/blob/main/README.md#',
     // Grafana's address as people open it (alert links); the compose file's by default.
