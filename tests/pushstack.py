@@ -4,7 +4,6 @@ tests do with them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -23,29 +22,25 @@ from agent_session_exporter.demo.sessions import SimSession
 from agent_session_exporter.serve.listener import ConnectionGuard
 from agent_session_exporter.serve.webhooks import make_webhook_app
 
-from .helpers import FakeClock, parse_exposition, total_of
+from .helpers import FakeClock, total_of
+from .sourcestack import SourceStack
 
 SECRET = "kapso-test-webhook-secret-0123"
 
 
-class PushStack:
+class PushStack(SourceStack):
     def __init__(
         self, simulators: Simulators, exporter: Exporter, url: str, client: aiohttp.ClientSession, clock: FakeClock
     ) -> None:
-        self.simulators, self.exporter, self.url, self.client, self.clock = simulators, exporter, url, client, clock
+        super().__init__(simulators, exporter, clock, "ka")
+        self.url, self.client = url, client
         self.kapso = simulators.factories["kapso"]
-        self.poller = exporter.pollers["ka"]
-        self.queue = exporter.pushes.queues["ka"]
 
     def execution(self, seconds_ago: float = 5.0, duration: float = 1.0, workflow: str = KAPSO_WORKFLOWS[0]) -> SimSession:
         """A new execution, started ``seconds_ago``, that ends ``duration`` after its start (at a tick)."""
         session = self.kapso.start_session(self.clock() - seconds_ago, duration)
         session.workflow_id = workflow
         return session
-
-    def tick(self, seconds: float = 0.0) -> None:
-        self.clock.advance(seconds)
-        self.simulators.tick()
 
     async def post(
         self,
@@ -80,33 +75,8 @@ class PushStack:
             or 0.0
         )
 
-    def samples(self) -> dict[Any, float]:
-        return parse_exposition(self.exporter.render_metrics().decode())
-
     def counted(self, outcome: str = "error") -> float:
         return total_of(self.samples(), "agent_sessions_finished_total", source="ka", outcome=outcome)
-
-    def lookups(self) -> float:
-        return total_of(self.samples(), "agent_session_exporter_cycle_requests_total", source="ka", kind="push")
-
-    async def until(self, check: Any, attempts: int = 200) -> None:
-        """Wait (bounded: ``attempts`` times 25 ms) until ``check()`` is true."""
-        for _ in range(attempts):
-            if check():
-                return
-            await asyncio.sleep(0.025)
-        raise AssertionError("the condition was not met in time")
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[None]:
-        """The source's loop between two polls: its hints served meanwhile (as ``SourcePoller.run`` does)."""
-        stop = asyncio.Event()
-        task = asyncio.create_task(self.poller.between_cycles(stop, 60.0))
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
 
 
 @contextlib.asynccontextmanager

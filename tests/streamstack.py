@@ -16,19 +16,18 @@ from agent_session_exporter.demo.server import PREFIXES, Simulators
 from agent_session_exporter.demo.sessions import SimSession
 from agent_session_exporter.streams import StreamTiming
 
-from .helpers import FakeClock, parse_exposition, total_of
+from .helpers import FakeClock, total_of
+from .sourcestack import SourceStack
 
 #: Short enough for tests: a stream silent for 0.3 s is dead; backoffs of 10 to 50 ms.
 FAST = StreamTiming(silence=0.3, first_backoff=0.01, max_backoff=0.05, auth_backoff=0.05, healthy_after=0.2)
 
 
-class StreamStack:
+class StreamStack(SourceStack):
     def __init__(self, simulators: Simulators, exporter: Exporter, clock: FakeClock) -> None:
-        self.simulators, self.exporter, self.clock = simulators, exporter, clock
+        super().__init__(simulators, exporter, clock, "st")
         self.factory = simulators.factories["syntropic137"]
         self.feed = simulators.syntropic137.activity
-        self.poller = exporter.pollers["st"]
-        self.queue = exporter.pushes.queues["st"]
         self.stream = exporter.pushes.streams["st"]
 
     def session(self, seconds_ago: float = 5.0, duration: float = 1.0, workflow: str = "wf-1") -> SimSession:
@@ -37,19 +36,8 @@ class StreamStack:
         session.workflow_id = workflow
         return session
 
-    def tick(self, seconds: float = 0.0) -> None:
-        """Time passes; sessions due end, and the feed says so to whoever listens."""
-        self.clock.advance(seconds)
-        self.simulators.tick()
-
-    def samples(self) -> dict[Any, float]:
-        return parse_exposition(self.exporter.render_metrics().decode())
-
     def counted(self) -> float:
         return total_of(self.samples(), "agent_sessions_finished_total", source="st")
-
-    def lookups(self) -> float:
-        return total_of(self.samples(), "agent_session_exporter_cycle_requests_total", source="st", kind="push")
 
     def frames(self, kind: str, outcome: str) -> float:
         return total_of(
@@ -71,14 +59,6 @@ class StreamStack:
         """Sessions whose push-to-count delay was observed."""
         return total_of(self.samples(), "agent_session_exporter_push_to_count_seconds_count", source="st")
 
-    async def until(self, check: Any, attempts: int = 400) -> None:
-        """Wait (bounded: ``attempts`` times 25 ms) until ``check()`` is true."""
-        for _ in range(attempts):
-            if check():
-                return
-            await asyncio.sleep(0.025)
-        raise AssertionError("the condition was not met in time")
-
     async def listening(self, connections: int = 1) -> None:
         """Until the exporter holds a stream open, the ``connections``-th the feed answered."""
         await self.until(
@@ -90,17 +70,6 @@ class StreamStack:
         """The source's stream read meanwhile (as ``Exporter`` runs it beside the polling loop)."""
         stop = asyncio.Event()
         task = asyncio.create_task(self.stream.run(stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
-
-    @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[None]:
-        """The source's loop between two polls: its hints served meanwhile (as ``SourcePoller.run`` does)."""
-        stop = asyncio.Event()
-        task = asyncio.create_task(self.poller.between_cycles(stop, 60.0))
         try:
             yield
         finally:
