@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+import yaml
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -37,6 +41,40 @@ def child(script: str, *args: str) -> Iterator[str]:
         yield process.stdout.readline().strip()
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def exporter_process(
+    tmp: Path, config: dict[str, Any], *flags: str, announced: tuple[str, ...] = ("listening",), wait: float = 60.0
+) -> Iterator[tuple[subprocess.Popen, dict[str, str]]]:
+    """The exporter as its own process on ``config`` (written to ``tmp``/config.yaml), its JSON log in
+    ``tmp``/exporter.log; yields it and the URL of each log line ``announced`` (by its message), once
+    all are logged (bounded: ``wait`` seconds); stopped by its PID."""
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    log_path = tmp / "exporter.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent_session_exporter", "--config.file", str(tmp / "config.yaml")]
+            + ["--web.listen-address", "127.0.0.1:0", "--log.level", "info", "--log.format", "json", *flags],
+            cwd=BENCH.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            urls: dict[str, str] = {}
+            for _ in range(int(wait * 10)):
+                for line in log_path.read_text().splitlines():
+                    event = json.loads(line) if line.startswith("{") else {}
+                    if event.get("msg") in announced:
+                        urls[event["msg"]] = event["url"]
+                if len(urls) == len(announced) or process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            if len(urls) != len(announced):
+                raise RuntimeError("the exporter did not start: " + log_path.read_text()[-2000:])
+            yield process, urls
+        finally:
+            stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -4,8 +4,6 @@ and CPU milliseconds per cycle (the process's CPU time over the cycles its count
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,8 +11,7 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-from common import BENCH, chain_shares, cpu_seconds, sim_server, stop
+from common import chain_shares, cpu_seconds, exporter_process, sim_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_session_exporter.demo.runner import DEMO_SOURCES, demo_config
@@ -39,44 +36,14 @@ def run(seconds: float = 120, interval: float = 15, warmup: float = 20) -> dict[
         raw = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": []}
         for source in config.sources:
             raw["sources"].append(source.model_dump(mode="json", exclude_defaults=True, exclude={"interval"}))
-        Path(tmp, "config.yaml").write_text(yaml.safe_dump(raw))
-        log = open(Path(tmp, "exporter.log"), "w")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent_session_exporter",
-                "--config",
-                f"{tmp}/config.yaml",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "info",
-            ],
-            cwd=BENCH.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            url = None
-            for _ in range(200):  # bounded: 20 s
-                for line in Path(tmp, "exporter.log").read_text().splitlines():
-                    event = json.loads(line)
-                    if event.get("msg") == "listening":
-                        url = event["url"]
-                if url:
-                    break
-                time.sleep(0.1)
-            assert url, "exporter did not start"
+        with exporter_process(Path(tmp), raw) as (process, urls):
+            url = urls["listening"]
             time.sleep(warmup)  # the first cycles read the backlog; idle starts after them
             requests_0, cycles_0 = _counters(url)
             cpu_0 = cpu_seconds(process.pid)
             time.sleep(seconds)
             cpu_1 = cpu_seconds(process.pid)
             requests_1, cycles_1 = _counters(url)
-        finally:
-            stop(process)
-            log.close()
     per_cycle = {}
     for name, cycles in cycles_1.items():
         done = cycles - cycles_0.get(name, 0)

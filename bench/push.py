@@ -28,8 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-from common import BENCH, stop
+from common import BENCH, exporter_process, stop
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_session_exporter.demo.pushes import DEMO_WEBHOOK_SECRET
@@ -76,8 +75,8 @@ def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def _start_exporter(tmp: Path, base_url: str, interval: float) -> tuple[subprocess.Popen, str, str]:
-    """The exporter with the four sources; its /metrics URL and its webhook listener's URL."""
+def _config(base_url: str, interval: float) -> dict[str, Any]:
+    """The exporter's four sources: Kapso and Syntropic137, each polled only and with its pushes."""
     kapso = {
         "provider": "kapso",
         "base_url": base_url + PREFIXES["kapso"],
@@ -88,7 +87,7 @@ def _start_exporter(tmp: Path, base_url: str, interval: float) -> tuple[subproce
     syntropic = {"provider": "syntropic137", "base_url": base_url + PREFIXES["syntropic137"], "initial_lookback": "10m"}
     # The poll-only sources first: the exporter spreads its sources' second cycles over the interval,
     # and the first source's is not delayed (so its figures are those of a steady interval).
-    config = {
+    return {
         "interval": interval,
         "sources": [
             {"name": "ka-poll", **kapso},
@@ -97,41 +96,6 @@ def _start_exporter(tmp: Path, base_url: str, interval: float) -> tuple[subproce
             {"name": "st-push", **syntropic, "push": "sse"},
         ],
     }
-    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
-    log = open(tmp / "exporter.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent_session_exporter",
-            "--config.file",
-            str(tmp / "config.yaml"),
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--web.webhook-address",
-            "127.0.0.1:0",
-            "--log.level",
-            "info",
-            "--log.format",
-            "json",
-        ],
-        cwd=BENCH.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    metrics = webhooks = None
-    for _ in range(300):  # bounded: 30 s
-        for line in (tmp / "exporter.log").read_text().splitlines():
-            event = json.loads(line)
-            if event.get("msg") == "listening":
-                metrics = event["url"]
-            elif event.get("msg") == "listening for webhooks":
-                webhooks = event["url"].removesuffix("/webhooks/kapso/<source>")
-        if metrics and webhooks:
-            return process, metrics, webhooks
-        time.sleep(0.1)
-    stop(process)
-    raise RuntimeError("the exporter did not start: " + (tmp / "exporter.log").read_text()[-2000:])
 
 
 def run(traffic: float = 600, interval: float = 300, rate: float = 0.5) -> dict[str, float]:
@@ -144,14 +108,20 @@ def run(traffic: float = 600, interval: float = 300, rate: float = 0.5) -> dict[
     try:
         assert simulator.stdout is not None and simulator.stdin is not None
         base_url = simulator.stdout.readline().strip()
-        with tempfile.TemporaryDirectory() as tmp:
-            exporter, metrics, webhooks = _start_exporter(Path(tmp), base_url, interval)
-            try:
-                simulator.stdin.write(f"{webhooks}/webhooks/kapso/ka-push\n")
-                simulator.stdin.flush()
-                return _measure(base_url, metrics, traffic, interval)
-            finally:
-                stop(exporter)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            exporter_process(
+                Path(tmp),
+                _config(base_url, interval),
+                "--web.webhook-address",
+                "127.0.0.1:0",
+                announced=("listening", "listening for webhooks"),
+                wait=30,
+            ) as (_, urls),
+        ):
+            simulator.stdin.write(f"{urls['listening for webhooks'].removesuffix('/<source>')}/ka-push\n")
+            simulator.stdin.flush()
+            return _measure(base_url, urls["listening"], traffic, interval)
     finally:
         stop(simulator)
 

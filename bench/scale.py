@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-import yaml
-from common import BENCH, cpu_seconds, rss_mb, sim_server, stop
+from common import cpu_seconds, exporter_process, rss_mb, sim_server
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from agent_session_exporter.demo.server import DEMO_KEYS, HONEYHIVE_PROJECT, PREFIXES
@@ -91,36 +89,8 @@ def percentile(values: list[float], share: float) -> float:
 def run(sources: int = 500, seconds: float = 150, interval: float = 30) -> dict[str, float]:
     with sim_server(rate=0.5, backfill=600) as base_url, tempfile.TemporaryDirectory() as tmp:
         config = {"interval": interval, "state_path": f"{tmp}/state.db", "sources": source_entries(base_url, sources)}
-        Path(tmp, "config.yaml").write_text(yaml.safe_dump(config))
-        log = open(Path(tmp, "exporter.log"), "w")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent_session_exporter",
-                "--config.file",
-                f"{tmp}/config.yaml",
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.level",
-                "info",
-                "--log.format",
-                "json",
-            ],
-            cwd=BENCH.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            url = None
-            for _ in range(600):  # bounded: 60 s
-                for line in Path(tmp, "exporter.log").read_text().splitlines():
-                    if line.startswith("{") and json.loads(line).get("msg") == "listening":
-                        url = json.loads(line)["url"]
-                if url or process.poll() is not None:
-                    break
-                time.sleep(0.1)
-            assert url, Path(tmp, "exporter.log").read_text()[-2000:]
+        with exporter_process(Path(tmp), config) as (process, urls):
+            url = urls["listening"]
             warmup_end = time.monotonic() + interval
             while time.monotonic() < warmup_end:  # every source's first cycle, and the spread-out second
                 scrape(url)
@@ -142,9 +112,6 @@ def run(sources: int = 500, seconds: float = 150, interval: float = 30) -> dict[
                 for line in Path(tmp, "exporter.log").read_text().splitlines()
                 if line.startswith("{") and json.loads(line).get("level") == "error"
             ]
-        finally:
-            stop(process)
-            log.close()
     return {
         "sources": sources,
         "series": series,
