@@ -218,7 +218,7 @@ class Provider(abc.ABC, Generic[SourceT]):
         """
         before = self.http.requests_this_cycle
         try:
-            await recheck(self, pending, result, fetch)
+            await recheck(self.parse_items, pending, result, fetch)
         finally:
             result.lookup_requests += self.http.requests_this_cycle - before
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
-from agent_session_exporter.model import PendingRef, PollResult
+from agent_session_exporter.model import PendingRef, PollResult, SessionRecord
 from agent_session_exporter.read.http_client import AuthRefused, NotFound, UpstreamError
-
-if TYPE_CHECKING:
-    from agent_session_exporter.read.providers.base import Provider
 
 
 class FilterIgnored(Exception):
@@ -21,12 +18,13 @@ class FilterIgnored(Exception):
 
 
 async def recheck(
-    provider: Provider[Any],
+    parse: Callable[[list[Any], PollResult], list[SessionRecord]],
     pending: Iterable[PendingRef],
     result: PollResult,
     fetch: Callable[[PendingRef], Awaitable[list[Any]]],
 ) -> None:
-    """Each session of ``pending`` read with ``fetch``: gone, unreadable (and why), or its records."""
+    """Each session of ``pending`` read with ``fetch``: gone, unreadable (and why), or its records (``parse``:
+    the provider's ``parse_items``)."""
     for ref in pending:
         try:
             items = await fetch(ref)
@@ -42,7 +40,7 @@ async def recheck(
             result.unreadable[ref.session_id] = "filter_ignored"
             result.invalid.append(("filter_ignored", None))  # counted each time an answer proves it
             continue
-        records = provider.parse_items(items, result)
+        records = parse(items, result)
         if not items:
             result.gone.append(ref.session_id)
         elif not records:
